@@ -1,0 +1,182 @@
+"""Omniman settings: the one settings module, driven by the environment.
+
+Every value below can be set through an environment variable of the same
+name; the defaults give a working local setup on SQLite (``db.sqlite3``).
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+TRUTHY = {"1", "true", "yes", "on"}
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in TRUTHY
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None or not value.strip():
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}.") from None
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    """A comma-separated environment variable as a list (empty items dropped)."""
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+DEBUG = env_bool("DEBUG")
+
+# Development default only. Refusing to start in production without a real
+# SECRET_KEY comes in a later issue (see omniman.checks).
+SECRET_KEY = os.environ.get("SECRET_KEY", "django-insecure-omniman-dev-key")
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "omniman",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.debug",
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
+
+# Database: DATABASE_URL (dj-database-url syntax); SQLite file by default.
+DATABASES = {
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+        conn_max_age=env_int("CONN_MAX_AGE", 0),
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Writers take the lock at BEGIN (no "database is locked" upgrade
+    # failures mid-transaction), wait up to 20 s for it, and readers do not
+    # block writers (WAL). Options given in the URL's query string win.
+    DATABASES["default"]["OPTIONS"] = {
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        **DATABASES["default"].get("OPTIONS", {}),
+    }
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LOGIN_URL = "/accounts/login/"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+    },
+    "loggers": {
+        "omniman": {
+            "handlers": ["console"],
+            "level": os.environ.get("LOG_LEVEL", "INFO").upper(),
+            "propagate": False,
+        },
+    },
+}
+
+
+def omniman_settings(defaults: dict) -> dict:
+    """``defaults``, each key overridable by ``OMNIMAN_<KEY>`` in the environment.
+
+    The default's type says how the variable is read: bools as truthy strings,
+    ints as ints, lists as comma-separated values, anything else as a string.
+    """
+    values = {}
+    for key, default in defaults.items():
+        name = f"OMNIMAN_{key}"
+        if isinstance(default, bool):
+            values[key] = env_bool(name, default)
+        elif isinstance(default, int):
+            values[key] = env_int(name, default)
+        elif isinstance(default, list):
+            values[key] = env_list(name) if name in os.environ else list(default)
+        else:
+            values[key] = os.environ.get(name, default)
+    return values
+
+
+OMNIMAN = omniman_settings(
+    {
+        "DEFAULT_CURRENCY": "BRL",
+        "SESSION_KEY_PREFIX": "SESS-",
+        "ORDER_REF_PREFIX": "ORD-",
+        "IDEMPOTENCY_TTL_HOURS": 24,
+        "SESSION_TTL_HOURS": 24,
+        "STOCK_HOLD_TTL_MINUTES": 15,
+        "DIRECTIVE_MAX_ATTEMPTS": 5,
+        "DIRECTIVE_BACKOFF_BASE_SECONDS": 2,
+        "DIRECTIVE_BACKOFF_MAX_SECONDS": 300,
+        "DIRECTIVE_STUCK_AFTER_SECONDS": 300,
+        "ALLOW_SQLITE_IN_PRODUCTION": False,
+        "DISPATCH_ON_COMMIT": [],
+    }
+)

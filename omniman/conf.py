@@ -1,0 +1,33 @@
+"""Omniman settings: one ``OMNIMAN`` dict, read at call time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+DEFAULTS: dict[str, Any] = {
+    "DEFAULT_CURRENCY": "BRL",
+    "SESSION_KEY_PREFIX": "SESS-",
+    "ORDER_REF_PREFIX": "ORD-",
+    "IDEMPOTENCY_TTL_HOURS": 24,
+    # An ``in_progress`` idempotency key older than this is presumed to belong
+    # to a request that died half-way; a retry with the same key may take it over.
+    "IDEMPOTENCY_LEASE_SECONDS": 60,
+    "SESSION_TTL_HOURS": 24,
+    "STOCK_HOLD_TTL_MINUTES": 15,
+    "DIRECTIVE_MAX_ATTEMPTS": 5,
+    "DIRECTIVE_BACKOFF_BASE_SECONDS": 2,
+    "DIRECTIVE_BACKOFF_MAX_SECONDS": 300,
+    "DIRECTIVE_STUCK_AFTER_SECONDS": 300,
+    "ALLOW_SQLITE_IN_PRODUCTION": False,
+    "DISPATCH_ON_COMMIT": [],
+}
+
+
+def get(name: str) -> Any:
+    """Return one Omniman setting: ``settings.OMNIMAN[name]`` or its default."""
+    overrides = getattr(settings, "OMNIMAN", None) or {}
+    if name in overrides:
+        return overrides[name]
+    return DEFAULTS[name]

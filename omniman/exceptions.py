@@ -1,0 +1,114 @@
+"""Omniman errors: a stable machine ``code``, a human ``message``, a ``context`` dict.
+
+Tests and docs assert the code, never the message. HTTP mapping lives in the
+API's exception handler and in the operator UI's error mapper, not here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Default human messages, by code. A raise site may pass a more specific one.
+MESSAGES: dict[str, str] = {
+    # ops
+    "unsupported_op": "Unsupported operation.",
+    "missing_field": "A required field is missing.",
+    "invalid_field": "A field has an invalid value.",
+    "invalid_qty": "Quantity must be a positive number with at most 3 decimal places.",
+    "invalid_price": "Price must be a non-negative integer amount in cents.",
+    "missing_unit_price_q": "This channel uses external pricing: unit_price_q is required.",
+    "unknown_line_id": "No line with this id in the session.",
+    "invalid_merge": "Only two different lines of the same SKU can be merged.",
+    "reserved_path": "This path is reserved and cannot be written directly.",
+    "invalid_path": "Invalid path.",
+    "invalid_issue": "Invalid issue.",
+    # sessions
+    "not_found": "Not found.",
+    "channel_not_found": "Unknown or inactive channel.",
+    "already_committed": "The session has already been committed.",
+    "abandoned": "The session has been abandoned.",
+    "locked": "This session's items cannot be edited (locked edit policy).",
+    "stale_rev": "The session changed since you loaded it.",
+    "session_key_conflict": "This session key belongs to another channel.",
+    # commit
+    "in_progress": "A commit with this idempotency key is in progress.",
+    "empty_session": "The session has no items.",
+    "missing_check": "A required check has not run yet.",
+    "stale_check": "A required check ran on an older revision of the session.",
+    "hold_expired": "A required check's hold has expired.",
+    "blocking_issues": "The session has blocking issues.",
+    "validation_failed": "The session failed validation.",
+    "missing_idempotency_key": "An idempotency key is required.",
+    "conflict": "This idempotency key was used for another request.",
+    # resolve
+    "issue_not_found": "No such issue in the session.",
+    "action_not_found": "No such action for this issue.",
+    "resolver_error": "The issue resolver failed.",
+    # orders
+    "stale_status": "The order's status changed since you loaded it.",
+    "invalid_transition": "This status change is not allowed.",
+    # model layer
+    "immutable": "This record is immutable.",
+    "unsupported_snapshot_version": "Unknown order snapshot version.",
+    "pipeline_violation": "A modifier or validator broke the pipeline contract.",
+}
+
+
+class OmnimanError(Exception):
+    """Base of every Omniman error."""
+
+    def __init__(self, code: str, message: str = "", context: dict[str, Any] | None = None):
+        self.code = code
+        self.message = message or MESSAGES.get(code, code.replace("_", " ").capitalize() + ".")
+        self.context = dict(context or {})
+        super().__init__(code, self.message, self.context)
+
+    def __str__(self) -> str:
+        return f"[{self.code}] {self.message}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.code!r}, {self.message!r}, {self.context!r})"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "context": self.context}
+
+
+class ValidationError(OmnimanError):
+    """Bad input: a malformed op, quantity, price or path."""
+
+
+class SessionError(OmnimanError):
+    """The session is missing, closed, locked, or changed under you."""
+
+
+class CommitError(OmnimanError):
+    """The session cannot be committed now."""
+
+
+class IdempotencyError(OmnimanError):
+    """The idempotency key cannot be used for this request."""
+
+
+class IssueResolveError(OmnimanError):
+    """An issue or its action cannot be resolved."""
+
+
+class DirectiveError(OmnimanError):
+    """A directive cannot be processed."""
+
+
+class InvalidTransition(OmnimanError):
+    """An order status change that the channel's flow does not allow."""
+
+
+__all__ = [
+    "OmnimanError",
+    "ValidationError",
+    "SessionError",
+    "CommitError",
+    "IdempotencyError",
+    "IssueResolveError",
+    "DirectiveError",
+    "InvalidTransition",
+    "MESSAGES",
+]

@@ -1,0 +1,129 @@
+"""Order status flows are data: a dict the code asks.
+
+A channel's ``config["order_flow"]`` keys replace the default's keys one by one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_ORDER_FLOW: dict[str, Any] = {
+    "initial_status": "new",
+    "transitions": {
+        "new": ["confirmed", "cancelled"],
+        "confirmed": ["processing", "ready", "cancelled"],
+        "processing": ["ready", "cancelled"],
+        "ready": ["dispatched", "completed"],
+        "dispatched": ["delivered", "returned"],
+        "delivered": ["completed", "returned"],
+        "returned": ["completed"],
+    },
+    "terminal_statuses": ["completed", "cancelled"],
+    "auto_transitions": {},
+    "on_enter": {},
+}
+
+FLOW_KEYS = tuple(DEFAULT_ORDER_FLOW)
+AUTO_TRANSITION_KEYS = ("on_create", "on_stock_commit", "on_payment_confirm")
+
+# Statuses whose first entry is stamped on the Order (``<status>_at``).
+TIMESTAMPED_STATUSES = ("confirmed", "processing", "ready", "dispatched", "delivered", "completed", "cancelled")
+
+
+@dataclass(frozen=True)
+class OrderFlow:
+    initial_status: str
+    transitions: dict[str, list[str]]
+    terminal_statuses: list[str]
+    auto_transitions: dict[str, str] = field(default_factory=dict)
+    on_enter: dict[str, list[str]] = field(default_factory=dict)
+
+    def is_terminal(self, status: str) -> bool:
+        return status in self.terminal_statuses
+
+    def allowed_from(self, status: str) -> list[str]:
+        """The statuses reachable from ``status`` in one step (none from a terminal one)."""
+        if self.is_terminal(status):
+            return []
+        return list(self.transitions.get(status, []))
+
+    def can(self, current: str, new: str) -> bool:
+        return new in self.allowed_from(current)
+
+    @property
+    def statuses(self) -> list[str]:
+        """Every status the flow names, in first-mention order."""
+        seen: dict[str, None] = {self.initial_status: None}
+        for source, targets in self.transitions.items():
+            seen.setdefault(source, None)
+            for target in targets:
+                seen.setdefault(target, None)
+        for status in self.terminal_statuses:
+            seen.setdefault(status, None)
+        return list(seen)
+
+    def topics_on_enter(self, status: str) -> list[str]:
+        return list(self.on_enter.get(status, []))
+
+
+def build_order_flow(override: dict[str, Any] | None) -> OrderFlow:
+    """The default flow with ``override``'s keys replacing the default's, key by key."""
+    merged = dict(DEFAULT_ORDER_FLOW)
+    for key, value in (override or {}).items():
+        if key in merged:
+            merged[key] = value
+    return OrderFlow(
+        initial_status=merged["initial_status"] or "new",
+        transitions={k: list(v) for k, v in (merged["transitions"] or {}).items()},
+        terminal_statuses=list(merged["terminal_statuses"] or []),
+        auto_transitions=dict(merged["auto_transitions"] or {}),
+        on_enter={k: list(v) for k, v in (merged["on_enter"] or {}).items()},
+    )
+
+
+def validate_order_flow(override: Any) -> list[str]:
+    """Problems with a channel's ``order_flow`` config, as sentences (empty when valid)."""
+    if override in (None, {}):
+        return []
+    if not isinstance(override, dict):
+        return ["order_flow must be an object"]
+    problems = [f"order_flow: unknown key {key!r}" for key in override if key not in FLOW_KEYS]
+    shapes = {
+        "initial_status": str,
+        "transitions": dict,
+        "terminal_statuses": list,
+        "auto_transitions": dict,
+        "on_enter": dict,
+    }
+    for key, kind in shapes.items():
+        if key in override and not isinstance(override[key], kind):
+            problems.append(f"order_flow.{key} must be a {kind.__name__}")
+    if problems:
+        return problems
+    flow = build_order_flow(override)
+    for source, targets in flow.transitions.items():
+        if not isinstance(targets, list) or not all(isinstance(t, str) and t for t in targets):
+            problems.append(f"order_flow.transitions.{source} must be a list of statuses")
+    if problems:
+        return problems
+    known = set(flow.statuses)
+    for status in flow.terminal_statuses:
+        if flow.transitions.get(status):
+            problems.append(f"terminal status {status!r} has outgoing transitions")
+    for key, target in flow.auto_transitions.items():
+        if key not in AUTO_TRANSITION_KEYS:
+            problems.append(f"order_flow.auto_transitions: unknown key {key!r}")
+        elif target not in known:
+            problems.append(f"order_flow.auto_transitions.{key}: unknown status {target!r}")
+    on_create = flow.auto_transitions.get("on_create")
+    if on_create and on_create in known and not flow.can(flow.initial_status, on_create):
+        problems.append(
+            f"order_flow.auto_transitions.on_create: {flow.initial_status!r} cannot move to {on_create!r}"
+        )
+    for status, topics in flow.on_enter.items():
+        if status not in known:
+            problems.append(f"order_flow.on_enter: unknown status {status!r}")
+        if not isinstance(topics, list) or not all(isinstance(t, str) and t for t in topics):
+            problems.append(f"order_flow.on_enter.{status} must be a list of directive topics")
+    return problems

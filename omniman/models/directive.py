@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.db import IntegrityError, models, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+ACTIVE_STATUSES = ("queued", "running")
+
+
+class DirectiveManager(models.Manager):
+    def enqueue(
+        self,
+        topic: str,
+        payload: dict[str, Any],
+        *,
+        dedupe_key: str = "",
+        available_at: datetime | None = None,
+    ) -> Directive:
+        """The one way to enqueue a side effect.
+
+        With a ``dedupe_key``, a second enqueue of the same topic while one is
+        queued or running returns the existing row (enforced by a partial
+        unique index, so concurrent enqueues are safe too).
+        """
+        if not topic:
+            raise ValueError("a directive needs a topic")
+        fields = {
+            "topic": topic,
+            "payload": payload or {},
+            "dedupe_key": dedupe_key or "",
+            "available_at": available_at or timezone.now(),
+        }
+        if not dedupe_key:
+            directive = self.create(**fields)
+        else:
+            active = self.filter(topic=topic, dedupe_key=dedupe_key, status__in=ACTIVE_STATUSES)
+            existing = active.first()
+            if existing is not None:
+                return existing
+            try:
+                with transaction.atomic():
+                    directive = self.create(**fields)
+            except IntegrityError:
+                existing = active.first()
+                if existing is None:
+                    raise
+                return existing
+        _announce(directive)
+        return directive
+
+
+def _announce(directive: Directive) -> None:
+    """Tell listeners (the directive engine) once the enqueuing transaction commits."""
+    from omniman.signals import directive_enqueued
+
+    if directive_enqueued.receivers:
+        transaction.on_commit(lambda: directive_enqueued.send(sender=Directive, directive=directive))
+
+
+class Directive(models.Model):
+    """A side effect to perform later, at least once, by an idempotent handler."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    topic = models.CharField(max_length=128, db_index=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    payload = models.JSONField(default=dict, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    available_at = models.DateTimeField(default=timezone.now)
+    last_error = models.TextField(blank=True, default="")
+    dedupe_key = models.CharField(max_length=255, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = DirectiveManager()
+
+    class Meta:
+        ordering = ["available_at", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["topic", "dedupe_key"],
+                condition=Q(status__in=ACTIVE_STATUSES) & ~Q(dedupe_key=""),
+                name="omniman_directive_active_dedupe",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "available_at"], name="omniman_directive_due"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.topic} #{self.pk} ({self.status})"

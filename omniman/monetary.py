@@ -1,0 +1,68 @@
+"""Money is an integer number of quanta (cents); quantities are Decimals."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+QTY_PLACES = 3
+MAX_QTY = Decimal("1000000")
+MAX_UNIT_PRICE_Q = 10**10
+# Largest amount a BigIntegerField holds.
+MAX_AMOUNT_Q = 2**63 - 1
+
+
+def to_decimal(value) -> Decimal:
+    """Exact Decimal of an int, str, Decimal or float (floats through ``repr``)."""
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, bool):
+        raise TypeError("bool is not a number")
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, (int, str)):
+        return Decimal(value.strip() if isinstance(value, str) else value)
+    raise TypeError(f"not a number: {type(value).__name__}")
+
+
+def monetary_mult(qty, price_q: int) -> int:
+    """``qty * price_q`` rounded to a whole quantum, half up."""
+    product = to_decimal(qty) * Decimal(int(price_q))
+    return int(product.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def parse_qty(value) -> Decimal | None:
+    """A positive Decimal with at most 3 decimal places, or ``None`` if ``value`` isn't one."""
+    try:
+        qty = to_decimal(value)
+    except (TypeError, ValueError, InvalidOperation):
+        return None
+    if not qty.is_finite() or qty <= 0 or qty > MAX_QTY:
+        return None
+    if qty.as_tuple().exponent < -QTY_PLACES and qty != qty.quantize(Decimal(1).scaleb(-QTY_PLACES)):
+        return None
+    return Decimal(qty_to_str(qty.quantize(Decimal(1).scaleb(-QTY_PLACES))))
+
+
+def qty_to_str(qty: Decimal) -> str:
+    """Canonical text of a quantity: ``Decimal("2.500")`` → ``"2.5"``, ``Decimal("1E+1")`` → ``"10"``."""
+    return format(Decimal(qty).normalize(), "f")
+
+
+def parse_price_q(value) -> int | None:
+    """A non-negative integer amount (not a bool, not a float), or ``None``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value.strip())
+        else:
+            return None
+    if value < 0 or value > MAX_UNIT_PRICE_Q:
+        return None
+    return value
+
+
+def format_money(amount_q: int, currency: str = "") -> str:
+    """``1250, "BRL"`` → ``"BRL 12.50"``: a plain rendering for logs and the admin."""
+    sign = "-" if amount_q < 0 else ""
+    whole, cents = divmod(abs(int(amount_q)), 100)
+    text = f"{sign}{whole:,}.{cents:02d}"
+    return f"{currency} {text}".strip()

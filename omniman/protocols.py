@@ -1,0 +1,59 @@
+"""The extension points of the kernel, as typing Protocols.
+
+Register implementations with :mod:`omniman.registry` in ``AppConfig.ready()``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+if TYPE_CHECKING:  # pragma: no cover
+    from omniman.models import Channel, Directive, Session
+
+
+@runtime_checkable
+class Modifier(Protocol):
+    """Transforms a session during ``modify_session``: pure, deterministic, no IO.
+
+    Modifiers run in ascending ``order`` after the ops are applied. They must
+    respect ``session.pricing_policy`` (never reprice an ``"external"`` session).
+    A modifier that needs data (prices, say) may define an optional
+    ``prepare(*, channel, session, ctx)`` hook: it runs before any modifier,
+    may read the database in bulk, and passes what it read through ``ctx``.
+    """
+
+    code: str
+    order: int
+
+    def apply(self, *, channel: Channel, session: Session, ctx: dict[str, Any]) -> None: ...
+
+
+@runtime_checkable
+class Validator(Protocol):
+    """A gate: raises ``omniman.exceptions.ValidationError``; never mutates, no IO."""
+
+    code: str
+    stage: Literal["draft", "commit"]
+
+    def validate(self, *, channel: Channel, session: Session, ctx: dict[str, Any]) -> None: ...
+
+
+@runtime_checkable
+class DirectiveHandler(Protocol):
+    """Performs one side effect for a Directive topic; may do IO; must be idempotent."""
+
+    topic: str
+
+    def handle(self, *, message: Directive, ctx: dict[str, Any]) -> None: ...
+
+
+@runtime_checkable
+class IssueResolver(Protocol):
+    """Resolves issues whose ``source`` it owns (instead of applying the action's ops)."""
+
+    source: str
+
+    def resolve(self, *, session: Session, issue: dict, action: dict, ctx: dict[str, Any]) -> Session: ...
+
+
+__all__ = ["Modifier", "Validator", "DirectiveHandler", "IssueResolver"]

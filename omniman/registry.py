@@ -1,0 +1,131 @@
+"""Where extensions register, like ``django.contrib.admin.site``.
+
+Apps register in ``AppConfig.ready()``; tests get a clean registry from a
+fixture (``registry.clear()`` or ``registry.snapshot()``/``restore()``).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from omniman.protocols import DirectiveHandler, IssueResolver, Modifier, Validator
+
+_lock = threading.RLock()
+_modifiers: dict[str, Modifier] = {}
+_validators: dict[str, Validator] = {}
+_directive_handlers: dict[str, DirectiveHandler] = {}
+_issue_resolvers: dict[str, IssueResolver] = {}
+
+STAGES = ("draft", "commit")
+
+
+def _require(obj: Any, protocol: type, what: str, attrs: tuple[str, ...]) -> None:
+    missing = [a for a in attrs if not hasattr(obj, a)]
+    if missing or not isinstance(obj, protocol):
+        raise TypeError(f"{obj!r} is not a {what}: missing {', '.join(missing) or 'a callable'}")
+
+
+def register_modifier(modifier: Modifier) -> Modifier:
+    _require(modifier, Modifier, "Modifier", ("code", "order", "apply"))
+    with _lock:
+        if modifier.code in _modifiers:
+            raise ValueError(f"a modifier with code {modifier.code!r} is already registered")
+        _modifiers[modifier.code] = modifier
+    return modifier
+
+
+def register_validator(validator: Validator) -> Validator:
+    _require(validator, Validator, "Validator", ("code", "stage", "validate"))
+    if validator.stage not in STAGES:
+        raise ValueError(f"validator stage must be one of {STAGES}, not {validator.stage!r}")
+    with _lock:
+        if validator.code in _validators:
+            raise ValueError(f"a validator with code {validator.code!r} is already registered")
+        _validators[validator.code] = validator
+    return validator
+
+
+def register_directive_handler(handler: DirectiveHandler) -> DirectiveHandler:
+    _require(handler, DirectiveHandler, "DirectiveHandler", ("topic", "handle"))
+    with _lock:
+        if handler.topic in _directive_handlers:
+            raise ValueError(f"a directive handler for topic {handler.topic!r} is already registered")
+        _directive_handlers[handler.topic] = handler
+    return handler
+
+
+def register_issue_resolver(resolver: IssueResolver) -> IssueResolver:
+    _require(resolver, IssueResolver, "IssueResolver", ("source", "resolve"))
+    with _lock:
+        if resolver.source in _issue_resolvers:
+            raise ValueError(f"an issue resolver for source {resolver.source!r} is already registered")
+        _issue_resolvers[resolver.source] = resolver
+    return resolver
+
+
+def get_modifiers() -> list[Modifier]:
+    """Registered modifiers, sorted by ``order`` (then ``code``, for a stable tie-break)."""
+    with _lock:
+        return sorted(_modifiers.values(), key=lambda m: (m.order, m.code))
+
+
+def get_validators(stage: str | None = None) -> list[Validator]:
+    with _lock:
+        validators = sorted(_validators.values(), key=lambda v: v.code)
+    if stage is None:
+        return validators
+    return [v for v in validators if v.stage == stage]
+
+
+def get_directive_handler(topic: str) -> DirectiveHandler | None:
+    with _lock:
+        return _directive_handlers.get(topic)
+
+
+def get_directive_handlers() -> dict[str, DirectiveHandler]:
+    with _lock:
+        return dict(_directive_handlers)
+
+
+def get_issue_resolver(source: str) -> IssueResolver | None:
+    with _lock:
+        return _issue_resolvers.get(source)
+
+
+def clear() -> None:
+    """Forget every registration (tests)."""
+    with _lock:
+        _modifiers.clear()
+        _validators.clear()
+        _directive_handlers.clear()
+        _issue_resolvers.clear()
+
+
+def snapshot() -> tuple[dict, dict, dict, dict]:
+    """Copy the current registrations, to ``restore()`` them later (tests)."""
+    with _lock:
+        return dict(_modifiers), dict(_validators), dict(_directive_handlers), dict(_issue_resolvers)
+
+
+def restore(state: tuple[dict, dict, dict, dict]) -> None:
+    with _lock:
+        for target, saved in zip((_modifiers, _validators, _directive_handlers, _issue_resolvers), state):
+            target.clear()
+            target.update(saved)
+
+
+__all__ = [
+    "register_modifier",
+    "register_validator",
+    "register_directive_handler",
+    "register_issue_resolver",
+    "get_modifiers",
+    "get_validators",
+    "get_directive_handler",
+    "get_directive_handlers",
+    "get_issue_resolver",
+    "clear",
+    "snapshot",
+    "restore",
+]

@@ -1,0 +1,57 @@
+"""Helpers shared by the services: row locks, keys, the JSON guard."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import Any
+
+from omniman import conf
+from omniman.exceptions import SessionError, ValidationError
+from omniman.models import Session
+
+# Unambiguous upper-case alphabet for human-facing references (no 0/O, 1/I/L).
+REF_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+
+
+def random_code(length: int) -> str:
+    return "".join(secrets.choice(REF_ALPHABET) for _ in range(length))
+
+
+def new_session_key() -> str:
+    return f"{conf.get('SESSION_KEY_PREFIX')}{secrets.token_hex(10).upper()}"
+
+
+def lock_session(session_key: str, channel_code: str) -> Session:
+    """Lock and return the session addressed by key *and* channel (``not_found`` otherwise)."""
+    session = (
+        Session.objects.select_related("channel")
+        .select_for_update(of=("self",))
+        .filter(session_key=session_key, channel__code=channel_code)
+        .first()
+    )
+    if session is None:
+        raise SessionError(
+            "not_found",
+            f"No session {session_key!r} in channel {channel_code!r}.",
+            {"session_key": session_key, "channel_code": channel_code},
+        )
+    return session
+
+
+def require_open(session: Session, error_class=SessionError) -> None:
+    if session.state == Session.State.COMMITTED:
+        raise error_class("already_committed", context={"session_key": session.session_key})
+    if session.state == Session.State.ABANDONED:
+        raise error_class("abandoned", context={"session_key": session.session_key})
+
+
+def ensure_json(value: Any, field: str) -> Any:
+    """Reject values that the JSON columns cannot store exactly (with a ``ValidationError``)."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(
+            "invalid_field", f"{field} must be JSON: {exc}", {"field": field}
+        ) from None
+    return value

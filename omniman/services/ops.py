@@ -1,0 +1,277 @@
+"""The eight session ops. Each edits the locked session in memory; the pipeline saves.
+
+Ops raise ``ValidationError`` (bad input) or ``SessionError("locked")``; any
+error aborts the whole modification before anything is written.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from omniman.exceptions import SessionError, ValidationError
+from omniman.models import Channel, Session
+from omniman.monetary import MAX_QTY, parse_price_q, parse_qty, qty_to_str
+from omniman.services._common import ensure_json
+
+RESERVED_DATA_KEYS = ("checks", "issues")
+RESERVED_META_KEYS = ("price_override",)
+PATH_SEGMENT = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
+MAX_SKU_LENGTH = 64
+MAX_NAME_LENGTH = 255
+
+# Ops that change items: refused on a session whose edit policy is "locked".
+ITEM_OPS = frozenset(
+    {"add_line", "remove_line", "set_qty", "replace_sku", "merge_lines", "set_line_meta", "override_price"}
+)
+
+
+# -- field readers -------------------------------------------------------------
+
+
+def _required(op: dict, field: str) -> Any:
+    value = op.get(field)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise ValidationError("missing_field", f"{op.get('op')}: {field!r} is required.", {"field": field})
+    return value
+
+
+def _sku(op: dict, field: str = "sku") -> str:
+    value = _required(op, field)
+    if not isinstance(value, str) or len(value.strip()) > MAX_SKU_LENGTH:
+        raise ValidationError(
+            "invalid_field", f"{field} must be text of at most {MAX_SKU_LENGTH} characters.", {"field": field}
+        )
+    return value.strip()
+
+
+def _name(op: dict, default: str) -> str:
+    value = op.get("name")
+    if value is None or value == "":
+        return default
+    if not isinstance(value, str) or len(value) > MAX_NAME_LENGTH:
+        raise ValidationError(
+            "invalid_field", f"name must be text of at most {MAX_NAME_LENGTH} characters.", {"field": "name"}
+        )
+    return value.strip() or default
+
+
+def _qty(op: dict, field: str = "qty") -> str:
+    value = _required(op, field)
+    qty = parse_qty(value)
+    if qty is None:
+        raise ValidationError(
+            "invalid_qty",
+            f"{field} must be a positive number with at most 3 decimal places (and at most {MAX_QTY}).",
+            {"field": field, "value": str(value)},
+        )
+    return qty_to_str(qty)
+
+
+def _price(op: dict, field: str = "unit_price_q") -> int:
+    value = op.get(field)
+    price = parse_price_q(value)
+    if price is None:
+        raise ValidationError(
+            "invalid_price", f"{field} must be a non-negative integer amount in cents.", {"field": field, "value": str(value)}
+        )
+    return price
+
+
+def _line_id(op: dict, field: str = "line_id") -> str:
+    value = _required(op, field)
+    if not isinstance(value, str):
+        raise ValidationError("unknown_line_id", context={"field": field, "line_id": str(value)})
+    return value
+
+
+def _path(op: dict, reserved: tuple[str, ...]) -> list[str]:
+    value = _required(op, "path")
+    if not isinstance(value, str):
+        raise ValidationError("invalid_path", "path must be dot-separated text.", {"path": str(value)})
+    parts = value.split(".")
+    if not all(PATH_SEGMENT.match(part) for part in parts):
+        raise ValidationError(
+            "invalid_path", "Each path segment is 1-64 letters, digits, '_' or '-'.", {"path": value}
+        )
+    if parts[0] in reserved:
+        raise ValidationError("reserved_path", f"{parts[0]!r} is reserved.", {"path": value})
+    return parts
+
+
+def _set_path(target: dict, parts: list[str], value: Any, *, path: str) -> None:
+    node = target
+    for part in parts[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        elif not isinstance(child, dict):
+            raise ValidationError("invalid_path", f"{part!r} is not an object.", {"path": path})
+        node = child
+    node[parts[-1]] = value
+
+
+def _find_line(session: Session, line_id: str) -> dict[str, Any]:
+    for line in session.lines:
+        if line["line_id"] == line_id:
+            return line
+    raise ValidationError("unknown_line_id", f"No line {line_id!r}.", {"line_id": line_id})
+
+
+def _new_line_id(session: Session) -> str:
+    taken = {line["line_id"] for line in session.lines}
+    while True:
+        line_id = f"L-{secrets.token_hex(4)}"
+        if line_id not in taken:
+            return line_id
+
+
+def _meta(op: dict) -> dict[str, Any]:
+    meta = op.get("meta")
+    if meta is None:
+        return {}
+    if not isinstance(meta, dict):
+        raise ValidationError("invalid_field", "meta must be an object.", {"field": "meta"})
+    for key in RESERVED_META_KEYS:
+        if key in meta:
+            raise ValidationError("reserved_path", f"meta.{key} is written by override_price only.", {"path": key})
+    return ensure_json(dict(meta), "meta")
+
+
+# -- the ops -------------------------------------------------------------------
+
+
+def add_line(session: Session, op: dict, ctx: dict) -> None:
+    sku = _sku(op)
+    qty = _qty(op)
+    if op.get("unit_price_q") is None:
+        if session.pricing_policy == Channel.PricingPolicy.EXTERNAL:
+            raise ValidationError("missing_unit_price_q", context={"field": "unit_price_q", "sku": sku})
+        price = 0
+    else:
+        price = _price(op)
+    session.lines.append(
+        {
+            "line_id": _new_line_id(session),
+            "sku": sku,
+            "name": _name(op, sku),
+            "qty": qty,
+            "unit_price_q": price,
+            "line_total_q": 0,
+            "meta": _meta(op),
+        }
+    )
+
+
+def remove_line(session: Session, op: dict, ctx: dict) -> None:
+    line = _find_line(session, _line_id(op))
+    session.lines.remove(line)
+
+
+def set_qty(session: Session, op: dict, ctx: dict) -> None:
+    line = _find_line(session, _line_id(op))
+    line["qty"] = _qty(op)
+
+
+def replace_sku(session: Session, op: dict, ctx: dict) -> None:
+    line = _find_line(session, _line_id(op))
+    sku = _sku(op)
+    if op.get("unit_price_q") is not None:
+        line["unit_price_q"] = _price(op)
+    elif session.pricing_policy == Channel.PricingPolicy.EXTERNAL:
+        raise ValidationError("missing_unit_price_q", context={"field": "unit_price_q", "sku": sku})
+    line["sku"] = sku
+    line["name"] = _name(op, sku)
+    # An override was for the old product; the new one is priced afresh.
+    line["meta"].pop("price_override", None)
+
+
+def set_data(session: Session, op: dict, ctx: dict) -> None:
+    parts = _path(op, RESERVED_DATA_KEYS)
+    if "value" not in op:
+        raise ValidationError("missing_field", "set_data: 'value' is required.", {"field": "value"})
+    value = ensure_json(op["value"], "value")
+    _set_path(session.data, parts, value, path=op["path"])
+
+
+def merge_lines(session: Session, op: dict, ctx: dict) -> None:
+    source_id = _line_id(op, "from_line_id")
+    target_id = _line_id(op, "into_line_id")
+    if source_id == target_id:
+        raise ValidationError("invalid_merge", "A line cannot be merged into itself.", {"line_id": source_id})
+    source = _find_line(session, source_id)
+    target = _find_line(session, target_id)
+    if source["sku"] != target["sku"]:
+        raise ValidationError(
+            "invalid_merge",
+            "Only lines of the same SKU can be merged.",
+            {"from_sku": source["sku"], "into_sku": target["sku"]},
+        )
+    merged = parse_qty(parse_qty(source["qty"]) + parse_qty(target["qty"]))
+    if merged is None:
+        raise ValidationError("invalid_qty", f"The merged quantity exceeds {MAX_QTY}.", {"field": "qty"})
+    target["qty"] = qty_to_str(merged)
+    session.lines.remove(source)
+
+
+def set_line_meta(session: Session, op: dict, ctx: dict) -> None:
+    line = _find_line(session, _line_id(op))
+    parts = _path(op, RESERVED_META_KEYS)
+    if "value" not in op:
+        raise ValidationError("missing_field", "set_line_meta: 'value' is required.", {"field": "value"})
+    _set_path(line["meta"], parts, ensure_json(op["value"], "value"), path=op["path"])
+
+
+def override_price(session: Session, op: dict, ctx: dict) -> None:
+    line = _find_line(session, _line_id(op))
+    if op.get("unit_price_q") is None:
+        raise ValidationError("missing_field", "override_price: 'unit_price_q' is required.", {"field": "unit_price_q"})
+    price = _price(op)
+    reason = _required(op, "reason")
+    if not isinstance(reason, str):
+        raise ValidationError("invalid_field", "reason must be text.", {"field": "reason"})
+    actor = op.get("actor") or (ctx or {}).get("actor") or "system"
+    previous = line["meta"].get("price_override")
+    original = previous["from"] if previous else line["unit_price_q"]
+    line["meta"]["price_override"] = {"from": original, "to": price, "reason": reason.strip(), "actor": str(actor)}
+    line["unit_price_q"] = price
+
+
+OPS: dict[str, Callable[[Session, dict, dict], None]] = {
+    "add_line": add_line,
+    "remove_line": remove_line,
+    "set_qty": set_qty,
+    "replace_sku": replace_sku,
+    "set_data": set_data,
+    "merge_lines": merge_lines,
+    "set_line_meta": set_line_meta,
+    "override_price": override_price,
+}
+
+
+def apply_ops(session: Session, ops: Any, *, ctx: dict, allow_locked: bool = False) -> None:
+    """Apply ``ops`` in order to the (locked, in-memory) session."""
+    if not isinstance(ops, (list, tuple)) or not ops:
+        raise ValidationError("missing_field", "ops must be a non-empty list.", {"field": "ops"})
+    locked = session.edit_policy == Channel.EditPolicy.LOCKED and not allow_locked
+    for index, op in enumerate(ops):
+        if not isinstance(op, dict):
+            raise ValidationError("unsupported_op", "Each op is an object with an 'op' key.", {"op_index": index})
+        name = op.get("op")
+        if name is None or name == "":
+            raise ValidationError("missing_field", "Each op needs an 'op' name.", {"field": "op", "op_index": index})
+        handler = OPS.get(name) if isinstance(name, str) else None
+        if handler is None:
+            raise ValidationError(
+                "unsupported_op", f"Unsupported op {name!r}.", {"op": str(name), "op_index": index, "supported": sorted(OPS)}
+            )
+        if locked and name in ITEM_OPS:
+            raise SessionError("locked", context={"op": name, "op_index": index})
+        try:
+            handler(session, op, ctx)
+        except ValidationError as exc:
+            exc.context.setdefault("op", name)
+            exc.context.setdefault("op_index", index)
+            raise

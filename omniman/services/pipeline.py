@@ -1,0 +1,159 @@
+"""The modify pipeline: ops → line totals → modifiers → validators → rev + 1.
+
+It also guards the extension contract: modifiers and validators run with
+database access switched off (no IO), a validator that mutates the session
+is rejected, and no modifier may reprice an external session.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from typing import Any
+
+from django.db import connections
+
+from omniman import registry
+from omniman.exceptions import OmnimanError, ValidationError
+from omniman.models import Channel, Directive, Session
+from omniman.monetary import MAX_AMOUNT_Q, monetary_mult, parse_price_q, parse_qty
+from omniman.services.ops import apply_ops
+
+
+class _NoDatabase:
+    def __init__(self, who: str):
+        self.who = who
+
+    def __call__(self, execute, sql, params, many, context):
+        raise OmnimanError(
+            "pipeline_violation",
+            f"{self.who} queried the database; modifiers and validators do no IO "
+            "(load data in a modifier's prepare() hook instead).",
+            {"extension": self.who},
+        )
+
+
+@contextmanager
+def no_io(who: str):
+    """Fail any database query made inside the block."""
+    blocker = _NoDatabase(who)
+    with _wrap_all(blocker):
+        yield
+
+
+@contextmanager
+def _wrap_all(blocker):
+    stack = []
+    try:
+        for conn in connections.all(initialized_only=True):
+            cm = conn.execute_wrapper(blocker)
+            cm.__enter__()
+            stack.append(cm)
+        yield
+    finally:
+        for cm in reversed(stack):
+            cm.__exit__(None, None, None)
+
+
+def fingerprint(session: Session) -> str:
+    """Everything a validator could mutate, as canonical text."""
+    return json.dumps(
+        {
+            "lines": session.lines,
+            "data": session.data,
+            "rev": session.rev,
+            "state": session.state,
+            "pricing_policy": session.pricing_policy,
+            "edit_policy": session.edit_policy,
+            "handle": [session.handle_type, session.handle_ref],
+        },
+        sort_keys=True,
+        default=str,
+    )
+
+
+def recompute_line_totals(session: Session) -> None:
+    """``line_total_q = qty × unit_price_q`` (half up) for every line; the total follows."""
+    total = 0
+    for line in session.lines:
+        qty = parse_qty(line.get("qty"))
+        price = parse_price_q(line.get("unit_price_q"))
+        if qty is None or price is None:
+            raise OmnimanError(
+                "pipeline_violation",
+                f"Line {line.get('line_id')!r} has an invalid qty or unit_price_q after the modifiers.",
+                {"line_id": line.get("line_id")},
+            )
+        line["line_total_q"] = monetary_mult(qty, price)
+        total += line["line_total_q"]
+    if total > MAX_AMOUNT_Q:
+        raise ValidationError("invalid_price", "The session total is too large.", {"total_q": total})
+
+
+def run_modifiers(session: Session, ctx: dict[str, Any]) -> None:
+    channel = session.channel
+    modifiers = registry.get_modifiers()
+    for modifier in modifiers:
+        prepare = getattr(modifier, "prepare", None)
+        if prepare is not None:
+            prepare(channel=channel, session=session, ctx=ctx)
+    external = session.pricing_policy == Channel.PricingPolicy.EXTERNAL
+    prices_before = [(line["line_id"], line["unit_price_q"]) for line in session.lines]
+    for modifier in modifiers:
+        with no_io(f"modifier {modifier.code!r}"):
+            modifier.apply(channel=channel, session=session, ctx=ctx)
+        if external:
+            prices_after = [(line.get("line_id"), line.get("unit_price_q")) for line in session.lines]
+            if prices_after != prices_before:
+                raise OmnimanError(
+                    "pipeline_violation",
+                    f"modifier {modifier.code!r} repriced an external session.",
+                    {"modifier": modifier.code},
+                )
+
+
+def run_validators(session: Session, stage: str, ctx: dict[str, Any]) -> None:
+    channel = session.channel
+    for validator in registry.get_validators(stage):
+        before = fingerprint(session)
+        with no_io(f"validator {validator.code!r}"):
+            validator.validate(channel=channel, session=session, ctx=ctx)
+        if fingerprint(session) != before:
+            raise OmnimanError(
+                "pipeline_violation",
+                f"validator {validator.code!r} mutated the session; validators are read-only gates.",
+                {"validator": validator.code},
+            )
+
+
+def modify(session: Session, ops: Any, *, ctx: dict[str, Any], allow_locked: bool = False) -> Session:
+    """Run the whole pipeline on a locked, open session and save it (one UPDATE)."""
+    apply_ops(session, ops, ctx=ctx, allow_locked=allow_locked)
+    recompute_line_totals(session)
+    run_modifiers(session, ctx)
+    recompute_line_totals(session)
+    run_validators(session, "draft", ctx)
+    session.rev += 1
+    session.data["checks"] = {}
+    session.data["issues"] = []
+    session.save(update_fields=["lines", "data", "rev", "total_q", "updated_at"])
+    enqueue_checks(session)
+    return session
+
+
+def enqueue_checks(session: Session) -> list[Directive]:
+    """One check directive per required check of the channel, for this rev."""
+    channel = session.channel
+    return [
+        Directive.objects.enqueue(
+            channel.check_topic(code),
+            {
+                "session_key": session.session_key,
+                "channel_code": channel.code,
+                "rev": session.rev,
+                "check_code": code,
+            },
+            dedupe_key=f"{session.session_key}:{code}:{session.rev}",
+        )
+        for code in channel.required_checks
+    ]

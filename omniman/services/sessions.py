@@ -1,0 +1,317 @@
+"""Session use cases: open, modify, write a check, resolve an issue, abandon."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from omniman import registry
+from omniman.exceptions import IssueResolveError, OmnimanError, SessionError, ValidationError
+from omniman.models import Channel, Session
+from omniman.services import pipeline
+from omniman.services._common import ensure_json, lock_session, new_session_key, require_open
+from omniman.services.ops import RESERVED_DATA_KEYS
+
+logger = logging.getLogger("omniman.services")
+
+SEVERITIES = ("blocking", "warning")
+
+
+class SessionService:
+    @staticmethod
+    def open_session(
+        channel_code: str,
+        *,
+        handle_type: str = "",
+        handle_ref: str = "",
+        session_key: str | None = None,
+        data: dict[str, Any] | None = None,
+        items: list[dict[str, Any]] | None = None,
+        actor: str = "system",
+    ) -> Session:
+        """Get-or-open a session.
+
+        With a handle (``handle_type``/``handle_ref``, e.g. ``"table"``/``"5"``)
+        the open session of that handle is returned if there is one; two
+        concurrent calls return the same session. ``items`` delivers a whole
+        basket at once (one modification, so ``rev == 1``), even on a locked
+        channel.
+        """
+        channel = Channel.objects.filter(code=channel_code, is_active=True).first()
+        if channel is None:
+            raise SessionError("channel_not_found", context={"channel_code": channel_code})
+        handle_type = (handle_type or "").strip()
+        handle_ref = str(handle_ref or "").strip()
+        if handle_ref and not handle_type:
+            raise ValidationError("missing_field", "A handle_ref needs a handle_type.", {"field": "handle_type"})
+        if len(handle_type) > 32 or len(handle_ref) > 128:
+            raise ValidationError("invalid_field", "The handle is too long.", {"field": "handle_ref"})
+        initial_data = _initial_data(data)
+        if items is not None and (not isinstance(items, (list, tuple)) or not all(isinstance(i, dict) for i in items)):
+            raise ValidationError("invalid_field", "items must be a list of objects.", {"field": "items"})
+        if session_key is not None and (not isinstance(session_key, str) or not session_key.strip() or len(session_key) > 64):
+            raise ValidationError("invalid_field", "session_key must be 1-64 characters.", {"field": "session_key"})
+
+        with transaction.atomic():
+            existing = _existing_session(channel, handle_type, handle_ref, session_key)
+            if existing is not None:
+                return existing
+            session = Session(
+                session_key=session_key or new_session_key(),
+                channel=channel,
+                handle_type=handle_type,
+                handle_ref=handle_ref,
+                pricing_policy=channel.pricing_policy,
+                edit_policy=channel.edit_policy,
+                data=initial_data,
+            )
+            try:
+                with transaction.atomic():
+                    session.save(force_insert=True)
+            except IntegrityError:
+                # Someone opened the same handle (or key) first: theirs is the session.
+                existing = _existing_session(channel, handle_type, handle_ref, session_key)
+                if existing is None:
+                    raise
+                return existing
+            if items:
+                ops = [{**item, "op": "add_line"} for item in items]
+                pipeline.modify(session, ops, ctx={"actor": actor}, allow_locked=True)
+        logger.info(
+            "session opened",
+            extra={"session_key": session.session_key, "channel": channel.code, "actor": actor},
+        )
+        return session
+
+    @staticmethod
+    @transaction.atomic
+    def abandon_session(session_key: str, channel_code: str, *, actor: str = "system") -> Session:
+        """Close an open session without an order. Abandoning twice is harmless."""
+        session = lock_session(session_key, channel_code)
+        if session.state == Session.State.ABANDONED:
+            return session
+        require_open(session)
+        session.state = Session.State.ABANDONED
+        session.save(update_fields=["state", "updated_at"])
+        logger.info(
+            "session abandoned",
+            extra={"session_key": session_key, "channel": channel_code, "actor": actor},
+        )
+        return session
+
+
+def _initial_data(data: Any) -> dict[str, Any]:
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValidationError("invalid_field", "data must be an object.", {"field": "data"})
+    for key in RESERVED_DATA_KEYS:
+        if key in data:
+            raise ValidationError("reserved_path", f"{key!r} is reserved.", {"path": key})
+    return ensure_json(dict(data), "data")
+
+
+def _existing_session(channel: Channel, handle_type: str, handle_ref: str, session_key: str | None) -> Session | None:
+    if session_key:
+        found = Session.objects.select_related("channel").filter(session_key=session_key).first()
+        if found is not None:
+            if found.channel_id != channel.pk:
+                raise SessionError("session_key_conflict", context={"session_key": session_key})
+            require_open(found)
+            return found
+    if handle_ref:
+        return (
+            Session.objects.select_related("channel")
+            .filter(channel=channel, handle_type=handle_type, handle_ref=handle_ref, state=Session.State.OPEN)
+            .first()
+        )
+    return None
+
+
+class ModifyService:
+    @staticmethod
+    @transaction.atomic
+    def modify_session(
+        session_key: str,
+        channel_code: str,
+        ops: list[dict[str, Any]],
+        *,
+        ctx: dict[str, Any] | None = None,
+        expected_rev: int | None = None,
+    ) -> Session:
+        """Apply ``ops`` atomically; ``rev`` goes up by one; checks and issues clear.
+
+        With ``expected_rev``, a session that moved on since the caller read it
+        raises ``SessionError("stale_rev")`` and nothing is applied.
+        """
+        session = lock_session(session_key, channel_code)
+        require_open(session)
+        if expected_rev is not None and _as_rev(expected_rev) != session.rev:
+            raise SessionError(
+                "stale_rev",
+                f"The session is at rev {session.rev}, not {expected_rev}.",
+                {"session_key": session_key, "expected_rev": expected_rev, "current_rev": session.rev},
+            )
+        return pipeline.modify(session, ops, ctx=dict(ctx or {}))
+
+
+def _as_rev(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValidationError("invalid_field", "expected_rev must be an integer.", {"field": "expected_rev"}) from None
+
+
+class SessionWriteService:
+    @staticmethod
+    @transaction.atomic
+    def write_check(
+        session_key: str,
+        channel_code: str,
+        *,
+        check_code: str,
+        expected_rev: int,
+        result: Any,
+        status: str = "ok",
+        issues: list[dict[str, Any]] | None = None,
+    ) -> bool:
+        """Record a check's outcome for ``expected_rev``; ``False`` (and no write) if the session moved on.
+
+        The check's issues replace the issues of the same source; a result's
+        ``expires_at`` (ISO 8601) is kept on the check so the commit can refuse
+        an expired hold. ``rev`` never changes here.
+        """
+        if not isinstance(check_code, str) or not check_code:
+            raise ValidationError("missing_field", "check_code is required.", {"field": "check_code"})
+        session = lock_session(session_key, channel_code)
+        if session.state != Session.State.OPEN or session.rev != expected_rev:
+            return False
+        ensure_json(result, "result")
+        normalized = [_normalize_issue(issue, check_code, index) for index, issue in enumerate(issues or [])]
+        entry: dict[str, Any] = {
+            "rev": expected_rev,
+            "status": status,
+            "result": result,
+            "checked_at": timezone.now().isoformat(),
+        }
+        expires_at = result.get("expires_at") if isinstance(result, dict) else None
+        if expires_at:
+            parsed = parse_datetime(str(expires_at)) if not isinstance(expires_at, datetime) else expires_at
+            if parsed is None:
+                raise ValidationError("invalid_field", "expires_at must be ISO 8601.", {"field": "expires_at"})
+            if timezone.is_naive(parsed):
+                parsed = timezone.make_aware(parsed, timezone.utc)
+            entry["expires_at"] = parsed.isoformat()
+        data = session.data
+        data.setdefault("checks", {})[check_code] = entry
+        kept = [issue for issue in data.get("issues", []) if issue.get("source") != check_code]
+        taken = {issue["id"] for issue in kept}
+        for issue in normalized:
+            while issue["id"] in taken:
+                issue["id"] += "+"
+            taken.add(issue["id"])
+        data["issues"] = kept + normalized
+        session.save(update_fields=["data", "updated_at"])
+        return True
+
+
+def _normalize_issue(issue: Any, check_code: str, index: int) -> dict[str, Any]:
+    def bad(why: str) -> ValidationError:
+        return ValidationError("invalid_issue", f"Issue {index}: {why}.", {"index": index})
+
+    if not isinstance(issue, dict):
+        raise bad("not an object")
+    code = issue.get("code")
+    if not isinstance(code, str) or not code:
+        raise bad("a code is required")
+    severity = issue.get("severity", "blocking")
+    if severity not in SEVERITIES:
+        raise bad(f"severity must be one of {SEVERITIES}")
+    actions = issue.get("actions") or []
+    if not isinstance(actions, list):
+        raise bad("actions must be a list")
+    normalized_actions = []
+    for position, action in enumerate(actions):
+        if not isinstance(action, dict) or not action.get("id"):
+            raise bad(f"action {position} needs an id")
+        ops = action.get("ops") or []
+        if not isinstance(ops, list):
+            raise bad(f"action {action['id']!r}: ops must be a list")
+        normalized_actions.append(
+            {**action, "id": str(action["id"]), "label": str(action.get("label") or action["id"]), "ops": ops}
+        )
+    source = issue.get("source") or check_code
+    line_part = issue.get("line_id") or issue.get("sku") or str(index)
+    normalized = {
+        **issue,
+        "id": str(issue.get("id") or f"{source}:{code}:{line_part}"),
+        "source": source,
+        "code": code,
+        "message": str(issue.get("message") or code),
+        "severity": severity,
+        "context": issue.get("context") or {},
+        "actions": normalized_actions,
+    }
+    return ensure_json(normalized, "issues")
+
+
+class ResolveService:
+    @staticmethod
+    @transaction.atomic
+    def resolve(
+        session_key: str,
+        channel_code: str,
+        *,
+        issue_id: str,
+        action_id: str,
+        ctx: dict[str, Any] | None = None,
+        expected_rev: int | None = None,
+    ) -> Session:
+        """Apply one of an issue's actions.
+
+        The resolver registered for the issue's ``source`` decides, if any;
+        otherwise the action's ``ops`` go through ``ModifyService`` (so ``rev``
+        goes up and the issues clear).
+        """
+        ctx = dict(ctx or {})
+        session = lock_session(session_key, channel_code)
+        require_open(session)
+        if expected_rev is not None and _as_rev(expected_rev) != session.rev:
+            raise SessionError(
+                "stale_rev",
+                f"The session is at rev {session.rev}, not {expected_rev}.",
+                {"session_key": session_key, "expected_rev": expected_rev, "current_rev": session.rev},
+            )
+        issue = next((i for i in session.data.get("issues", []) if i.get("id") == issue_id), None)
+        if issue is None:
+            raise IssueResolveError("issue_not_found", context={"issue_id": issue_id})
+        action = next((a for a in issue.get("actions", []) if a.get("id") == action_id), None)
+        if action is None:
+            raise IssueResolveError("action_not_found", context={"issue_id": issue_id, "action_id": action_id})
+        resolver = registry.get_issue_resolver(issue.get("source", ""))
+        if resolver is None:
+            return pipeline.modify(session, action.get("ops") or [], ctx=ctx)
+        try:
+            resolved = resolver.resolve(session=session, issue=issue, action=action, ctx=ctx)
+        except OmnimanError:
+            raise
+        except Exception as exc:
+            raise IssueResolveError(
+                "resolver_error",
+                f"The {issue.get('source')!r} resolver failed: {type(exc).__name__}: {exc}",
+                {"issue_id": issue_id, "action_id": action_id, "source": issue.get("source")},
+            ) from exc
+        if not isinstance(resolved, Session):
+            raise IssueResolveError(
+                "resolver_error",
+                f"The {issue.get('source')!r} resolver did not return a Session.",
+                {"issue_id": issue_id, "action_id": action_id, "source": issue.get("source")},
+            )
+        return resolved

@@ -1,0 +1,10 @@
+"""Signals the kernel sends. Receivers must not raise; side effects belong in Directives."""
+
+from django.dispatch import Signal
+
+# Sent after the transaction that enqueued a Directive commits: ``directive``.
+directive_enqueued = Signal()
+# Sent after the transaction that created an Order commits: ``order``.
+order_created = Signal()
+# Sent after the transaction that changed an Order's status commits: ``order``, ``from_status``, ``to_status``.
+order_status_changed = Signal()
