@@ -36,15 +36,13 @@ class DirectiveManager(models.Manager):
         if not dedupe_key:
             directive = self.create(**fields)
         else:
-            active = self.filter(topic=topic, dedupe_key=dedupe_key, status__in=ACTIVE_STATUSES)
-            existing = active.first()
-            if existing is not None:
-                return existing
+            # Insert first: a duplicate is the rare case, and the partial unique
+            # index (not a prior SELECT) is what makes dedupe race-safe.
             try:
                 with transaction.atomic():
                     directive = self.create(**fields)
             except IntegrityError:
-                existing = active.first()
+                existing = self.filter(topic=topic, dedupe_key=dedupe_key, status__in=ACTIVE_STATUSES).first()
                 if existing is None:
                     raise
                 return existing

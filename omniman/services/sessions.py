@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timezone as dt_timezone
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -207,7 +207,7 @@ class SessionWriteService:
             if parsed is None:
                 raise ValidationError("invalid_field", "expires_at must be ISO 8601.", {"field": "expires_at"})
             if timezone.is_naive(parsed):
-                parsed = timezone.make_aware(parsed, timezone.utc)
+                parsed = timezone.make_aware(parsed, dt_timezone.utc)
             entry["expires_at"] = parsed.isoformat()
         data = session.data
         data.setdefault("checks", {})[check_code] = entry

@@ -1,0 +1,131 @@
+"""Real threads on PostgreSQL: row locks make the guarantees hold under contention."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+import pytest
+from django.db import connection, connections
+
+from omniman.exceptions import OmnimanError
+from omniman.models import Order, OrderEvent, OrderItem, Session
+from omniman.services import CommitService, ModifyService, OrderService, SessionService
+from tests.factories import create_order_at, create_session_at, make_channel
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+THREADS = 16
+
+
+def run_together(worker, count=THREADS):
+    """Start ``count`` threads at one barrier; return each one's result or error code."""
+    barrier = threading.Barrier(count)
+    results: list = [None] * count
+
+    def target(index):
+        try:
+            barrier.wait(timeout=30)
+            results[index] = ("ok", worker(index))
+        except OmnimanError as exc:
+            results[index] = ("error", exc.code)
+        except Exception as exc:  # noqa: BLE001 - reported to the test below
+            results[index] = ("crash", repr(exc))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not any(t.is_alive() for t in threads), "a thread hung"
+    crashes = [r for r in results if r is None or r[0] == "crash"]
+    assert not crashes, crashes
+    return results
+
+
+def test_concurrent_commits_with_the_same_key_make_one_order():
+    session = create_session_at(lines=3)
+    results = run_together(
+        lambda i: CommitService.commit(session.session_key, session.channel.code, idempotency_key="same-key")
+    )
+    assert Order.objects.count() == 1
+    assert OrderItem.objects.count() == 3
+    order = Order.objects.get()
+    oks = [value for kind, value in results if kind == "ok"]
+    errors = Counter(value for kind, value in results if kind == "error")
+    assert set(errors) <= {"in_progress"}, errors
+    assert len(oks) + sum(errors.values()) == THREADS
+    assert all(result["order_ref"] == order.ref for result in oks)
+    assert sum(1 for result in oks if result["idempotent"] is False) == 1
+    assert OrderEvent.objects.filter(order=order, type="created").count() == 1
+
+
+def test_concurrent_commits_with_different_keys_make_one_order():
+    session = create_session_at(lines=2)
+    results = run_together(
+        lambda i: CommitService.commit(session.session_key, session.channel.code, idempotency_key=f"key-{i}")
+    )
+    assert Order.objects.count() == 1
+    oks = [value for kind, value in results if kind == "ok"]
+    errors = Counter(value for kind, value in results if kind == "error")
+    assert len(oks) == 1 and oks[0]["idempotent"] is False
+    assert errors == {"already_committed": THREADS - 1}
+    assert Session.objects.get(pk=session.pk).state == "committed"
+
+
+def test_concurrent_modifications_with_one_expected_rev_apply_once():
+    session = create_session_at(lines=1, rev=4)
+    rev = session.rev
+    results = run_together(
+        lambda i: ModifyService.modify_session(
+            session.session_key,
+            session.channel.code,
+            [{"op": "add_line", "sku": f"T-{i}", "qty": 1, "unit_price_q": 100}],
+            expected_rev=rev,
+        ).rev
+    )
+    oks = [value for kind, value in results if kind == "ok"]
+    errors = Counter(value for kind, value in results if kind == "error")
+    assert oks == [rev + 1]
+    assert errors == {"stale_rev": THREADS - 1}
+    stored = Session.objects.get(pk=session.pk)
+    assert stored.rev == rev + 1
+    assert len(stored.lines) == 2
+
+
+def test_concurrent_modifications_without_expected_rev_all_apply():
+    session = create_session_at(lines=0)
+    run_together(
+        lambda i: ModifyService.modify_session(
+            session.session_key, session.channel.code, [{"op": "add_line", "sku": f"T-{i}", "qty": 1, "unit_price_q": 10}]
+        )
+    )
+    stored = Session.objects.get(pk=session.pk)
+    assert stored.rev == THREADS
+    assert len(stored.lines) == THREADS
+    assert stored.total_q == 10 * THREADS
+
+
+def test_concurrent_open_with_one_handle_makes_one_session():
+    channel = make_channel("tables")
+    results = run_together(lambda i: SessionService.open_session(channel.code, handle_type="table", handle_ref="5").session_key)
+    keys = {value for kind, value in results if kind == "ok"}
+    assert len(keys) == 1
+    assert Session.objects.filter(channel=channel, handle_type="table", handle_ref="5").count() == 1
+
+
+def test_concurrent_bumps_with_expected_status_make_one_transition():
+    order = create_order_at("confirmed")
+    results = run_together(
+        lambda i: OrderService.transition(order.ref, "processing", actor=f"screen-{i}", expected_status="confirmed").status
+    )
+    errors = Counter(value for kind, value in results if kind == "error")
+    assert [value for kind, value in results if kind == "ok"] == ["processing"]
+    assert errors == {"stale_status": THREADS - 1}
+    assert OrderEvent.objects.filter(order=order, type="status_changed", payload__to="processing").count() == 1
+
+
+def test_database_is_postgresql():
+    assert connection.vendor == "postgresql"

@@ -1,0 +1,76 @@
+"""The cost of modify and commit does not grow with the basket.
+
+Ceilings, counted as Django counts them (BEGIN, COMMIT and savepoints included),
+documented in docs/api/services.rst: ``modify_session`` ≤ 8 queries plus 3 per
+check directive it enqueues; ``commit`` ≤ 24 with a price override, one
+post-commit directive, an auto transition and one ``on_enter`` directive.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from omniman.services import CommitService, ModifyService, SessionWriteService
+from tests.factories import create_session_at, make_channel
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+MODIFY_CEILING = 8 + 3
+COMMIT_CEILING = 24
+
+
+def _channel():
+    return make_channel(
+        config={
+            "required_checks_on_commit": ["stock"],
+            "post_commit_directives": ["notification.send"],
+            "order_flow": {"auto_transitions": {"on_create": "confirmed"}, "on_enter": {"confirmed": ["kitchen.print"]}},
+        }
+    )
+
+
+def _count_modify(lines: int) -> int:
+    session = create_session_at(_channel(), lines=lines)
+    line_id = session.items[-1]["line_id"]
+    ops = [
+        {"op": "add_line", "sku": "NEW", "qty": 1, "unit_price_q": 100},
+        {"op": "set_qty", "line_id": line_id, "qty": 3},
+        {"op": "set_line_meta", "line_id": line_id, "path": "note", "value": "no onions"},
+        {"op": "set_data", "path": "customer.name", "value": "Ana"},
+    ]
+    with CaptureQueriesContext(connection) as ctx:
+        ModifyService.modify_session(session.session_key, session.channel.code, ops, expected_rev=session.rev)
+    return len(ctx.captured_queries)
+
+
+def _count_commit(lines: int) -> int:
+    session = create_session_at(_channel(), lines=lines)
+    line_id = session.items[0]["line_id"]
+    session = ModifyService.modify_session(
+        session.session_key,
+        session.channel.code,
+        [{"op": "override_price", "line_id": line_id, "unit_price_q": 1, "reason": "staff", "actor": "m"}],
+    )
+    SessionWriteService.write_check(
+        session.session_key, session.channel.code, check_code="stock", expected_rev=session.rev, result={}
+    )
+    with CaptureQueriesContext(connection) as ctx:
+        result = CommitService.commit(session.session_key, session.channel.code, idempotency_key=uuid.uuid4().hex)
+    assert result["items_count"] == lines
+    return len(ctx.captured_queries)
+
+
+def test_modify_session_queries_do_not_grow_with_lines():
+    small, large = _count_modify(1), _count_modify(100)
+    assert small == large, (small, large)
+    assert large <= MODIFY_CEILING
+
+
+def test_commit_queries_do_not_grow_with_lines():
+    small, large = _count_commit(1), _count_commit(100)
+    assert small == large, (small, large)
+    assert large <= COMMIT_CEILING

@@ -1,0 +1,60 @@
+from omniman.flow import DEFAULT_ORDER_FLOW, build_order_flow, validate_order_flow
+
+
+def test_default_flow_matches_the_spec():
+    flow = build_order_flow(None)
+    assert flow.initial_status == "new"
+    assert flow.allowed_from("new") == ["confirmed", "cancelled"]
+    assert flow.allowed_from("confirmed") == ["processing", "ready", "cancelled"]
+    assert flow.allowed_from("processing") == ["ready", "cancelled"]
+    assert flow.allowed_from("ready") == ["dispatched", "completed"]
+    assert flow.allowed_from("dispatched") == ["delivered", "returned"]
+    assert flow.allowed_from("delivered") == ["completed", "returned"]
+    assert flow.allowed_from("returned") == ["completed"]
+    assert flow.terminal_statuses == ["completed", "cancelled"]
+    assert flow.allowed_from("completed") == [] and flow.is_terminal("cancelled")
+
+
+def test_override_replaces_keys_one_by_one():
+    flow = build_order_flow({"transitions": {"new": ["done"]}, "terminal_statuses": ["done"]})
+    assert flow.allowed_from("new") == ["done"]
+    assert flow.allowed_from("confirmed") == []  # the whole transitions key was replaced
+    assert flow.initial_status == "new" and flow.on_enter == {}
+    assert DEFAULT_ORDER_FLOW["transitions"]["new"] == ["confirmed", "cancelled"]  # default untouched
+
+
+def test_terminal_status_never_moves_even_if_configured():
+    flow = build_order_flow({"transitions": {"new": ["done"], "done": ["new"]}, "terminal_statuses": ["done"]})
+    assert flow.allowed_from("done") == []
+    assert flow.can("new", "done") and not flow.can("done", "new")
+
+
+def test_validate_order_flow_names_each_problem():
+    assert validate_order_flow(None) == [] and validate_order_flow({}) == []
+    assert validate_order_flow({"auto_transitions": {"on_create": "confirmed"}}) == []
+    problems = validate_order_flow(
+        {
+            "transitions": {"new": ["done"], "done": ["new"]},
+            "terminal_statuses": ["done"],
+            "auto_transitions": {"on_create": "ghost", "on_lunch": "done"},
+            "on_enter": {"limbo": ["x"]},
+            "colour": "red",
+        }
+    )
+    assert problems == ["order_flow: unknown key 'colour'"]
+    problems = validate_order_flow(
+        {
+            "transitions": {"new": ["done"], "done": ["new"]},
+            "terminal_statuses": ["done"],
+            "auto_transitions": {"on_create": "ghost", "on_lunch": "done"},
+            "on_enter": {"limbo": ["x"]},
+        }
+    )
+    assert "terminal status 'done' has outgoing transitions" in problems
+    assert "order_flow.auto_transitions.on_create: unknown status 'ghost'" in problems
+    assert "order_flow.auto_transitions: unknown key 'on_lunch'" in problems
+    assert "order_flow.on_enter: unknown status 'limbo'" in problems
+    assert validate_order_flow({"transitions": []}) == ["order_flow.transitions must be a dict"]
+    assert validate_order_flow({"auto_transitions": {"on_create": "ready"}}) == [
+        "order_flow.auto_transitions.on_create: 'new' cannot move to 'ready'"
+    ]
