@@ -10,6 +10,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from omniman.conf import DEFAULTS as OMNIMAN_DEFAULTS
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 TRUTHY = {"1", "true", "yes", "on"}
@@ -164,19 +166,5 @@ def omniman_settings(defaults: dict) -> dict:
     return values
 
 
-OMNIMAN = omniman_settings(
-    {
-        "DEFAULT_CURRENCY": "BRL",
-        "SESSION_KEY_PREFIX": "SESS-",
-        "ORDER_REF_PREFIX": "ORD-",
-        "IDEMPOTENCY_TTL_HOURS": 24,
-        "SESSION_TTL_HOURS": 24,
-        "STOCK_HOLD_TTL_MINUTES": 15,
-        "DIRECTIVE_MAX_ATTEMPTS": 5,
-        "DIRECTIVE_BACKOFF_BASE_SECONDS": 2,
-        "DIRECTIVE_BACKOFF_MAX_SECONDS": 300,
-        "DIRECTIVE_STUCK_AFTER_SECONDS": 300,
-        "ALLOW_SQLITE_IN_PRODUCTION": False,
-        "DISPATCH_ON_COMMIT": [],
-    }
-)
+# Every key of omniman.conf.DEFAULTS (SPEC §8), each overridable by OMNIMAN_<KEY>.
+OMNIMAN = omniman_settings(OMNIMAN_DEFAULTS)

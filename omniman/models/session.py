@@ -33,8 +33,10 @@ class Session(models.Model):
     handle_type = models.CharField(max_length=32, blank=True, default="")
     handle_ref = models.CharField(max_length=128, blank=True, default="")
     state = models.CharField(max_length=16, choices=State.choices, default=State.OPEN, db_index=True)
-    pricing_policy = models.CharField(max_length=16, choices=Channel.PricingPolicy.choices)
-    edit_policy = models.CharField(max_length=16, choices=Channel.EditPolicy.choices)
+    pricing_policy = models.CharField(
+        max_length=16, choices=Channel.PricingPolicy.choices, default=Channel.PricingPolicy.INTERNAL
+    )
+    edit_policy = models.CharField(max_length=16, choices=Channel.EditPolicy.choices, default=Channel.EditPolicy.OPEN)
     rev = models.PositiveIntegerField(default=0)
     data = models.JSONField(default=dict, blank=True)
     lines = models.JSONField(default=list, blank=True, editable=False)

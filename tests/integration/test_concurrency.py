@@ -129,3 +129,11 @@ def test_concurrent_bumps_with_expected_status_make_one_transition():
 
 def test_database_is_postgresql():
     assert connection.vendor == "postgresql"
+
+
+def test_concurrent_enqueues_with_one_dedupe_key_make_one_directive():
+    from omniman.models import Directive
+
+    results = run_together(lambda i: Directive.objects.enqueue("stock.hold", {"i": i}, dedupe_key="S-1:stock:1").pk)
+    assert len({value for kind, value in results if kind == "ok"}) == 1
+    assert Directive.objects.filter(topic="stock.hold").count() == 1

@@ -303,3 +303,18 @@ def test_resolver_failures(failure, code):
         assert isinstance(err.value, IssueResolveError)
         assert "backend down" in err.value.message
     state.assert_unchanged()
+
+
+def test_database_enforces_one_open_session_per_handle():
+    from django.db import IntegrityError, transaction
+
+    channel = make_channel()
+    Session.objects.create(session_key="A", channel=channel, handle_type="table", handle_ref="9")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Session.objects.create(session_key="B", channel=channel, handle_type="table", handle_ref="9")
+    # Closed sessions and handle-less sessions do not count.
+    Session.objects.filter(session_key="A").update(state="committed")
+    Session.objects.create(session_key="C", channel=channel, handle_type="table", handle_ref="9")
+    Session.objects.create(session_key="D", channel=channel)
+    Session.objects.create(session_key="E", channel=channel)
+    assert Session.objects.filter(channel=channel).count() == 4

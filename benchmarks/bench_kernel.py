@@ -1,0 +1,112 @@
+"""Kernel benchmark: latency of open → modify → commit → transition, and basket-size scaling.
+
+Run against a scratch database (it creates its own tables with a test DB):
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python benchmarks/bench_kernel.py
+    DATABASE_URL=sqlite:///bench.sqlite3 DEBUG=1 .venv/bin/python benchmarks/bench_kernel.py
+
+It prints per-operation medians and p95 in milliseconds, and the ratio of the
+100-line to the 1-line cost of modify and commit (queries are constant; the
+ratio shows what the JSON and row work costs).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.db import connection  # noqa: E402
+from django.test.utils import get_runner, setup_test_environment, teardown_test_environment  # noqa: E402
+
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "200"))
+
+
+def timed(fn):
+    start = time.perf_counter()
+    result = fn()
+    return (time.perf_counter() - start) * 1000, result
+
+
+def summary(name, samples):
+    samples = sorted(samples)
+    p95 = samples[int(len(samples) * 0.95) - 1]
+    print(f"{name:<34} median {statistics.median(samples):7.2f} ms   p95 {p95:7.2f} ms   n={len(samples)}")
+    return statistics.median(samples)
+
+
+def main() -> None:
+    from django.conf import settings
+
+    setup_test_environment()
+    runner = get_runner(settings)(verbosity=0, interactive=False)
+    old = runner.setup_databases()
+    try:
+        run()
+    finally:
+        runner.teardown_databases(old)
+        teardown_test_environment()
+
+
+def run() -> None:
+    from omniman.models import Channel
+    from omniman.services import CommitService, ModifyService, OrderService, SessionService
+
+    print(f"database: {connection.vendor}; rounds: {ROUNDS}")
+    Channel.objects.create(
+        code="bench",
+        name="Bench",
+        config={"post_commit_directives": ["notification.send"], "order_flow": {"auto_transitions": {"on_create": "confirmed"}}},
+    )
+    opens, modifies, commits, transitions = [], [], [], []
+    for i in range(ROUNDS):
+        ms, session = timed(lambda: SessionService.open_session("bench", handle_type="table", handle_ref=str(i)))
+        opens.append(ms)
+        ms, session = timed(
+            lambda: ModifyService.modify_session(
+                session.session_key, "bench", [{"op": "add_line", "sku": "A", "qty": 2, "unit_price_q": 990}], expected_rev=session.rev
+            )
+        )
+        modifies.append(ms)
+        ms, result = timed(lambda: CommitService.commit(session.session_key, "bench", idempotency_key=uuid.uuid4().hex))
+        commits.append(ms)
+        ms, _ = timed(lambda: OrderService.transition(result["order_ref"], "processing", expected_status="confirmed"))
+        transitions.append(ms)
+    summary("open_session", opens)
+    summary("modify_session (1 op)", modifies)
+    summary("commit", commits)
+    summary("transition", transitions)
+
+    def basket(lines):
+        mods, coms = [], []
+        for _ in range(max(ROUNDS // 4, 10)):
+            session = SessionService.open_session("bench")
+            ops = [{"op": "add_line", "sku": f"S{n}", "qty": 1, "unit_price_q": 100} for n in range(lines)]
+            session = ModifyService.modify_session(session.session_key, "bench", ops)
+            ms, session = timed(
+                lambda: ModifyService.modify_session(
+                    session.session_key, "bench", [{"op": "set_qty", "line_id": session.lines[0]["line_id"], "qty": 3}]
+                )
+            )
+            mods.append(ms)
+            ms, _ = timed(lambda: CommitService.commit(session.session_key, "bench", idempotency_key=uuid.uuid4().hex))
+            coms.append(ms)
+        return summary(f"modify, basket of {lines}", mods), summary(f"commit, basket of {lines}", coms)
+
+    m1, c1 = basket(1)
+    m100, c100 = basket(100)
+    print(f"ratio 100 lines / 1 line: modify {m100 / m1:.2f}x, commit {c100 / c1:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""The project around the kernel: migrations, the demo, the admin, login."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.test import override_settings
+
+from omniman.models import Channel, Order, Session
+
+pytestmark = pytest.mark.django_db
+
+
+def test_no_missing_migrations():
+    out = io.StringIO()
+    call_command("makemigrations", "omniman", "--check", "--dry-run", stdout=out)
+    assert "No changes detected" in out.getvalue()
+
+
+@override_settings(DEBUG=True)
+def test_seed_demo_is_idempotent():
+    out = io.StringIO()
+    call_command("seed_demo", stdout=out)
+    counts = (Channel.objects.count(), Session.objects.count(), Order.objects.count())
+    assert counts == (3, 7, 3)
+    assert Session.objects.filter(state="open").count() == 4
+    assert "manager/manager" in out.getvalue()
+    call_command("seed_demo", stdout=io.StringIO())
+    assert (Channel.objects.count(), Session.objects.count(), Order.objects.count()) == counts
+    tab = Session.objects.get(channel__code="tables", handle_ref="5", state="open")
+    assert tab.items[0]["meta"]["note"] == "one without onions"
+    assert get_user_model().objects.get(username="pos").groups.filter(name="pos").exists()
+
+
+@override_settings(DEBUG=False)
+def test_seed_demo_makes_no_users_in_production():
+    out = io.StringIO()
+    call_command("seed_demo", stdout=out)
+    assert get_user_model().objects.count() == 0
+    assert "no demo users" in out.getvalue()
+
+
+def test_admin_requires_login(client):
+    response = client.get("/admin/omniman/order/")
+    assert response.status_code == 302 and "/login/" in response["Location"]
+    assert client.get("/").status_code == 302
+
+
+@override_settings(DEBUG=True)
+def test_admin_shows_orders_read_only(admin_client):
+    call_command("seed_demo", "--no-users", stdout=io.StringIO())
+    order = Order.objects.first()
+    listing = admin_client.get("/admin/omniman/order/")
+    assert listing.status_code == 200 and order.ref in listing.content.decode()
+    detail = admin_client.get(f"/admin/omniman/order/{order.pk}/change/")
+    assert detail.status_code == 200
+    body = detail.content.decode()
+    assert order.ref in body and 'name="_save"' not in body
+    before = Order.objects.get(pk=order.pk).status
+    posted = admin_client.post(f"/admin/omniman/order/{order.pk}/change/", {"status": "cancelled"})
+    assert posted.status_code == 403
+    assert Order.objects.get(pk=order.pk).status == before
+    for model in ("session", "directive", "idempotencykey", "channel"):
+        assert admin_client.get(f"/admin/omniman/{model}/").status_code == 200
+
+
+def test_admin_channel_config_is_validated(admin_client):
+    response = admin_client.post(
+        "/admin/omniman/channel/add/",
+        {
+            "code": "web",
+            "name": "Web",
+            "pricing_policy": "internal",
+            "edit_policy": "open",
+            "config": '{"order_flow": {"transitions": {"new": ["done"], "done": ["new"]}, "terminal_statuses": ["done"]}}',
+            "is_active": "on",
+            "display_order": 0,
+        },
+    )
+    assert response.status_code == 200
+    assert "terminal status &#x27;done&#x27; has outgoing transitions" in response.content.decode()
+    assert not Channel.objects.filter(code="web").exists()
+
+
+def test_login_page_renders(client):
+    response = client.get("/accounts/login/")
+    assert response.status_code == 200
+    assert "csrfmiddlewaretoken" in response.content.decode()
