@@ -29,7 +29,7 @@ class ImmutableQuerySet(models.QuerySet):
 
 class OrderQuerySet(models.QuerySet):
     def update(self, **kwargs):
-        frozen = sorted(set(kwargs) & set(Order.IMMUTABLE_FIELDS) | ({"status"} & set(kwargs)))
+        frozen = sorted(set(kwargs) & {*Order.IMMUTABLE_FIELDS, *Order.STATUS_FIELDS})
         if frozen:
             raise OmnimanError(
                 "immutable", "Order fields cannot be bulk-updated", {"fields": frozen}

@@ -204,7 +204,7 @@ def _commit(session_key: str, channel_code: str, idempotency_key: str, *, ctx: d
             {"order_ref": order.ref, "channel_code": channel.code, "session_key": session.session_key},
             dedupe_key=f"{order.ref}:{topic}",
         )
-    enqueue_on_enter(order, None, order.status)
+    enqueue_on_enter(order, None, order.status, entry="created")
     on_create = flow.auto_transitions.get("on_create")
     if on_create and on_create != order.status:
         apply_transition(order, on_create, actor=actor, reason="auto_transitions.on_create")

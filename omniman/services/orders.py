@@ -69,8 +69,8 @@ def apply_transition(order: Order, new_status: str, *, actor: str, reason: str =
         order.save(update_fields=fields)
     finally:
         order._transitioning = False
-    events.status_changed(order, actor=actor, from_status=previous, to_status=new_status, reason=reason)
-    enqueue_on_enter(order, previous, new_status)
+    event = events.status_changed(order, actor=actor, from_status=previous, to_status=new_status, reason=reason)
+    enqueue_on_enter(order, previous, new_status, entry=str(event.pk))
     transaction.on_commit(
         lambda: order_status_changed.send(sender=Order, order=order, from_status=previous, to_status=new_status)
     )
@@ -81,12 +81,13 @@ def apply_transition(order: Order, new_status: str, *, actor: str, reason: str =
     return order
 
 
-def enqueue_on_enter(order: Order, previous: str | None, status: str) -> list[Directive]:
+def enqueue_on_enter(order: Order, previous: str | None, status: str, *, entry: str) -> list[Directive]:
+    """The ``on_enter`` topics of ``status``; ``entry`` tells one entry into it from another."""
     return [
         Directive.objects.enqueue(
             topic,
             {"order_ref": order.ref, "from": previous, "to": status},
-            dedupe_key=f"{order.ref}:{status}:{topic}",
+            dedupe_key=f"{order.ref}:{status}:{topic}:{entry}",
         )
         for topic in order.channel.order_flow.topics_on_enter(status)
     ]

@@ -98,17 +98,23 @@ def run_modifiers(session: Session, ctx: dict[str, Any]) -> None:
         if prepare is not None:
             prepare(channel=channel, session=session, ctx=ctx)
     external = session.pricing_policy == Channel.PricingPolicy.EXTERNAL
-    prices_before = [(line["line_id"], line["unit_price_q"]) for line in session.lines]
+    prices_before = {line["line_id"]: line["unit_price_q"] for line in session.lines}
     for modifier in modifiers:
         with no_io(f"modifier {modifier.code!r}"):
             modifier.apply(channel=channel, session=session, ctx=ctx)
         if external:
-            prices_after = [(line.get("line_id"), line.get("unit_price_q")) for line in session.lines]
-            if prices_after != prices_before:
+            # Lines the channel priced keep their price; a modifier may add
+            # lines of its own (a fee, say), but never reprice the channel's.
+            repriced = [
+                line.get("line_id")
+                for line in session.lines
+                if line.get("line_id") in prices_before and line.get("unit_price_q") != prices_before[line["line_id"]]
+            ]
+            if repriced:
                 raise OmnimanError(
                     "pipeline_violation",
                     f"modifier {modifier.code!r} repriced an external session.",
-                    {"modifier": modifier.code},
+                    {"modifier": modifier.code, "line_ids": repriced},
                 )
 
 

@@ -160,13 +160,14 @@ class ModifyService:
         return pipeline.modify(session, ops, ctx=dict(ctx or {}))
 
 
-def _as_rev(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise ValidationError("invalid_field", "expected_rev must be an integer.", {"field": "expected_rev"}) from None
+def _as_rev(value: Any) -> int:
+    """``expected_rev`` as an int (``"3"`` is accepted, as forms send it); anything else is ``invalid_field``."""
+    if not isinstance(value, bool):
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            pass
+    raise ValidationError("invalid_field", "expected_rev must be an integer.", {"field": "expected_rev"})
 
 
 class SessionWriteService:
@@ -190,6 +191,7 @@ class SessionWriteService:
         """
         if not isinstance(check_code, str) or not check_code:
             raise ValidationError("missing_field", "check_code is required.", {"field": "check_code"})
+        expected_rev = _as_rev(expected_rev)
         session = lock_session(session_key, channel_code)
         if session.state != Session.State.OPEN or session.rev != expected_rev:
             return False

@@ -155,15 +155,30 @@ def test_empty_session_cannot_commit():
     state.assert_unchanged()
 
 
-def test_bad_expected_rev_type():
+@pytest.mark.parametrize("rev", ["abc", True, None.__class__, [1]], ids=["text", "bool", "type", "list"])
+def test_bad_expected_rev_type(rev):
     session = create_session_at()
     state = DbState(session)
     with pytest.raises(ValidationError) as err:
         ModifyService.modify_session(
-            session.session_key, session.channel.code, [{"op": "set_data", "path": "a", "value": 1}], expected_rev="abc"
+            session.session_key, session.channel.code, [{"op": "set_data", "path": "a", "value": 1}], expected_rev=rev
         )
     assert err.value.code == "invalid_field"
+    with pytest.raises(ValidationError) as err:
+        SessionWriteService.write_check(session.session_key, session.channel.code, check_code="c", expected_rev=rev, result={})
+    assert err.value.code == "invalid_field"
     state.assert_unchanged()
+
+
+def test_expected_rev_as_text_is_accepted():
+    session = create_session_at()
+    after = ModifyService.modify_session(
+        session.session_key, session.channel.code, [{"op": "set_data", "path": "a", "value": 1}], expected_rev=str(session.rev)
+    )
+    assert after.rev == session.rev + 1
+    assert SessionWriteService.write_check(
+        session.session_key, session.channel.code, check_code="c", expected_rev=str(after.rev), result={}
+    )
 
 
 @pytest.mark.parametrize(

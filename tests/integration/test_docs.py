@@ -166,11 +166,14 @@ def test_python_examples_run(page: Path, bare_registry):
             continue
         # Pad with newlines so tracebacks point at the line of the .rst file.
         code = compile("\n" * (block.line - 1) + block.source, relative, "exec")
+        failure = None
         try:
             exec(code, namespace)
         except Exception:
+            failure = traceback.format_exc()
+        if failure is not None:
             pytest.fail(
                 f"{relative}, python block {block.number} (line {block.line}) failed:\n"
-                f"{traceback.format_exc()}\n--- block {block.number} ---\n{block.source}",
+                f"{failure}\n--- block {block.number} ---\n{block.source}",
                 pytrace=False,
             )

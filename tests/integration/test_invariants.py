@@ -677,3 +677,47 @@ def test_i14_blocking_issues_block_and_warnings_do_not():
         issues=[{**blocking, "severity": "warning"}],
     )
     assert commit(session)["idempotent"] is False
+
+
+class FeeModifier:
+    """Adds a service-fee line of its own to external sessions: allowed, nothing is repriced."""
+
+    code = "service-fee"
+    order = 90
+
+    def apply(self, *, channel, session, ctx):
+        if not any(line["sku"] == "FEE" for line in session.lines):
+            session.lines.append(
+                {"line_id": "L-fee", "sku": "FEE", "name": "Service fee", "qty": "1", "unit_price_q": 200, "line_total_q": 0, "meta": {}}
+            )
+
+
+def test_i4_modifier_may_add_its_own_line_to_an_external_session():
+    registry.register_modifier(FeeModifier())
+    channel = make_channel(pricing_policy="external")
+    session = SessionService.open_session(channel.code, items=[{"sku": "A", "qty": 1, "unit_price_q": 1250}])
+    assert [(i["sku"], i["unit_price_q"]) for i in session.items] == [("A", 1250), ("FEE", 200)]
+    assert session.total_q == 1450
+
+
+def test_i8_status_timestamps_cannot_be_bulk_rewritten():
+    order = create_order_at("confirmed")
+    with pytest.raises(OmnimanError) as err:
+        Order.objects.filter(pk=order.pk).update(confirmed_at=timezone.now() + timedelta(days=1))
+    assert err.value.code == "immutable"
+    assert Order.objects.get(pk=order.pk).confirmed_at == order.confirmed_at
+
+
+def test_i8_reentering_a_status_enqueues_its_on_enter_topics_again():
+    channel = make_channel(
+        config={
+            "order_flow": {
+                "transitions": {"new": ["ready"], "ready": ["processing"], "processing": ["ready"]},
+                "on_enter": {"ready": ["kitchen.print"]},
+            }
+        }
+    )
+    order = create_order_at("ready", channel)
+    order.transition_status("processing")
+    order.transition_status("ready")
+    assert Directive.objects.filter(topic="kitchen.print").count() == 2
