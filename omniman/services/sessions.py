@@ -151,13 +151,18 @@ class ModifyService:
         """
         session = lock_session(session_key, channel_code)
         require_open(session)
-        if expected_rev is not None and _as_rev(expected_rev) != session.rev:
-            raise SessionError(
-                "stale_rev",
-                f"The session is at rev {session.rev}, not {expected_rev}.",
-                {"session_key": session_key, "expected_rev": expected_rev, "current_rev": session.rev},
-            )
+        require_rev(session, expected_rev)
         return pipeline.modify(session, ops, ctx=dict(ctx or {}))
+
+
+def require_rev(session: Session, expected_rev: Any) -> None:
+    """``stale_rev`` unless the caller saw this revision (``None``: the caller doesn't care)."""
+    if expected_rev is not None and _as_rev(expected_rev) != session.rev:
+        raise SessionError(
+            "stale_rev",
+            f"The session is at rev {session.rev}, not {expected_rev}.",
+            {"session_key": session.session_key, "expected_rev": expected_rev, "current_rev": session.rev},
+        )
 
 
 def _as_rev(value: Any) -> int:
@@ -285,12 +290,7 @@ class ResolveService:
         ctx = dict(ctx or {})
         session = lock_session(session_key, channel_code)
         require_open(session)
-        if expected_rev is not None and _as_rev(expected_rev) != session.rev:
-            raise SessionError(
-                "stale_rev",
-                f"The session is at rev {session.rev}, not {expected_rev}.",
-                {"session_key": session_key, "expected_rev": expected_rev, "current_rev": session.rev},
-            )
+        require_rev(session, expected_rev)
         issue = next((i for i in session.data.get("issues", []) if i.get("id") == issue_id), None)
         if issue is None:
             raise IssueResolveError("issue_not_found", context={"issue_id": issue_id})
