@@ -2,8 +2,6 @@
 
 from django.dispatch import Signal
 
-# Sent after the transaction that enqueued a Directive commits: ``directive``.
-directive_enqueued = Signal()
 # Sent after the transaction that created an Order commits: ``order``.
 order_created = Signal()
 # Sent after the transaction that changed an Order's status commits: ``order``, ``from_status``, ``to_status``.

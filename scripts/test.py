@@ -88,7 +88,7 @@ def main() -> None:
 def run_pass(name: str, database_url: str, pytest_args: list[str]) -> int:
     report = RESULTS / f"{name}.xml"
     report.unlink(missing_ok=True)
-    env = {**os.environ, "DATABASE_URL": database_url, "DJANGO_SETTINGS_MODULE": "config.settings"}
+    env = {**os.environ, "DATABASE_URL": database_url, "DJANGO_SETTINGS_MODULE": "tests.settings"}
     print(f"\n=== {name}: pytest with DATABASE_URL={redact(database_url)} ===", flush=True)
     command = [sys.executable, "-m", "pytest", *pytest_args, f"--junitxml={report}"]
     return subprocess.run(command, cwd=REPO, env=env).returncode

@@ -51,11 +51,13 @@ class DirectiveManager(models.Manager):
 
 
 def _announce(directive: Directive) -> None:
-    """Tell listeners (the directive engine) once the enqueuing transaction commits."""
-    from omniman.signals import directive_enqueued
+    """Wake ``--watch`` workers (on commit), and run ``DISPATCH_ON_COMMIT`` topics right after it."""
+    from omniman import conf, engine
 
-    if directive_enqueued.receivers:
-        transaction.on_commit(lambda: directive_enqueued.send(sender=Directive, directive=directive))
+    if directive.available_at <= timezone.now():
+        engine.notify(directive.topic)
+    if directive.topic in (conf.get("DISPATCH_ON_COMMIT") or ()):
+        transaction.on_commit(lambda: engine.dispatch(directive.pk))
 
 
 class Directive(models.Model):

@@ -90,12 +90,20 @@ class SessionService:
 
     @staticmethod
     @transaction.atomic
-    def abandon_session(session_key: str, channel_code: str, *, actor: str = "system") -> Session:
-        """Close an open session without an order. Abandoning twice is harmless."""
+    def abandon_session(
+        session_key: str, channel_code: str, *, actor: str = "system", stale_before: datetime | None = None
+    ) -> Session:
+        """Close an open session without an order. Abandoning twice is harmless.
+
+        With ``stale_before`` (housekeeping), a session modified since then is
+        left open and returned as it is.
+        """
         session = lock_session(session_key, channel_code)
         if session.state == Session.State.ABANDONED:
             return session
         require_open(session)
+        if stale_before is not None and session.updated_at >= stale_before:
+            return session
         session.state = Session.State.ABANDONED
         session.save(update_fields=["state", "updated_at"])
         logger.info(

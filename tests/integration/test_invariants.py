@@ -721,3 +721,39 @@ def test_i8_reentering_a_status_enqueues_its_on_enter_topics_again():
     order.transition_status("processing")
     order.transition_status("ready")
     assert Directive.objects.filter(topic="kitchen.print").count() == 2
+
+
+# -- I6 directives at least once, handlers idempotent -------------------------------------
+
+
+class FlakyIdempotentNote:
+    """Writes a note on the order at most once (looks for its evidence first); fails its first run."""
+
+    topic = "test.flaky-note"
+    runs = 0
+
+    def handle(self, *, message, ctx):
+        type(self).runs += 1
+        order = Order.objects.get(ref=message.payload["order_ref"])
+        if not order.events.filter(type="note", payload__directive=message.pk).exists():
+            order.emit_event("note", actor=ctx["actor"], payload={"directive": message.pk, "text": "thanks!"})
+        if ctx["attempt"] == 1:
+            raise TimeoutError("the provider timed out after the note was written")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_i6_directive_runs_again_after_a_failure_and_the_effect_exists_once():
+    from omniman import engine
+
+    FlakyIdempotentNote.runs = 0
+    registry.register_directive_handler(FlakyIdempotentNote())
+    order = create_order_at()
+    directive = Directive.objects.enqueue("test.flaky-note", {"order_ref": order.ref})
+    assert engine.process().outcomes == [(directive.pk, "retried")]
+    Directive.objects.filter(pk=directive.pk).update(available_at=timezone.now())
+    assert engine.process().outcomes == [(directive.pk, "done")]
+    # Run it once more by hand, as a duplicate delivery would: still one note.
+    Directive.objects.filter(pk=directive.pk).update(status="queued", available_at=timezone.now())
+    assert engine.process().outcomes == [(directive.pk, "done")]
+    assert FlakyIdempotentNote.runs == 3
+    assert order.events.filter(type="note").count() == 1

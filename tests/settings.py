@@ -1,0 +1,5 @@
+"""Test settings: the project's settings plus a test app whose directive handlers record each run."""
+
+from config.settings import *  # noqa: F403
+
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]  # noqa: F405
