@@ -1,0 +1,736 @@
+#!/usr/bin/env python
+"""Directive engine benchmark: Omniman against procrastinate and django-tasks-db.
+
+One command, one PostgreSQL database, one run, the same no-op work for all:
+
+    pip install -e '.[bench]'
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/omniman_bench \\
+        .venv/bin/python benchmarks/bench_directives.py [--jobs 5000] [--latency-jobs 200] [--quick]
+
+The database (default ``omniman_bench``) is created if missing and migrated
+(procrastinate's schema is a Django migration too). The benchmark TRUNCATEs
+the three queue tables between phases: never point it at a database you care
+about (it refuses one that holds Omniman orders).
+
+Phases, each applied identically to every system, interleaved system by
+system so that slow drifts of the machine hit all of them alike:
+
+* enqueue — N one-by-one enqueues through each library's normal single-job
+  API (``Directive.objects.enqueue``, ``Task.defer``, ``Task.enqueue``) in
+  autocommit, from this process, no worker running: jobs/s.
+* drain W — W real worker processes of each library's own command are
+  started on an empty queue and left idle until each holds its database
+  connection (plus a settle time); then N jobs are inserted in one
+  transaction with each library's bulk path (``bulk_create`` + the engine's
+  NOTIFY, ``batch_defer`` whose trigger notifies, ``bulk_create``) and the
+  clock runs from that commit to the last job's done timestamp (read from the
+  rows). Neither start-up nor the insert is inside the measured time.
+* latency — one idle worker; jobs enqueued one at a time ~20 ms apart (after
+  a few un-timed warm-up jobs); each job's enqueue→done is the row's done
+  timestamp (``Directive.updated_at``; procrastinate's ``succeeded`` event;
+  ``DBTaskResult.finished_at``) minus the wall-clock time just before the
+  enqueue call: p50/p99 in ms.
+
+Every phase is bounded (``--phase-timeout``); a phase that runs out says so
+in the table and the run goes on. Workers are stopped with SIGTERM, then
+SIGKILL after 10 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/omniman_bench"
+os.environ.setdefault("DATABASE_URL", DEFAULT_URL)
+os.environ["DJANGO_SETTINGS_MODULE"] = "benchmarks.settings"
+
+SYSTEMS = ("omniman", "procrastinate", "django-tasks-db")
+OMNIMAN_TOPIC = "bench.noop"
+POLL = 0.05  # seconds between "how many are done?" queries
+STOP_GRACE = 10.0  # SIGTERM, then SIGKILL after this many seconds
+PYTHON = sys.executable
+
+
+class PhaseTimeout(Exception):
+    pass
+
+
+class BenchError(Exception):
+    pass
+
+
+# --------------------------------------------------------------------------- database
+
+
+def ensure_database(url: str) -> None:
+    """Create the benchmark database if it does not exist (connecting to ``postgres``)."""
+    import dj_database_url
+    import psycopg
+    from psycopg import sql
+
+    cfg = dj_database_url.parse(url)
+    if cfg["ENGINE"] != "django.db.backends.postgresql":
+        raise SystemExit(f"DATABASE_URL must be PostgreSQL, got {cfg['ENGINE']}")
+    params = {
+        "dbname": "postgres",
+        "user": cfg.get("USER") or None,
+        "password": cfg.get("PASSWORD") or None,
+        "host": cfg.get("HOST") or None,
+        "port": cfg.get("PORT") or None,
+        "autocommit": True,
+    }
+    with psycopg.connect(**{k: v for k, v in params.items() if v is not None}) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [cfg["NAME"]]).fetchone()
+        if not exists:
+            print(f"creating database {cfg['NAME']}")
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(cfg["NAME"])))
+
+
+def setup_django(force: bool) -> None:
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0, interactive=False)
+    from omniman.models import Order
+
+    if Order.objects.exists() and not force:
+        raise SystemExit(
+            "this database holds Omniman orders: the benchmark truncates queue tables, "
+            "so point DATABASE_URL at a scratch database (or pass --force)"
+        )
+
+
+def q(sql_text: str, params=None):
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(sql_text, params or [])
+        if cursor.description is None:
+            return None
+        return cursor.fetchall()
+
+
+def epoch(value: datetime) -> float:
+    return value.timestamp()
+
+
+# --------------------------------------------------------------------------- systems
+
+
+class System:
+    name = ""
+
+    def tables(self) -> list[str]:
+        raise NotImplementedError
+
+    def clean(self) -> None:
+        q(f"TRUNCATE {', '.join(self.tables())} RESTART IDENTITY CASCADE")
+
+    def enqueue_one(self, i: int):
+        raise NotImplementedError
+
+    def bulk_load(self, n: int) -> None:
+        """Insert ``n`` queued jobs (called inside one transaction)."""
+        raise NotImplementedError
+
+    def counts(self) -> tuple[int, int]:
+        """(done, failed)"""
+        raise NotImplementedError
+
+    def last_done(self) -> float:
+        raise NotImplementedError
+
+    def done_times(self, ids: list) -> dict:
+        raise NotImplementedError
+
+    def worker_cmd(self, opts, index: int) -> list[str]:
+        raise NotImplementedError
+
+    def versions(self) -> str:
+        raise NotImplementedError
+
+
+class Omniman(System):
+    name = "omniman"
+
+    def __init__(self):
+        from omniman.models import Directive
+
+        self.Directive = Directive
+        self.table = Directive._meta.db_table
+
+    def tables(self):
+        return [self.table]
+
+    def enqueue_one(self, i):
+        return self.Directive.objects.enqueue(OMNIMAN_TOPIC, {"i": i}).pk
+
+    def bulk_load(self, n):
+        Directive = self.Directive
+        Directive.objects.bulk_create(
+            [Directive(topic=OMNIMAN_TOPIC, payload={"i": i}) for i in range(n)], batch_size=1000
+        )
+        # What enqueue() does for each row: wake --watch workers on commit.
+        from omniman import engine
+
+        engine.notify(OMNIMAN_TOPIC)
+
+    def counts(self):
+        done, failed = q(
+            f"SELECT count(*) FILTER (WHERE status = 'done'), "
+            f"count(*) FILTER (WHERE status = 'failed' OR last_error <> '') FROM {self.table}"
+        )[0]
+        return done, failed
+
+    def last_done(self):
+        return epoch(q(f"SELECT max(updated_at) FROM {self.table} WHERE status = 'done'")[0][0])
+
+    def done_times(self, ids):
+        rows = q(f"SELECT id, updated_at FROM {self.table} WHERE status = 'done' AND id = ANY(%s)", [ids])
+        return {i: epoch(t) for i, t in rows}
+
+    def worker_cmd(self, opts, index):
+        return [PYTHON, "manage.py", "process_directives", "--watch", "--limit", str(opts.omniman_limit), "--verbosity", "0"]
+
+    def versions(self):
+        rev = ""
+        try:
+            rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=5).stdout.strip()
+            dirty = subprocess.run(["git", "status", "--porcelain", "--", "omniman"], cwd=ROOT, capture_output=True, text=True, timeout=5).stdout.strip()
+            rev = f" (git {rev}{' + uncommitted changes in omniman/' if dirty else ''})"
+        except (OSError, subprocess.SubprocessError):
+            pass
+        return f"django-omniman {dist_version('django-omniman')}{rev}"
+
+
+class Procrastinate(System):
+    name = "procrastinate"
+
+    def __init__(self):
+        from benchmarks.benchapp.tasks import procrastinate_noop
+
+        self.task = procrastinate_noop
+
+    def tables(self):
+        return ["procrastinate_events", "procrastinate_periodic_defers", "procrastinate_jobs", "procrastinate_workers"]
+
+    def enqueue_one(self, i):
+        return self.task.defer(i=i)
+
+    def bulk_load(self, n):
+        for start in range(0, n, 1000):
+            self.task.batch_defer(*({"i": i} for i in range(start, min(n, start + 1000))))
+
+    def counts(self):
+        done, failed = q(
+            "SELECT count(*) FILTER (WHERE status = 'succeeded'), "
+            "count(*) FILTER (WHERE status IN ('failed', 'cancelled', 'aborted')) FROM procrastinate_jobs"
+        )[0]
+        return done, failed
+
+    def last_done(self):
+        return epoch(q("SELECT max(at) FROM procrastinate_events WHERE type = 'succeeded'")[0][0])
+
+    def done_times(self, ids):
+        rows = q("SELECT job_id, at FROM procrastinate_events WHERE type = 'succeeded' AND job_id = ANY(%s)", [ids])
+        return {i: epoch(t) for i, t in rows}
+
+    def worker_cmd(self, opts, index):
+        return [
+            PYTHON, "manage.py", "procrastinate", "worker",
+            "--name", f"bench-{index}",
+            "--concurrency", str(opts.procrastinate_concurrency),
+        ]
+
+    def versions(self):
+        return f"procrastinate {dist_version('procrastinate')}"
+
+
+class DjangoTasksDB(System):
+    name = "django-tasks-db"
+
+    def __init__(self):
+        from django_tasks_db.models import DBTaskResult
+
+        from benchmarks.benchapp.tasks import django_tasks_noop
+
+        self.task = django_tasks_noop
+        self.Model = DBTaskResult
+        self.table = DBTaskResult._meta.db_table
+
+    def tables(self):
+        return [self.table]
+
+    def enqueue_one(self, i):
+        return self.task.enqueue(i=i).id
+
+    def bulk_load(self, n):
+        from django_tasks_db.models import get_date_max
+
+        task, Model = self.task, self.Model
+        Model.objects.bulk_create(
+            [
+                # The fields DatabaseBackend.enqueue() writes (run_after: its pre_save default).
+                Model(
+                    id=uuid.uuid4(),
+                    args_kwargs={"args": [], "kwargs": {"i": i}},
+                    priority=task.priority,
+                    task_path=task.module_path,
+                    queue_name=task.queue_name,
+                    run_after=get_date_max(),
+                    backend_name=task.backend,
+                )
+                for i in range(n)
+            ],
+            batch_size=1000,
+        )
+
+    def counts(self):
+        done, failed = q(
+            f"SELECT count(*) FILTER (WHERE status = 'SUCCESSFUL'), count(*) FILTER (WHERE status = 'FAILED') FROM {self.table}"
+        )[0]
+        return done, failed
+
+    def last_done(self):
+        return epoch(q(f"SELECT max(finished_at) FROM {self.table} WHERE status = 'SUCCESSFUL'")[0][0])
+
+    def done_times(self, ids):
+        rows = q(f"SELECT id, finished_at FROM {self.table} WHERE status = 'SUCCESSFUL' AND id = ANY(%s::uuid[])", [[str(i) for i in ids]])
+        return {str(i): epoch(t) for i, t in rows}
+
+    def worker_cmd(self, opts, index):
+        return [
+            PYTHON, "manage.py", "db_worker",
+            "--no-reload", "--no-startup-delay",
+            "--interval", str(opts.db_worker_interval),
+            "--worker-id", f"bench-{index}-{uuid.uuid4().hex[:8]}",
+            "--verbosity", "0",
+        ]
+
+    def versions(self):
+        return f"django-tasks {dist_version('django-tasks')}, django-tasks-db {dist_version('django-tasks-db')}"
+
+
+def dist_version(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+# --------------------------------------------------------------------------- workers
+
+
+@dataclass
+class Workers:
+    system: System
+    procs: list = field(default_factory=list)
+    logs: list = field(default_factory=list)
+    appnames: list = field(default_factory=list)
+
+
+LIVE: list[subprocess.Popen] = []
+
+
+def start_workers(system: System, count: int, opts, logdir: Path, label: str) -> Workers:
+    workers = Workers(system)
+    for index in range(count):
+        appname = f"bench-{system.name}-{label}-{index}"[:63]
+        log_path = logdir / f"{appname}.log"
+        env = {**os.environ, "PGAPPNAME": appname, "DJANGO_SETTINGS_MODULE": "benchmarks.settings", "PYTHONUNBUFFERED": "1"}
+        log = open(log_path, "wb")
+        proc = subprocess.Popen(
+            system.worker_cmd(opts, index), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+        LIVE.append(proc)
+        workers.procs.append(proc)
+        workers.logs.append(log_path)
+        workers.appnames.append(appname)
+    return workers
+
+
+def wait_idle(workers: Workers, settle: float, timeout: float) -> None:
+    """Until every worker holds a database connection, then ``settle`` more seconds."""
+    deadline = time.monotonic() + timeout
+    names = workers.appnames
+    while True:
+        check_alive(workers)
+        rows = q("SELECT DISTINCT application_name FROM pg_stat_activity WHERE application_name = ANY(%s)", [names])
+        if len(rows) == len(names):
+            break
+        if time.monotonic() > deadline:
+            raise PhaseTimeout(f"{workers.system.name} workers not connected after {timeout:.0f} s (logs: {workers.logs[0].parent})")
+        time.sleep(0.1)
+    time.sleep(settle)
+    check_alive(workers)
+
+
+def check_alive(workers: Workers) -> None:
+    for proc, log in zip(workers.procs, workers.logs):
+        if proc.poll() is not None:
+            raise BenchError(f"{workers.system.name} worker exited with {proc.returncode}:\n{tail(log)}")
+
+
+def tail(path: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def stop_workers(workers: Workers) -> list[str]:
+    """SIGTERM, then SIGKILL after STOP_GRACE s; returns complaints (killed, tracebacks)."""
+    complaints = []
+    for proc in workers.procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE
+    for proc in workers.procs:
+        try:
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            complaints.append(f"{workers.system.name} worker pid {proc.pid} ignored SIGTERM for {STOP_GRACE:g} s: killed")
+    for proc in workers.procs:
+        if proc in LIVE:
+            LIVE.remove(proc)
+    for log in workers.logs:
+        text = log.read_text(errors="replace") if log.exists() else ""
+        if "Traceback" in text:
+            complaints.append(f"{workers.system.name}: traceback in {log}:\n{tail(log, 15)}")
+    return complaints
+
+
+def kill_all_live() -> None:
+    for proc in list(LIVE):
+        if proc.poll() is None:
+            proc.kill()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        LIVE.remove(proc)
+
+
+def wait_done(system: System, expected: int, timeout: float, workers: Workers | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        done, failed = system.counts()
+        if failed:
+            raise BenchError(f"{system.name}: {failed} job(s) failed or errored")
+        if done >= expected:
+            return
+        if workers is not None:
+            check_alive(workers)
+        if time.monotonic() > deadline:
+            raise PhaseTimeout(f"timed out after {timeout:.0f} s with {done}/{expected} done")
+        time.sleep(POLL)
+
+
+# --------------------------------------------------------------------------- phases
+
+
+def phase_enqueue(system: System, n: int, timeout: float) -> float:
+    from django.db import connection
+
+    assert connection.get_autocommit()
+    system.clean()
+    for i in range(min(20, n)):  # warm-up: connection, imports, plan caches
+        system.enqueue_one(i)
+    system.clean()
+    deadline = time.monotonic() + timeout
+    start = time.perf_counter()
+    for i in range(n):
+        system.enqueue_one(i)
+        if i % 100 == 0 and time.monotonic() > deadline:
+            raise PhaseTimeout(f"timed out after {timeout:.0f} s with {i}/{n} enqueued")
+    elapsed = time.perf_counter() - start
+    system.clean()
+    return n / elapsed
+
+
+def phase_drain(system: System, n: int, count: int, opts, logdir: Path, notes: list) -> float:
+    from django.db import transaction
+
+    system.clean()
+    workers = start_workers(system, count, opts, logdir, f"drain{count}")
+    try:
+        wait_idle(workers, opts.settle, opts.phase_timeout)
+        with transaction.atomic():
+            system.bulk_load(n)
+        t0 = time.time()
+        wait_done(system, n, opts.phase_timeout, workers)
+        rate = n / (system.last_done() - t0)
+    finally:
+        notes.extend(stop_workers(workers))
+        system.clean()
+    return rate
+
+
+def phase_latency(system: System, jobs: int, opts, logdir: Path, notes: list) -> tuple[float, float, float]:
+    system.clean()
+    workers = start_workers(system, 1, opts, logdir, "latency")
+    try:
+        wait_idle(workers, opts.settle, opts.phase_timeout)
+        warm = 5
+        for i in range(warm):
+            system.enqueue_one(-1 - i)
+        wait_done(system, warm, opts.phase_timeout, workers)
+        sent = []
+        deadline = time.monotonic() + opts.phase_timeout
+        for i in range(jobs):
+            t = time.time()
+            sent.append((system.enqueue_one(i), t))
+            pause = t + opts.latency_spacing - time.time()
+            if pause > 0:
+                time.sleep(pause)
+            if time.monotonic() > deadline:
+                raise PhaseTimeout(f"timed out after {opts.phase_timeout:.0f} s with {i}/{jobs} enqueued")
+        wait_done(system, warm + jobs, max(1.0, deadline - time.monotonic()), workers)
+        done = system.done_times([job_id for job_id, _ in sent])
+        lat = sorted((done[key(job_id)] - t) * 1000 for job_id, t in sent)
+    finally:
+        notes.extend(stop_workers(workers))
+        system.clean()
+    return percentile(lat, 50), percentile(lat, 99), lat[-1]
+
+
+def key(job_id):
+    return str(job_id) if isinstance(job_id, uuid.UUID) else job_id
+
+
+def percentile(sorted_values: list[float], p: float) -> float:
+    """Nearest-rank percentile of already sorted values."""
+    rank = max(1, math.ceil(p / 100 * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+# --------------------------------------------------------------------------- report
+
+
+def fmt(value, unit: str) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return value
+    if unit == "ms":
+        return f"{value:,.1f}"
+    return f"{value:,.0f}"
+
+
+def ratio(a, b) -> str:
+    if not isinstance(a, (int, float)) or not isinstance(b, (int, float)) or not b:
+        return "-"
+    return f"{a / b:.2f}×"
+
+
+def print_table(rows: list[tuple[str, str, dict]], systems: list[str]) -> None:
+    header = ["metric", *SYSTEMS, "omniman/procrastinate", "omniman/django-tasks-db"]
+    body = []
+    for label, unit, values in rows:
+        body.append(
+            [
+                label,
+                *(fmt(values.get(s), unit) if s in systems else "n/a" for s in SYSTEMS),
+                ratio(values.get("omniman"), values.get("procrastinate")),
+                ratio(values.get("omniman"), values.get("django-tasks-db")),
+            ]
+        )
+    widths = [max(len(str(r[i])) for r in [header, *body]) for i in range(len(header))]
+    line = "+".join("-" * (w + 2) for w in widths)
+
+    def show(cells):
+        print("| " + " | ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(cells, widths))) + " |")
+
+    print("+" + line + "+")
+    show(header)
+    print("+" + line + "+")
+    for cells in body:
+        show(cells)
+    print("+" + line + "+")
+
+
+def environment(systems: dict[str, System], opts) -> None:
+    server = q("SELECT version()")[0][0].split(" on ")[0]
+    pg = {name: value for name, value in q(
+        "SELECT name, setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'shared_buffers', 'autovacuum')"
+    )}
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    print(f"python      {platform.python_version()} ({platform.python_implementation()}), {os.cpu_count()} CPUs, {platform.platform()}")
+    print(f"postgresql  {server}; fsync={pg.get('fsync')} synchronous_commit={pg.get('synchronous_commit')} "
+          f"shared_buffers={pg.get('shared_buffers')}×8kB autovacuum={pg.get('autovacuum')}")
+    print(f"database    {db['NAME']} on {db.get('HOST') or 'socket'}:{db.get('PORT') or 5432} (CONN_MAX_AGE={db.get('CONN_MAX_AGE')})")
+    print(f"libraries   Django {dist_version('django')}, psycopg {dist_version('psycopg')}; "
+          + "; ".join(s.versions() for s in systems.values()))
+    print("workers     omniman: manage.py process_directives --watch --limit "
+          f"{opts.omniman_limit} (LISTEN/NOTIFY)")
+    print(f"            procrastinate: manage.py procrastinate worker --concurrency {opts.procrastinate_concurrency} (LISTEN/NOTIFY)")
+    print(f"            django-tasks-db: manage.py db_worker --interval {opts.db_worker_interval:g} (polls; no NOTIFY)")
+    print("            each a separate process; per-job logging off for all (omniman WARNING, "
+          "procrastinate's INFO lines have no handler, db_worker --verbosity 0)")
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, default=None, help="jobs per enqueue and drain measurement (default 5000; 500 with --quick)")
+    parser.add_argument("--latency-jobs", type=int, default=None, help="timed jobs in the latency phase (default 200; 50 with --quick)")
+    parser.add_argument("--workers", default=None, help="comma-separated worker counts for the drain (default 1,2,4; 1,2 with --quick)")
+    parser.add_argument("--repeat", type=int, default=None, help="drain runs per system and worker count; the median is reported (default 3; 1 with --quick)")
+    parser.add_argument("--quick", action="store_true", help="a fast smoke run: 500 jobs, workers 1 and 2, 50 latency jobs, 1 repeat")
+    parser.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated subset of {', '.join(SYSTEMS)}")
+    parser.add_argument("--phase-timeout", type=float, default=300.0, help="seconds any one phase may take (default 300)")
+    parser.add_argument("--settle", type=float, default=2.0, help="seconds idle workers wait, connected, before a batch (default 2)")
+    parser.add_argument("--latency-spacing", type=float, default=0.02, help="seconds between latency enqueues (default 0.02)")
+    parser.add_argument("--omniman-limit", type=int, default=100, help="process_directives --limit (default 100)")
+    parser.add_argument("--procrastinate-concurrency", type=int, default=1, help="procrastinate worker --concurrency (default 1)")
+    parser.add_argument("--db-worker-interval", type=float, default=0.1,
+                        help="db_worker --interval, its idle poll in seconds (default 0.1; the library's own default is 1)")
+    parser.add_argument("--check", action="store_true", help="exit 1 if Omniman misses its targets (drain-1 ≥ 2.5× the faster peer, p99 < 250 ms)")
+    parser.add_argument("--keep-logs", action="store_true", help="keep the workers' logs (kept anyway when something failed)")
+    parser.add_argument("--force", action="store_true", help="run even if the database holds Omniman orders")
+    opts = parser.parse_args(argv)
+    opts.jobs = opts.jobs or (500 if opts.quick else 5000)
+    opts.latency_jobs = opts.latency_jobs or (50 if opts.quick else 200)
+    opts.workers = [int(w) for w in (opts.workers or ("1,2" if opts.quick else "1,2,4")).split(",")]
+    opts.repeat = opts.repeat or (1 if opts.quick else 3)
+    opts.systems = [s.strip() for s in opts.systems.split(",") if s.strip()]
+    unknown = set(opts.systems) - set(SYSTEMS)
+    if unknown:
+        parser.error(f"unknown systems: {', '.join(sorted(unknown))}")
+    return opts
+
+
+def main(argv=None) -> int:
+    opts = parse_args(argv)
+    if "omniman" in opts.systems:
+        missing = [p for p in ("omniman/engine.py", "omniman/management/commands/process_directives.py") if not (ROOT / p).exists()]
+        if missing:
+            raise SystemExit(f"the Omniman directive engine is missing ({', '.join(missing)}); run with --systems procrastinate,django-tasks-db")
+    ensure_database(os.environ["DATABASE_URL"])
+    setup_django(opts.force)
+
+    makers = {"omniman": Omniman, "procrastinate": Procrastinate, "django-tasks-db": DjangoTasksDB}
+    systems = {name: makers[name]() for name in opts.systems}
+    logdir = Path(tempfile.mkdtemp(prefix="bench_directives_"))
+    notes: list[str] = []
+    results: dict[str, dict[str, object]] = {}
+
+    def record(metric: str, name: str, fn):
+        try:
+            value = fn()
+        except (PhaseTimeout, BenchError) as exc:
+            message = f"{metric} / {name}: {exc}"
+            print(f"  !! {message}", flush=True)
+            notes.append(message)
+            value = "timeout" if isinstance(exc, PhaseTimeout) else "error"
+        results.setdefault(metric, {})[name] = value
+        return value
+
+    print(f"bench_directives: {opts.jobs} jobs, drain with {opts.workers} worker(s) × {opts.repeat} run(s), "
+          f"{opts.latency_jobs} latency jobs; systems: {', '.join(opts.systems)}; logs in {logdir}", flush=True)
+    started = time.monotonic()
+    try:
+        for name, system in systems.items():
+            system.clean()
+            value = record("enqueue", name, lambda: phase_enqueue(system, opts.jobs, opts.phase_timeout))
+            print(f"  enqueue   {name:<16} {fmt(value, 'jobs/s')} jobs/s", flush=True)
+        for count in opts.workers:
+            runs: dict[str, list] = {name: [] for name in systems}
+            for attempt in range(opts.repeat):
+                for name, system in systems.items():
+                    if runs[name] and not all(isinstance(v, float) for v in runs[name]):
+                        continue  # it already timed out or failed at this worker count
+                    value = record(f"drain{count}", name, lambda: phase_drain(system, opts.jobs, count, opts, logdir, notes))
+                    runs[name].append(value)
+                    print(f"  drain x{count}  {name:<16} run {attempt + 1}: {fmt(value, 'jobs/s')} jobs/s", flush=True)
+            for name, values in runs.items():
+                floats = [v for v in values if isinstance(v, float)]
+                results[f"drain{count}"][name] = statistics.median(floats) if len(floats) == len(values) else values[-1]
+        for name, system in systems.items():
+            value = record("latency", name, lambda: phase_latency(system, opts.latency_jobs, opts, logdir, notes))
+            if isinstance(value, tuple):
+                print(f"  latency   {name:<16} p50 {value[0]:.1f} ms, p99 {value[1]:.1f} ms, max {value[2]:.1f} ms", flush=True)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    finally:
+        kill_all_live()
+
+    print()
+    print(f"Directive benchmark — {datetime.now().astimezone():%Y-%m-%d %H:%M %Z}, {time.monotonic() - started:.0f} s")
+    environment(systems, opts)
+    print(f"jobs        {opts.jobs} per enqueue/drain measurement; drain = median of {opts.repeat} run(s); "
+          f"latency = {opts.latency_jobs} jobs {opts.latency_spacing * 1000:g} ms apart, 1 idle worker")
+    print("method      enqueue: one-by-one through each library's single-job API, autocommit, no worker running.")
+    print("            drain: workers started on an empty queue and left idle (connected + "
+          f"{opts.settle:g} s), then N jobs inserted in one transaction;")
+    print("            timed from that commit to the last job's done timestamp (start-up and insert excluded).")
+    print("            latency: the row's done timestamp minus the wall clock just before the enqueue call.")
+    print()
+    rows = []
+    lat = results.get("latency", {})
+    rows.append(("enqueue (jobs/s, one by one)", "jobs/s", results.get("enqueue", {})))
+    for count in opts.workers:
+        rows.append((f"drain, {count} worker{'s' if count > 1 else ''} (jobs/s)", "jobs/s", results.get(f"drain{count}", {})))
+    rows.append(("enqueue→done p50 (ms)", "ms", {k: (v[0] if isinstance(v, tuple) else v) for k, v in lat.items()}))
+    rows.append(("enqueue→done p99 (ms)", "ms", {k: (v[1] if isinstance(v, tuple) else v) for k, v in lat.items()}))
+    print_table(rows, list(systems))
+    print("ratios are omniman ÷ peer: above 1× is better for throughput, below 1× is better for latency.")
+
+    failed_targets = []
+    d1 = results.get("drain1", {})
+    peers = [d1.get(p) for p in ("procrastinate", "django-tasks-db") if isinstance(d1.get(p), float)]
+    if isinstance(d1.get("omniman"), float) and peers:
+        best = max(peers)
+        ok = d1["omniman"] >= 2.5 * best
+        print(f"target      drain with 1 worker ≥ 2.5× the faster peer: {d1['omniman'] / best:.2f}× — {'met' if ok else 'MISSED'}")
+        if not ok:
+            failed_targets.append("drain")
+    if isinstance(lat.get("omniman"), tuple):
+        ok = lat["omniman"][1] < 250
+        print(f"target      p99 enqueue→done in --watch < 250 ms: {lat['omniman'][1]:.1f} ms — {'met' if ok else 'MISSED'}")
+        if not ok:
+            failed_targets.append("latency")
+    if notes:
+        print("\nnotes:")
+        for note in notes:
+            print(f"  - {note}")
+    if notes or opts.keep_logs:
+        print(f"worker logs: {logdir}")
+    else:
+        shutil.rmtree(logdir, ignore_errors=True)
+    if opts.check and failed_targets:
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
