@@ -56,6 +56,12 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "omniman",
+    "omniman.contrib.catalog",
+    "omniman.contrib.pricing",
+    "omniman.contrib.stock",
+    "omniman.contrib.payment",
+    "omniman.contrib.notifications",
+    "omniman.contrib.refs",
 ]
 
 MIDDLEWARE = [

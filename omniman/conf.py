@@ -25,9 +25,27 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def get(name: str) -> Any:
-    """Return one Omniman setting: ``settings.OMNIMAN[name]`` or its default."""
+_MISSING = object()
+
+
+def get(name: str, default: Any = _MISSING) -> Any:
+    """Return one Omniman setting: ``settings.OMNIMAN[name]``, else its default.
+
+    Kernel keys have their defaults in ``DEFAULTS``; a contrib app passes its own.
+    """
     overrides = getattr(settings, "OMNIMAN", None) or {}
     if name in overrides:
         return overrides[name]
-    return DEFAULTS[name]
+    if name in DEFAULTS:
+        return DEFAULTS[name]
+    if default is _MISSING:
+        raise KeyError(f"unknown Omniman setting {name!r}")
+    return default
+
+
+def import_backend(name: str, default_path: str) -> Any:
+    """Instantiate the backend class named by setting ``name`` (a dotted path)."""
+    from django.utils.module_loading import import_string
+
+    path = get(name, default_path)
+    return import_string(path)() if isinstance(path, str) else path

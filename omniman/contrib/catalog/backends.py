@@ -1,0 +1,72 @@
+"""The model-backed catalog: ``Product`` and ``Category`` rows."""
+
+from __future__ import annotations
+
+from django.db.models import Case, IntegerField, Q, Value, When
+
+from omniman.contrib.catalog.models import Category, Product
+from omniman.contrib.catalog.protocols import CatalogCategory, CatalogItem
+
+FIELDS = ("sku", "name", "category__code", "price_q", "station", "barcode", "is_active")
+
+
+def _item(row: dict) -> CatalogItem:
+    return CatalogItem(
+        sku=row["sku"],
+        name=row["name"],
+        category=row["category__code"] or "",
+        price_q=row["price_q"],
+        station=row["station"],
+        barcode=row["barcode"],
+        is_active=row["is_active"],
+    )
+
+
+class ModelCatalogBackend:
+    """Search by exact SKU or barcode first, then by name or SKU containing the text."""
+
+    def _active(self):
+        return Product.objects.filter(is_active=True).filter(Q(category__isnull=True) | Q(category__is_active=True))
+
+    def search(self, query: str = "", *, category: str | None = None, limit: int = 24) -> list[CatalogItem]:
+        query = (query or "").strip()
+        products = self._active()
+        if category:
+            products = products.filter(category__code=category)
+        if query:
+            products = products.filter(
+                Q(sku__iexact=query) | Q(barcode=query) | Q(name__icontains=query) | Q(sku__icontains=query)
+            ).annotate(
+                rank=Case(
+                    When(Q(sku__iexact=query) | Q(barcode=query), then=Value(0)),
+                    When(name__istartswith=query, then=Value(1)),
+                    default=Value(2),
+                    output_field=IntegerField(),
+                )
+            ).order_by("rank", "sort_order", "name")
+        else:
+            products = products.order_by("category__sort_order", "sort_order", "name")
+        return [_item(row) for row in products.values(*FIELDS)[: max(int(limit), 0)]]
+
+    def get(self, sku: str) -> CatalogItem | None:
+        return self.get_many([sku]).get(sku)
+
+    def get_many(self, skus: list[str]) -> dict[str, CatalogItem]:
+        if not skus:
+            return {}
+        return {row["sku"]: _item(row) for row in self._active().filter(sku__in=set(skus)).values(*FIELDS)}
+
+    def list_categories(self) -> list[CatalogCategory]:
+        return [
+            CatalogCategory(code=c.code, name=c.name, sort_order=c.sort_order)
+            for c in Category.objects.filter(is_active=True).order_by("sort_order", "name")
+        ]
+
+    def alternatives(self, sku: str) -> list[CatalogItem]:
+        rows = (
+            self._active()
+            .filter(alternative_for__sku=sku)
+            .order_by("sort_order", "name")
+            .values(*FIELDS)
+        )
+        return [_item(row) for row in rows]

@@ -1,0 +1,42 @@
+"""What the POS, pricing and stock need from a catalog."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class CatalogItem:
+    sku: str
+    name: str
+    category: str  # category code, "" when uncategorised
+    price_q: int | None  # None: no price (the pricing check raises an issue)
+    station: str = ""  # kitchen station: "bar", "kitchen", "pastry", …
+    barcode: str = ""
+    is_active: bool = True
+
+
+@dataclass(frozen=True)
+class CatalogCategory:
+    code: str
+    name: str
+    sort_order: int = 0
+
+
+@runtime_checkable
+class CatalogBackend(Protocol):
+    def search(self, query: str = "", *, category: str | None = None, limit: int = 24) -> list[CatalogItem]:
+        """Active items matching ``query`` (exact SKU or barcode first, then name/SKU contains)."""
+
+    def get(self, sku: str) -> CatalogItem | None:
+        """One active item, or ``None``."""
+
+    def get_many(self, skus: list[str]) -> dict[str, CatalogItem]:
+        """Active items by SKU, in one round trip (for modifiers' ``prepare`` and checks)."""
+
+    def list_categories(self) -> list[CatalogCategory]:
+        """Active categories in display order."""
+
+    def alternatives(self, sku: str) -> list[CatalogItem]:
+        """Active items the shop offers instead of ``sku`` (for "replace with …" actions)."""

@@ -1,0 +1,1 @@
+"""omniman.contrib.pricing"""
