@@ -22,9 +22,12 @@ system so that slow drifts of the machine hit all of them alike:
   started on an empty queue and left idle until each holds its database
   connection (plus a settle time); then N jobs are inserted in one
   transaction with each library's bulk path (``bulk_create`` + the engine's
-  NOTIFY, ``batch_defer`` whose trigger notifies, ``bulk_create``) and the
-  clock runs from that commit to the last job's done timestamp (read from the
-  rows). Neither start-up nor the insert is inside the measured time.
+  NOTIFY, ``batch_defer`` whose trigger notifies, ``bulk_create``), the
+  tables ANALYZEd in that same transaction (freshly truncated tables have no
+  statistics, and this machine runs with autovacuum off: without it the
+  one-job-per-fetch peers get sort-all-queued plans and slow down as O(N)),
+  and the clock runs from that commit to the last job's done timestamp (read
+  from the rows). Neither start-up nor the insert is inside the measured time.
 * latency — one idle worker; jobs enqueued one at a time ~20 ms apart (after
   a few un-timed warm-up jobs); each job's enqueue→done is the row's done
   timestamp (``Directive.updated_at``; procrastinate's ``succeeded`` event;
@@ -62,6 +65,7 @@ os.environ.setdefault("DATABASE_URL", DEFAULT_URL)
 os.environ["DJANGO_SETTINGS_MODULE"] = "benchmarks.settings"
 
 SYSTEMS = ("omniman", "procrastinate", "django-tasks-db")
+PHASES = ("enqueue", "drain", "latency")
 OMNIMAN_TOPIC = "bench.noop"
 POLL = 0.05  # seconds between "how many are done?" queries
 STOP_GRACE = 10.0  # SIGTERM, then SIGKILL after this many seconds
@@ -144,6 +148,10 @@ class System:
 
     def clean(self) -> None:
         q(f"TRUNCATE {', '.join(self.tables())} RESTART IDENTITY CASCADE")
+
+    def analyze(self) -> None:
+        """Planner statistics for the freshly loaded queue (this machine runs with autovacuum off)."""
+        q(f"ANALYZE {', '.join(self.tables())}")
 
     def enqueue_one(self, i: int):
         raise NotImplementedError
@@ -481,6 +489,10 @@ def phase_drain(system: System, n: int, count: int, opts, logdir: Path, notes: l
         wait_idle(workers, opts.settle, opts.phase_timeout)
         with transaction.atomic():
             system.bulk_load(n)
+            # In the same transaction (ANALYZE counts its own uncommitted rows): without
+            # statistics a freshly truncated table gets sort-everything plans, and a
+            # one-job-per-fetch worker then pays O(N) per job.
+            system.analyze()
         t0 = time.time()
         wait_done(system, n, opts.phase_timeout, workers)
         rate = n / (system.last_done() - t0)
@@ -606,6 +618,7 @@ def parse_args(argv=None):
     parser.add_argument("--repeat", type=int, default=None, help="drain runs per system and worker count; the median is reported (default 3; 1 with --quick)")
     parser.add_argument("--quick", action="store_true", help="a fast smoke run: 500 jobs, workers 1 and 2, 50 latency jobs, 1 repeat")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated subset of {', '.join(SYSTEMS)}")
+    parser.add_argument("--phases", default=",".join(PHASES), help=f"comma-separated subset of {', '.join(PHASES)}")
     parser.add_argument("--phase-timeout", type=float, default=300.0, help="seconds any one phase may take (default 300)")
     parser.add_argument("--settle", type=float, default=2.0, help="seconds idle workers wait, connected, before a batch (default 2)")
     parser.add_argument("--latency-spacing", type=float, default=0.02, help="seconds between latency enqueues (default 0.02)")
@@ -625,6 +638,10 @@ def parse_args(argv=None):
     unknown = set(opts.systems) - set(SYSTEMS)
     if unknown:
         parser.error(f"unknown systems: {', '.join(sorted(unknown))}")
+    opts.phases = [p.strip() for p in opts.phases.split(",") if p.strip()]
+    unknown = set(opts.phases) - set(PHASES)
+    if unknown:
+        parser.error(f"unknown phases: {', '.join(sorted(unknown))}")
     return opts
 
 
@@ -658,11 +675,11 @@ def main(argv=None) -> int:
           f"{opts.latency_jobs} latency jobs; systems: {', '.join(opts.systems)}; logs in {logdir}", flush=True)
     started = time.monotonic()
     try:
-        for name, system in systems.items():
+        for name, system in systems.items() if "enqueue" in opts.phases else ():
             system.clean()
             value = record("enqueue", name, lambda: phase_enqueue(system, opts.jobs, opts.phase_timeout))
             print(f"  enqueue   {name:<16} {fmt(value, 'jobs/s')} jobs/s", flush=True)
-        for count in opts.workers:
+        for count in opts.workers if "drain" in opts.phases else ():
             runs: dict[str, list] = {name: [] for name in systems}
             for attempt in range(opts.repeat):
                 for name, system in systems.items():
@@ -674,7 +691,7 @@ def main(argv=None) -> int:
             for name, values in runs.items():
                 floats = [v for v in values if isinstance(v, float)]
                 results[f"drain{count}"][name] = statistics.median(floats) if len(floats) == len(values) else values[-1]
-        for name, system in systems.items():
+        for name, system in systems.items() if "latency" in opts.phases else ():
             value = record("latency", name, lambda: phase_latency(system, opts.latency_jobs, opts, logdir, notes))
             if isinstance(value, tuple):
                 print(f"  latency   {name:<16} p50 {value[0]:.1f} ms, p99 {value[1]:.1f} ms, max {value[2]:.1f} ms", flush=True)
@@ -691,7 +708,7 @@ def main(argv=None) -> int:
           f"latency = {opts.latency_jobs} jobs {opts.latency_spacing * 1000:g} ms apart, 1 idle worker")
     print("method      enqueue: one-by-one through each library's single-job API, autocommit, no worker running.")
     print("            drain: workers started on an empty queue and left idle (connected + "
-          f"{opts.settle:g} s), then N jobs inserted in one transaction;")
+          f"{opts.settle:g} s), then N jobs inserted (and ANALYZEd) in one transaction;")
     print("            timed from that commit to the last job's done timestamp (start-up and insert excluded).")
     print("            latency: the row's done timestamp minus the wall clock just before the enqueue call.")
     print()

@@ -6,3 +6,5 @@ from django.dispatch import Signal
 order_created = Signal()
 # Sent after the transaction that changed an Order's status commits: ``order``, ``from_status``, ``to_status``.
 order_status_changed = Signal()
+# Sent after the transaction that abandoned a Session commits: ``session``, ``actor``.
+session_abandoned = Signal()

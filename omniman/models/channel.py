@@ -56,6 +56,11 @@ class Channel(models.Model):
     def post_commit_directives(self) -> list[str]:
         return list((self.config or {}).get("post_commit_directives") or [])
 
+    @property
+    def on_abandon_directives(self) -> list[str]:
+        """Topics enqueued when a session of this channel is abandoned (e.g. ``stock.release_session``)."""
+        return list((self.config or {}).get("on_abandon") or [])
+
     def check_topic(self, check_code: str) -> str:
         spec = ((self.config or {}).get("checks") or {}).get(check_code) or {}
         return spec.get("directive_topic") or f"check.{check_code}"

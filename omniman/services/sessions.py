@@ -12,10 +12,11 @@ from django.utils.dateparse import parse_datetime
 
 from omniman import registry
 from omniman.exceptions import IssueResolveError, OmnimanError, SessionError, ValidationError
-from omniman.models import Channel, Session
+from omniman.models import Channel, Directive, Session
 from omniman.services import pipeline
 from omniman.services._common import ensure_json, lock_session, new_session_key, require_open
 from omniman.services.ops import RESERVED_DATA_KEYS
+from omniman.signals import session_abandoned
 
 logger = logging.getLogger("omniman.services")
 
@@ -106,6 +107,13 @@ class SessionService:
             return session
         session.state = Session.State.ABANDONED
         session.save(update_fields=["state", "updated_at"])
+        for topic in session.channel.on_abandon_directives:
+            Directive.objects.enqueue(
+                topic,
+                {"session_key": session_key, "channel_code": channel_code},
+                dedupe_key=f"{session_key}:abandoned:{topic}",
+            )
+        transaction.on_commit(lambda: session_abandoned.send(sender=Session, session=session, actor=actor))
         logger.info(
             "session abandoned",
             extra={"session_key": session_key, "channel": channel_code, "actor": actor},

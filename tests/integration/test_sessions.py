@@ -318,3 +318,22 @@ def test_database_enforces_one_open_session_per_handle():
     Session.objects.create(session_key="D", channel=channel)
     Session.objects.create(session_key="E", channel=channel)
     assert Session.objects.filter(channel=channel).count() == 4
+
+
+def test_abandon_enqueues_the_channels_on_abandon_topics(django_capture_on_commit_callbacks):
+    from omniman.models import Directive
+    from omniman.signals import session_abandoned
+
+    channel = make_channel(config={"on_abandon": ["stock.release_session"]})
+    session = create_session_at(channel)
+    seen = []
+    session_abandoned.connect(receiver := lambda sender, session, actor, **kw: seen.append((session.session_key, actor)))
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            SessionService.abandon_session(session.session_key, channel.code, actor="ana")
+            SessionService.abandon_session(session.session_key, channel.code, actor="ana")  # twice: one directive
+    finally:
+        session_abandoned.disconnect(receiver)
+    directive = Directive.objects.get(topic="stock.release_session")
+    assert directive.payload == {"session_key": session.session_key, "channel_code": channel.code}
+    assert seen == [(session.session_key, "ana")]

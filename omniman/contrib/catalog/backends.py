@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import Case, IntegerField, Q, Value, When
+from django.db.models import Case, F, IntegerField, Q, Value, When
 
 from omniman.contrib.catalog.models import Category, Product
 from omniman.contrib.catalog.protocols import CatalogCategory, CatalogItem
@@ -43,9 +43,12 @@ class ModelCatalogBackend:
                     default=Value(2),
                     output_field=IntegerField(),
                 )
-            ).order_by("rank", "sort_order", "name")
+            ).order_by("rank", "sort_order", "name", "sku")
         else:
-            products = products.order_by("category__sort_order", "sort_order", "name")
+            # Uncategorised products last on every database (SQLite sorts NULLs first, PostgreSQL last).
+            products = products.order_by(
+                F("category__sort_order").asc(nulls_last=True), "category__code", "sort_order", "name", "sku"
+            )
         return [_item(row) for row in products.values(*FIELDS)[: max(int(limit), 0)]]
 
     def get(self, sku: str) -> CatalogItem | None:
@@ -59,14 +62,14 @@ class ModelCatalogBackend:
     def list_categories(self) -> list[CatalogCategory]:
         return [
             CatalogCategory(code=c.code, name=c.name, sort_order=c.sort_order)
-            for c in Category.objects.filter(is_active=True).order_by("sort_order", "name")
+            for c in Category.objects.filter(is_active=True).order_by("sort_order", "name", "code")
         ]
 
     def alternatives(self, sku: str) -> list[CatalogItem]:
         rows = (
             self._active()
             .filter(alternative_for__sku=sku)
-            .order_by("sort_order", "name")
+            .order_by("sort_order", "name", "sku")
             .values(*FIELDS)
         )
         return [_item(row) for row in rows]

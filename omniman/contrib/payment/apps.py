@@ -6,3 +6,10 @@ class PaymentConfig(AppConfig):
     label = "omniman_payment"
     verbose_name = "Payment"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from omniman import registry
+        from omniman.contrib.payment.handlers import HANDLERS
+
+        for handler in HANDLERS:
+            registry.register_directive_handler(handler())

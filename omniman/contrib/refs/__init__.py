@@ -1,1 +1,1 @@
-"""omniman.contrib.refs"""
+"""Locators with scoped uniqueness: table numbers, marketplace order ids, daily pickup tickets."""

@@ -6,3 +6,10 @@ class RefsConfig(AppConfig):
     label = "omniman_refs"
     verbose_name = "Refs"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from omniman import registry
+        from omniman.contrib.refs.handlers import HANDLERS
+
+        for handler in HANDLERS:
+            registry.register_directive_handler(handler())

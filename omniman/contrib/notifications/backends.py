@@ -1,0 +1,176 @@
+"""The built-in notification backends: console, email (Django's mail), signed webhook."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+import sys
+import urllib.error
+import urllib.request
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.core.mail import send_mail
+
+from omniman import conf
+from omniman.contrib.notifications.exceptions import NotificationError
+from omniman.models import Order
+
+logger = logging.getLogger("omniman.notifications")
+
+SIGNATURE_HEADER = "X-Omniman-Signature"
+DEFAULT_WEBHOOK_TIMEOUT = 10.0
+
+
+def order_message(*, event: str, order: Order, payload: dict[str, Any]) -> dict[str, Any]:
+    """What every backend tells: the event and the order as it is now (JSON-able)."""
+    data = (order.snapshot or {}).get("data") or {}
+    message: dict[str, Any] = {
+        "event": event,
+        "delivery_id": payload.get("delivery_id", ""),
+        "order": {
+            "ref": order.ref,
+            "channel": order.channel.code,
+            "status": order.status,
+            "total_q": order.total_q,
+            "currency": order.currency,
+            "created_at": order.created_at.isoformat() if order.created_at else None,
+            "handle_type": order.handle_type,
+            "handle_ref": order.handle_ref,
+            "external_ref": order.external_ref,
+            "customer": data.get("customer") or {},
+            "items": [
+                {
+                    "sku": item.get("sku"),
+                    "name": item.get("name", ""),
+                    "qty": str(item.get("qty")),
+                    "unit_price_q": item.get("unit_price_q"),
+                    "line_total_q": item.get("line_total_q"),
+                }
+                for item in (order.snapshot or {}).get("items") or []
+            ],
+        },
+    }
+    if "to" in payload:
+        message["transition"] = {"from": payload.get("from"), "to": payload.get("to")}
+    return message
+
+
+def _text(message: dict[str, Any], order: Order) -> str:
+    channel = order.channel
+    lines = [
+        f"{channel.term('order', 'Order')} {order.ref} — {channel.term(order.status)}",
+        f"{message['event']} · {channel.name or channel.code}",
+        "",
+    ]
+    for item in message["order"]["items"]:
+        lines.append(f"{item['qty']} × {item['name'] or item['sku']}")
+    lines += ["", f"Total: {order.total_q / 100:.2f} {order.currency}"]
+    return "\n".join(lines)
+
+
+class ConsoleBackend:
+    """Prints one line per notification to stdout (and logs it): for development."""
+
+    def send(self, *, event, order, payload, config):
+        line = f"[omniman] {event} {order.ref} {order.status} total_q={order.total_q}"
+        stream = sys.stdout
+        stream.write(line + "\n")
+        stream.flush()
+        logger.info("notification", extra={"event": event, "order_ref": order.ref, "backend": "console"})
+        return {"printed": line}
+
+
+class EmailBackend:
+    """``django.core.mail.send_mail`` to ``config["to"]`` (a list), else the order's
+    ``data.customer.email``; ``config["from"]`` defaults to ``DEFAULT_FROM_EMAIL``.
+
+    No recipient at all is not an error: the delivery is recorded as skipped.
+    """
+
+    def send(self, *, event, order, payload, config):
+        recipients = config.get("to") or []
+        if isinstance(recipients, str):
+            recipients = [recipients]
+        if not recipients:
+            customer = ((order.snapshot or {}).get("data") or {}).get("customer") or {}
+            email = customer.get("email") if isinstance(customer, dict) else None
+            recipients = [email] if email else []
+        if not recipients:
+            return {"skipped": "no recipient"}
+        message = order_message(event=event, order=order, payload=payload)
+        subject = config.get("subject") or f"{order.channel.term('order', 'Order')} {order.ref}: {order.channel.term(order.status)}"
+        sent = send_mail(subject, _text(message, order), config.get("from") or None, list(recipients), fail_silently=False)
+        return {"to": list(recipients), "sent": sent}
+
+
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """A webhook answers 2xx or it failed: a redirect is not followed (it would turn the POST into a GET)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+_opener = urllib.request.build_opener(_RefuseRedirects)
+
+
+def sign(body: bytes, secret: str) -> str:
+    """The ``X-Omniman-Signature`` value: ``sha256=<hex HMAC-SHA256 of the raw body>``."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+class WebhookBackend:
+    """POSTs the order message as JSON to ``config["url"]``, signed with HMAC-SHA256.
+
+    ``config``: ``url`` (http or https), ``secret`` (or ``secret_env``: the
+    name of an environment variable holding it), optional ``timeout``
+    seconds (default ``OMNIMAN["NOTIFICATION_WEBHOOK_TIMEOUT"]``, 10).
+    Anything but a 2xx answer, or no answer, raises: the directive retries.
+    """
+
+    def send(self, *, event, order, payload, config):
+        url = config.get("url")
+        if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc:
+            raise NotificationError("invalid_config", "A webhook needs an http(s) url.", {"url": url})
+        secret = config.get("secret")
+        if not secret and config.get("secret_env"):
+            secret = os.environ.get(str(config["secret_env"]))
+        if not isinstance(secret, str) or not secret:
+            raise NotificationError("invalid_config", "A webhook needs a secret to sign its body.", {"url": url})
+        timeout = float(config.get("timeout") or conf.get("NOTIFICATION_WEBHOOK_TIMEOUT", DEFAULT_WEBHOOK_TIMEOUT))
+        body = json.dumps(
+            order_message(event=event, order=order, payload=payload), sort_keys=True, separators=(",", ":"), default=str
+        ).encode()
+        request = urllib.request.Request(
+            url,
+            data=body,
+            method="POST",
+            headers={
+                "Content-Type": "application/json",
+                "User-Agent": "Omniman-Webhook/1",
+                "X-Omniman-Event": event,
+                "X-Omniman-Delivery": str(payload.get("delivery_id", "")),
+                SIGNATURE_HEADER: sign(body, secret),
+            },
+        )
+        try:
+            with _opener.open(request, timeout=timeout) as response:
+                status = response.status
+        except urllib.error.HTTPError as exc:
+            raise NotificationError(
+                "webhook_failed", f"The webhook {url} answered HTTP {exc.code}.", {"url": url, "status": exc.code}
+            ) from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise NotificationError(
+                "webhook_unreachable", f"The webhook {url} could not be reached: {reason}.", {"url": url}
+            ) from None
+        if not 200 <= status < 300:
+            raise NotificationError("webhook_failed", f"The webhook {url} answered HTTP {status}.", {"url": url, "status": status})
+        return {"url": url, "status": status}
+
+
+__all__ = ["ConsoleBackend", "EmailBackend", "WebhookBackend", "order_message", "sign", "SIGNATURE_HEADER"]

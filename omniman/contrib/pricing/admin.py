@@ -1,0 +1,19 @@
+from django.contrib import admin
+
+from omniman.contrib.pricing.models import PriceList, PriceListItem
+
+
+class PriceListItemInline(admin.TabularInline):
+    model = PriceListItem
+    extra = 1
+    fields = ("sku", "price_q")
+
+
+@admin.register(PriceList)
+class PriceListAdmin(admin.ModelAdmin):
+    list_display = ("code", "name", "priority", "is_active")
+    list_editable = ("priority", "is_active")
+    list_filter = ("is_active", "channels")
+    search_fields = ("code", "name", "items__sku")
+    filter_horizontal = ("channels",)
+    inlines = [PriceListItemInline]

@@ -1,0 +1,270 @@
+"""The pricing modifiers: list prices, priced options, and a totals summary.
+
+All three are pure and deterministic: what they write depends only on the
+session, the channel's config and the prices ``prepare()`` loaded, never on
+what an earlier run wrote, so running them twice gives the same session.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+from omniman.contrib.catalog import get_catalog
+from omniman.contrib.pricing import get_pricing_backend, pricing_config
+from omniman.exceptions import OmnimanError, ValidationError
+from omniman.models import Channel
+from omniman.monetary import monetary_mult, parse_price_q, parse_qty, qty_to_str
+
+CTX_KEY = "omniman.pricing"
+
+# Line meta keys this app writes (and owns).
+PRICE_MISSING = "price_missing"
+MISSING_OPTIONS = "missing_options"
+OPTIONS_Q = "options_q"
+
+
+@dataclass(frozen=True)
+class PreparedPrices:
+    """What ``prepare()`` loaded for one session, passed to ``apply()`` through ``ctx``."""
+
+    channel_id: int
+    skus: frozenset[str]
+    prices: dict[str, int]
+    names: dict[str, str]
+    named_skus: frozenset[str]
+
+
+def is_priced(channel: Channel, session: Any) -> bool:
+    """The app prices this session: an internal session of a channel with ``config["pricing"]``."""
+    return session.pricing_policy == Channel.PricingPolicy.INTERNAL and pricing_config(channel) is not None
+
+
+def line_options(line: dict[str, Any]) -> list[tuple[str, Decimal]]:
+    """The priced options of a line: ``meta["options"]`` entries that name a SKU, as (sku, qty per unit).
+
+    An entry is a SKU (``"EXTRA-CHEESE"``) or an object ``{"sku", "qty"?, "name"?}``;
+    an object without ``sku`` is a free, descriptive option (``{"name": "well done"}``).
+    """
+    raw = (line.get("meta") or {}).get("options")
+    if raw is None or raw == []:
+        return []
+
+    def bad(why: str) -> ValidationError:
+        return ValidationError(
+            "invalid_field",
+            f"meta.options of line {line.get('line_id')!r}: {why}.",
+            {"field": "meta.options", "line_id": line.get("line_id")},
+        )
+
+    if not isinstance(raw, list):
+        raise bad("must be a list of SKUs or {sku, qty} objects")
+    options: list[tuple[str, Decimal]] = []
+    for entry in raw:
+        if isinstance(entry, str) and entry.strip():
+            options.append((entry.strip(), Decimal(1)))
+        elif isinstance(entry, dict):
+            sku = entry.get("sku")
+            if sku is None:
+                continue  # descriptive only
+            if not isinstance(sku, str) or not sku.strip():
+                raise bad("an option's sku must be text")
+            qty = parse_qty(entry.get("qty", 1))
+            if qty is None:
+                raise bad("an option's qty must be a positive number with at most 3 decimal places")
+            options.append((sku.strip(), qty))
+        else:
+            raise bad("each option is a SKU or an object")
+    return options
+
+
+def prepare_prices(*, channel: Channel, session: Any, ctx: dict[str, Any]) -> PreparedPrices | None:
+    """Load, in bulk, the prices of every SKU the session's lines and options name (and missing names).
+
+    One ``PricingBackend.get_prices`` call (two queries with the default
+    backend) plus one catalog ``get_many`` when some line has no name of its
+    own; shared by the pricing modifiers through ``ctx``.
+    """
+    if not is_priced(channel, session):
+        return None
+    skus = {line["sku"] for line in session.lines}
+    for line in session.lines:
+        skus.update(sku for sku, _ in line_options(line))
+    unnamed = {line["sku"] for line in session.lines if line.get("name") == line["sku"]}
+    loaded = ctx.get(CTX_KEY)
+    if (
+        isinstance(loaded, PreparedPrices)
+        and loaded.channel_id == channel.pk
+        and skus <= loaded.skus
+        and unnamed <= loaded.named_skus
+    ):
+        return loaded
+    prices: dict[str, int] = {}
+    if skus:
+        for sku, price in get_pricing_backend().get_prices(sorted(skus), channel).items():
+            # A price the kernel would refuse (negative, a float, too large) is no price.
+            if sku in skus and isinstance(price, int) and parse_price_q(price) is not None:
+                prices[sku] = price
+    names = {}
+    if unnamed:
+        names = {sku: item.name for sku, item in get_catalog().get_many(sorted(unnamed)).items() if item.name}
+    prepared = PreparedPrices(
+        channel_id=channel.pk, skus=frozenset(skus), prices=prices, names=names, named_skus=frozenset(unnamed)
+    )
+    ctx[CTX_KEY] = prepared
+    return prepared
+
+
+def _prepared(ctx: dict[str, Any], code: str) -> PreparedPrices:
+    prepared = ctx.get(CTX_KEY)
+    if not isinstance(prepared, PreparedPrices):
+        raise OmnimanError(
+            "pipeline_violation",
+            f"modifier {code!r} ran without its prepare() hook.",
+            {"modifier": code},
+        )
+    return prepared
+
+
+class ItemPricingModifier:
+    """Sets each line's ``unit_price_q`` from the ``PricingBackend`` (internal sessions only).
+
+    Lines with ``meta["price_override"]`` keep their price. A line without a
+    price gets ``unit_price_q = 0`` and ``meta["price_missing"] = True`` (the
+    flag goes once it is priced). A line whose name is its SKU gets the
+    catalog's name.
+    """
+
+    code = "pricing.item"
+    order = 10
+
+    def prepare(self, *, channel: Channel, session: Any, ctx: dict[str, Any]) -> None:
+        prepare_prices(channel=channel, session=session, ctx=ctx)
+
+    def apply(self, *, channel: Channel, session: Any, ctx: dict[str, Any]) -> None:
+        if session.pricing_policy != Channel.PricingPolicy.INTERNAL:
+            return  # external sessions are priced by their channel, never here
+        if not is_priced(channel, session):
+            # The channel stopped using this app: its flags must not outlive it.
+            for line in session.lines:
+                line["meta"].pop(PRICE_MISSING, None)
+                line["meta"].pop(MISSING_OPTIONS, None)
+            return
+        prepared = _prepared(ctx, self.code)
+        for line in session.lines:
+            meta = line["meta"]
+            meta.pop(MISSING_OPTIONS, None)
+            if line.get("name") == line["sku"] and line["sku"] in prepared.names:
+                line["name"] = prepared.names[line["sku"]]
+            if "price_override" in meta:
+                meta.pop(PRICE_MISSING, None)  # the operator priced it, on the record
+                continue
+            price = prepared.prices.get(line["sku"])
+            if price is None:
+                line["unit_price_q"] = 0
+                meta[PRICE_MISSING] = True
+            else:
+                line["unit_price_q"] = price
+                meta.pop(PRICE_MISSING, None)
+
+
+class LineOptionsModifier:
+    """Adds the price of a line's priced options to its unit price (internal sessions only).
+
+    ``meta["options"]`` lists option SKUs (``["EXTRA-CHEESE"]`` or
+    ``[{"sku": "EXTRA-CHEESE", "qty": 2}]``), each priced per unit of the line
+    by the same ``PricingBackend``: ``unit_price_q = price(sku) + Σ qty ×
+    price(option)``, the options' share kept in ``meta["options_q"]``. An
+    unpriced option makes the whole line unpriced (``price_missing``, with the
+    option SKUs in ``meta["missing_options"]``). Overridden lines are left
+    alone: an override is the whole unit price.
+    """
+
+    code = "pricing.line"
+    order = 20
+
+    def prepare(self, *, channel: Channel, session: Any, ctx: dict[str, Any]) -> None:
+        prepare_prices(channel=channel, session=session, ctx=ctx)
+
+    def apply(self, *, channel: Channel, session: Any, ctx: dict[str, Any]) -> None:
+        if not is_priced(channel, session):
+            return
+        prepared = _prepared(ctx, self.code)
+        for line in session.lines:
+            meta = line["meta"]
+            options = line_options(line)
+            if not options or "price_override" in meta or line["sku"] not in prepared.prices:
+                meta.pop(OPTIONS_Q, None)
+                continue
+            missing = sorted({sku for sku, _ in options if sku not in prepared.prices})
+            if missing:
+                line["unit_price_q"] = 0
+                meta[PRICE_MISSING] = True
+                meta[MISSING_OPTIONS] = missing
+                meta.pop(OPTIONS_Q, None)
+                continue
+            options_q = sum(monetary_mult(qty, prepared.prices[sku]) for sku, qty in options)
+            line["unit_price_q"] = prepared.prices[line["sku"]] + options_q
+            meta[OPTIONS_Q] = options_q
+            meta.pop(PRICE_MISSING, None)
+            meta.pop(MISSING_OPTIONS, None)
+
+
+def service_charge_percent(config: dict[str, Any]) -> Decimal:
+    """``config["service_charge_percent"]`` as a Decimal in [0, 100] with at most 2 decimal places."""
+    raw = config.get("service_charge_percent", 0)
+    try:
+        if isinstance(raw, bool):
+            raise TypeError
+        percent = Decimal(repr(raw) if isinstance(raw, float) else str(raw).strip())
+    except (TypeError, ValueError, InvalidOperation):
+        percent = None
+    if percent is None or not percent.is_finite() or not (0 <= percent <= 100) or percent != percent.quantize(Decimal("0.01")):
+        raise ValidationError(
+            "invalid_pricing_config",
+            "config.pricing.service_charge_percent must be a number from 0 to 100 with at most 2 decimal places.",
+            {"field": "config.pricing.service_charge_percent", "value": str(raw)},
+        )
+    return percent
+
+
+class SessionTotalsModifier:
+    """Writes the receipt summary ``session.data["totals"]`` (channels with ``config["pricing"]``).
+
+    ``{"items_q", "discount_q", "service_percent", "service_q", "total_q", "currency"}``:
+    ``items_q`` is the sum of the line totals (the kernel's ``total_q``),
+    ``discount_q`` what price overrides took off the prices they replaced,
+    ``service_q`` the channel's ``service_charge_percent`` of ``items_q``
+    (half up) and ``total_q = items_q + service_q``. Runs last (order 90),
+    on internal and external sessions alike; it changes no price.
+    """
+
+    code = "pricing.totals"
+    order = 90
+
+    def apply(self, *, channel: Channel, session: Any, ctx: dict[str, Any]) -> None:
+        config = pricing_config(channel)
+        if config is None:
+            return
+        percent = service_charge_percent(config)
+        items_q = 0
+        discount_q = 0
+        for line in session.lines:
+            qty = parse_qty(line.get("qty"))
+            price = parse_price_q(line.get("unit_price_q"))
+            if qty is None or price is None:
+                continue  # the kernel refuses the line right after the modifiers
+            items_q += monetary_mult(qty, price)
+            override = line["meta"].get("price_override")
+            if isinstance(override, dict) and parse_price_q(override.get("from")) is not None:
+                discount_q += max(monetary_mult(qty, override["from"]) - monetary_mult(qty, price), 0)
+        service_q = int((Decimal(items_q) * percent / 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+        session.data["totals"] = {
+            "items_q": items_q,
+            "discount_q": discount_q,
+            "service_percent": qty_to_str(percent) if percent else "0",
+            "service_q": service_q,
+            "total_q": items_q + service_q,
+            "currency": channel.currency,
+        }

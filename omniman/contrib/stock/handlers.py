@@ -1,0 +1,353 @@
+"""The stock directive handlers: ``stock.hold`` (the check), ``stock.commit`` and ``stock.release``.
+
+Each runs inside the engine's transaction (the one that marks the directive
+done) and is idempotent: it looks for its evidence first — a check already
+written for the revision with its holds still live, an ``OrderEvent``
+(``stock.committed`` / ``stock.released``), a movement row unique per order
+and SKU — and writes that evidence in the same transaction as its effect.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.apps import apps
+from django.db import transaction
+from django.db.models import Sum
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from omniman import conf
+from omniman.contrib.stock import get_stock_backend
+from omniman.contrib.stock.protocols import UNLIMITED, StockBackend
+from omniman.exceptions import DirectiveError, InvalidTransition, OmnimanError
+from omniman.models import Channel, Order, Session
+from omniman.monetary import qty_to_str
+from omniman.services import OrderService, SessionWriteService
+
+logger = logging.getLogger("omniman.stock")
+
+STOCK_COMMITTED = "stock.committed"
+STOCK_RELEASED = "stock.released"
+ZERO = Decimal("0")
+
+
+def _required(payload: dict[str, Any], *fields: str) -> None:
+    missing = [field for field in fields if payload.get(field) in (None, "")]
+    if missing:
+        raise DirectiveError("invalid_payload", f"The payload lacks {', '.join(missing)}.", {"missing": missing})
+
+
+def _wanted(lines: list[dict[str, Any]]) -> dict[str, Decimal]:
+    """Quantity per SKU over the session's lines."""
+    wanted: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    for line in lines:
+        wanted[line["sku"]] += Decimal(str(line["qty"]))
+    return dict(wanted)
+
+
+def _text(qty: Decimal) -> str:
+    return qty_to_str(qty) if qty else "0"
+
+
+# -- stock.hold ----------------------------------------------------------------
+
+
+class StockHoldHandler:
+    """The stock check: hold what the session's lines need, report what is short.
+
+    Payload ``{"session_key", "channel_code", "rev", "check_code"}``. A session
+    that moved past ``rev`` (or closed) is left alone: a newer check is queued.
+    The session's holds are replaced by holds for its current lines (one per
+    SKU), and the outcome is written with ``write_check(expected_rev=rev)``; if
+    the session moved on in between, the hold changes roll back with it.
+    """
+
+    topic = "stock.hold"
+
+    def handle(self, *, message, ctx: dict[str, Any]) -> None:
+        payload = message.payload or {}
+        _required(payload, "session_key", "channel_code", "rev")
+        check_code = payload.get("check_code") or "stock"
+        session = (
+            Session.objects.select_related("channel")
+            .filter(session_key=payload["session_key"], channel__code=payload["channel_code"])
+            .first()
+        )
+        if session is None or not session.is_open or session.rev != payload["rev"]:
+            logger.info("stock check skipped: the session moved on", extra={"session_key": payload["session_key"], "rev": payload["rev"]})
+            return
+        backend = get_stock_backend()
+        if _already_checked(session, check_code, backend):
+            return
+        with transaction.atomic():
+            if not hold_and_check(session, check_code=check_code, backend=backend):
+                # The session changed while we held: undo the holds, the newer check will redo them.
+                transaction.set_rollback(True)
+
+
+def _already_checked(session: Session, check_code: str, backend: StockBackend) -> bool:
+    """The check for this revision is written and its holds are still live."""
+    check = (session.data.get("checks") or {}).get(check_code)
+    if not check or check.get("rev") != session.rev:
+        return False
+    result = check.get("result") or {}
+    if not isinstance(result, dict) or not isinstance(result.get("holds"), list):
+        return False
+    expires_at = parse_datetime(str(check.get("expires_at") or result.get("expires_at") or ""))
+    if expires_at is not None and expires_at <= timezone.now():
+        return False
+    live = {hold.id for hold in backend.holds_for_reference(session.session_key)}
+    return live == set(result["holds"])
+
+
+def hold_and_check(session: Session, *, check_code: str = "stock", backend: StockBackend | None = None) -> bool:
+    """Replace the session's holds for its current lines and write the check; ``write_check``'s answer.
+
+    Call it inside a transaction (the availability stays locked until it ends).
+    """
+    backend = backend or get_stock_backend()
+    reference = session.session_key
+    lines = session.lines
+    wanted = _wanted(lines)
+    available = backend.check_availability(wanted, reference=reference)
+    backend.release_holds_for_reference(reference)
+
+    remaining = dict(available)
+    held: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    first_line: dict[str, str] = {}
+    short: list[tuple[dict[str, Any], Decimal]] = []
+    for line in lines:
+        sku, qty = line["sku"], Decimal(str(line["qty"]))
+        first_line.setdefault(sku, line["line_id"])
+        got = min(qty, remaining.get(sku, UNLIMITED))
+        remaining[sku] = remaining.get(sku, UNLIMITED) - got
+        if available.get(sku, UNLIMITED) != UNLIMITED:
+            held[sku] += got
+        if got < qty:
+            short.append((line, got))
+
+    expires_at = timezone.now() + timedelta(minutes=float(conf.get("STOCK_HOLD_TTL_MINUTES")))
+    holds = [
+        backend.create_hold(sku, qty, reference=reference, line_id=first_line[sku], expires_at=expires_at)
+        for sku, qty in sorted(held.items())
+        if qty > 0
+    ]
+    issues = [_issue(line, got, check_code) for line, got in short]
+    _offer_alternatives(session, issues, short, wanted, backend)
+    result: dict[str, Any] = {"holds": [hold.id for hold in holds], "held": {h.sku: qty_to_str(h.qty) for h in holds}}
+    if holds:
+        result["expires_at"] = expires_at.isoformat()
+    return SessionWriteService.write_check(
+        reference,
+        session.channel.code,
+        check_code=check_code,
+        expected_rev=session.rev,
+        result=result,
+        status="issues" if issues else "ok",
+        issues=issues,
+    )
+
+
+def _issue(line: dict[str, Any], got: Decimal, check_code: str) -> dict[str, Any]:
+    requested = Decimal(str(line["qty"]))
+    name = line.get("name") or line["sku"]
+    actions = []
+    if got > 0:
+        message = f"{name}: only {_text(got)} of {_text(requested)} available."
+        actions.append(
+            {
+                "id": "reduce",
+                "label": f"Reduce to {_text(got)}",
+                "ops": [{"op": "set_qty", "line_id": line["line_id"], "qty": _text(got)}],
+            }
+        )
+    else:
+        message = f"{name} is out of stock."
+    actions.append({"id": "remove", "label": "Remove line", "ops": [{"op": "remove_line", "line_id": line["line_id"]}]})
+    return {
+        "source": check_code,
+        "code": "insufficient_stock" if got > 0 else "out_of_stock",
+        "severity": "blocking",
+        "line_id": line["line_id"],
+        "sku": line["sku"],
+        "message": message,
+        "context": {"requested": _text(requested), "available": _text(got)},
+        "actions": actions,
+    }
+
+
+def _offer_alternatives(
+    session: Session,
+    issues: list[dict[str, Any]],
+    short: list[tuple[dict[str, Any], Decimal]],
+    wanted: dict[str, Decimal],
+    backend: StockBackend,
+) -> None:
+    """Add "Replace with …" to short lines, for catalog alternatives with enough stock.
+
+    Only on internal-pricing sessions: ``replace_sku`` on an external session
+    needs a price the hub does not own.
+    """
+    if not short or session.pricing_policy != Channel.PricingPolicy.INTERNAL:
+        return
+    if not apps.is_installed("omniman.contrib.catalog"):
+        return
+    from omniman.contrib.catalog import get_catalog
+
+    catalog = get_catalog()
+    options = {line["sku"]: [alt for alt in catalog.alternatives(line["sku"]) if alt.sku != line["sku"]] for line, _got in short}
+    alt_skus = {alt.sku for alts in options.values() for alt in alts}
+    if not alt_skus:
+        return
+    # A read without locks: the offer is advisory, and replacing triggers a new check.
+    free = backend.check_availability({sku: Decimal("1") for sku in alt_skus}, reference=session.session_key, lock=False)
+    for issue, (line, _got) in zip(issues, short, strict=True):
+        requested = Decimal(str(line["qty"]))
+        for alt in options[line["sku"]]:
+            if free.get(alt.sku, ZERO) - wanted.get(alt.sku, ZERO) < requested:
+                continue
+            op: dict[str, Any] = {"op": "replace_sku", "line_id": line["line_id"], "sku": alt.sku, "name": alt.name}
+            if alt.price_q is not None:
+                op["unit_price_q"] = alt.price_q
+            issue["actions"].append({"id": f"replace:{alt.sku}", "label": f"Replace with {alt.name}", "ops": [op]})
+
+
+# -- stock.commit / stock.release -------------------------------------------------
+
+
+def _lock_order(order_ref: str) -> Order:
+    order = (
+        Order.objects.select_related("channel")
+        .select_for_update(of=("self",))
+        .filter(ref=order_ref)
+        .first()
+    )
+    if order is None:
+        raise OmnimanError("not_found", f"No order {order_ref!r}.", {"order_ref": order_ref})
+    return order
+
+
+def _sold(order: Order) -> dict[str, Decimal]:
+    rows = order.items.values("sku").annotate(total=Sum("qty")).order_by("sku")
+    return {row["sku"]: row["total"] for row in rows}
+
+
+def apply_auto_transition(order: Order, key: str, *, actor: str) -> Order | None:
+    """Move the order to ``auto_transitions[key]`` if its flow allows it now; ``None`` if not moved."""
+    target = order.channel.order_flow.auto_transitions.get(key)
+    if not target or target == order.status or not order.can_transition_to(target):
+        return None
+    try:
+        return OrderService.transition(order.ref, target, actor=actor, expected_status=order.status, reason=f"auto_transitions.{key}")
+    except InvalidTransition as exc:
+        if exc.code in ("stale_status", "invalid_transition"):
+            return None  # another actor moved it first
+        raise
+
+
+def stock_committed(order: Order, *, actor: str, session_key: str, holds: list, sold: dict[str, Decimal]):
+    return order.emit_event(
+        STOCK_COMMITTED,
+        actor=actor,
+        payload={"session_key": session_key, "holds": holds, "sold": {sku: qty_to_str(qty) for sku, qty in sold.items()}},
+    )
+
+
+def stock_released(order: Order, *, actor: str, holds: list, restored: dict[str, Decimal]):
+    return order.emit_event(
+        STOCK_RELEASED,
+        actor=actor,
+        payload={"holds": holds, "restored": {sku: qty_to_str(qty) for sku, qty in restored.items()}},
+    )
+
+
+class StockCommitHandler:
+    """After the commit: the sold units leave the stock, once.
+
+    Payload ``{"order_ref", "channel_code", "session_key"}``. Takes the order's
+    items off ``on_hand`` (whether or not the session held them: an external
+    order may come without holds), fulfils the session's holds, writes
+    ``OrderEvent("stock.committed")`` and applies
+    ``order_flow.auto_transitions.on_stock_commit``. Does nothing for an order
+    whose stock was committed, or already released (cancelled first).
+    """
+
+    topic = "stock.commit"
+
+    def handle(self, *, message, ctx: dict[str, Any]) -> None:
+        payload = message.payload or {}
+        _required(payload, "order_ref")
+        actor = ctx.get("actor") or f"directive:{self.topic}"
+        order = _lock_order(payload["order_ref"])
+        if order.events.filter(type__in=(STOCK_COMMITTED, STOCK_RELEASED)).exists():
+            return
+        backend = get_stock_backend()
+        sold = _sold(order)
+        # Stock rows before hold rows, like the hold check: no lock-order deadlock.
+        taken = backend.record_sale(order.ref, sold, actor=actor)
+        session_key = order.session_key or payload.get("session_key") or ""
+        fulfilled = [hold.id for hold in backend.holds_for_reference(session_key) if backend.fulfill_hold(hold.id)] if session_key else []
+        stock_committed(order, actor=actor, session_key=session_key, holds=fulfilled, sold=taken)
+        apply_auto_transition(order, "on_stock_commit", actor=actor)
+
+
+class StockReleaseHandler:
+    """On cancellation (``order_flow.on_enter``): free the holds, put sold units back, once.
+
+    Payload ``{"order_ref", "from", "to"}``. Releases the session's active
+    holds, restores what ``stock.commit`` took, and writes
+    ``OrderEvent("stock.released")`` — which also tells a late ``stock.commit``
+    to do nothing.
+    """
+
+    topic = "stock.release"
+
+    def handle(self, *, message, ctx: dict[str, Any]) -> None:
+        payload = message.payload or {}
+        _required(payload, "order_ref")
+        actor = ctx.get("actor") or f"directive:{self.topic}"
+        order = _lock_order(payload["order_ref"])
+        if order.events.filter(type=STOCK_RELEASED).exists():
+            return
+        backend = get_stock_backend()
+        restored = backend.restore_sale(order.ref, actor=actor)
+        released = backend.release_holds_for_reference(order.session_key) if order.session_key else []
+        stock_released(order, actor=actor, holds=released, restored=restored)
+
+
+class StockReleaseSessionHandler:
+    """When a session is abandoned (channel ``config["on_abandon"]``): free its holds at once.
+
+    Payload ``{"session_key", "channel_code"}``. Releasing is idempotent: a
+    second run finds no active hold. Without it the holds simply expire.
+    """
+
+    topic = "stock.release_session"
+
+    def handle(self, *, message, ctx: dict[str, Any]) -> None:
+        payload = message.payload or {}
+        _required(payload, "session_key")
+        session = Session.objects.filter(session_key=payload["session_key"]).only("state").first()
+        if session is None or session.state == Session.State.OPEN:
+            return  # reopened sessions don't exist; an open one keeps its holds
+        get_stock_backend().release_holds_for_reference(payload["session_key"])
+
+
+HANDLERS = (StockHoldHandler(), StockCommitHandler(), StockReleaseHandler(), StockReleaseSessionHandler())
+
+__all__ = [
+    "StockHoldHandler",
+    "StockCommitHandler",
+    "StockReleaseHandler",
+    "StockReleaseSessionHandler",
+    "HANDLERS",
+    "hold_and_check",
+    "apply_auto_transition",
+    "STOCK_COMMITTED",
+    "STOCK_RELEASED",
+]
