@@ -12,8 +12,10 @@ The database (default ``omniman_bench``) is created if missing and migrated
 the three queue tables between phases: never point it at a database you care
 about (it refuses one that holds Omniman orders).
 
-Phases, each applied identically to every system, interleaved system by
-system so that slow drifts of the machine hit all of them alike:
+Phases, each applied identically to every system. Enqueue and drain are
+measured ``--repeat`` times (default 3) in rounds, each system once per round
+in a rotating order, so that slow drifts of the machine (or other work on it)
+hit all of them alike; the table shows medians and the runs are listed below it:
 
 * enqueue — N one-by-one enqueues through each library's normal single-job
   API (``Directive.objects.enqueue``, ``Task.defer``, ``Task.enqueue``) in
@@ -338,6 +340,13 @@ class DjangoTasksDB(System):
         return f"django-tasks {dist_version('django-tasks')}, django-tasks-db {dist_version('django-tasks-db')}"
 
 
+def loadavg() -> str:
+    try:
+        return Path("/proc/loadavg").read_text().split()[0]
+    except OSError:
+        return "?"
+
+
 def dist_version(name: str) -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -615,7 +624,7 @@ def parse_args(argv=None):
     parser.add_argument("--jobs", type=int, default=None, help="jobs per enqueue and drain measurement (default 5000; 500 with --quick)")
     parser.add_argument("--latency-jobs", type=int, default=None, help="timed jobs in the latency phase (default 200; 50 with --quick)")
     parser.add_argument("--workers", default=None, help="comma-separated worker counts for the drain (default 1,2,4; 1,2 with --quick)")
-    parser.add_argument("--repeat", type=int, default=None, help="drain runs per system and worker count; the median is reported (default 3; 1 with --quick)")
+    parser.add_argument("--repeat", type=int, default=None, help="enqueue and drain runs per system (and worker count); the median is reported (default 3; 1 with --quick)")
     parser.add_argument("--quick", action="store_true", help="a fast smoke run: 500 jobs, workers 1 and 2, 50 latency jobs, 1 repeat")
     parser.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated subset of {', '.join(SYSTEMS)}")
     parser.add_argument("--phases", default=",".join(PHASES), help=f"comma-separated subset of {', '.join(PHASES)}")
@@ -671,26 +680,34 @@ def main(argv=None) -> int:
         results.setdefault(metric, {})[name] = value
         return value
 
-    print(f"bench_directives: {opts.jobs} jobs, drain with {opts.workers} worker(s) × {opts.repeat} run(s), "
+    print(f"bench_directives: {opts.jobs} jobs, enqueue and drain with {opts.workers} worker(s) × {opts.repeat} run(s), "
           f"{opts.latency_jobs} latency jobs; systems: {', '.join(opts.systems)}; logs in {logdir}", flush=True)
+    load_before = loadavg()
     started = time.monotonic()
+    all_runs: dict[str, dict[str, list]] = {}
+
+    def repeated(metric: str, label: str, fn) -> None:
+        """``opts.repeat`` rounds, each system once per round (the order rotating), median kept."""
+        runs: dict[str, list] = {name: [] for name in systems}
+        names = list(systems)
+        for attempt in range(opts.repeat):
+            shift = attempt % len(names)
+            for name in names[shift:] + names[:shift]:
+                if runs[name] and not all(isinstance(v, float) for v in runs[name]):
+                    continue  # it already timed out or failed here
+                value = record(metric, name, lambda: fn(systems[name]))
+                runs[name].append(value)
+                print(f"  {label:<9} {name:<16} run {attempt + 1}: {fmt(value, 'jobs/s')} jobs/s", flush=True)
+        for name, values in runs.items():
+            floats = [v for v in values if isinstance(v, float)]
+            results[metric][name] = statistics.median(floats) if len(floats) == len(values) else values[-1]
+        all_runs[metric] = runs
+
     try:
-        for name, system in systems.items() if "enqueue" in opts.phases else ():
-            system.clean()
-            value = record("enqueue", name, lambda: phase_enqueue(system, opts.jobs, opts.phase_timeout))
-            print(f"  enqueue   {name:<16} {fmt(value, 'jobs/s')} jobs/s", flush=True)
+        if "enqueue" in opts.phases:
+            repeated("enqueue", "enqueue", lambda system: phase_enqueue(system, opts.jobs, opts.phase_timeout))
         for count in opts.workers if "drain" in opts.phases else ():
-            runs: dict[str, list] = {name: [] for name in systems}
-            for attempt in range(opts.repeat):
-                for name, system in systems.items():
-                    if runs[name] and not all(isinstance(v, float) for v in runs[name]):
-                        continue  # it already timed out or failed at this worker count
-                    value = record(f"drain{count}", name, lambda: phase_drain(system, opts.jobs, count, opts, logdir, notes))
-                    runs[name].append(value)
-                    print(f"  drain x{count}  {name:<16} run {attempt + 1}: {fmt(value, 'jobs/s')} jobs/s", flush=True)
-            for name, values in runs.items():
-                floats = [v for v in values if isinstance(v, float)]
-                results[f"drain{count}"][name] = statistics.median(floats) if len(floats) == len(values) else values[-1]
+            repeated(f"drain{count}", f"drain x{count}", lambda system: phase_drain(system, opts.jobs, count, opts, logdir, notes))
         for name, system in systems.items() if "latency" in opts.phases else ():
             value = record("latency", name, lambda: phase_latency(system, opts.latency_jobs, opts, logdir, notes))
             if isinstance(value, tuple):
@@ -700,11 +717,13 @@ def main(argv=None) -> int:
         return 130
     finally:
         kill_all_live()
+    load_after = loadavg()
 
     print()
     print(f"Directive benchmark — {datetime.now().astimezone():%Y-%m-%d %H:%M %Z}, {time.monotonic() - started:.0f} s")
     environment(systems, opts)
-    print(f"jobs        {opts.jobs} per enqueue/drain measurement; drain = median of {opts.repeat} run(s); "
+    print(f"load        1-min load average {load_before} before, {load_after} after (this process and its workers included)")
+    print(f"jobs        {opts.jobs} per enqueue/drain measurement; enqueue and drain = median of {opts.repeat} run(s); "
           f"latency = {opts.latency_jobs} jobs {opts.latency_spacing * 1000:g} ms apart, 1 idle worker")
     print("method      enqueue: one-by-one through each library's single-job API, autocommit, no worker running.")
     print("            drain: workers started on an empty queue and left idle (connected + "
@@ -721,6 +740,10 @@ def main(argv=None) -> int:
     rows.append(("enqueue→done p99 (ms)", "ms", {k: (v[1] if isinstance(v, tuple) else v) for k, v in lat.items()}))
     print_table(rows, list(systems))
     print("ratios are omniman ÷ peer: above 1× is better for throughput, below 1× is better for latency.")
+    if opts.repeat > 1:
+        print("runs (jobs/s, in order):")
+        for metric, runs in all_runs.items():
+            print(f"  {metric:<8} " + "; ".join(f"{name} " + " ".join(fmt(v, 'jobs/s') for v in values) for name, values in runs.items()))
 
     failed_targets = []
     d1 = results.get("drain1", {})

@@ -558,7 +558,13 @@ def test_a_malformed_check_directive_fails_loudly(menu):
     with pytest.raises(DirectiveError) as caught:
         registry.get_directive_handler("pricing.check").handle(message=directive, ctx={"attempt": 1})
     assert caught.value.code == "invalid_payload" and caught.value.context["fields"] == ["channel_code", "check_code"]
-    assert run_checks() == ["retried"]
+    bad_rev = Directive.objects.enqueue(
+        "pricing.check", {"session_key": "SESS-X", "channel_code": "pos", "rev": "one", "check_code": "pricing"}
+    )
+    with pytest.raises(DirectiveError) as caught:
+        registry.get_directive_handler("pricing.check").handle(message=bad_rev, ctx={"attempt": 1})
+    assert caught.value.context["fields"] == ["rev"]
+    assert run_checks() == ["retried", "retried"]
 
 
 def test_the_app_registers_its_extensions():
