@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "omniman.contrib.payment",
     "omniman.contrib.notifications",
     "omniman.contrib.refs",
+    "omniman.contrib.demo",
 ]
 
 MIDDLEWARE = [

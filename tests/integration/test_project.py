@@ -20,27 +20,58 @@ def test_no_missing_migrations():
     assert "No changes detected" in out.getvalue()
 
 
+def _counts():
+    from omniman.contrib.catalog.models import Product
+    from omniman.models import Directive, OrderEvent
+
+    return (
+        Channel.objects.count(),
+        Product.objects.count(),
+        Session.objects.count(),
+        Order.objects.count(),
+        OrderEvent.objects.count(),
+        Directive.objects.count(),
+        get_user_model().objects.count(),
+    )
+
+
 @override_settings(DEBUG=True)
-def test_seed_demo_is_idempotent():
+def test_seed_demo_builds_the_cafe_and_is_idempotent():
     out = io.StringIO()
     call_command("seed_demo", stdout=out)
-    counts = (Channel.objects.count(), Session.objects.count(), Order.objects.count())
-    assert counts == (3, 7, 3)
-    assert Session.objects.filter(state="open").count() == 4
-    assert "manager/manager" in out.getvalue()
-    call_command("seed_demo", stdout=io.StringIO())
-    assert (Channel.objects.count(), Session.objects.count(), Order.objects.count()) == counts
+    counts = _counts()
+    assert counts[:2] == (4, 41)
+    assert sorted(Channel.objects.values_list("code", flat=True)) == ["counter", "marketplace", "tables", "web"]
+    assert Session.objects.filter(state="open").count() == 5
+    statuses = sorted(Order.objects.values_list("status", flat=True))
+    assert {"confirmed", "processing", "ready", "completed", "cancelled"} <= set(statuses)
+    # The stock checks ran: two open sessions are short of stock and show it.
+    issues = [i["code"] for s in Session.objects.filter(state="open") for i in s.data.get("issues", [])]
+    assert issues.count("insufficient_stock") == 2
     tab = Session.objects.get(channel__code="tables", handle_ref="5", state="open")
     assert tab.items[0]["meta"]["note"] == "one without onions"
-    assert get_user_model().objects.get(username="pos").groups.filter(name="pos").exists()
+    assert tab.items[0]["unit_price_q"] == 3200  # priced from the catalog
+    assert tab.data["totals"]["service_q"] > 0  # the tables' 10 % service charge
+    marketplace = Order.objects.get(channel__code="marketplace")
+    assert marketplace.external_ref == "MKT-1042" and marketplace.total_q == 4280
+    assert "pos/pos" in out.getvalue() and "admin/admin" in out.getvalue()
+    User = get_user_model()
+    assert User.objects.get(username="kitchen").groups.filter(name="kitchen").exists()
+    assert User.objects.get(username="admin").is_superuser
+    assert User.objects.get(username="pos").check_password("pos")
+    call_command("seed_demo", stdout=io.StringIO())
+    assert _counts() == counts
 
 
 @override_settings(DEBUG=False)
-def test_seed_demo_makes_no_users_in_production():
+def test_seed_demo_prints_no_passwords_in_production():
     out = io.StringIO()
     call_command("seed_demo", stdout=out)
-    assert get_user_model().objects.count() == 0
-    assert "no demo users" in out.getvalue()
+    User = get_user_model()
+    assert set(User.objects.values_list("username", flat=True)) == {"pos", "kitchen", "manager", "admin"}
+    assert not User.objects.get(username="pos").check_password("pos")
+    assert not User.objects.get(username="admin").check_password("admin")
+    assert "pos/pos" not in out.getvalue() and "changepassword" in out.getvalue()
 
 
 def test_admin_requires_login(client):

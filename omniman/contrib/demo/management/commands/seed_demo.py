@@ -1,0 +1,244 @@
+"""Build the demo café-restaurant. Idempotent: a second run changes nothing."""
+
+from __future__ import annotations
+
+import secrets
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from omniman import engine
+from omniman.contrib.catalog.models import Category, Product
+from omniman.contrib.demo.menu import ALTERNATIVES, CATEGORIES, PRODUCTS
+from omniman.contrib.stock.models import StockLevel
+from omniman.models import Channel, Order, Session
+from omniman.services import CommitService, ModifyService, OrderService, SessionService
+
+STOCK_CHECK = {
+    "required_checks_on_commit": ["stock"],
+    "checks": {"stock": {"directive_topic": "stock.hold", "label": "Stock"}},
+    "on_abandon": ["stock.release_session"],
+}
+
+CHANNELS = [
+    {
+        "code": "counter",
+        "name": "Counter",
+        "display_order": 1,
+        "config": {
+            **STOCK_CHECK,
+            "pricing": {},
+            "post_commit_directives": ["stock.commit", "refs.assign_ticket"],
+            "order_flow": {"auto_transitions": {"on_create": "confirmed"}, "on_enter": {"cancelled": ["stock.release"]}},
+            "terminology": {"session": "Basket", "order": "Order"},
+            "icon": "cash-register",
+        },
+    },
+    {
+        "code": "tables",
+        "name": "Tables",
+        "display_order": 2,
+        "config": {
+            **STOCK_CHECK,
+            "pricing": {"service_charge_percent": 10},
+            "post_commit_directives": ["stock.commit"],
+            "order_flow": {"auto_transitions": {"on_create": "confirmed"}, "on_enter": {"cancelled": ["stock.release"]}},
+            "terminology": {"session": "Tab", "order": "Round"},
+            "icon": "utensils",
+        },
+    },
+    {
+        "code": "web",
+        "name": "Web shop",
+        "display_order": 3,
+        "config": {
+            **STOCK_CHECK,
+            "pricing": {},
+            "post_commit_directives": ["stock.commit", "payment.capture", "refs.assign_ticket", "notification.send"],
+            "order_flow": {
+                "auto_transitions": {"on_payment_confirm": "confirmed"},
+                "on_enter": {"cancelled": ["stock.release", "payment.refund"]},
+            },
+            "notifications": {"backends": [{"backend": "console"}]},
+            "terminology": {"session": "Basket", "order": "Order"},
+            "icon": "globe",
+        },
+    },
+    {
+        "code": "marketplace",
+        "name": "Delivery marketplace",
+        "display_order": 4,
+        "pricing_policy": "external",
+        "edit_policy": "locked",
+        "config": {
+            "post_commit_directives": ["stock.commit"],
+            "order_flow": {"auto_transitions": {"on_create": "confirmed"}, "on_enter": {"cancelled": ["stock.release"]}},
+            "terminology": {"session": "Draft", "order": "Pedido"},
+            "icon": "motorcycle",
+        },
+    },
+]
+
+ROLES = ("pos", "kitchen", "manager")
+USERS = [("pos", "pos", False), ("kitchen", "kitchen", False), ("manager", "manager", True)]
+SUPERUSER = "admin"
+
+
+def line(sku: str, qty: int | str = 1, **extra) -> dict:
+    return {"op": "add_line", "sku": sku, "qty": qty, **extra}
+
+
+class Command(BaseCommand):
+    help = (
+        "Build the demo café-restaurant: catalog, stock, four channels, open tabs and baskets, "
+        "orders in several statuses, and the users pos, kitchen, manager and admin. Idempotent."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--no-users", action="store_true", help="Do not create the demo users.")
+
+    def handle(self, *args, **options):
+        with transaction.atomic():
+            products = self._catalog()
+            channels = self._channels()
+        sessions = self._activity()
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo ready: {products} products, {channels} channels, {sessions} new sessions."
+            )
+        )
+        if not options["no_users"]:
+            self._users()
+
+    # -- catalog and stock ----------------------------------------------------
+
+    def _catalog(self) -> int:
+        categories = {}
+        for code, name, order in CATEGORIES:
+            categories[code], _ = Category.objects.get_or_create(code=code, defaults={"name": name, "sort_order": order})
+        for position, (sku, name, category, price_q, station, barcode, on_hand) in enumerate(PRODUCTS):
+            Product.objects.get_or_create(
+                sku=sku,
+                defaults={
+                    "name": name,
+                    "category": categories[category],
+                    "price_q": price_q,
+                    "station": station,
+                    "barcode": barcode,
+                    "sort_order": position,
+                },
+            )
+            if on_hand is not None:
+                StockLevel.objects.get_or_create(sku=sku, defaults={"on_hand": Decimal(on_hand), "track": True})
+        by_sku = {p.sku: p for p in Product.objects.filter(sku__in=ALTERNATIVES)}
+        for sku, alternatives in ALTERNATIVES.items():
+            if sku in by_sku and not by_sku[sku].alternatives.exists():
+                by_sku[sku].alternatives.set(Product.objects.filter(sku__in=alternatives))
+        return Product.objects.count()
+
+    def _channels(self) -> int:
+        for spec in CHANNELS:
+            Channel.objects.get_or_create(code=spec["code"], defaults={k: v for k, v in spec.items() if k != "code"})
+        return len(CHANNELS)
+
+    # -- sessions and orders ---------------------------------------------------
+
+    def _activity(self) -> int:
+        codes = [c["code"] for c in CHANNELS]
+        if Session.objects.filter(channel__code__in=codes).exists():
+            return 0
+        ctx = {"actor": "seed"}
+        opened = 0
+
+        def session(channel, *ops, handle_type="", handle_ref="", data=None):
+            nonlocal opened
+            s = SessionService.open_session(channel, handle_type=handle_type, handle_ref=handle_ref, data=data, actor="seed")
+            opened += 1
+            if ops:
+                s = ModifyService.modify_session(s.session_key, channel, list(ops), ctx=ctx)
+            return s
+
+        def settle():
+            while engine.process(limit=200).claimed:
+                pass
+
+        def order(channel, *ops, walk=(), **kwargs):
+            s = session(channel, *ops, **kwargs)
+            settle()
+            result = CommitService.commit(s.session_key, channel, idempotency_key=f"seed:{s.session_key}", actor="seed")
+            settle()
+            ref = result["order_ref"]
+            for status in walk:
+                OrderService.transition(ref, status, actor="seed")
+            return ref
+
+        # Orders on their way, so the kitchen board has cards in every column.
+        order("counter", line("CAP"), line("CRO"), walk=("processing",))
+        order("counter", line("ESP", 2), line("PDQ", 3))
+        order("counter", line("LATTE"), line("BANANA"), walk=("processing", "ready"))
+        order("tables", line("BURG", 2), line("FRIES", 2), line("SODA", 2), handle_type="table", handle_ref="2")
+        order("web", line("GRANOLA"), line("OJ"), data={"customer": {"name": "Carla", "email": "carla@example.com"}})
+        done = order("counter", line("ESP"), walk=("ready", "completed"))
+        cancelled = order("counter", line("AVO"))
+        OrderService.transition(cancelled, "cancelled", actor="seed", reason="customer left")
+        # A marketplace order, delivered with its own prices.
+        marketplace = SessionService.open_session(
+            "marketplace",
+            handle_type="marketplace",
+            handle_ref="MKT-1042",
+            data={"customer": {"name": "Bruno", "phone": "+55 11 91234-5678"}, "external_ref": "MKT-1042"},
+            items=[
+                {"sku": "BURG", "name": "Burger", "qty": 1, "unit_price_q": 3490},
+                {"sku": "SODA", "name": "Soda can", "qty": 1, "unit_price_q": 790},
+            ],
+            actor="seed",
+        )
+        opened += 1
+        CommitService.commit(marketplace.session_key, "marketplace", idempotency_key="MKT-1042", actor="seed")
+
+        # Open tabs and baskets for the POS.
+        tab5 = session("tables", line("BURG", 2), line("FRIES"), line("LEMON", 2), handle_type="table", handle_ref="5")
+        ModifyService.modify_session(
+            tab5.session_key,
+            "tables",
+            [{"op": "set_line_meta", "line_id": tab5.lines[0]["line_id"], "path": "note", "value": "one without onions"}],
+            ctx=ctx,
+        )
+        session("tables", line("CRO"), line("CAP", 2), handle_type="table", handle_ref="2")
+        session("tables", line("SALMON", 2), line("SALAD"), handle_type="table", handle_ref="9")  # short: an issue
+        session("counter", line("ESP", 2), line("PAINCH", 3), data={"customer": {"name": "Ana"}})  # short: an issue
+        session("web", line("CHEESE"), data={"customer": {"name": "Dani", "phone": "+55 21 98888-7777"}})
+        settle()
+        return opened
+
+    # -- users -----------------------------------------------------------------
+
+    def _users(self) -> None:
+        User = get_user_model()
+        groups = {name: Group.objects.get_or_create(name=name)[0] for name in ROLES}
+        show = bool(settings.DEBUG)
+        for username, role, is_staff in USERS:
+            user, created = User.objects.get_or_create(username=username, defaults={"is_staff": is_staff})
+            if created:
+                user.set_password(username if show else secrets.token_urlsafe(24))
+                user.save()
+            user.groups.add(groups[role])
+        admin, created = User.objects.get_or_create(
+            username=SUPERUSER, defaults={"is_staff": True, "is_superuser": True}
+        )
+        if created:
+            admin.set_password(SUPERUSER if show else secrets.token_urlsafe(24))
+            admin.save()
+        if show:
+            self.stdout.write(
+                "Demo logins (DEBUG only): pos/pos, kitchen/kitchen, manager/manager, admin/admin (superuser)"
+            )
+        else:
+            self.stdout.write(
+                "Users pos, kitchen, manager and admin exist with random passwords (DEBUG is off): "
+                "set them with `manage.py changepassword <user>`."
+            )
