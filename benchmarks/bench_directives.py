@@ -222,14 +222,19 @@ class Omniman(System):
         return [PYTHON, "manage.py", "process_directives", "--watch", "--limit", str(opts.omniman_limit), "--verbosity", "0"]
 
     def versions(self):
-        rev = ""
-        try:
-            rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=5).stdout.strip()
-            dirty = subprocess.run(["git", "status", "--porcelain", "--", "omniman"], cwd=ROOT, capture_output=True, text=True, timeout=5).stdout.strip()
-            rev = f" (git {rev}{' + uncommitted changes in omniman/' if dirty else ''})"
-        except (OSError, subprocess.SubprocessError):
-            pass
-        return f"django-omniman {dist_version('django-omniman')}{rev}"
+        if not hasattr(self, "_versions"):  # taken once, at the start of the run
+            engine_files = ["omniman/engine.py", "omniman/models/directive.py", "omniman/management/commands/process_directives.py"]
+            rev = ""
+            try:
+                git = ["git", "-C", str(ROOT)]
+                head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5).stdout.strip()
+                last = subprocess.run([*git, "log", "-1", "--format=%h", "--", *engine_files], capture_output=True, text=True, timeout=5).stdout.strip()
+                dirty = subprocess.run([*git, "status", "--porcelain", "--", *engine_files], capture_output=True, text=True, timeout=5).stdout.strip()
+                rev = f" (git {head}; engine last changed in {last}{', with uncommitted changes' if dirty else ''})"
+            except (OSError, subprocess.SubprocessError):
+                pass
+            self._versions = f"django-omniman {dist_version('django-omniman')}{rev}"
+        return self._versions
 
 
 class Procrastinate(System):
@@ -683,6 +688,8 @@ def main(argv=None) -> int:
     print(f"bench_directives: {opts.jobs} jobs, enqueue and drain with {opts.workers} worker(s) × {opts.repeat} run(s), "
           f"{opts.latency_jobs} latency jobs; systems: {', '.join(opts.systems)}; logs in {logdir}", flush=True)
     load_before = loadavg()
+    for system in systems.values():
+        system.versions()
     started = time.monotonic()
     all_runs: dict[str, dict[str, list]] = {}
 

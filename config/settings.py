@@ -55,6 +55,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django_htmx",
+    "template_partials",
     "omniman",
     "omniman.contrib.catalog",
     "omniman.contrib.pricing",
@@ -63,6 +65,7 @@ INSTALLED_APPS = [
     "omniman.contrib.notifications",
     "omniman.contrib.refs",
     "omniman.contrib.demo",
+    "omniman.web",
 ]
 
 MIDDLEWARE = [
@@ -73,6 +76,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -88,6 +92,10 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+            ],
+            "builtins": [
+                "template_partials.templatetags.partials",
+                "omniman.web.templatetags.omniman_ui",
             ],
         },
     },
@@ -175,3 +183,9 @@ def omniman_settings(defaults: dict) -> dict:
 
 # Every key of omniman.conf.DEFAULTS (SPEC §8), each overridable by OMNIMAN_<KEY>.
 OMNIMAN = omniman_settings(OMNIMAN_DEFAULTS)
+
+# This project runs the checks a POS waits for, and the pickup number it shows,
+# right after the transaction that enqueued them (cron and workers remain the
+# safety net). OMNIMAN_DISPATCH_ON_COMMIT overrides it ("" for none).
+if "OMNIMAN_DISPATCH_ON_COMMIT" not in os.environ:
+    OMNIMAN["DISPATCH_ON_COMMIT"] = ["stock.hold", "pricing.check", "refs.assign_ticket"]

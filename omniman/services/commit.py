@@ -18,6 +18,7 @@ from omniman.models.order import SNAPSHOT_VERSION
 from omniman.services import events, pipeline
 from omniman.services._common import lock_session, random_code, require_open
 from omniman.services.orders import apply_transition, enqueue_on_enter
+from omniman.services.sessions import require_rev
 from omniman.signals import order_created
 
 logger = logging.getLogger("omniman.services")
@@ -34,8 +35,12 @@ class CommitService:
         idempotency_key: str,
         ctx: dict[str, Any] | None = None,
         actor: str = "system",
+        expected_rev: int | None = None,
     ) -> dict[str, Any]:
         """Turn an open session into an Order, exactly once per session and per key.
+
+        With ``expected_rev`` (a screen that shows what it commits), a session
+        that moved on since the caller read it raises ``SessionError("stale_rev")``.
 
         A replay of a finished key returns the first result with
         ``"idempotent": True``. The key is claimed in its own short
@@ -58,7 +63,9 @@ class CommitService:
             return {**claimed, "idempotent": True}
         try:
             with transaction.atomic():
-                result = _commit(session_key, channel_code, idempotency_key, ctx=dict(ctx or {}), actor=actor)
+                result = _commit(
+                    session_key, channel_code, idempotency_key, ctx=dict(ctx or {}), actor=actor, expected_rev=expected_rev
+                )
                 IdempotencyKey.objects.filter(pk=claimed.pk).update(
                     status=IdempotencyKey.Status.DONE,
                     response_code=CREATED,
@@ -125,9 +132,12 @@ def _fail_key(row: IdempotencyKey, body: dict[str, Any]) -> None:
     )
 
 
-def _commit(session_key: str, channel_code: str, idempotency_key: str, *, ctx: dict[str, Any], actor: str) -> dict[str, Any]:
+def _commit(
+    session_key: str, channel_code: str, idempotency_key: str, *, ctx: dict[str, Any], actor: str, expected_rev: int | None
+) -> dict[str, Any]:
     session = lock_session(session_key, channel_code)
     require_open(session, CommitError)
+    require_rev(session, expected_rev)
     if not session.lines:
         raise CommitError("empty_session", context={"session_key": session_key})
     channel = session.channel

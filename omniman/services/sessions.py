@@ -91,6 +91,19 @@ class SessionService:
 
     @staticmethod
     @transaction.atomic
+    def recheck(session_key: str, channel_code: str) -> list[Directive]:
+        """(Re-)enqueue the channel's check directives for the session's current rev.
+
+        For a screen's "check now": after an expired hold, or when a check
+        directive was lost. ``rev`` does not change; a check still queued for
+        this rev is returned as it is (dedupe).
+        """
+        session = lock_session(session_key, channel_code)
+        require_open(session)
+        return pipeline.enqueue_checks(session)
+
+    @staticmethod
+    @transaction.atomic
     def abandon_session(
         session_key: str, channel_code: str, *, actor: str = "system", stale_before: datetime | None = None
     ) -> Session:

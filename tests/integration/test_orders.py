@@ -165,3 +165,20 @@ def test_full_default_flow_stamps_each_status():
     for status in ("confirmed", "processing", "ready", "dispatched", "delivered", "completed"):
         assert getattr(order, f"{status}_at") is not None, status
     assert order.cancelled_at is None
+
+
+def test_commit_with_expected_rev_refuses_a_session_that_moved_on():
+    from omniman.exceptions import SessionError
+    from omniman.models import IdempotencyKey
+    from omniman.services import CommitService, ModifyService
+
+    session = create_session_at(lines=1)
+    seen = session.rev
+    ModifyService.modify_session(session.session_key, session.channel.code, [{"op": "add_line", "sku": "NEW", "qty": 1}])
+    with pytest.raises(SessionError) as err:
+        CommitService.commit(session.session_key, session.channel.code, idempotency_key="k", expected_rev=seen)
+    assert err.value.code == "stale_rev"
+    assert Order.objects.count() == 0
+    assert IdempotencyKey.objects.get(key="k").status == "failed"
+    result = CommitService.commit(session.session_key, session.channel.code, idempotency_key="k", expected_rev=seen + 1)
+    assert result["items_count"] == 2

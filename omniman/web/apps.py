@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class WebConfig(AppConfig):
+    name = "omniman.web"
+    label = "omniman_web"
+    verbose_name = "Operator app"

@@ -1,0 +1,59 @@
+"""The operator UI's one error mapper: an OmnimanError code → an HTTP status (SPEC §4)."""
+
+from __future__ import annotations
+
+from omniman.exceptions import OmnimanError, ValidationError
+
+CONFLICT = frozenset(
+    {
+        "stale_rev",
+        "stale_status",
+        "stale_check",
+        "blocking_issues",
+        "already_committed",
+        "abandoned",
+        "in_progress",
+        "locked",
+        "conflict",
+        "missing_check",
+        "hold_expired",
+        "empty_session",
+        "session_key_conflict",
+    }
+)
+NOT_FOUND = frozenset({"not_found", "channel_not_found", "issue_not_found", "action_not_found"})
+BAD_REQUEST = frozenset({"invalid_transition", "validation_failed"})
+
+
+def status_for(error: OmnimanError, *, htmx_form: bool = True) -> int:
+    """409 when the world changed under the user, 404 for what is gone, 422 (a form) or 400 for bad input."""
+    if error.code in CONFLICT:
+        return 409
+    if error.code in NOT_FOUND:
+        return 404
+    if isinstance(error, ValidationError):
+        return 422 if htmx_form else 400
+    if error.code in BAD_REQUEST:
+        return 422 if htmx_form else 400
+    return 500
+
+
+MESSAGES = {
+    "stale_rev": "This {session} changed on another screen. Your change was not applied — here is the current {session}.",
+    "already_committed": "This {session} was already sent. Nothing was changed.",
+    "abandoned": "This {session} was closed on another screen. Nothing was changed.",
+    "in_progress": "This order is already being placed — one moment.",
+    "locked": "This {session}'s items come from the channel and cannot be edited here.",
+    "blocking_issues": "Resolve the issues marked below before sending.",
+    "missing_check": "The checks have not finished yet: press “Check now”.",
+    "stale_check": "The checks are out of date: press “Check now”.",
+    "hold_expired": "The stock hold expired: press “Check now” to hold again.",
+    "empty_session": "Add an item first.",
+}
+
+
+def banner_for(error: OmnimanError, *, session_word: str) -> str:
+    template = MESSAGES.get(error.code)
+    if template:
+        return template.format(session=session_word.lower())
+    return error.message

@@ -1,0 +1,462 @@
+"""POS screens: tabs, baskets and drafts on one set of views.
+
+Each view parses input, makes one service (or selector) call and renders. A
+mutating form carries the session's ``rev``; it is passed as ``expected_rev``
+so a stale screen never overwrites newer work (409 with the fresh cart). A
+non-HTMX POST redirects (post/redirect/get); an HTMX POST re-renders the cart.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+from django.contrib import messages
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
+
+from omniman import engine
+from omniman.contrib.catalog import get_catalog
+from omniman.exceptions import OmnimanError, ValidationError
+from omniman.models import Channel, Session
+from omniman.monetary import parse_qty
+from omniman.services import CommitService, ModifyService, OrderService, ResolveService, SessionService
+from omniman.web import selectors
+from omniman.web.errors import banner_for, status_for
+from omniman.web.roles import MANAGER, POS, actor, has_role, role_required
+
+pos_required = role_required(POS, MANAGER)
+MAX_TEXT = 500
+
+
+def _channel(code: str) -> Channel:
+    channel = selectors.channel_or_none(code)
+    if channel is None:
+        raise Http404("No such channel")
+    return channel
+
+
+def _session(channel: Channel, session_key: str) -> Session:
+    session = selectors.session_for_screen(channel, session_key)
+    if session is None:
+        raise Http404("No such session")
+    return session
+
+
+def _session_url(session: Session) -> str:
+    return reverse("pos:session", args=[session.channel.code, session.session_key])
+
+
+def _word(channel: Channel) -> str:
+    return channel.term("session", "Basket" if not channel.pricing_policy == "external" else "Draft")
+
+
+# -- lists -------------------------------------------------------------------------
+
+
+@require_GET
+@pos_required
+def index(request):
+    channels = selectors.active_channels()
+    if len(channels) == 1:
+        return redirect("pos:channel", channels[0].code)
+    return render(request, "pos/index.html", {"channels": channels})
+
+
+@require_GET
+@pos_required
+@vary_on_headers("HX-Request")
+def channel_view(request, channel_code):
+    channel = _channel(channel_code)
+    query = request.GET.get("q", "")[:100]
+    context = {"channel": channel, "sessions": selectors.open_sessions(channel, query), "query": query}
+    if request.htmx and request.htmx.target == "sessions":
+        return render(request, "pos/channel.html#sessions", context)
+    return render(request, "pos/channel.html", context)
+
+
+@require_POST
+@pos_required
+def open_session(request, channel_code):
+    """Get-or-open: ``table`` opens (or goes to) that table's tab; without it, a new basket."""
+    channel = _channel(channel_code)
+    table = request.POST.get("table", "").strip()[:32]
+    try:
+        if table:
+            session = SessionService.open_session(channel.code, handle_type="table", handle_ref=table, actor=actor(request))
+        else:
+            session = SessionService.open_session(channel.code, actor=actor(request))
+    except OmnimanError as exc:
+        messages.error(request, exc.message)
+        return redirect("pos:channel", channel.code)
+    url = _session_url(session)
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+# -- the session screen --------------------------------------------------------------
+
+
+def _context(request, session: Session, **extra):
+    screen = selectors.session_screen(session)
+    context = {
+        "screen": screen,
+        "session": session,
+        "channel": session.channel,
+        "word": _word(session.channel),
+        "is_manager": has_role(request.user, MANAGER),
+        **extra,
+    }
+    return context
+
+
+def _page(request, session: Session, *, status: int = 200, **extra):
+    catalog = get_catalog()
+    category = request.GET.get("category") or ""
+    categories = catalog.list_categories()
+    if not category and categories:
+        category = categories[0].code
+    context = _context(
+        request,
+        session,
+        categories=categories,
+        category=category,
+        products=catalog.search("", category=category or None, limit=selectors.GRID_SIZE),
+        **extra,
+    )
+    return render(request, "pos/session.html", context, status=status)
+
+
+def _cart(request, session: Session, *, status: int = 200, **extra) -> HttpResponse:
+    return render(request, "pos/session.html#cart", _context(request, session, **extra), status=status)
+
+
+@require_GET
+@pos_required
+@vary_on_headers("HX-Request")
+def session_view(request, channel_code, session_key):
+    channel = _channel(channel_code)
+    session = _session(channel, session_key)
+    if request.htmx and request.htmx.target == "cart":
+        return _cart(request, session)
+    if request.htmx and request.htmx.target == "grid":
+        return _page_partial_grid(request, session)
+    return _page(request, session)
+
+
+def _page_partial_grid(request, session):
+    catalog = get_catalog()
+    category = request.GET.get("category") or ""
+    context = {
+        "session": session,
+        "channel": session.channel,
+        "category": category,
+        "categories": catalog.list_categories(),
+        "products": catalog.search("", category=category or None, limit=selectors.GRID_SIZE),
+    }
+    return render(request, "pos/session.html#grid", context)
+
+
+@require_GET
+@pos_required
+def search(request, channel_code, session_key):
+    channel = _channel(channel_code)
+    session = _session(channel, session_key)
+    query = request.GET.get("q", "").strip()[:64]
+    results = get_catalog().search(query, limit=selectors.SEARCH_SIZE) if query else []
+    return render(request, "pos/session.html#results", {"session": session, "channel": channel, "results": results, "query": query})
+
+
+def _respond(request, session: Session, *, event: str | None = None) -> HttpResponse:
+    """After a successful change: the fresh cart (HTMX) or a redirect to the page.
+
+    The session is read again: checks dispatched on commit (``DISPATCH_ON_COMMIT``)
+    wrote their results after the service returned.
+    """
+    if not request.htmx:
+        return redirect(_session_url(session))
+    session = _session(session.channel, session.session_key)
+    response = _cart(request, session)
+    if event:
+        trigger_client_event(response, event)
+    return response
+
+
+def _failure(request, channel: Channel, session_key: str, error: OmnimanError, *, line_id: str = "") -> HttpResponse:
+    """A refused change: nothing was applied; show the current session and say why."""
+    status = status_for(error, htmx_form=True)
+    session = _session(channel, session_key)
+    banner = banner_for(error, session_word=_word(channel))
+    kind = "conflict" if status == 409 else "error"
+    if request.htmx:
+        return _cart(request, session, status=status, banner=banner, banner_kind=kind, error_line_id=line_id)
+    return _page(request, session, status=status, banner=banner, banner_kind=kind, error_line_id=line_id)
+
+
+def _rev(request) -> str:
+    rev = request.POST.get("rev", "").strip()
+    if not rev:
+        raise ValidationError("missing_field", "This form is missing the session's revision; reload the page.", {"field": "rev"})
+    return rev
+
+
+def _modify(request, channel_code, session_key, build_ops, *, event=None, line_id=""):
+    channel = _channel(channel_code)
+    try:
+        rev = _rev(request)
+        session = _session(channel, session_key)
+        ops = build_ops(session)
+        session = ModifyService.modify_session(
+            session_key, channel.code, ops, ctx={"actor": actor(request)}, expected_rev=rev
+        )
+    except OmnimanError as exc:
+        return _failure(request, channel, session_key, exc, line_id=line_id)
+    return _respond(request, session, event=event)
+
+
+def _text(request, name: str, *, limit: int = MAX_TEXT) -> str:
+    value = request.POST.get(name, "").strip()
+    if len(value) > limit:
+        raise ValidationError("invalid_field", f"{name.capitalize()} is too long (at most {limit} characters).", {"field": name})
+    return value
+
+
+@require_POST
+@pos_required
+def add_item(request, channel_code, session_key):
+    """Add a product: the grid's button (``sku``) or the search box (``q``: a scanned SKU/barcode or a name)."""
+
+    def ops(session):
+        sku = request.POST.get("sku", "").strip()
+        query = request.POST.get("q", "").strip()
+        catalog = get_catalog()
+        item = catalog.get(sku) if sku else None
+        if item is None and query and not sku:
+            found = catalog.search(query[:64], limit=1)
+            item = found[0] if found else None
+        if item is None:
+            wanted = sku or query
+            raise ValidationError(
+                "unknown_product", f"No product matches “{wanted}”." if wanted else "Pick a product.", {"sku": wanted}
+            )
+        qty = request.POST.get("qty", "1").strip() or "1"
+        op = {"op": "add_line", "sku": item.sku, "qty": qty, "name": item.name}
+        if item.price_q is not None:
+            op["unit_price_q"] = item.price_q
+        if item.station:
+            op["meta"] = {"station": item.station}
+        return [op]
+
+    return _modify(request, channel_code, session_key, ops, event="pos:added")
+
+
+def _find_line(session: Session, line_id: str) -> dict:
+    for line in session.lines:
+        if line["line_id"] == line_id:
+            return line
+    raise ValidationError("unknown_line_id", "That line is no longer in the session.", {"line_id": line_id})
+
+
+@require_POST
+@pos_required
+def change_qty(request, channel_code, session_key, line_id):
+    """``delta`` (+1 / −1: at zero the line goes) or an exact ``qty``."""
+
+    def ops(session):
+        line = _find_line(session, line_id)
+        if "delta" in request.POST:
+            try:
+                new = parse_qty(line["qty"]) + Decimal(request.POST["delta"])
+            except (InvalidOperation, TypeError):
+                raise ValidationError("invalid_qty", "Quantity must be a number.", {"field": "delta"}) from None
+            if new <= 0:
+                return [{"op": "remove_line", "line_id": line_id}]
+            return [{"op": "set_qty", "line_id": line_id, "qty": str(new)}]
+        return [{"op": "set_qty", "line_id": line_id, "qty": request.POST.get("qty", "").strip()}]
+
+    return _modify(request, channel_code, session_key, ops, line_id=line_id)
+
+
+@require_POST
+@pos_required
+def remove_line(request, channel_code, session_key, line_id):
+    return _modify(request, channel_code, session_key, lambda s: [{"op": "remove_line", "line_id": line_id}], line_id=line_id)
+
+
+@require_POST
+@pos_required
+def line_note(request, channel_code, session_key, line_id):
+    def ops(session):
+        _find_line(session, line_id)
+        return [{"op": "set_line_meta", "line_id": line_id, "path": "note", "value": _text(request, "note", limit=200)}]
+
+    return _modify(request, channel_code, session_key, ops, line_id=line_id)
+
+
+@require_POST
+@role_required(MANAGER)
+def override_price(request, channel_code, session_key, line_id):
+    """Managers only: a new unit price (in currency units, e.g. ``12.50``) with a reason."""
+
+    def ops(session):
+        raw = request.POST.get("price", "").strip().replace(",", ".")
+        try:
+            price = Decimal(raw)
+        except InvalidOperation:
+            raise ValidationError("invalid_price", "Price must be a number like 12.50.", {"field": "price"}) from None
+        if not price.is_finite() or price < 0 or price != price.quantize(Decimal("0.01")):
+            raise ValidationError("invalid_price", "Price must be a non-negative amount with at most 2 decimals.", {"field": "price"})
+        reason = _text(request, "reason", limit=200)
+        return [
+            {
+                "op": "override_price",
+                "line_id": line_id,
+                "unit_price_q": int(price * 100),
+                "reason": reason,
+                "actor": actor(request),
+            }
+        ]
+
+    return _modify(request, channel_code, session_key, ops, line_id=line_id)
+
+
+@require_POST
+@pos_required
+def customer(request, channel_code, session_key):
+    def ops(session):
+        return [
+            {"op": "set_data", "path": "customer.name", "value": _text(request, "name", limit=120)},
+            {"op": "set_data", "path": "customer.phone", "value": _text(request, "phone", limit=40)},
+            {"op": "set_data", "path": "notes", "value": _text(request, "notes")},
+        ]
+
+    return _modify(request, channel_code, session_key, ops)
+
+
+@require_POST
+@pos_required
+def resolve(request, channel_code, session_key):
+    channel = _channel(channel_code)
+    try:
+        session = ResolveService.resolve(
+            session_key,
+            channel.code,
+            issue_id=request.POST.get("issue_id", ""),
+            action_id=request.POST.get("action_id", ""),
+            ctx={"actor": actor(request)},
+            expected_rev=_rev(request),
+        )
+    except OmnimanError as exc:
+        return _failure(request, channel, session_key, exc)
+    return _respond(request, session)
+
+
+@require_POST
+@pos_required
+def check_now(request, channel_code, session_key):
+    """Run the session's checks here and now: enqueue them for the current rev (if not queued) and dispatch."""
+    channel = _channel(channel_code)
+    try:
+        directives = SessionService.recheck(session_key, channel.code)
+    except OmnimanError as exc:
+        return _failure(request, channel, session_key, exc)
+    for directive in directives:
+        engine.dispatch(directive.pk)
+    return _respond(request, _session(channel, session_key))
+
+
+@require_POST
+@pos_required
+def commit(request, channel_code, session_key):
+    channel = _channel(channel_code)
+    try:
+        result = CommitService.commit(
+            session_key,
+            channel.code,
+            idempotency_key=request.POST.get("idempotency_key", "").strip(),
+            ctx={"actor": actor(request)},
+            actor=actor(request),
+            expected_rev=_rev(request),
+        )
+    except OmnimanError as exc:
+        return _failure(request, channel, session_key, exc)
+    session = _session(channel, session_key)
+    order_word = channel.term("order", "Order")
+    text = f"{order_word} {result['order_ref']} sent."
+    ticket = _ticket(result["order_ref"])
+    if ticket:
+        text = f"{order_word} {result['order_ref']} · pickup #{ticket}."
+    messages.success(request, text)
+    if session.handle_ref:
+        # A table: the next round opens on the same tab screen.
+        nxt = SessionService.open_session(channel.code, handle_type=session.handle_type, handle_ref=session.handle_ref, actor=actor(request))
+    else:
+        nxt = SessionService.open_session(channel.code, actor=actor(request))
+    url = _session_url(nxt)
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+def _ticket(order_ref: str) -> int | None:
+    try:
+        from omniman.contrib.refs.services import RefService
+    except ImportError:  # refs not installed
+        return None
+    return RefService.ticket_for(order_ref)
+
+
+@require_POST
+@pos_required
+def park(request, channel_code, session_key):
+    """Leave the session open for later (a draft) and go back to the list."""
+    channel = _channel(channel_code)
+    try:
+        ModifyService.modify_session(
+            session_key,
+            channel.code,
+            [{"op": "set_data", "path": "parked", "value": True}],
+            ctx={"actor": actor(request)},
+            expected_rev=_rev(request),
+        )
+    except OmnimanError as exc:
+        return _failure(request, channel, session_key, exc)
+    messages.info(request, f"{_word(channel)} parked: resume it from the list.")
+    url = reverse("pos:channel", args=[channel.code])
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+@require_POST
+@pos_required
+def close_table(request, channel_code, session_key):
+    """Settle a table: its orders of today are completed; the empty round is closed."""
+    channel = _channel(channel_code)
+    session = _session(channel, session_key)
+    try:
+        if session.state == Session.State.OPEN and session.lines:
+            raise ValidationError("round_not_sent", "Send or clear the current round before closing the table.")
+        who = actor(request)
+        for order in selectors.open_orders_of_handle(channel, session.handle_type, session.handle_ref):
+            for status in _path_to(order, "completed"):
+                OrderService.transition(order.ref, status, actor=who, reason="table closed")
+        if session.state == Session.State.OPEN:
+            SessionService.abandon_session(session.session_key, channel.code, actor=who)
+    except OmnimanError as exc:
+        return _failure(request, channel, session_key, exc)
+    messages.success(request, f"Table {session.handle_ref} closed.")
+    url = reverse("pos:channel", args=[channel.code])
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
+
+
+def _path_to(order, goal: str) -> list[str]:
+    flow = order.channel.order_flow
+    frontier, seen = [(order.status, [])], {order.status}
+    while frontier:
+        status, path = frontier.pop(0)
+        if status == goal:
+            return path
+        for nxt in flow.allowed_from(status):
+            if nxt not in seen:
+                seen.add(nxt)
+                frontier.append((nxt, [*path, nxt]))
+    return []

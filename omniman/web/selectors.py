@@ -1,0 +1,167 @@
+"""Reads for the operator screens. They own the queries; views and templates run none of their own.
+
+Every selector's query count is fixed: it does not grow with lines, orders or catalog size.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db.models import Q, Sum
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from omniman.models import Channel, Directive, Order, Session
+
+GRID_SIZE = 48
+SEARCH_SIZE = 12
+
+
+def active_channels() -> list[Channel]:
+    return list(Channel.objects.filter(is_active=True).order_by("display_order", "code"))
+
+
+def channel_or_none(code: str) -> Channel | None:
+    return Channel.objects.filter(code=code, is_active=True).first()
+
+
+def open_sessions(channel: Channel, query: str = "", limit: int = 200) -> list[Session]:
+    """The channel's open sessions, newest first; ``query`` matches the handle, customer name or phone."""
+    sessions = Session.objects.filter(channel=channel, state=Session.State.OPEN)
+    query = (query or "").strip()
+    if query:
+        sessions = sessions.filter(
+            Q(handle_ref__iexact=query)
+            | Q(handle_ref__icontains=query)
+            | Q(data__customer__name__icontains=query)
+            | Q(data__customer__phone__icontains=query)
+            | Q(session_key__iexact=query)
+        )
+    return list(sessions.order_by("-updated_at", "-id")[:limit])
+
+
+def session_for_screen(channel: Channel, session_key: str) -> Session | None:
+    return Session.objects.select_related("channel").filter(channel=channel, session_key=session_key).first()
+
+
+@dataclass
+class CheckState:
+    code: str
+    label: str
+    state: str  # "pending" | "ok" | "issues" | "expired"
+    queued: bool = False
+
+
+@dataclass
+class SessionScreen:
+    session: Session
+    channel: Channel
+    items: list[dict[str, Any]]
+    issues: list[dict[str, Any]]
+    checks: list[CheckState]
+    blocking: bool
+    can_commit: bool
+    totals: dict[str, Any]
+    idempotency_key: str
+    rounds: list[Order] = field(default_factory=list)
+    rounds_total_q: int = 0
+
+    @property
+    def pending_checks(self) -> bool:
+        return any(c.state in ("pending", "expired") for c in self.checks)
+
+    @property
+    def table_total_q(self) -> int:
+        return self.rounds_total_q + self.session.total_q
+
+
+def _expired(value: Any, now: datetime) -> bool:
+    moment = parse_datetime(str(value)) if value else None
+    return bool(moment and moment <= now)
+
+
+def session_screen(session: Session, *, with_rounds: bool = True) -> SessionScreen:
+    """Everything the session screen shows: lines, checks, issues, totals, the table's rounds."""
+    channel = session.channel
+    data = session.data or {}
+    stored_checks = data.get("checks") or {}
+    issues = list(data.get("issues") or [])
+    now = timezone.now()
+    queued_topics = set()
+    if channel.required_checks and session.state == Session.State.OPEN:
+        queued_topics = set(
+            Directive.objects.filter(
+                status__in=("queued", "running"),
+                payload__session_key=session.session_key,
+                payload__rev=session.rev,
+            ).values_list("payload__check_code", flat=True)
+        )
+    checks = []
+    for code in channel.required_checks:
+        check = stored_checks.get(code)
+        if not check or check.get("rev") != session.rev:
+            state = "pending"
+        elif _expired(check.get("expires_at"), now):
+            state = "expired"
+        elif any(i.get("source") == code for i in issues):
+            state = "issues"
+        else:
+            state = "ok"
+        checks.append(CheckState(code=code, label=channel.check_label(code), state=state, queued=code in queued_topics))
+    blocking = any(i.get("severity", "blocking") == "blocking" for i in issues)
+    ready = all(c.state in ("ok", "issues") for c in checks)
+    totals = dict(data.get("totals") or {})
+    totals.setdefault("items_q", session.total_q)
+    totals.setdefault("total_q", session.total_q)
+    screen = SessionScreen(
+        session=session,
+        channel=channel,
+        items=session.items,
+        issues=issues,
+        checks=checks,
+        blocking=blocking,
+        can_commit=session.state == Session.State.OPEN and bool(session.lines) and ready and not blocking,
+        totals=totals,
+        idempotency_key=uuid.uuid4().hex,
+    )
+    if with_rounds and session.handle_ref:
+        screen.rounds = rounds_today(channel, session.handle_type, session.handle_ref)
+        screen.rounds_total_q = sum(order.total_q for order in screen.rounds if order.status != "cancelled")
+    return screen
+
+
+def rounds_today(channel: Channel, handle_type: str, handle_ref: str) -> list[Order]:
+    """Orders of this handle (a table) created today, oldest first, with their items (two queries)."""
+    start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    return list(
+        Order.objects.filter(channel=channel, handle_type=handle_type, handle_ref=handle_ref, created_at__gte=start)
+        .prefetch_related("items")
+        .order_by("created_at", "id")
+    )
+
+
+def open_orders_of_handle(channel: Channel, handle_type: str, handle_ref: str) -> list[Order]:
+    start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    terminal = channel.order_flow.terminal_statuses
+    return list(
+        Order.objects.filter(channel=channel, handle_type=handle_type, handle_ref=handle_ref, created_at__gte=start)
+        .exclude(status__in=terminal)
+        .order_by("created_at", "id")
+    )
+
+
+def due_check_directives(session: Session) -> list[int]:
+    """Ids of the queued check directives of the session's current rev."""
+    return list(
+        Directive.objects.filter(
+            status="queued", payload__session_key=session.session_key, payload__rev=session.rev
+        ).values_list("id", flat=True)
+    )
+
+
+def channel_summary(channel: Channel) -> dict[str, int]:
+    aggregate = Session.objects.filter(channel=channel, state=Session.State.OPEN).aggregate(total=Sum("total_q"))
+    return {"open_total_q": aggregate["total"] or 0}

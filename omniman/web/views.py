@@ -1,0 +1,17 @@
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import redirect
+from django.views.decorators.http import require_GET
+
+from omniman.web.roles import MANAGER, POS, has_role
+
+
+@require_GET
+@login_required
+def home(request):
+    """Each role lands on its screen."""
+    if has_role(request.user, POS, MANAGER):
+        return redirect("pos:index")
+    if request.user.is_staff:
+        return redirect("admin:index")
+    raise PermissionDenied("There is no screen for your role yet.")
