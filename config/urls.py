@@ -8,4 +8,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("pos/", include("omniman.web.urls")),
+    path("kitchen/", include("omniman.web.kitchen_urls")),
 ]

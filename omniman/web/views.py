@@ -3,7 +3,7 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
 from django.views.decorators.http import require_GET
 
-from omniman.web.roles import MANAGER, POS, has_role
+from omniman.web.roles import KITCHEN, MANAGER, POS, has_role
 
 
 @require_GET
@@ -12,6 +12,8 @@ def home(request):
     """Each role lands on its screen."""
     if has_role(request.user, POS, MANAGER):
         return redirect("pos:index")
+    if has_role(request.user, KITCHEN):
+        return redirect("kitchen:board")
     if request.user.is_staff:
         return redirect("admin:index")
     raise PermissionDenied("There is no screen for your role yet.")

@@ -1,0 +1,248 @@
+"""The kitchen board: live columns of active orders, one tap to bump a card along.
+
+The board polls ``board/`` every 2 s with the version it shows; when nothing
+changed the answer is an empty ``204`` computed from one aggregate query, no
+template rendered. Bumps go through ``OrderService.transition`` with
+``expected_status``: when two screens bump one card, the late one gets the fresh
+board and a notice, never an error page.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.db.models import Count, Max
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.vary import vary_on_headers
+
+from omniman import conf
+from omniman.exceptions import OmnimanError
+from omniman.models import Channel, Order, OrderEvent
+from omniman.services import OrderService
+from omniman.web.roles import KITCHEN, MANAGER, actor, role_required
+
+kitchen_required = role_required(KITCHEN, MANAGER)
+
+COLUMNS = ("new", "confirmed", "processing", "ready")
+EXPO = "expo"
+RECALL_MINUTES = 15
+DEFAULT_WARN_MINUTES = 5
+DEFAULT_LATE_MINUTES = 10
+
+
+def board_columns() -> list[str]:
+    return list(conf.get("KITCHEN_COLUMNS", COLUMNS))
+
+
+def next_status(order: Order) -> str | None:
+    """Where one tap sends the card: the next board column, else ``completed``, never ``cancelled``."""
+    allowed = [s for s in order.channel.order_flow.allowed_from(order.status) if s != "cancelled"]
+    columns = board_columns()
+    later = [s for s in allowed if s in columns and columns.index(s) > columns.index(order.status)] if order.status in columns else []
+    if later:
+        return min(later, key=columns.index)
+    if "completed" in allowed:
+        return "completed"
+    return allowed[0] if allowed else None
+
+
+@dataclass
+class Card:
+    order: Order
+    label: str
+    items: list
+    next_status: str | None
+    warn_seconds: int
+    late_seconds: int
+
+    @property
+    def created_ms(self) -> int:
+        return int(self.order.created_at.timestamp() * 1000)
+
+
+@dataclass
+class Board:
+    station: str
+    channel: str
+    columns: list[tuple[str, str, list[Card]]]
+    all_day: list[tuple[str, str]]
+    stations: list[str]
+    channels: list[Channel]
+    version: str
+    max_order_id: int
+    recalled: list[Order] = field(default_factory=list)
+
+
+def _filtered(channel_code: str):
+    orders = Order.objects.filter(status__in=board_columns(), channel__is_active=True)
+    if channel_code:
+        orders = orders.filter(channel__code=channel_code)
+    return orders
+
+
+def board_version(channel_code: str) -> str:
+    """One aggregate query: changes whenever a card appears, moves or leaves."""
+    row = _filtered(channel_code).aggregate(n=Count("id"), last=Max("updated_at"), top=Max("id"))
+    last = row["last"].timestamp() if row["last"] else 0
+    return f"{row['n']}-{row['top'] or 0}-{last:.6f}"
+
+
+def _stations_of(orders) -> dict[str, str]:
+    """Kitchen station per SKU from the catalog, for items that don't carry one (one query)."""
+    skus = {item.sku for order in orders for item in order.items.all() if not (item.meta or {}).get("station")}
+    if not skus:
+        return {}
+    try:
+        from omniman.contrib.catalog import get_catalog
+    except ImportError:  # pragma: no cover - catalog not installed
+        return {}
+    return {sku: entry.station for sku, entry in get_catalog().get_many(sorted(skus)).items()}
+
+
+def _tickets(orders) -> dict[str, int]:
+    try:
+        from omniman.contrib.refs.services import RefService
+    except ImportError:  # pragma: no cover
+        return {}
+    return RefService.tickets_for([order.ref for order in orders])
+
+
+def build_board(station: str = EXPO, channel_code: str = "") -> Board:
+    orders = list(
+        _filtered(channel_code).select_related("channel").prefetch_related("items").order_by("created_at", "id")
+    )
+    stations = _stations_of(orders)
+    tickets = _tickets(orders)
+    columns: dict[str, list[Card]] = defaultdict(list)
+    all_day: Counter = Counter()
+    names: dict[str, str] = {}
+    for order in orders:
+        items = []
+        for item in order.items.all():
+            item_station = (item.meta or {}).get("station") or stations.get(item.sku, "")
+            if station != EXPO and item_station != station:
+                continue
+            items.append(item)
+            if order.status != "ready":
+                all_day[item.sku] += item.qty
+                names[item.sku] = item.name
+        if not items:
+            continue  # nothing for this station
+        config = (order.channel.config or {}).get("kitchen") or {}
+        ticket = tickets.get(order.ref)
+        if order.handle_type == "table":
+            label = f"Table {order.handle_ref}"
+        elif ticket:
+            label = f"#{ticket}"
+        elif order.handle_ref:
+            label = order.handle_ref
+        else:
+            label = order.ref[-6:]
+        columns[order.status].append(
+            Card(
+                order=order,
+                label=label,
+                items=items,
+                next_status=next_status(order),
+                warn_seconds=int(config.get("warn_minutes", DEFAULT_WARN_MINUTES)) * 60,
+                late_seconds=int(config.get("late_minutes", DEFAULT_LATE_MINUTES)) * 60,
+            )
+        )
+    terms = {}
+    for order in orders:
+        for status in board_columns():
+            terms.setdefault(status, order.channel.term(status, status.capitalize()))
+    return Board(
+        station=station,
+        channel=channel_code,
+        columns=[(status, terms.get(status, status.capitalize()), columns.get(status, [])) for status in board_columns()],
+        all_day=[(names[sku], _qty(qty)) for sku, qty in sorted(all_day.items(), key=lambda kv: (-kv[1], names[kv[0]]))],
+        stations=[EXPO, "bar", "kitchen", "pastry"],
+        channels=list(Channel.objects.filter(is_active=True).order_by("display_order", "code")),
+        version=board_version(channel_code),
+        max_order_id=max((order.pk for order in orders), default=0),
+    )
+
+
+def _qty(value) -> str:
+    return format(value.normalize(), "f")
+
+
+def recalled_orders(channel_code: str = "") -> list[Order]:
+    """Orders bumped off the board (or along it) in the last 15 minutes, newest first."""
+    since = timezone.now() - timedelta(minutes=RECALL_MINUTES)
+    refs = (
+        OrderEvent.objects.filter(type="status_changed", created_at__gte=since, actor__startswith="user:")
+        .exclude(order__status__in=board_columns())
+        .values_list("order_id", flat=True)
+    )
+    orders = Order.objects.filter(pk__in=refs).select_related("channel").prefetch_related("items")
+    if channel_code:
+        orders = orders.filter(channel__code=channel_code)
+    return list(orders.order_by("-updated_at")[:20])
+
+
+def _params(request) -> tuple[str, str]:
+    station = request.GET.get("station") or request.POST.get("station") or EXPO
+    channel = request.GET.get("channel") or request.POST.get("channel") or ""
+    return station[:32], channel[:64]
+
+
+@require_GET
+@kitchen_required
+def board_view(request):
+    station, channel = _params(request)
+    board = build_board(station, channel)
+    recall = request.GET.get("recall") == "1"
+    context = {"board": board, "recall": recall, "recalled": recalled_orders(channel) if recall else []}
+    return render(request, "kitchen/board.html", context)
+
+
+@require_GET
+@kitchen_required
+@vary_on_headers("HX-Request")
+def board_poll(request):
+    """The board region, or ``204`` (no body, no template) when the version the client shows is current."""
+    station, channel = _params(request)
+    if request.GET.get("v") == board_version(channel):
+        response = HttpResponse(status=204)
+        response["Cache-Control"] = "no-store"
+        return response
+    board = build_board(station, channel)
+    return render(request, "kitchen/board.html#board", {"board": board})
+
+
+@require_POST
+@kitchen_required
+def bump(request):
+    station, channel = _params(request)
+    ref = request.POST.get("order_ref", "")
+    expected = request.POST.get("expected_status", "")
+    notice = ""
+    order = Order.objects.select_related("channel").filter(ref=ref).first()
+    if order is None:
+        notice = "That order no longer exists."
+    elif order.status != expected:
+        notice = f"{order.ref[-6:]} was already moved on another screen."
+    else:
+        target = next_status(order)
+        try:
+            if target:
+                OrderService.transition(ref, target, actor=actor(request), expected_status=expected, reason="kitchen bump")
+        except OmnimanError as exc:
+            notice = (
+                f"{order.ref[-6:]} was already moved on another screen."
+                if exc.code == "stale_status"
+                else exc.message
+            )
+    if not request.htmx:
+        url = reverse("kitchen:board") + f"?station={station}&channel={channel}"
+        return redirect(url)
+    board = build_board(station, channel)
+    return render(request, "kitchen/board.html#board", {"board": board, "notice": notice})

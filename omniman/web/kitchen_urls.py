@@ -1,0 +1,11 @@
+from django.urls import path
+
+from omniman.web import kitchen
+
+app_name = "kitchen"
+
+urlpatterns = [
+    path("", kitchen.board_view, name="board"),
+    path("board/", kitchen.board_poll, name="poll"),
+    path("bump/", kitchen.bump, name="bump"),
+]
