@@ -91,7 +91,7 @@ class SessionService:
 
     @staticmethod
     @transaction.atomic
-    def recheck(session_key: str, channel_code: str) -> list[Directive]:
+    def recheck(session_key: str, channel_code: str, *, expected_rev: int | None = None) -> list[Directive]:
         """(Re-)enqueue the channel's check directives for the session's current rev.
 
         For a screen's "check now": after an expired hold, or when a check
@@ -100,6 +100,7 @@ class SessionService:
         """
         session = lock_session(session_key, channel_code)
         require_open(session)
+        require_rev(session, expected_rev)
         return pipeline.enqueue_checks(session)
 
     @staticmethod

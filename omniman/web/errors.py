@@ -19,9 +19,12 @@ CONFLICT = frozenset(
         "hold_expired",
         "empty_session",
         "session_key_conflict",
+        # On a screen, an issue or action that is gone was resolved elsewhere.
+        "issue_not_found",
+        "action_not_found",
     }
 )
-NOT_FOUND = frozenset({"not_found", "channel_not_found", "issue_not_found", "action_not_found"})
+NOT_FOUND = frozenset({"not_found", "channel_not_found"})
 BAD_REQUEST = frozenset({"invalid_transition", "validation_failed"})
 
 
@@ -49,6 +52,8 @@ MESSAGES = {
     "stale_check": "The checks are out of date: press “Check now”.",
     "hold_expired": "The stock hold expired: press “Check now” to hold again.",
     "empty_session": "Add an item first.",
+    "issue_not_found": "That issue was already resolved — here is the current {session}.",
+    "action_not_found": "That action is no longer offered — here is the current {session}.",
 }
 
 

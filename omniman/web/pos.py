@@ -11,6 +11,7 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 
 from django.contrib import messages
+from django.db import transaction
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -24,12 +25,14 @@ from omniman.exceptions import OmnimanError, ValidationError
 from omniman.models import Channel, Session
 from omniman.monetary import parse_qty
 from omniman.services import CommitService, ModifyService, OrderService, ResolveService, SessionService
+from omniman.services.sessions import require_rev
 from omniman.web import selectors
 from omniman.web.errors import banner_for, status_for
 from omniman.web.roles import MANAGER, POS, actor, has_role, role_required
 
 pos_required = role_required(POS, MANAGER)
 MAX_TEXT = 500
+MAX_PRICE = Decimal("100000000")  # in currency units: 10^10 cents, the kernel's bound
 
 
 def _channel(code: str) -> Channel:
@@ -68,7 +71,7 @@ def index(request):
 
 @require_GET
 @pos_required
-@vary_on_headers("HX-Request")
+@vary_on_headers("HX-Request", "HX-Target")
 def channel_view(request, channel_code):
     channel = _channel(channel_code)
     query = request.GET.get("q", "")[:100]
@@ -135,7 +138,7 @@ def _cart(request, session: Session, *, status: int = 200, **extra) -> HttpRespo
 
 @require_GET
 @pos_required
-@vary_on_headers("HX-Request")
+@vary_on_headers("HX-Request", "HX-Target")
 def session_view(request, channel_code, session_key):
     channel = _channel(channel_code)
     session = _session(channel, session_key)
@@ -207,7 +210,10 @@ def _modify(request, channel_code, session_key, build_ops, *, event=None, line_i
     try:
         rev = _rev(request)
         session = _session(channel, session_key)
+        require_rev(session, rev)  # seen first: a line removed elsewhere is a conflict, not bad input
         ops = build_ops(session)
+        if (session.data or {}).get("parked"):
+            ops = [*ops, {"op": "set_data", "path": "parked", "value": False}]  # resumed
         session = ModifyService.modify_session(
             session_key, channel.code, ops, ctx={"actor": actor(request)}, expected_rev=rev
         )
@@ -267,10 +273,10 @@ def change_qty(request, channel_code, session_key, line_id):
     def ops(session):
         line = _find_line(session, line_id)
         if "delta" in request.POST:
-            try:
-                new = parse_qty(line["qty"]) + Decimal(request.POST["delta"])
-            except (InvalidOperation, TypeError):
-                raise ValidationError("invalid_qty", "Quantity must be a number.", {"field": "delta"}) from None
+            delta = request.POST["delta"].strip()
+            if delta not in ("1", "-1", "+1"):
+                raise ValidationError("invalid_qty", "The step must be +1 or −1.", {"field": "delta"})
+            new = parse_qty(line["qty"]) + Decimal(delta)
             if new <= 0:
                 return [{"op": "remove_line", "line_id": line_id}]
             return [{"op": "set_qty", "line_id": line_id, "qty": str(new)}]
@@ -304,10 +310,13 @@ def override_price(request, channel_code, session_key, line_id):
         raw = request.POST.get("price", "").strip().replace(",", ".")
         try:
             price = Decimal(raw)
+            valid = price.is_finite() and 0 <= price <= MAX_PRICE and price == price.quantize(Decimal("0.01"))
         except InvalidOperation:
-            raise ValidationError("invalid_price", "Price must be a number like 12.50.", {"field": "price"}) from None
-        if not price.is_finite() or price < 0 or price != price.quantize(Decimal("0.01")):
-            raise ValidationError("invalid_price", "Price must be a non-negative amount with at most 2 decimals.", {"field": "price"})
+            valid = False
+        if not valid:
+            raise ValidationError(
+                "invalid_price", "Price must be an amount like 12.50 (at most 2 decimals).", {"field": "price"}
+            )
         reason = _text(request, "reason", limit=200)
         return [
             {
@@ -359,7 +368,7 @@ def check_now(request, channel_code, session_key):
     """Run the session's checks here and now: enqueue them for the current rev (if not queued) and dispatch."""
     channel = _channel(channel_code)
     try:
-        directives = SessionService.recheck(session_key, channel.code)
+        directives = SessionService.recheck(session_key, channel.code, expected_rev=_rev(request))
     except OmnimanError as exc:
         return _failure(request, channel, session_key, exc)
     for directive in directives:
@@ -390,11 +399,14 @@ def commit(request, channel_code, session_key):
         text = f"{order_word} {result['order_ref']} · pickup #{ticket}."
     messages.success(request, text)
     if session.handle_ref:
-        # A table: the next round opens on the same tab screen.
+        # A table: the next round opens (get-or-open) on the same tab screen.
         nxt = SessionService.open_session(channel.code, handle_type=session.handle_type, handle_ref=session.handle_ref, actor=actor(request))
+        url = _session_url(nxt)
+    elif result["idempotent"]:
+        # A replay (double click, resubmitted page): the first request opened the next basket.
+        url = reverse("pos:channel", args=[channel.code])
     else:
-        nxt = SessionService.open_session(channel.code, actor=actor(request))
-    url = _session_url(nxt)
+        url = _session_url(SessionService.open_session(channel.code, actor=actor(request)))
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
 
@@ -429,18 +441,27 @@ def park(request, channel_code, session_key):
 @require_POST
 @pos_required
 def close_table(request, channel_code, session_key):
-    """Settle a table: its orders of today are completed; the empty round is closed."""
+    """Settle a table: its orders of today are completed and its empty round closed — all or nothing."""
     channel = _channel(channel_code)
-    session = _session(channel, session_key)
     try:
-        if session.state == Session.State.OPEN and session.lines:
-            raise ValidationError("round_not_sent", "Send or clear the current round before closing the table.")
-        who = actor(request)
-        for order in selectors.open_orders_of_handle(channel, session.handle_type, session.handle_ref):
-            for status in _path_to(order, "completed"):
-                OrderService.transition(order.ref, status, actor=who, reason="table closed")
-        if session.state == Session.State.OPEN:
-            SessionService.abandon_session(session.session_key, channel.code, actor=who)
+        rev = _rev(request)
+        with transaction.atomic():
+            session = (
+                Session.objects.select_for_update().select_related("channel").filter(channel=channel, session_key=session_key).first()
+            )
+            if session is None:
+                raise Http404("No such session")
+            if session.handle_type != "table" or not session.handle_ref:
+                raise ValidationError("not_a_table", "Only a table's tab can be closed.")
+            require_rev(session, rev)
+            if session.state == Session.State.OPEN and session.lines:
+                raise ValidationError("round_not_sent", "Send or clear the current round before closing the table.")
+            who = actor(request)
+            for order in selectors.open_orders_of_handle(channel, session.handle_type, session.handle_ref):
+                for status in _path_to(order, "completed"):
+                    OrderService.transition(order.ref, status, actor=who, reason="table closed")
+            if session.state == Session.State.OPEN:
+                SessionService.abandon_session(session.session_key, channel.code, actor=who)
     except OmnimanError as exc:
         return _failure(request, channel, session_key, exc)
     messages.success(request, f"Table {session.handle_ref} closed.")

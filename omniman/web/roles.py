@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from functools import wraps
 
-from django.contrib.auth.decorators import login_required
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
+from django.shortcuts import resolve_url
+from django_htmx.http import HttpResponseClientRedirect
 
 POS, KITCHEN, MANAGER = "pos", "kitchen", "manager"
 
@@ -30,9 +35,14 @@ def role_required(*roles: str):
     """Login first (redirect to ``/accounts/login/``), then one of ``roles`` (403 otherwise)."""
 
     def decorator(view):
-        @login_required
         @wraps(view)
         def wrapper(request, *args, **kwargs):
+            if not request.user.is_authenticated:
+                if getattr(request, "htmx", False):
+                    # Not a 302 htmx would follow and swap into a region: reload into the login page.
+                    page = request.htmx.current_url_abs_path or request.get_full_path()
+                    return HttpResponseClientRedirect(f"{resolve_url(settings.LOGIN_URL)}?{urlencode({'next': page})}")
+                return redirect_to_login(request.get_full_path())
             if not has_role(request.user, *roles):
                 raise PermissionDenied(f"This screen needs the role {' or '.join(roles)}.")
             return view(request, *args, **kwargs)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Q, Sum
+from django.db.models import Case, IntegerField, Q, Sum, Value, When
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -40,6 +40,10 @@ def open_sessions(channel: Channel, query: str = "", limit: int = 200) -> list[S
             | Q(data__customer__phone__icontains=query)
             | Q(session_key__iexact=query)
         )
+        sessions = sessions.annotate(
+            exact=Case(When(handle_ref__iexact=query, then=Value(0)), default=Value(1), output_field=IntegerField())
+        ).order_by("exact", "-updated_at", "-id")
+        return list(sessions[:limit])
     return list(sessions.order_by("-updated_at", "-id")[:limit])
 
 
@@ -75,7 +79,8 @@ class SessionScreen:
 
     @property
     def table_total_q(self) -> int:
-        return self.rounds_total_q + self.session.total_q
+        """What the table owes: the rounds sent and the round being composed, service included."""
+        return self.rounds_total_q + int(self.totals.get("total_q", self.session.total_q))
 
 
 def _expired(value: Any, now: datetime) -> bool:
@@ -129,8 +134,14 @@ def session_screen(session: Session, *, with_rounds: bool = True) -> SessionScre
     )
     if with_rounds and session.handle_ref:
         screen.rounds = rounds_today(channel, session.handle_type, session.handle_ref)
-        screen.rounds_total_q = sum(order.total_q for order in screen.rounds if order.status != "cancelled")
+        screen.rounds_total_q = sum(_charged(order) for order in screen.rounds if order.status != "cancelled")
     return screen
+
+
+def _charged(order: Order) -> int:
+    """An order's total as charged: the totals its session showed (service included), else its items."""
+    totals = ((order.snapshot or {}).get("data") or {}).get("totals") or {}
+    return int(totals.get("total_q", order.total_q))
 
 
 def rounds_today(channel: Channel, handle_type: str, handle_ref: str) -> list[Order]:
