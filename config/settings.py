@@ -49,6 +49,9 @@ ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
+    # django-unfold (the manager review) must come before django.contrib.admin.
+    "unfold",
+    "unfold.contrib.filters",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -100,6 +103,22 @@ TEMPLATES = [
         },
     },
 ]
+
+# The manager review: the admin, styled by django-unfold (see docs/operator/manager.rst).
+UNFOLD = {
+    "SITE_TITLE": "Omniman",
+    "SITE_HEADER": "Omniman",
+    "SITE_SUBHEADER": "Manager review",
+    "SITE_SYMBOL": "hub",
+    "SITE_URL": "/",
+    "DASHBOARD_CALLBACK": "omniman.admin_dashboard.dashboard_callback",
+    "LOGIN": {"form": "omniman.admin_site.ManagerLoginForm"},
+    "SIDEBAR": {
+        "show_search": True,
+        "show_all_applications": True,
+        "navigation": "omniman.admin_site.sidebar_navigation",
+    },
+}
 
 WSGI_APPLICATION = "config.wsgi.application"
 ASGI_APPLICATION = "config.asgi.application"

@@ -1,16 +1,17 @@
 from django.contrib import admin
 
+from omniman.admin import ManagerAdmin, ManagerInline
 from omniman.contrib.pricing.models import PriceList, PriceListItem
 
 
-class PriceListItemInline(admin.TabularInline):
+class PriceListItemInline(ManagerInline):
     model = PriceListItem
     extra = 1
     fields = ("sku", "price_q")
 
 
 @admin.register(PriceList)
-class PriceListAdmin(admin.ModelAdmin):
+class PriceListAdmin(ManagerAdmin):
     list_display = ("code", "name", "priority", "is_active")
     list_editable = ("priority", "is_active")
     list_filter = ("is_active", "channels")

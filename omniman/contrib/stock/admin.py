@@ -7,6 +7,7 @@ from django.db.models import DecimalField, OuterRef, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from omniman.admin import ManagerAdmin, ReadOnlyAdmin
 from omniman.contrib.stock.models import StockHold, StockLevel, StockMovement
 from omniman.contrib.stock.services import StockService
 
@@ -22,7 +23,7 @@ def _live_holds():
 
 
 @admin.register(StockLevel)
-class StockLevelAdmin(admin.ModelAdmin):
+class StockLevelAdmin(ManagerAdmin):
     list_display = ("sku", "on_hand", "held", "available", "track", "updated_at")
     list_editable = ("on_hand", "track")
     list_filter = ("track",)
@@ -51,17 +52,6 @@ class StockLevelAdmin(admin.ModelAdmin):
         # Through the service, so each change of on_hand leaves an "adjust" movement.
         level = StockService.set_on_hand(obj.sku, obj.on_hand, track=obj.track, actor=request.user.get_username())
         obj.pk, obj.updated_at = level.pk, level.updated_at
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(StockHold)

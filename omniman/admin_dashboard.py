@@ -1,0 +1,133 @@
+"""The manager review's dashboard (``UNFOLD["DASHBOARD_CALLBACK"]``).
+
+Today's orders by channel and status, the directive queue's health and the
+open sessions — a fixed handful of queries, whatever the volume.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from django.db.models import Count, Min, Sum
+from django.urls import reverse
+from django.utils import timezone
+
+from omniman.models import Channel, Directive, Order, Session
+from omniman.monetary import format_money
+
+# Columns in the order a status is usually reached; statuses a channel adds come after.
+STATUS_ORDER = ["new", "confirmed", "processing", "ready", "dispatched", "delivered", "completed", "returned", "cancelled"]
+NOT_SOLD = {"cancelled", "returned"}
+
+
+def start_of_today() -> datetime:
+    """Midnight, in the project's time zone."""
+    return timezone.make_aware(datetime.combine(timezone.localdate(), time.min))
+
+
+def _changelist(model: str, **params: Any) -> str:
+    url = reverse(f"admin:omniman_{model}_changelist")
+    return f"{url}?{urlencode(params)}" if params else url
+
+
+def orders_today() -> dict[str, Any]:
+    """Today's orders: one row per channel, one column per status, with counts and sales."""
+    since = start_of_today()
+    rows = (
+        Order.objects.filter(created_at__gte=since)
+        .values("channel_id", "status", "currency")
+        .annotate(n=Count("id"), total=Sum("total_q"))
+        .order_by()
+    )
+    channels = {c.pk: c for c in Channel.objects.all()}
+    counts: dict[int, dict[str, int]] = {}
+    sales: dict[int, dict[str, int]] = {}
+    statuses: set[str] = set()
+    for row in rows:
+        counts.setdefault(row["channel_id"], {}).setdefault(row["status"], 0)
+        counts[row["channel_id"]][row["status"]] += row["n"]
+        statuses.add(row["status"])
+        if row["status"] not in NOT_SOLD:
+            by_currency = sales.setdefault(row["channel_id"], {})
+            by_currency[row["currency"]] = by_currency.get(row["currency"], 0) + (row["total"] or 0)
+    columns = sorted(statuses, key=lambda s: (STATUS_ORDER.index(s) if s in STATUS_ORDER else len(STATUS_ORDER), s))
+    day = {"created_at_from": since.date().isoformat(), "created_at_to": since.date().isoformat()}
+    table = []
+    for channel_id in sorted(counts, key=lambda pk: (channels[pk].display_order, channels[pk].code)):
+        channel = channels[channel_id]
+        cells = []
+        for status in columns:
+            n = counts[channel_id].get(status, 0)
+            link = _changelist("order", channel__id__exact=channel_id, status=status, **day) if n else ""
+            cells.append({"count": n, "link": link})
+        table.append(
+            {
+                "channel": channel,
+                "link": _changelist("order", channel__id__exact=channel_id, **day),
+                "cells": cells,
+                "total": sum(counts[channel_id].values()),
+                "sales": ", ".join(format_money(v, c) for c, v in sorted(sales.get(channel_id, {}).items())) or "—",
+            }
+        )
+    return {
+        "columns": columns,
+        "rows": table,
+        "total": sum(row["total"] for row in table),
+        "link": _changelist("order", **day),
+    }
+
+
+def directive_health() -> dict[str, Any]:
+    """Failed directives, and how long the oldest due, queued one has been waiting."""
+    now = timezone.now()
+    by_status = dict(Directive.objects.values_list("status").annotate(n=Count("id")).order_by())
+    due = Directive.objects.filter(status=Directive.Status.QUEUED, available_at__lte=now).aggregate(
+        n=Count("id"), oldest=Min("available_at")
+    )
+    waiting = now - due["oldest"] if due["oldest"] else None
+    return {
+        "failed": by_status.get(Directive.Status.FAILED, 0),
+        "failed_link": _changelist("directive", status__exact=Directive.Status.FAILED),
+        "queued": by_status.get(Directive.Status.QUEUED, 0),
+        "running": by_status.get(Directive.Status.RUNNING, 0),
+        "due": due["n"],
+        "oldest_wait": waiting,
+        "oldest_wait_text": describe_age(waiting),
+        "late": waiting is not None and waiting > timedelta(minutes=5),
+        "queued_link": _changelist("directive", status__exact=Directive.Status.QUEUED),
+        "recent_failures": [
+            {"pk": d.pk, "topic": d.topic, "error": (d.last_error.strip().splitlines() or [""])[0], "updated_at": d.updated_at}
+            for d in Directive.objects.filter(status=Directive.Status.FAILED)
+            .order_by("-updated_at", "-id")
+            .only("id", "topic", "last_error", "updated_at")[:5]
+        ],
+    }
+
+
+def describe_age(delta: timedelta | None) -> str:
+    if delta is None:
+        return "nothing waiting"
+    seconds = int(delta.total_seconds())
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    if seconds < 86400:
+        return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+    return f"{seconds // 86400} d {seconds % 86400 // 3600} h"
+
+
+def dashboard_callback(request, context: dict[str, Any]) -> dict[str, Any]:
+    context.update(
+        {
+            "orders_today": orders_today(),
+            "directives": directive_health(),
+            "open_sessions": Session.objects.filter(state=Session.State.OPEN).count(),
+            "open_sessions_link": _changelist("session", state__exact=Session.State.OPEN),
+            "today": timezone.localdate(),
+            "title": "Dashboard",
+        }
+    )
+    return context
