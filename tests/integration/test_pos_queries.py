@@ -197,12 +197,6 @@ def test_channel_list_queries_do_not_grow_with_open_sessions(pos):
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.xfail(
-    strict=True,
-    reason="with DISPATCH_ON_COMMIT running stock.hold inside the request (the project's default), the htmx add "
-    "pays for the stock check: StockHoldHandler → hold_and_check calls backend.create_hold once per tracked SKU "
-    "(a savepoint, a row lock, a SUM of holds and an INSERT each), so the add grows ~5 queries per distinct SKU",
-)
 def test_htmx_add_with_checks_dispatched_in_the_request_does_not_grow():
     channels()
     client = pos_client()

@@ -5,11 +5,16 @@ SKUs' ``StockLevel`` rows (``SELECT … FOR UPDATE``, in SKU order, so two
 callers never wait on each other crosswise). The locks last until the
 caller's transaction ends, so the holds counted and the holds created are
 seen by the next caller.
+
+Cost: every method runs a fixed number of queries whatever the number of
+SKUs (bulk ``UPDATE``/``INSERT``; on SQLite a bulk write is split into
+batches of a few hundred rows).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from contextlib import nullcontext
 from datetime import datetime
 from decimal import Decimal
 
@@ -18,7 +23,7 @@ from django.db.models import F, Sum
 from django.utils import timezone
 
 from omniman.contrib.stock.models import StockHold, StockLevel, StockMovement
-from omniman.contrib.stock.protocols import UNLIMITED, Hold
+from omniman.contrib.stock.protocols import UNLIMITED, Hold, HoldReplacement
 from omniman.exceptions import OmnimanError, ValidationError
 from omniman.monetary import parse_qty
 
@@ -48,6 +53,60 @@ def _lock_levels(skus: Iterable[str], *, lock: bool = True) -> dict[str, StockLe
     return {level.sku: level for level in rows}
 
 
+def _available(skus: Iterable[str], levels: Mapping[str, StockLevel], held: Mapping[str, Decimal]) -> dict[str, Decimal]:
+    """On hand minus ``held`` for tracked SKUs (never below zero), ``UNLIMITED`` for the rest; SKU order."""
+    available: dict[str, Decimal] = {}
+    for sku in sorted(skus):
+        level = levels.get(sku)
+        if level is None or not level.track:
+            available[sku] = UNLIMITED
+        else:
+            available[sku] = max(level.on_hand - held.get(sku, ZERO), ZERO)
+    return available
+
+
+def _insufficient(sku: str, qty: Decimal, free: Decimal) -> OmnimanError:
+    free = max(free, ZERO)
+    return OmnimanError(
+        "insufficient_stock",
+        f"Only {free} of {sku} free, {qty} asked.",
+        {"sku": sku, "requested": str(qty), "available": str(free)},
+    )
+
+
+def _insert_holds(
+    skus_qty: Mapping[str, Decimal], *, reference: str, line_ids: Mapping[str, str], expires_at: datetime
+) -> list[StockHold]:
+    """One new active hold per SKU, in SKU order, with one ``INSERT``."""
+    rows = [
+        StockHold(sku=sku, qty=qty, reference=reference, line_id=line_ids.get(sku) or "", expires_at=expires_at)
+        for sku, qty in sorted(skus_qty.items())
+    ]
+    if not rows:
+        return []
+    rows = StockHold.objects.bulk_create(rows)
+    if all(row.pk is not None for row in rows):
+        return rows
+    # A database that cannot return the ids of a bulk insert: read the new rows back (the newest per SKU).
+    newest: dict[str, StockHold] = {}
+    for row in StockHold.objects.filter(
+        reference=reference, status=StockHold.Status.ACTIVE, expires_at=expires_at, sku__in=list(skus_qty)
+    ).order_by("pk"):
+        newest[row.sku] = row
+    return [newest[row.sku] for row in rows]
+
+
+def _finish_for_reference(reference: str, status: str, *, order: tuple[str, ...] = ("pk",)) -> list[int]:
+    """Give every active hold of ``reference`` ``status`` (rows locked in ``order`` first); their ids."""
+    active = StockHold.objects.filter(reference=reference, status=StockHold.Status.ACTIVE)
+    ids = list(active.select_for_update().order_by(*order).values_list("pk", flat=True))
+    if ids:
+        StockHold.objects.filter(pk__in=ids, status=StockHold.Status.ACTIVE).update(
+            status=status, updated_at=timezone.now()
+        )
+    return ids
+
+
 def _held(skus: Iterable[str], *, exclude_reference: str = "") -> dict[str, Decimal]:
     """Units held by live (active, unexpired) holds, per SKU."""
     holds = StockHold.objects.filter(sku__in=list(skus), status=StockHold.Status.ACTIVE, expires_at__gt=timezone.now())
@@ -65,39 +124,65 @@ class DatabaseStockBackend:
         skus = set(skus_qty)
         if not skus:
             return {}
-        with transaction.atomic():
+        # Without the lock it is a plain read (no transaction, no savepoint): an advisory answer.
+        with transaction.atomic() if lock else nullcontext():
             levels = _lock_levels(skus, lock=lock)
             tracked = [sku for sku, level in levels.items() if level.track]
             held = _held(tracked, exclude_reference=reference) if tracked else {}
-        available: dict[str, Decimal] = {}
-        for sku in sorted(skus):
-            level = levels.get(sku)
-            if level is None or not level.track:
-                available[sku] = UNLIMITED
-            else:
-                available[sku] = max(level.on_hand - held.get(sku, ZERO), ZERO)
-        return available
+        return _available(skus, levels, held)
 
     def create_hold(
         self, sku: str, qty: Decimal, *, reference: str, line_id: str = "", expires_at: datetime
     ) -> Hold:
-        qty = as_qty(qty)
+        [hold] = self.create_holds({sku: qty}, reference=reference, line_ids={sku: line_id}, expires_at=expires_at)
+        return hold
+
+    def create_holds(
+        self,
+        skus_qty: Mapping[str, Decimal],
+        *,
+        reference: str,
+        line_ids: Mapping[str, str] | None = None,
+        expires_at: datetime,
+    ) -> list[Hold]:
+        wanted = {sku: as_qty(qty) for sku, qty in skus_qty.items()}
         if not reference:
             raise ValidationError("missing_field", "A hold needs a reference.", {"field": "reference"})
+        if not wanted:
+            return []
         with transaction.atomic():
-            level = _lock_levels([sku]).get(sku)
-            if level is not None and level.track:
-                free = level.on_hand - _held([sku]).get(sku, ZERO)
-                if qty > free:
-                    raise OmnimanError(
-                        "insufficient_stock",
-                        f"Only {max(free, ZERO)} of {sku} free, {qty} asked.",
-                        {"sku": sku, "requested": str(qty), "available": str(max(free, ZERO))},
-                    )
-            row = StockHold.objects.create(
-                sku=sku, qty=qty, reference=reference, line_id=line_id or "", expires_at=expires_at
-            )
-        return _hold(row)
+            levels = _lock_levels(wanted)
+            tracked = [sku for sku, level in levels.items() if level.track]
+            held = _held(tracked) if tracked else {}
+            for sku in tracked:  # SKU order: the first short SKU is the one reported
+                free = levels[sku].on_hand - held.get(sku, ZERO)
+                if wanted[sku] > free:
+                    raise _insufficient(sku, wanted[sku], free)
+            rows = _insert_holds(wanted, reference=reference, line_ids=line_ids or {}, expires_at=expires_at)
+        return [_hold(row) for row in rows]
+
+    def replace_holds(
+        self,
+        reference: str,
+        skus_qty: Mapping[str, Decimal],
+        *,
+        line_ids: Mapping[str, str] | None = None,
+        expires_at: datetime,
+    ) -> HoldReplacement:
+        if not reference:
+            raise ValidationError("missing_field", "A hold needs a reference.", {"field": "reference"})
+        wanted = {sku: Decimal(qty) for sku, qty in skus_qty.items()}
+        with transaction.atomic():
+            # Stock rows first (one query, SKU order), then the hold rows: the order every caller uses.
+            levels = _lock_levels(wanted) if wanted else {}
+            tracked = [sku for sku, level in levels.items() if level.track]
+            held = _held(tracked, exclude_reference=reference) if tracked else {}
+            available = _available(wanted, levels, held)
+            holding = {sku: min(wanted[sku], available[sku]) for sku in tracked}
+            holding = {sku: as_qty(qty) for sku, qty in holding.items() if qty > 0}
+            _finish_for_reference(reference, StockHold.Status.RELEASED)
+            rows = _insert_holds(holding, reference=reference, line_ids=line_ids or {}, expires_at=expires_at)
+        return HoldReplacement(available=available, holds=[_hold(row) for row in rows])
 
     def release_hold(self, hold_id: int) -> bool:
         return self._finish(hold_id, StockHold.Status.RELEASED)
@@ -114,14 +199,12 @@ class DatabaseStockBackend:
         return bool(changed)
 
     def release_holds_for_reference(self, reference: str) -> list[int]:
-        active = StockHold.objects.filter(reference=reference, status=StockHold.Status.ACTIVE)
         with transaction.atomic():
-            ids = list(active.select_for_update().order_by("pk").values_list("pk", flat=True))
-            if ids:
-                StockHold.objects.filter(pk__in=ids, status=StockHold.Status.ACTIVE).update(
-                    status=StockHold.Status.RELEASED, updated_at=timezone.now()
-                )
-        return ids
+            return _finish_for_reference(reference, StockHold.Status.RELEASED)
+
+    def fulfill_holds_for_reference(self, reference: str) -> list[int]:
+        with transaction.atomic():
+            return _finish_for_reference(reference, StockHold.Status.FULFILLED, order=("sku", "pk"))
 
     def holds_for_reference(self, reference: str) -> list[Hold]:
         rows = StockHold.objects.filter(reference=reference, status=StockHold.Status.ACTIVE).order_by("sku", "pk")
@@ -129,24 +212,16 @@ class DatabaseStockBackend:
 
     def record_sale(self, order_ref: str, skus_qty: Mapping[str, Decimal], *, actor: str = "") -> dict[str, Decimal]:
         wanted = {sku: Decimal(qty) for sku, qty in skus_qty.items() if Decimal(qty) > 0}
-        taken: dict[str, Decimal] = {}
         with transaction.atomic():
             levels = _lock_levels(wanted)
             done = set(
                 StockMovement.objects.filter(reference=order_ref, reason=StockMovement.Reason.COMMIT).values_list("sku", flat=True)
             )
-            for sku, level in levels.items():
-                if not level.track or sku in done:
-                    continue
-                StockLevel.objects.filter(pk=level.pk).update(on_hand=F("on_hand") - wanted[sku], updated_at=timezone.now())
-                StockMovement.objects.create(
-                    sku=sku, delta=-wanted[sku], reason=StockMovement.Reason.COMMIT, reference=order_ref, actor=actor
-                )
-                taken[sku] = wanted[sku]
+            taken = {sku: wanted[sku] for sku, level in levels.items() if level.track and sku not in done}
+            _move(levels, {sku: -qty for sku, qty in taken.items()}, reason=StockMovement.Reason.COMMIT, reference=order_ref, actor=actor)
         return taken
 
     def restore_sale(self, order_ref: str, *, actor: str = "") -> dict[str, Decimal]:
-        restored: dict[str, Decimal] = {}
         with transaction.atomic():
             sold = dict(
                 StockMovement.objects.filter(reference=order_ref, reason=StockMovement.Reason.COMMIT).values_list("sku", "delta")
@@ -155,15 +230,8 @@ class DatabaseStockBackend:
             done = set(
                 StockMovement.objects.filter(reference=order_ref, reason=StockMovement.Reason.RELEASE).values_list("sku", flat=True)
             )
-            for sku, delta in sorted(sold.items()):
-                level = levels.get(sku)
-                if level is None or sku in done:
-                    continue
-                StockLevel.objects.filter(pk=level.pk).update(on_hand=F("on_hand") - delta, updated_at=timezone.now())
-                StockMovement.objects.create(
-                    sku=sku, delta=-delta, reason=StockMovement.Reason.RELEASE, reference=order_ref, actor=actor
-                )
-                restored[sku] = -delta
+            restored = {sku: -delta for sku, delta in sorted(sold.items()) if sku in levels and sku not in done}
+            _move(levels, restored, reason=StockMovement.Reason.RELEASE, reference=order_ref, actor=actor)
         return restored
 
     def release_expired_holds(self, *, dry_run: bool = False) -> int:
@@ -171,6 +239,22 @@ class DatabaseStockBackend:
         if dry_run:
             return expired.count()
         return expired.update(status=StockHold.Status.EXPIRED, updated_at=timezone.now())
+
+
+def _move(levels: Mapping[str, StockLevel], deltas: Mapping[str, Decimal], *, reason: str, reference: str, actor: str) -> None:
+    """Add ``deltas`` to the (locked) levels' ``on_hand`` and record one movement per SKU: one ``UPDATE``, one ``INSERT``."""
+    if not deltas:
+        return
+    now = timezone.now()
+    changed = []
+    for sku, delta in deltas.items():
+        level = levels[sku]
+        level.on_hand, level.updated_at = F("on_hand") + delta, now
+        changed.append(level)
+    StockLevel.objects.bulk_update(changed, ["on_hand", "updated_at"])
+    StockMovement.objects.bulk_create(
+        [StockMovement(sku=sku, delta=delta, reason=reason, reference=reference, actor=actor) for sku, delta in deltas.items()]
+    )
 
 
 __all__ = ["DatabaseStockBackend", "as_qty"]

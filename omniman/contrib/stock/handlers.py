@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -23,7 +23,7 @@ from django.utils.dateparse import parse_datetime
 
 from omniman import conf
 from omniman.contrib.stock import get_stock_backend
-from omniman.contrib.stock.protocols import UNLIMITED, StockBackend
+from omniman.contrib.stock.protocols import UNLIMITED, Hold, StockBackend
 from omniman.exceptions import DirectiveError, InvalidTransition, OmnimanError
 from omniman.models import Channel, Order, Session
 from omniman.monetary import qty_to_str
@@ -109,34 +109,28 @@ def hold_and_check(session: Session, *, check_code: str = "stock", backend: Stoc
     """Replace the session's holds for its current lines and write the check; ``write_check``'s answer.
 
     Call it inside a transaction (the availability stays locked until it ends).
+    Its number of queries does not depend on the number of lines or SKUs.
     """
     backend = backend or get_stock_backend()
     reference = session.session_key
     lines = session.lines
     wanted = _wanted(lines)
-    available = backend.check_availability(wanted, reference=reference)
-    backend.release_holds_for_reference(reference)
+    first_line: dict[str, str] = {}
+    for line in lines:
+        first_line.setdefault(line["sku"], line["line_id"])
+
+    expires_at = timezone.now() + timedelta(minutes=float(conf.get("STOCK_HOLD_TTL_MINUTES")))
+    available, holds = _replace_holds(backend, reference, wanted, line_ids=first_line, expires_at=expires_at)
 
     remaining = dict(available)
-    held: dict[str, Decimal] = defaultdict(lambda: ZERO)
-    first_line: dict[str, str] = {}
     short: list[tuple[dict[str, Any], Decimal]] = []
     for line in lines:
         sku, qty = line["sku"], Decimal(str(line["qty"]))
-        first_line.setdefault(sku, line["line_id"])
         got = min(qty, remaining.get(sku, UNLIMITED))
         remaining[sku] = remaining.get(sku, UNLIMITED) - got
-        if available.get(sku, UNLIMITED) != UNLIMITED:
-            held[sku] += got
         if got < qty:
             short.append((line, got))
 
-    expires_at = timezone.now() + timedelta(minutes=float(conf.get("STOCK_HOLD_TTL_MINUTES")))
-    holds = [
-        backend.create_hold(sku, qty, reference=reference, line_id=first_line[sku], expires_at=expires_at)
-        for sku, qty in sorted(held.items())
-        if qty > 0
-    ]
     issues = [_issue(line, got, check_code) for line, got in short]
     _offer_alternatives(session, issues, short, wanted, backend)
     result: dict[str, Any] = {"holds": [hold.id for hold in holds], "held": {h.sku: qty_to_str(h.qty) for h in holds}}
@@ -151,6 +145,36 @@ def hold_and_check(session: Session, *, check_code: str = "stock", backend: Stoc
         status="issues" if issues else "ok",
         issues=issues,
     )
+
+
+def _replace_holds(
+    backend: StockBackend,
+    reference: str,
+    wanted: dict[str, Decimal],
+    *,
+    line_ids: dict[str, str],
+    expires_at: datetime,
+) -> tuple[dict[str, Decimal], list[Hold]]:
+    """Availability for ``reference``, and its new holds: per tracked SKU, what is wanted or what is free if less."""
+    replace = getattr(backend, "replace_holds", None)
+    if replace is not None:
+        done = replace(reference, wanted, line_ids=line_ids, expires_at=expires_at)
+        return done.available, list(done.holds)
+    # A backend without the bulk methods: the same steps through the basic ones.
+    available = backend.check_availability(wanted, reference=reference)
+    backend.release_holds_for_reference(reference)
+    holding = {}
+    for sku, qty in sorted(wanted.items()):
+        free = available.get(sku, UNLIMITED)
+        if free != UNLIMITED and min(qty, free) > 0:
+            holding[sku] = min(qty, free)
+    create_holds = getattr(backend, "create_holds", None)
+    if create_holds is not None:
+        return available, list(create_holds(holding, reference=reference, line_ids=line_ids, expires_at=expires_at))
+    return available, [
+        backend.create_hold(sku, qty, reference=reference, line_id=line_ids[sku], expires_at=expires_at)
+        for sku, qty in holding.items()
+    ]
 
 
 def _issue(line: dict[str, Any], got: Decimal, check_code: str) -> dict[str, Any]:
@@ -200,7 +224,7 @@ def _offer_alternatives(
     from omniman.contrib.catalog import get_catalog
 
     catalog = get_catalog()
-    options = {line["sku"]: [alt for alt in catalog.alternatives(line["sku"]) if alt.sku != line["sku"]] for line, _got in short}
+    options = _alternatives(catalog, sorted({line["sku"] for line, _got in short}))
     alt_skus = {alt.sku for alts in options.values() for alt in alts}
     if not alt_skus:
         return
@@ -215,6 +239,33 @@ def _offer_alternatives(
             if alt.price_q is not None:
                 op["unit_price_q"] = alt.price_q
             issue["actions"].append({"id": f"replace:{alt.sku}", "label": f"Replace with {alt.name}", "ops": [op]})
+
+
+def _alternatives(catalog, skus: list[str]) -> dict[str, list]:
+    """Each SKU's catalog alternatives (other than itself), in the catalog's order.
+
+    With the model catalog: two queries for all the SKUs (the ``alternatives``
+    pairs, then ``get_many`` for the active ones). Another catalog backend
+    is asked ``alternatives(sku)`` once per SKU.
+    """
+    from omniman.contrib.catalog.backends import ModelCatalogBackend
+
+    if not isinstance(catalog, ModelCatalogBackend) or type(catalog).alternatives is not ModelCatalogBackend.alternatives:
+        return {sku: [alt for alt in catalog.alternatives(sku) if alt.sku != sku] for sku in skus}
+    from omniman.contrib.catalog.models import Product
+
+    pairs = list(
+        Product.alternatives.through.objects.filter(from_product__sku__in=skus)
+        # The order of ModelCatalogBackend.alternatives().
+        .order_by("to_product__sort_order", "to_product__name", "to_product__sku")
+        .values_list("from_product__sku", "to_product__sku")
+    )
+    items = catalog.get_many(sorted({alt for sku, alt in pairs if alt != sku}))
+    options: dict[str, list] = {sku: [] for sku in skus}
+    for sku, alt in pairs:
+        if alt != sku and alt in items:
+            options[sku].append(items[alt])
+    return options
 
 
 # -- stock.commit / stock.release -------------------------------------------------
@@ -291,9 +342,17 @@ class StockCommitHandler:
         # Stock rows before hold rows, like the hold check: no lock-order deadlock.
         taken = backend.record_sale(order.ref, sold, actor=actor)
         session_key = order.session_key or payload.get("session_key") or ""
-        fulfilled = [hold.id for hold in backend.holds_for_reference(session_key) if backend.fulfill_hold(hold.id)] if session_key else []
+        fulfilled = _fulfill_holds(backend, session_key) if session_key else []
         stock_committed(order, actor=actor, session_key=session_key, holds=fulfilled, sold=taken)
         apply_auto_transition(order, "on_stock_commit", actor=actor)
+
+
+def _fulfill_holds(backend: StockBackend, reference: str) -> list[int]:
+    """Turn ``reference``'s active holds into a sale; their ids (SKU order)."""
+    fulfill = getattr(backend, "fulfill_holds_for_reference", None)
+    if fulfill is not None:
+        return list(fulfill(reference))
+    return [hold.id for hold in backend.holds_for_reference(reference) if backend.fulfill_hold(hold.id)]
 
 
 class StockReleaseHandler:

@@ -25,6 +25,14 @@ class Hold:
     expires_at: datetime
 
 
+@dataclass(frozen=True)
+class HoldReplacement:
+    """What ``replace_holds`` did: the availability it found, and the holds it created (SKU order)."""
+
+    available: dict[str, Decimal]
+    holds: list[Hold]
+
+
 @runtime_checkable
 class StockBackend(Protocol):
     """A stock system as the ``stock.*`` handlers use it.
@@ -32,6 +40,12 @@ class StockBackend(Protocol):
     Quantities are ``Decimal``. Every method is safe to call twice: a second
     release or fulfilment, or a second ``record_sale``/``restore_sale`` of one
     order, changes nothing.
+
+    The bulk methods (``create_holds``, ``replace_holds``,
+    ``fulfill_holds_for_reference``) let the handlers work in a number of
+    round trips that does not depend on the number of SKUs. The handlers fall
+    back to the single-item methods for a backend written before they
+    existed.
     """
 
     def check_availability(
@@ -49,6 +63,31 @@ class StockBackend(Protocol):
     ) -> Hold:
         """Reserve ``qty`` units; ``OmnimanError("insufficient_stock")`` if they are not free."""
 
+    def create_holds(
+        self,
+        skus_qty: Mapping[str, Decimal],
+        *,
+        reference: str,
+        line_ids: Mapping[str, str] | None = None,
+        expires_at: datetime,
+    ) -> list[Hold]:
+        """``create_hold`` for several SKUs at once, all or none; the holds in SKU order."""
+
+    def replace_holds(
+        self,
+        reference: str,
+        skus_qty: Mapping[str, Decimal],
+        *,
+        line_ids: Mapping[str, str] | None = None,
+        expires_at: datetime,
+    ) -> HoldReplacement:
+        """Release ``reference``'s active holds and hold, per tracked SKU, ``skus_qty`` or what is free if less.
+
+        ``available`` is what ``check_availability(skus_qty, reference=reference)``
+        answers at that moment; as with ``lock``, it stays true until the
+        caller's transaction ends.
+        """
+
     def release_hold(self, hold_id: int) -> bool:
         """Free an active hold; ``False`` if it was no longer active."""
 
@@ -57,6 +96,9 @@ class StockBackend(Protocol):
 
     def release_holds_for_reference(self, reference: str) -> list[int]:
         """Free every active hold of ``reference``; returns their ids."""
+
+    def fulfill_holds_for_reference(self, reference: str) -> list[int]:
+        """Mark every active hold of ``reference`` as turned into a sale; their ids in SKU order."""
 
     def holds_for_reference(self, reference: str) -> list[Hold]:
         """The active holds of ``reference`` (expired by time or not)."""
@@ -71,4 +113,4 @@ class StockBackend(Protocol):
         """Mark active holds past ``expires_at`` as expired; returns how many (would be) expired."""
 
 
-__all__ = ["Hold", "StockBackend", "UNLIMITED"]
+__all__ = ["Hold", "HoldReplacement", "StockBackend", "UNLIMITED"]

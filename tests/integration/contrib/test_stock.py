@@ -9,8 +9,9 @@ from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
-from django.db import connections, transaction
+from django.db import connection, connections, transaction
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -154,6 +155,65 @@ def test_release_holds_for_reference_frees_only_that_sessions_active_holds():
     assert sorted(backend.release_holds_for_reference("S-1")) == sorted(mine)
     assert backend.release_holds_for_reference("S-1") == []
     assert [hold.id for hold in backend.holds_for_reference("S-2")] == [theirs.id]
+
+
+def test_create_holds_holds_several_skus_at_once_or_none():
+    level("BEANS", 5)
+    level("TEA", 1)
+    backend = get_stock_backend()
+    expires_at = timezone.now() + timedelta(minutes=15)
+    with pytest.raises(OmnimanError) as caught:
+        backend.create_holds({"BEANS": Decimal(2), "TEA": Decimal(2)}, reference="S-1", expires_at=expires_at)
+    context = caught.value.context
+    assert (caught.value.code, context["sku"], context["requested"], Decimal(context["available"])) == ("insufficient_stock", "TEA", "2", 1)
+    assert StockHold.objects.count() == 0  # all or none
+    for items, reference, code in [({"BEANS": Decimal(0)}, "S-1", "invalid_qty"), ({"BEANS": Decimal(1)}, "", "missing_field")]:
+        with pytest.raises(OmnimanError) as caught:
+            backend.create_holds(items, reference=reference, expires_at=expires_at)
+        assert caught.value.code == code
+    holds = backend.create_holds(
+        {"TEA": Decimal(1), "BEANS": Decimal(2), "ANYTHING": Decimal(9)},
+        reference="S-1", line_ids={"BEANS": "L-1", "TEA": "L-2"}, expires_at=expires_at,
+    )
+    assert [(h.sku, h.qty, h.line_id, h.status) for h in holds] == [
+        ("ANYTHING", Decimal(9), "", "active"), ("BEANS", Decimal(2), "L-1", "active"), ("TEA", Decimal(1), "L-2", "active")
+    ]
+    assert sorted(h.id for h in holds) == sorted(StockHold.objects.values_list("pk", flat=True))
+    assert backend.create_holds({}, reference="S-1", expires_at=expires_at) == []
+
+
+def test_replace_holds_releases_the_references_holds_and_holds_what_is_free():
+    level("BEANS", 5)
+    level("TEA", 2)
+    level("MUGS", 9, track=False)
+    backend = get_stock_backend()
+    expires_at = timezone.now() + timedelta(minutes=15)
+    [old] = backend.create_holds({"BEANS": Decimal(4)}, reference="S-1", expires_at=expires_at)
+    backend.create_holds({"TEA": Decimal(1)}, reference="S-2", expires_at=expires_at)
+
+    done = backend.replace_holds(
+        "S-1", {"BEANS": Decimal(5), "TEA": Decimal(3), "MUGS": Decimal(1)}, line_ids={"BEANS": "L-1"}, expires_at=expires_at
+    )
+    # Its own old hold does not count against it; the other session's does.
+    assert done.available == {"BEANS": Decimal(5), "MUGS": UNLIMITED, "TEA": Decimal(1)}
+    assert [(h.sku, h.qty, h.line_id) for h in done.holds] == [("BEANS", Decimal(5), "L-1"), ("TEA", Decimal(1), "")]
+    assert StockHold.objects.get(pk=old.id).status == "released"
+    assert active_holds("S-1") == [("BEANS", Decimal(5)), ("TEA", Decimal(1))]
+
+    empty = backend.replace_holds("S-1", {}, expires_at=expires_at)
+    assert (empty.available, empty.holds, active_holds("S-1")) == ({}, [], [])
+
+
+def test_fulfill_holds_for_reference_fulfils_only_that_sessions_active_holds():
+    level("BEANS", 5)
+    backend = get_stock_backend()
+    expires_at = timezone.now() + timedelta(minutes=15)
+    mine = backend.create_holds({"TEA": Decimal(1), "BEANS": Decimal(1)}, reference="S-1", expires_at=expires_at)
+    theirs = backend.create_hold("BEANS", Decimal(1), reference="S-2", expires_at=expires_at)
+    assert backend.fulfill_holds_for_reference("S-1") == [h.id for h in mine]  # SKU order
+    assert backend.fulfill_holds_for_reference("S-1") == []
+    assert StockHold.objects.get(pk=theirs.id).status == "active"
+    assert set(StockHold.objects.filter(reference="S-1").values_list("status", flat=True)) == {"fulfilled"}
 
 
 def test_record_and_restore_a_sale_happen_once_per_order():
@@ -624,3 +684,172 @@ def test_abandoning_a_session_releases_its_holds_at_once():
     # Only the other session's partial hold (the 1 unit that was left) still counts.
     assert active_holds() == [("BEANS", Decimal("1"))]
     assert get_stock_backend().check_availability({"BEANS": 1})["BEANS"] == Decimal("3")
+
+
+# -- cost: queries per directive do not grow with the number of SKUs ---------------------------
+
+# Ceilings for one run of each handler (the counts are the same for 1 SKU and for 100).
+# (They include the transaction statements: BEGIN/SAVEPOINT/RELEASE/COMMIT.)
+HOLD_QUERY_CEILING = 22
+COMMIT_QUERY_CEILING = 18
+RELEASE_QUERY_CEILING = 17
+
+
+def _run_counting(directive: Directive) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        run_handler(directive)
+    return len(queries)
+
+
+def _stock_costs(channel, prefix: str, count: int) -> dict[str, int]:
+    """Queries of stock.hold (first check, re-check after a change), stock.commit and stock.release
+    for a session of ``count`` lines of ``count`` tracked SKUs; every tenth SKU is short (1 of the 2
+    asked) and has a catalog alternative in stock."""
+    skus = [f"{prefix}-{i:03}" for i in range(count)]
+    short = skus[::10]
+    for sku in skus:
+        level(sku, 1 if sku in short else 10)
+    for sku in short:
+        level(f"{sku}-ALT", 50)
+        Product.objects.create(sku=sku, name=sku.title(), price_q=500).alternatives.add(
+            Product.objects.create(sku=f"{sku}-ALT", name=f"{sku.title()} Alt", price_q=600)
+        )
+    session = open_basket(channel, *[(sku, "2") for sku in skus])
+    costs = {"hold": _run_counting(Directive.objects.get(topic="stock.hold", payload__session_key=session.session_key))}
+
+    stored = fresh(session)
+    assert stored.data["checks"]["stock"]["status"] == "issues"
+    assert [issue["sku"] for issue in stored.data["issues"]] == short
+    for issue in stored.data["issues"]:
+        assert [action["id"] for action in issue["actions"]] == ["reduce", "remove", f"replace:{issue['sku']}-ALT"]
+    assert active_holds(session.session_key) == [(sku, Decimal(1 if sku in short else 2)) for sku in skus]
+
+    # A change (the POS adding to the tab): the check replaces the previous holds.
+    last = stored.lines[-1]["line_id"]
+    ModifyService.modify_session(session.session_key, channel.code, [{"op": "set_qty", "line_id": last, "qty": "3"}])
+    directive = Directive.objects.get(topic="stock.hold", payload__session_key=session.session_key, payload__rev=2)
+    costs["recheck"] = _run_counting(directive)
+    wanted = {sku: Decimal(3 if sku == skus[-1] else 2) for sku in skus}
+    assert active_holds(session.session_key) == [(sku, Decimal(1) if sku in short else wanted[sku]) for sku in skus]
+    assert StockHold.objects.filter(reference=session.session_key, status="released").count() == count
+
+    # Restock, check again (ok), commit, take the stock, cancel, put it back.
+    StockLevel.objects.filter(sku__in=short).update(on_hand=10)
+    ModifyService.modify_session(session.session_key, channel.code, [{"op": "set_qty", "line_id": last, "qty": "4"}])
+    wanted[skus[-1]] = Decimal(4)
+    run("stock.hold")
+    assert fresh(session).data["checks"]["stock"]["status"] == "ok"
+    held = sorted(StockHold.objects.filter(reference=session.session_key, status="active").values_list("pk", flat=True))
+    assert len(held) == count
+    ref = commit(session, key=f"cost-{prefix}")["order_ref"]
+    costs["commit"] = _run_counting(Directive.objects.get(topic="stock.commit", payload__order_ref=ref))
+    assert dict(StockLevel.objects.filter(sku__in=skus).values_list("sku", "on_hand")) == {sku: 10 - wanted[sku] for sku in skus}
+    assert sorted(OrderEvent.objects.get(order__ref=ref, type=STOCK_COMMITTED).payload["holds"]) == held
+    assert StockHold.objects.filter(pk__in=held, status="fulfilled").count() == count
+
+    OrderService.transition(ref, "cancelled", actor="ana")
+    costs["release"] = _run_counting(Directive.objects.get(topic="stock.release", payload__order_ref=ref))
+    assert dict(StockLevel.objects.filter(sku__in=skus).values_list("sku", "on_hand")) == {sku: Decimal(10) for sku in skus}
+    assert OrderEvent.objects.get(order__ref=ref, type=STOCK_RELEASED).payload["restored"] == {
+        sku: str(wanted[sku]) for sku in skus
+    }
+    assert StockMovement.objects.filter(reference=ref).count() == 2 * count
+    return costs
+
+
+def test_the_stock_directives_cost_the_same_queries_for_1_and_100_skus():
+    channel = stock_channel(
+        post_commit_directives=["stock.commit"], order_flow={"on_enter": {"cancelled": ["stock.release"]}}
+    )
+    one = _stock_costs(channel, "ONE", 1)
+    hundred = _stock_costs(channel, "MANY", 100)
+    print(f"\nstock queries: 1 SKU {one}, 100 SKUs {hundred}")
+    assert hundred == one, (one, hundred)
+    assert one["hold"] <= HOLD_QUERY_CEILING and one["recheck"] <= HOLD_QUERY_CEILING, one
+    assert one["commit"] <= COMMIT_QUERY_CEILING and one["release"] <= RELEASE_QUERY_CEILING, one
+
+
+class BasicStockBackend:
+    """A backend with only the protocol's original methods (one SKU at a time), as an older ERP backend."""
+
+    basic = (
+        "check_availability", "create_hold", "release_hold", "fulfill_hold", "release_holds_for_reference",
+        "holds_for_reference", "record_sale", "restore_sale", "release_expired_holds",
+    )
+
+    def __init__(self):
+        self.calls: list[str] = []
+        self._db = DatabaseStockBackend()
+
+    def __getattr__(self, name):
+        if name not in self.basic:
+            raise AttributeError(name)
+        method = getattr(self._db, name)
+
+        def call(*args, **kwargs):
+            self.calls.append(name)
+            return method(*args, **kwargs)
+
+        return call
+
+
+def test_a_backend_without_the_bulk_methods_still_runs_the_check_the_commit_and_the_release():
+    from django.conf import settings
+
+    level("BEANS", 3)
+    level("TEA", 10)
+    Product.objects.create(sku="BEANS", name="Beans", price_q=500).alternatives.add(
+        Product.objects.create(sku="DECAF", name="Decaf beans", price_q=650)
+    )
+    channel = stock_channel(post_commit_directives=["stock.commit"], order_flow={"on_enter": {"cancelled": ["stock.release"]}})
+    backend = BasicStockBackend()
+    assert not hasattr(backend, "replace_holds") and not hasattr(backend, "fulfill_holds_for_reference")
+    with override_settings(OMNIMAN={**settings.OMNIMAN, "STOCK_BACKEND": backend}):
+        session = open_basket(channel, ("BEANS", "5"), ("TEA", "2"))
+        run("stock.hold")
+        [issue] = fresh(session).data["issues"]
+        assert (issue["sku"], issue["context"]) == ("BEANS", {"requested": "5", "available": "3"})
+        assert [action["id"] for action in issue["actions"]] == ["reduce", "remove", "replace:DECAF"]
+        assert active_holds(session.session_key) == [("BEANS", Decimal(3)), ("TEA", Decimal(2))]
+        assert backend.calls.count("create_hold") == 2
+
+        ResolveService.resolve(session.session_key, "shop", issue_id=issue["id"], action_id="reduce")
+        run("stock.hold")
+        assert fresh(session).data["checks"]["stock"]["status"] == "ok"
+        holds = sorted(StockHold.objects.filter(status="active").values_list("pk", flat=True))
+        ref = commit(session)["order_ref"]
+        run("stock.commit")
+        assert sorted(OrderEvent.objects.get(order__ref=ref, type=STOCK_COMMITTED).payload["holds"]) == holds
+        assert (on_hand("BEANS"), on_hand("TEA")) == (Decimal(0), Decimal(8))
+        assert "fulfill_hold" in backend.calls
+        OrderService.transition(ref, "cancelled")
+        run("stock.release")
+        assert (on_hand("BEANS"), on_hand("TEA")) == (Decimal(3), Decimal(10))
+
+
+def test_a_catalog_backend_of_its_own_is_asked_for_alternatives_sku_by_sku():
+    from django.conf import settings
+
+    from omniman.contrib.catalog.backends import ModelCatalogBackend
+    from omniman.contrib.catalog.protocols import CatalogItem
+
+    class ShopCatalog(ModelCatalogBackend):
+        asked: list[str] = []
+
+        def alternatives(self, sku):
+            self.asked.append(sku)
+            return [CatalogItem(sku=f"{sku}-B", name=f"{sku} B", category="", price_q=700)]
+
+    level("BEANS", 0)
+    level("TEA", 1)
+    level("BEANS-B", 5)
+    level("TEA-B", 5)
+    catalog = ShopCatalog()
+    with override_settings(OMNIMAN={**settings.OMNIMAN, "CATALOG_BACKEND": catalog}):
+        session = open_basket(stock_channel(), ("BEANS", "2"), ("TEA", "2"), ("BEANS", "1"))
+        run("stock.hold")
+    assert sorted(catalog.asked) == ["BEANS", "TEA"]  # once per short SKU
+    issues = fresh(session).data["issues"]
+    assert [(issue["sku"], issue["actions"][-1]["id"]) for issue in issues] == [
+        ("BEANS", "replace:BEANS-B"), ("TEA", "replace:TEA-B"), ("BEANS", "replace:BEANS-B")
+    ]
