@@ -1,0 +1,167 @@
+"""Browser tests: Debian's chromium, driven by Playwright, against pytest-django's live server.
+
+Every test here is marked ``e2e`` and gets a fresh demo (``seed_demo``) in a
+transactional database, with the checks dispatched in the request
+(``DISPATCH_ON_COMMIT``) as in production. Tests never sleep: after an action
+they wait for htmx to settle (no ``.htmx-request`` left) and then assert with
+Playwright's auto-waiting ``expect``.
+
+The browser is ``/usr/bin/chromium`` (never ``playwright install``); without it
+the tests are skipped with a reason. Screenshots (1024×768) go to
+``$OMNIMAN_SCREENSHOTS`` (default ``.test-results/screenshots/``).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.test import override_settings
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+VIEWPORT = {"width": 1024, "height": 768}
+TIMEOUT_MS = 10_000
+DISPATCH_ON_COMMIT = ["stock.hold", "pricing.check", "refs.assign_ticket"]
+E2E_DIR = Path(__file__).resolve().parent
+
+
+def _skip_reason() -> str | None:
+    if not CHROMIUM.exists():
+        return f"{CHROMIUM} is missing: install Debian's chromium package (apt-get install chromium)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "Playwright for Python is not installed (pip install -e '.[test]')"
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark the tests of this directory ``e2e``; skip them all when there is no browser to drive."""
+    reason = _skip_reason()
+    for item in items:
+        if E2E_DIR not in Path(item.path).resolve().parents:
+            continue
+        item.add_marker(pytest.mark.e2e)
+        if reason:
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+# -- the server side ------------------------------------------------------------------
+
+
+@pytest.fixture
+def demo(transactional_db, live_server):
+    """The demo café on the live server, with checks dispatched in the request; yields the server."""
+    with override_settings(
+        OMNIMAN={**settings.OMNIMAN, "DISPATCH_ON_COMMIT": DISPATCH_ON_COMMIT},
+        # A fast hasher: the demo users are created for every test and sign in through the form.
+        PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
+    ):
+        with override_settings(DEBUG=True):  # the demo users get their demo passwords
+            call_command("seed_demo", stdout=io.StringIO())
+        yield live_server
+
+
+# -- the browser side -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless chromium for the run.
+
+    While Playwright's sync API is started, an asyncio loop counts as running
+    in this thread, and Django would refuse the tests' own ORM calls as
+    "async-unsafe"; the tests are synchronous code that only waits on the
+    browser, so the check is lifted for exactly as long as Playwright runs.
+    """
+    from playwright.sync_api import sync_playwright
+
+    saved = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+            yield chromium
+            chromium.close()
+    finally:
+        if saved is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = saved
+
+
+def settle(page) -> None:
+    """Wait until htmx has no request in flight on the page (never a fixed sleep)."""
+    page.wait_for_function("() => !document.querySelector('.htmx-request')")
+
+
+def login(page, base_url: str, username: str, password: str | None = None) -> None:
+    """Sign in through the real login form and land on the POS."""
+    page.goto(f"{base_url}/accounts/login/?next=/pos/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password if password is not None else username)
+    with page.expect_navigation():
+        page.click("button[type=submit]")
+    if "/accounts/login/" in page.url:
+        raise AssertionError(f"could not sign in as {username!r}")
+
+
+@pytest.fixture
+def new_page(browser, demo) -> Iterator[Callable[..., object]]:
+    """Factory: a page in its own browser context (own cookies), signed in as ``username``.
+
+    JavaScript errors on any page fail the test at teardown.
+    """
+    contexts, errors = [], []
+
+    def make(username: str = "pos", password: str | None = None):
+        context = browser.new_context(viewport=VIEWPORT, base_url=demo.url)
+        context.set_default_timeout(TIMEOUT_MS)
+        contexts.append(context)
+        page = context.new_page()
+        page.on("pageerror", lambda exc: errors.append(f"{username}: {exc}"))
+        login(page, demo.url, username, password)
+        return page
+
+    yield make
+    for context in contexts:
+        context.close()
+    assert not errors, f"JavaScript errors: {errors}"
+
+
+@pytest.fixture
+def page(new_page):
+    """A 1024×768 page signed in as ``pos``."""
+    return new_page("pos")
+
+
+@pytest.fixture(scope="session")
+def screenshots_dir() -> Path:
+    path = Path(os.environ.get("OMNIMAN_SCREENSHOTS") or ".test-results/screenshots/")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture
+def shot(screenshots_dir) -> Callable[..., Path]:
+    """``shot(page, "name")`` saves ``<dir>/<name>.png`` (the viewport, as the operator sees it)."""
+
+    def take(page, name: str) -> Path:
+        path = screenshots_dir / f"{name}.png"
+        page.screenshot(path=str(path))
+        return path
+
+    return take
