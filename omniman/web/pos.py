@@ -107,6 +107,7 @@ def _context(request, session: Session, **extra):
     context = {
         "screen": screen,
         "session": session,
+        "base": _session_url(session),  # the actions' URLs hang off it: no reverse() per line
         "channel": session.channel,
         "word": _word(session.channel),
         "is_manager": has_role(request.user, MANAGER),

@@ -74,6 +74,10 @@ class SessionScreen:
     rounds_total_q: int = 0
 
     @property
+    def issue_lines(self) -> set[str]:
+        return {issue.get("line_id") for issue in self.issues if issue.get("line_id")}
+
+    @property
     def pending_checks(self) -> bool:
         return any(c.state in ("pending", "expired") for c in self.checks)
 
@@ -134,7 +138,9 @@ def session_screen(session: Session, *, with_rounds: bool = True) -> SessionScre
     )
     if with_rounds and session.handle_ref:
         screen.rounds = rounds_today(channel, session.handle_type, session.handle_ref)
-        screen.rounds_total_q = sum(_charged(order) for order in screen.rounds if order.status != "cancelled")
+        for order in screen.rounds:
+            order.charged_q = _charged(order)
+        screen.rounds_total_q = sum(order.charged_q for order in screen.rounds if order.status != "cancelled")
     return screen
 
 

@@ -22,6 +22,8 @@
   document.body.addEventListener("pos:added", function () {
     var box = search();
     if (!box) { return; }
+    // A search for the scanned text may still be in flight: its results must not come back.
+    if (window.htmx) { window.htmx.trigger(box, "htmx:abort"); }
     box.value = "";
     var results = document.getElementById("results");
     if (results) { results.innerHTML = ""; }
