@@ -11,6 +11,8 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 
 from django.contrib import messages
+from django.middleware.csrf import get_token
+from django.utils.html import format_html
 from django.db import transaction
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
@@ -108,6 +110,12 @@ def _context(request, session: Session, **extra):
         "screen": screen,
         "session": session,
         "base": _session_url(session),  # the actions' URLs hang off it: no reverse() per line
+        # Every mutating form's hidden fields, built once: the CSRF token and the rev it was rendered at.
+        "rev_fields": format_html(
+            '<input type="hidden" name="csrfmiddlewaretoken" value="{}"><input type="hidden" name="rev" value="{}">',
+            get_token(request),
+            session.rev,
+        ),
         "channel": session.channel,
         "word": _word(session.channel),
         "is_manager": has_role(request.user, MANAGER),
