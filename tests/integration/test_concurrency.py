@@ -2,47 +2,18 @@
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 
-from omniman.exceptions import OmnimanError
 from omniman.models import Order, OrderEvent, OrderItem, Session
 from omniman.services import CommitService, ModifyService, OrderService, SessionService
 from tests.factories import create_order_at, create_session_at, make_channel
+from tests.threads import THREADS, run_together
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
-THREADS = 16
-
-
-def run_together(worker, count=THREADS):
-    """Start ``count`` threads at one barrier; return each one's result or error code."""
-    barrier = threading.Barrier(count)
-    results: list = [None] * count
-
-    def target(index):
-        try:
-            barrier.wait(timeout=30)
-            results[index] = ("ok", worker(index))
-        except OmnimanError as exc:
-            results[index] = ("error", exc.code)
-        except Exception as exc:  # noqa: BLE001 - reported to the test below
-            results[index] = ("crash", repr(exc))
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(t.is_alive() for t in threads), "a thread hung"
-    crashes = [r for r in results if r is None or r[0] == "crash"]
-    assert not crashes, crashes
-    return results
 
 
 def test_concurrent_commits_with_the_same_key_make_one_order():

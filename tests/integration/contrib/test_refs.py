@@ -2,54 +2,24 @@
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from datetime import date, timedelta
 
 import pytest
-from django.db import connections
 from django.utils import timezone
 
 from omniman import engine, registry
 from omniman.contrib.refs.exceptions import RefError
 from omniman.contrib.refs.models import Ref, TicketSequence
 from omniman.contrib.refs.services import Locator, RefService
-from omniman.exceptions import OmnimanError
 from omniman.models import Directive, Order, OrderEvent
 from omniman.services import SessionService
+from tests.threads import THREADS, run_together
 from tests.factories import commit, create_session_at, make_channel
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-THREADS = 16
 TOPIC = "refs.assign_ticket"
-
-
-def run_together(worker, count=THREADS):
-    """``count`` threads released at one barrier; each closes its connection. Returns results or error codes."""
-    barrier = threading.Barrier(count)
-    results: list = [None] * count
-
-    def target(index):
-        try:
-            barrier.wait(timeout=30)
-            results[index] = ("ok", worker(index))
-        except OmnimanError as exc:
-            results[index] = ("error", exc.code)
-        except Exception as exc:  # noqa: BLE001 - reported below
-            results[index] = ("crash", repr(exc))
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(t.is_alive() for t in threads), "a thread hung"
-    crashes = [r for r in results if r is None or r[0] == "crash"]
-    assert not crashes, crashes
-    return results
 
 
 def ticket_channel(code=None):

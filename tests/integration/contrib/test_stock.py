@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import io
-import threading
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
-from django.db import connection, connections, transaction
+from django.db import connection, transaction
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -26,6 +25,7 @@ from omniman.contrib.stock.services import StockService
 from omniman.exceptions import CommitError, OmnimanError
 from omniman.models import Directive, Order, OrderEvent, Session
 from omniman.services import CommitService, ModifyService, OrderService, ResolveService, SessionService
+from tests.threads import run_together
 from tests.factories import make_channel
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -610,38 +610,13 @@ def test_the_admin_edits_levels_through_the_service_and_shows_holds_read_only(ad
 # -- concurrency (PostgreSQL) ------------------------------------------------------------
 
 
-def _together(count, worker):
-    barrier = threading.Barrier(count)
-    results = [None] * count
-
-    def target(index):
-        try:
-            barrier.wait(timeout=30)
-            results[index] = ("ok", worker(index))
-        except OmnimanError as exc:
-            results[index] = ("error", exc.code)
-        except Exception as exc:  # noqa: BLE001 - reported below
-            results[index] = ("crash", repr(exc))
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads), "a thread hung"
-    assert not [r for r in results if r is None or r[0] == "crash"], results
-    return results
-
-
 @pytest.mark.postgres
 def test_eight_checks_for_the_last_five_units_hold_five():
     level("BEANS", 5)
     channel = stock_channel()
     sessions = [open_basket(channel, ("BEANS", "1")) for _ in range(8)]
     directives = [Directive.objects.get(topic="stock.hold", payload__session_key=s.session_key) for s in sessions]
-    results = _together(8, lambda i: engine.dispatch(directives[i].pk))
+    results = run_together(lambda i: engine.dispatch(directives[i].pk), 8)
     assert [value for _kind, value in results] == ["done"] * 8
     assert StockHold.objects.filter(status="active").count() == 5
     assert sum(StockHold.objects.filter(status="active").values_list("qty", flat=True)) == Decimal(5)
@@ -661,7 +636,7 @@ def test_eight_threads_creating_holds_on_the_last_five_units_get_five():
         with transaction.atomic():
             return backend.create_hold("BEANS", Decimal(1), reference=f"S-{i}", expires_at=expires_at).id
 
-    results = _together(8, hold)
+    results = run_together(hold, 8)
     assert sorted(kind for kind, _value in results) == ["error"] * 3 + ["ok"] * 5
     assert {value for kind, value in results if kind == "error"} == {"insufficient_stock"}
     assert StockHold.objects.filter(status="active").count() == 5
