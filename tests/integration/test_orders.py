@@ -7,7 +7,7 @@ import pytest
 from omniman import registry
 from omniman.exceptions import CommitError, ValidationError
 from omniman.models import Directive, Order, OrderEvent, Session
-from omniman.services import OrderService, SessionService
+from omniman.services import OrderService
 from omniman.signals import order_created, order_status_changed
 from tests.factories import commit, create_order_at, create_session_at, make_channel
 

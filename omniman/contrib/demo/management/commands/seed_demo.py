@@ -15,7 +15,7 @@ from omniman import engine
 from omniman.contrib.catalog.models import Category, Product
 from omniman.contrib.demo.menu import ALTERNATIVES, CATEGORIES, PRODUCTS
 from omniman.contrib.stock.models import StockLevel
-from omniman.models import Channel, Order, Session
+from omniman.models import Channel, Session
 from omniman.services import CommitService, ModifyService, OrderService, SessionService
 
 STOCK_CHECK = {
@@ -182,7 +182,7 @@ class Command(BaseCommand):
         order("counter", line("LATTE"), line("BANANA"), walk=("processing", "ready"))
         order("tables", line("BURG", 2), line("FRIES", 2), line("SODA", 2), handle_type="table", handle_ref="2")
         order("web", line("GRANOLA"), line("OJ"), data={"customer": {"name": "Carla", "email": "carla@example.com"}})
-        done = order("counter", line("ESP"), walk=("ready", "completed"))
+        order("counter", line("ESP"), walk=("ready", "completed"))
         cancelled = order("counter", line("AVO"))
         OrderService.transition(cancelled, "cancelled", actor="seed", reason="customer left")
         # A marketplace order, delivered with its own prices.
