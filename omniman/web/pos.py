@@ -110,18 +110,22 @@ def _context(request, session: Session, **extra):
         "screen": screen,
         "session": session,
         "base": _session_url(session),  # the actions' URLs hang off it: no reverse() per line
-        # Every mutating form's hidden fields, built once: the CSRF token and the rev it was rendered at.
-        "rev_fields": format_html(
-            '<input type="hidden" name="csrfmiddlewaretoken" value="{}"><input type="hidden" name="rev" value="{}">',
-            get_token(request),
-            session.rev,
-        ),
+        "rev_fields": _rev_fields(request, session),
         "channel": session.channel,
         "word": _word(session.channel),
         "is_manager": has_role(request.user, MANAGER),
         **extra,
     }
     return context
+
+
+def _rev_fields(request, session: Session):
+    """Every mutating form's hidden fields, built once: the CSRF token and the rev it was rendered at."""
+    return format_html(
+        '<input type="hidden" name="csrfmiddlewaretoken" value="{}"><input type="hidden" name="rev" value="{}">',
+        get_token(request),
+        session.rev,
+    )
 
 
 def _page(request, session: Session, *, status: int = 200, **extra):
@@ -169,6 +173,26 @@ def _page_partial_grid(request, session):
         "products": catalog.search("", category=category or None, limit=selectors.GRID_SIZE),
     }
     return render(request, "pos/session.html#grid", context)
+
+
+@require_GET
+@pos_required
+def edit_line(request, channel_code, session_key, line_id):
+    """A line's note (and, for managers, price) forms: in place with HTMX, else the page with them open."""
+    channel = _channel(channel_code)
+    session = _session(channel, session_key)
+    item = next((i for i in session.items if i["line_id"] == line_id), None)
+    if item is None:
+        raise Http404("No such line")
+    if not request.htmx:
+        return _page(request, session, editing=line_id)
+    context = {
+        "item": item,
+        "base": _session_url(session),
+        "rev_fields": _rev_fields(request, session),
+        "is_manager": has_role(request.user, MANAGER),
+    }
+    return render(request, "pos/session.html#line_editor", context)
 
 
 @require_GET

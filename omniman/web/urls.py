@@ -20,6 +20,7 @@ urlpatterns = [
     path(S + "commit/", pos.commit, name="commit"),
     path(S + "park/", pos.park, name="park"),
     path(S + "close-table/", pos.close_table, name="close_table"),
+    path(L + "edit/", pos.edit_line, name="edit"),
     path(L + "qty/", pos.change_qty, name="qty"),
     path(L + "remove/", pos.remove_line, name="remove"),
     path(L + "note/", pos.line_note, name="note"),

@@ -773,7 +773,11 @@ def test_manager_overrides_a_price(manager, htmx):
     session = basket("counter", "CAP", ("ESP", 2))
     line = session.lines[1]["line_id"]
     page = assert_page(manager.get(url("session", session)))
-    assert 'name="price"' in page and "Override price" in page
+    assert "Note · price" in page  # the line editor opens on demand
+    editor = manager.get(url("session", session) + f"lines/{line}/edit/", HTTP_HX_REQUEST="true").content.decode()
+    assert 'name="price"' in editor and "Override price" in editor and "<html" not in editor
+    opened = assert_page(manager.get(url("session", session) + f"lines/{line}/edit/"))  # without JavaScript
+    assert 'name="price"' in opened and 'name="note"' in opened
     response = act(manager, "price", session, {"price": "4,50", "reason": "regular"}, line=line, htmx=htmx)
     if htmx:
         body = assert_cart(response)
