@@ -206,14 +206,7 @@ class Omniman(System):
         Directive.objects.bulk_create(
             [Directive(topic=OMNIMAN_TOPIC, payload={"i": i}) for i in range(n)], batch_size=1000
         )
-        # What enqueue() does for each row: wake --watch workers on commit.
-        from omniman import engine
-
-        notify = getattr(engine, "notify", None)
-        if notify is not None:
-            notify(OMNIMAN_TOPIC)
-        else:
-            q("SELECT pg_notify(%s, %s)", [getattr(engine, "NOTIFY_CHANNEL", "omniman_directives"), OMNIMAN_TOPIC])
+        # Workers are woken by the directive table's INSERT trigger (migration 0002), on commit.
 
     def counts(self):
         done, failed = q(

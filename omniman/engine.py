@@ -154,12 +154,33 @@ def _fence(directive: Directive):
 # the ORM's query building cost as much as the round trips.
 _STARTED_SQL = "UPDATE {table} SET started_at = %s, updated_at = %s WHERE id = %s AND status = 'running' AND attempts = %s"
 _DONE_SQL = "UPDATE {table} SET status = 'done', last_error = '', updated_at = %s WHERE id = %s AND status = 'running' AND attempts = %s"
+# "This one is done, the next one starts", in one statement (one round trip), each row under its own fence.
+_DONE_AND_START_SQL = (
+    "UPDATE {table} SET "
+    "status = CASE WHEN id = %s THEN 'done' ELSE status END, "
+    "last_error = CASE WHEN id = %s THEN '' ELSE last_error END, "
+    "started_at = CASE WHEN id = %s THEN %s ELSE started_at END, "
+    "updated_at = %s "
+    "WHERE (id = %s AND status = 'running' AND attempts = %s) OR (id = %s AND status = 'running' AND attempts = %s) "
+    "RETURNING id"
+)
 
 
 def _fenced_update(template: str, params: list) -> int:
     with connection.cursor() as cursor:
         cursor.execute(template.format(table=Directive._meta.db_table), params)
         return cursor.rowcount
+
+
+def _done_and_start(directive: Directive, then: Directive, now) -> tuple[bool, bool]:
+    """Mark ``directive`` done and stamp ``then``'s start; returns which of the two fences held."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _DONE_AND_START_SQL.format(table=Directive._meta.db_table),
+            [directive.pk, directive.pk, then.pk, now, now, directive.pk, directive.attempts, then.pk, then.attempts],
+        )
+        matched = {row[0] for row in cursor.fetchall()}
+    return directive.pk in matched, then.pk in matched
 
 
 def execute(directive: Directive, *, then: Directive | None = None) -> str:
@@ -185,11 +206,14 @@ def execute(directive: Directive, *, then: Directive | None = None) -> str:
         with transaction.atomic():
             handler.handle(message=directive, ctx=ctx)
             finished_at = timezone.now()
-            if not _fenced_update(_DONE_SQL, [finished_at, directive.pk, directive.attempts]):
-                raise _Fenced()
             if then is not None and registry.get_directive_handler(then.topic) is not None:
-                if _fenced_update(_STARTED_SQL, [finished_at, finished_at, then.pk, then.attempts]):
+                done, started = _done_and_start(directive, then, finished_at)
+                if not done:
+                    raise _Fenced()
+                if started:
                     then.started_at = finished_at
+            elif not _fenced_update(_DONE_SQL, [finished_at, directive.pk, directive.attempts]):
+                raise _Fenced()
     except _Fenced:
         logger.warning(
             "directive fenced out",
@@ -245,10 +269,12 @@ def process(
     topics: Iterable[str] | None = None,
     limit: int = 50,
     should_stop: Callable[[], bool] = lambda: False,
+    requeue: bool = True,
 ) -> PassResult:
-    """One pass: re-queue stuck rows, then claim and run up to ``limit`` due directives."""
+    """One pass: re-queue stuck rows (unless ``requeue`` is false), then claim and run up to ``limit`` due directives."""
     result = PassResult()
-    result.stuck_requeued, result.stuck_failed = requeue_stuck()
+    if requeue:
+        result.stuck_requeued, result.stuck_failed = requeue_stuck()
     claimed = claim(topics=topics, limit=limit)
     result.claimed = len(claimed)
     for index, directive in enumerate(claimed):
@@ -275,13 +301,6 @@ def dispatch(directive_id: int) -> str | None:
     except Exception:  # noqa: BLE001 - after-commit code must not break the request
         logger.exception("dispatch of directive %s failed", directive_id)
         return None
-
-
-def notify(topic: str) -> None:
-    """Wake ``--watch`` workers (PostgreSQL): delivered when the enqueuing transaction commits."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_notify(%s, %s)", [NOTIFY_CHANNEL, topic])
 
 
 class Listener:
@@ -327,6 +346,7 @@ class Worker:
     """
 
     WAIT_SLICE = 0.5
+    REQUEUE_EVERY = 5.0  # seconds between looks for stuck rows in --watch
 
     def __init__(self, *, topics=None, limit: int = 50, interval: float = 2.0, log: Callable[[str], None] = lambda s: None):
         self.topics = list(topics or [])
@@ -346,9 +366,15 @@ class Worker:
     def run(self, *, max_passes: int | None = None) -> int:
         self.listener = self._listener()
         passes = processed = 0
+        last_requeue = float("-inf")
         try:
             while not self.stopping.is_set():
-                result = process(topics=self.topics, limit=self.limit, should_stop=self.stopping.is_set)
+                # Stuck rows are rare and slow to become stuck: look for them every few
+                # seconds, not on every wake-up (it is two UPDATEs on the hot path).
+                requeue = time.monotonic() - last_requeue >= self.REQUEUE_EVERY
+                if requeue:
+                    last_requeue = time.monotonic()
+                result = process(topics=self.topics, limit=self.limit, should_stop=self.stopping.is_set, requeue=requeue)
                 passes += 1
                 processed += result.claimed - result.released
                 if result.claimed or result.stuck_requeued or result.stuck_failed:
@@ -392,4 +418,4 @@ class Worker:
                 self.listener = None
 
 
-__all__ = ["PassResult", "backoff_seconds", "claim", "dispatch", "execute", "notify", "process", "release", "requeue_stuck", "Listener", "Worker"]
+__all__ = ["PassResult", "backoff_seconds", "claim", "dispatch", "execute", "process", "release", "requeue_stuck", "Listener", "Worker"]

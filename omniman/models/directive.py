@@ -51,11 +51,14 @@ class DirectiveManager(models.Manager):
 
 
 def _announce(directive: Directive) -> None:
-    """Wake ``--watch`` workers (on commit), and run ``DISPATCH_ON_COMMIT`` topics right after it."""
+    """Run ``DISPATCH_ON_COMMIT`` topics right after the enqueuing transaction commits.
+
+    ``--watch`` workers are woken by the database itself: on PostgreSQL an
+    ``AFTER INSERT`` trigger (migration 0002) sends ``NOTIFY omniman_directives``,
+    delivered when the transaction commits.
+    """
     from omniman import conf, engine
 
-    if directive.available_at <= timezone.now():
-        engine.notify(directive.topic)
     if directive.topic in (conf.get("DISPATCH_ON_COMMIT") or ()):
         transaction.on_commit(lambda: engine.dispatch(directive.pk))
 

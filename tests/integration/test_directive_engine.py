@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
-from django.db import transaction
+from django.db import connection, transaction
 from django.test import override_settings
 from django.utils import timezone
 
@@ -237,3 +237,43 @@ def test_abandon_stale_sessions():
     assert Session.objects.get(pk=fresh.pk).state == "open"
     # A handle freed by abandoning opens a new session.
     assert SessionService.open_session(stale.channel.code).state == "open"
+
+
+def test_done_and_the_next_start_are_fenced_each_on_its_own():
+    first, second, third = enqueue(n=3)
+    a, b, c = engine.claim(limit=3)
+    # The next one was taken away meanwhile (re-queued): the first is done, the next isn't stamped.
+    Directive.objects.filter(pk=b.pk).update(status="queued")
+    assert engine.execute(a, then=b) == "done"
+    assert b.started_at is None
+    assert Directive.objects.get(pk=b.pk).started_at is None
+    # The run itself was fenced out: nothing of it stays, the next one's stamp rolls back with it.
+    Directive.objects.filter(pk=c.pk).update(status="queued")
+    (c2,) = engine.claim(ids=[c.pk])
+    (b2,) = engine.claim(ids=[b.pk])
+    Directive.objects.filter(pk=c2.pk).update(attempts=5)
+    assert engine.execute(c2, then=b2) == "fenced"
+    assert Directive.objects.get(pk=b2.pk).started_at is None
+    assert engine.execute(b2) == "done"
+    assert sorted(Execution.objects.values_list("directive_id", flat=True)) == sorted([first.pk, second.pk])
+
+
+@pytest.mark.postgres
+def test_postgres_trigger_notifies_due_directives_on_commit():
+    import psycopg
+
+    settings = connection.settings_dict
+    listener = psycopg.connect(
+        dbname=settings["NAME"], user=settings["USER"], host=settings["HOST"] or None, port=settings["PORT"] or None, autocommit=True
+    )
+    try:
+        listener.execute("LISTEN omniman_directives")
+        with transaction.atomic():
+            Directive.objects.enqueue("test.record", {})
+            Directive.objects.enqueue("test.later", {}, available_at=timezone.now() + timedelta(hours=1))
+            assert list(listener.notifies(timeout=0.2, stop_after=1)) == []  # not before the commit
+        got = [n.payload for n in listener.notifies(timeout=2, stop_after=1)]
+        assert got == ["test.record"]
+        assert [n.payload for n in listener.notifies(timeout=0.3)] == []  # nothing for the future one
+    finally:
+        listener.close()

@@ -2,7 +2,7 @@
 
 Ceilings, counted as Django counts them (BEGIN, COMMIT and savepoints included),
 documented in docs/api/services.rst. Each directive enqueued with a dedupe key
-costs 3 statements, plus the ``pg_notify`` that wakes workers on PostgreSQL.
+costs 3 statements (the NOTIFY that wakes workers on PostgreSQL is sent by a trigger).
 ``modify_session`` (one check directive) ≤ 5 + one directive; ``commit`` (a
 price override, one post-commit directive, an auto transition, one
 ``on_enter`` directive) ≤ 18 + two directives.
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def per_directive() -> int:
-    return 4 if connection.vendor == "postgresql" else 3
+    return 3  # savepoint, insert, release (PostgreSQL's NOTIFY comes from a trigger, no round trip)
 
 
 def modify_ceiling() -> int:
