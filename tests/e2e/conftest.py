@@ -6,7 +6,7 @@ transactional database, with the checks dispatched in the request
 they wait for htmx to settle (no ``.htmx-request`` left) and then assert with
 Playwright's auto-waiting ``expect``.
 
-The browser is ``/usr/bin/chromium`` (never ``playwright install``); without it
+The browser is ``/usr/bin/chromium`` (never a browser that Playwright downloads itself); without it
 the tests are skipped with a reason. Screenshots (1024×768) go to
 ``$OMNIMAN_SCREENSHOTS`` (default ``.test-results/screenshots/``).
 """
