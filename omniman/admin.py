@@ -121,15 +121,9 @@ def qty_text(qty: Any) -> str:
 # -- who may do what ------------------------------------------------------------
 
 
-class ManagerAdmin(ModelAdmin):
-    """Managers view and edit; nobody else sees the model (the site refuses them anyway).
-
-    Permissions follow the manager role rather than per-model permissions, so
-    adding a user to the ``manager`` group is all it takes.
-    """
-
-    def has_module_permission(self, request):
-        return is_manager(request.user)
+class ManagerOnly:
+    """Permissions follow the manager role rather than per-model permissions,
+    so adding a user to the ``manager`` group is all it takes."""
 
     def has_view_permission(self, request, obj=None):
         return is_manager(request.user)
@@ -141,6 +135,26 @@ class ManagerAdmin(ModelAdmin):
         return is_manager(request.user)
 
     def has_delete_permission(self, request, obj=None):
+        return is_manager(request.user)
+
+
+class NoWrites:
+    """Nobody adds, changes or deletes here: only services write these rows."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class ManagerAdmin(ManagerOnly, ModelAdmin):
+    """Managers view and edit; nobody else sees the model (the site refuses them anyway)."""
+
+    def has_module_permission(self, request):
         return is_manager(request.user)
 
     def has_manage_permission(self, request, obj=None):
@@ -148,36 +162,15 @@ class ManagerAdmin(ModelAdmin):
         return is_manager(request.user)
 
 
-class ReadOnlyAdmin(ManagerAdmin):
+class ReadOnlyAdmin(NoWrites, ManagerAdmin):
     """Managers look; only services write."""
 
-    def has_add_permission(self, request, obj=None):
-        return False
 
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-class ManagerInline(TabularInline):
+class ManagerInline(ManagerOnly, TabularInline):
     """An editable inline of a ``ManagerAdmin``: managers only."""
 
-    def has_view_permission(self, request, obj=None):
-        return is_manager(request.user)
 
-    def has_add_permission(self, request, obj=None):
-        return is_manager(request.user)
-
-    def has_change_permission(self, request, obj=None):
-        return is_manager(request.user)
-
-    def has_delete_permission(self, request, obj=None):
-        return is_manager(request.user)
-
-
-class ReadOnlyInline(ManagerInline):
+class ReadOnlyInline(NoWrites, ManagerInline):
     """Rows a manager reads on their parent's page; nobody writes them here."""
 
     hide_title = True
@@ -185,15 +178,6 @@ class ReadOnlyInline(ManagerInline):
     max_num = 0
     can_delete = False
     show_change_link = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class ServiceActionsMixin:
