@@ -51,6 +51,19 @@ class OrderFlow:
     def can(self, current: str, new: str) -> bool:
         return new in self.allowed_from(current)
 
+    def path(self, start: str, goal: str) -> list[str] | None:
+        """The shortest list of steps from ``start`` to ``goal`` (``[]`` if already there, ``None`` if unreachable)."""
+        frontier, seen = [(start, [])], {start}
+        while frontier:
+            status, steps = frontier.pop(0)
+            if status == goal:
+                return steps
+            for nxt in self.allowed_from(status):
+                if nxt not in seen:
+                    seen.add(nxt)
+                    frontier.append((nxt, [*steps, nxt]))
+        return None
+
     @property
     def statuses(self) -> list[str]:
         """Every status the flow names, in first-mention order."""

@@ -58,24 +58,12 @@ def create_order_at(status: str = "new", channel: Channel | None = None, *, line
     session = create_session_at(channel, lines=lines)
     result = commit(session)
     order = Order.objects.get(ref=result["order_ref"])
-    for step in _path(channel, order.status, status):
+    steps = channel.order_flow.path(order.status, status)
+    if steps is None:
+        raise ValueError(f"{status!r} is not reachable from {order.status!r} in channel {channel.code}")
+    for step in steps:
         OrderService.transition(order.ref, step, actor=actor)
     return Order.objects.select_related("channel").get(pk=order.pk)
-
-
-def _path(channel: Channel, start: str, goal: str) -> list[str]:
-    flow = channel.order_flow
-    frontier = [(start, [])]
-    seen = {start}
-    while frontier:
-        status, path = frontier.pop(0)
-        if status == goal:
-            return path
-        for nxt in flow.allowed_from(status):
-            if nxt not in seen:
-                seen.add(nxt)
-                frontier.append((nxt, [*path, nxt]))
-    raise ValueError(f"{goal!r} is not reachable from {start!r} in channel {channel.code}")
 
 
 class DbState:

@@ -491,7 +491,7 @@ def close_table(request, channel_code, session_key):
                 raise ValidationError("round_not_sent", "Send or clear the current round before closing the table.")
             who = actor(request)
             for order in selectors.open_orders_of_handle(channel, session.handle_type, session.handle_ref):
-                for status in _path_to(order, "completed"):
+                for status in order.channel.order_flow.path(order.status, "completed") or []:
                     OrderService.transition(order.ref, status, actor=who, reason="table closed")
             if session.state == Session.State.OPEN:
                 SessionService.abandon_session(session.session_key, channel.code, actor=who)
@@ -500,17 +500,3 @@ def close_table(request, channel_code, session_key):
     messages.success(request, f"Table {session.handle_ref} closed.")
     url = reverse("pos:channel", args=[channel.code])
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
-
-
-def _path_to(order, goal: str) -> list[str]:
-    flow = order.channel.order_flow
-    frontier, seen = [(order.status, [])], {order.status}
-    while frontier:
-        status, path = frontier.pop(0)
-        if status == goal:
-            return path
-        for nxt in flow.allowed_from(status):
-            if nxt not in seen:
-                seen.add(nxt)
-                frontier.append((nxt, [*path, nxt]))
-    return []

@@ -58,3 +58,11 @@ def test_validate_order_flow_names_each_problem():
     assert validate_order_flow({"auto_transitions": {"on_create": "ready"}}) == [
         "order_flow.auto_transitions.on_create: 'new' cannot move to 'ready'"
     ]
+
+
+def test_path_is_the_shortest_walk_along_the_flow():
+    flow = build_order_flow(None)
+    assert flow.path("new", "new") == []
+    assert flow.path("new", "completed") == ["confirmed", "ready", "completed"]
+    assert flow.path("dispatched", "completed") == ["delivered", "completed"]
+    assert flow.path("completed", "new") is None  # terminal: nowhere to go
