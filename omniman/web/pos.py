@@ -128,20 +128,20 @@ def _rev_fields(request, session: Session):
     )
 
 
-def _page(request, session: Session, *, status: int = 200, **extra):
+def _grid(request) -> dict:
+    """The product grid: the categories and the products of the one shown (the first by default)."""
     catalog = get_catalog()
-    category = request.GET.get("category") or ""
     categories = catalog.list_categories()
-    if not category and categories:
-        category = categories[0].code
-    context = _context(
-        request,
-        session,
-        categories=categories,
-        category=category,
-        products=catalog.search("", category=category or None, limit=selectors.GRID_SIZE),
-        **extra,
-    )
+    category = request.GET.get("category") or (categories[0].code if categories else "")
+    return {
+        "categories": categories,
+        "category": category,
+        "products": catalog.search("", category=category or None, limit=selectors.GRID_SIZE),
+    }
+
+
+def _page(request, session: Session, *, status: int = 200, **extra):
+    context = _context(request, session, **_grid(request), **extra)
     return render(request, "pos/session.html", context, status=status)
 
 
@@ -163,15 +163,7 @@ def session_view(request, channel_code, session_key):
 
 
 def _page_partial_grid(request, session):
-    catalog = get_catalog()
-    category = request.GET.get("category") or ""
-    context = {
-        "session": session,
-        "channel": session.channel,
-        "category": category,
-        "categories": catalog.list_categories(),
-        "products": catalog.search("", category=category or None, limit=selectors.GRID_SIZE),
-    }
+    context = {"session": session, "channel": session.channel, **_grid(request)}
     return render(request, "pos/session.html#grid", context)
 
 

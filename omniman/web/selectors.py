@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Case, IntegerField, Q, Sum, Value, When
+from django.db.models import Case, IntegerField, Q, Value, When
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -150,35 +150,19 @@ def _charged(order: Order) -> int:
     return int(totals.get("total_q", order.total_q))
 
 
-def rounds_today(channel: Channel, handle_type: str, handle_ref: str) -> list[Order]:
-    """Orders of this handle (a table) created today, oldest first, with their items (two queries)."""
+def _handle_today(channel: Channel, handle_type: str, handle_ref: str):
+    """Orders of this handle (a table) created since local midnight, oldest first."""
     start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
-    return list(
-        Order.objects.filter(channel=channel, handle_type=handle_type, handle_ref=handle_ref, created_at__gte=start)
-        .prefetch_related("items")
-        .order_by("created_at", "id")
-    )
+    return Order.objects.filter(
+        channel=channel, handle_type=handle_type, handle_ref=handle_ref, created_at__gte=start
+    ).order_by("created_at", "id")
+
+
+def rounds_today(channel: Channel, handle_type: str, handle_ref: str) -> list[Order]:
+    """The table's rounds of today with their items (two queries)."""
+    return list(_handle_today(channel, handle_type, handle_ref).prefetch_related("items"))
 
 
 def open_orders_of_handle(channel: Channel, handle_type: str, handle_ref: str) -> list[Order]:
-    start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
-    terminal = channel.order_flow.terminal_statuses
-    return list(
-        Order.objects.filter(channel=channel, handle_type=handle_type, handle_ref=handle_ref, created_at__gte=start)
-        .exclude(status__in=terminal)
-        .order_by("created_at", "id")
-    )
-
-
-def due_check_directives(session: Session) -> list[int]:
-    """Ids of the queued check directives of the session's current rev."""
-    return list(
-        Directive.objects.filter(
-            status="queued", payload__session_key=session.session_key, payload__rev=session.rev
-        ).values_list("id", flat=True)
-    )
-
-
-def channel_summary(channel: Channel) -> dict[str, int]:
-    aggregate = Session.objects.filter(channel=channel, state=Session.State.OPEN).aggregate(total=Sum("total_q"))
-    return {"open_total_q": aggregate["total"] or 0}
+    """The table's orders of today not yet in a terminal status."""
+    return list(_handle_today(channel, handle_type, handle_ref).exclude(status__in=channel.order_flow.terminal_statuses))
