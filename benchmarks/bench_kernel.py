@@ -26,8 +26,9 @@ import django  # noqa: E402
 
 django.setup()
 
+from benchmarks.scratch import run_on_scratch_database  # noqa: E402
+
 from django.db import connection  # noqa: E402
-from django.test.utils import get_runner, setup_test_environment, teardown_test_environment  # noqa: E402
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "200"))
 
@@ -46,16 +47,7 @@ def summary(name, samples):
 
 
 def main() -> None:
-    from django.conf import settings
-
-    setup_test_environment()
-    runner = get_runner(settings)(verbosity=0, interactive=False)
-    old = runner.setup_databases()
-    try:
-        run()
-    finally:
-        runner.teardown_databases(old)
-        teardown_test_environment()
+    run_on_scratch_database(run)
 
 
 def run() -> None:

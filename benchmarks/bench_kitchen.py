@@ -21,9 +21,9 @@ import django  # noqa: E402
 
 django.setup()
 
-from django.conf import settings  # noqa: E402
+from benchmarks.scratch import run_on_scratch_database  # noqa: E402
+
 from django.db import connection  # noqa: E402
-from django.test.utils import get_runner, setup_test_environment, teardown_test_environment  # noqa: E402
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "200"))
 ORDERS = int(os.environ.get("BENCH_ORDERS", "200"))
@@ -85,14 +85,7 @@ def run():
 
 
 def main():
-    setup_test_environment()
-    runner = get_runner(settings)(verbosity=0, interactive=False)
-    old = runner.setup_databases()
-    try:
-        run()
-    finally:
-        runner.teardown_databases(old)
-        teardown_test_environment()
+    run_on_scratch_database(run)
 
 
 if __name__ == "__main__":

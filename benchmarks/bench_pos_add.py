@@ -40,8 +40,9 @@ import django  # noqa: E402
 
 django.setup()
 
+from benchmarks.scratch import run_on_scratch_database  # noqa: E402
+
 from django.db import connection  # noqa: E402
-from django.test.utils import get_runner, setup_test_environment, teardown_test_environment  # noqa: E402
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "200"))
 CATALOG = 5000
@@ -57,18 +58,9 @@ HX = {"HTTP_HX_REQUEST": "true"}
 
 
 def main() -> None:
-    from django.conf import settings
-
     if connection.vendor != "postgresql":
         sys.exit(f"bench_pos_add needs PostgreSQL (DATABASE_URL=postgres://…); this is {connection.vendor}.")
-    setup_test_environment(debug=False)
-    runner = get_runner(settings)(verbosity=0, interactive=False)
-    old = runner.setup_databases()
-    try:
-        run()
-    finally:
-        runner.teardown_databases(old)
-        teardown_test_environment()
+    run_on_scratch_database(run)
 
 
 def build_catalog() -> None:
