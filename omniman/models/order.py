@@ -114,26 +114,28 @@ class Order(models.Model):
     @classmethod
     def from_db(cls, db, field_names, values):
         instance = super().from_db(db, field_names, values)
-        instance._loaded = {
-            name: copy.deepcopy(getattr(instance, name))
-            for name in (*cls.IMMUTABLE_FIELDS, "status")
-            if name in instance.__dict__
-        }
+        # Only the status is remembered: loading an order (200 on a kitchen board) copies nothing.
+        instance._loaded_status = instance.__dict__.get("status")
         return instance
 
     def save(self, *args, **kwargs):
         if not self._state.adding:
-            loaded = getattr(self, "_loaded", None)
-            if loaded is None:
-                row = type(self).objects.filter(pk=self.pk).values(*self.IMMUTABLE_FIELDS, "status").first()
-                loaded = row or {}
-            changed = [name for name in self.IMMUTABLE_FIELDS if name in loaded and loaded[name] != getattr(self, name)]
+            update_fields = kwargs.get("update_fields")
+            if update_fields is not None:
+                # Only the listed columns are written: none of them may be an immutable one.
+                changed = sorted(set(update_fields) & {*self.IMMUTABLE_FIELDS, "channel"})
+            else:
+                # A full save writes every column: compare with the row (a rare path, one query).
+                row = type(self).objects.filter(pk=self.pk).values(*self.IMMUTABLE_FIELDS, "status").first() or {}
+                changed = [name for name in self.IMMUTABLE_FIELDS if name in row and row[name] != getattr(self, name)]
+                self._loaded_status = row.get("status", getattr(self, "_loaded_status", self.status))
             if changed:
                 raise OmnimanError("immutable", "An order's items, totals and snapshot never change", {"fields": changed})
-            if "status" in loaded and loaded["status"] != self.status and not getattr(self, "_transitioning", False):
+            loaded_status = getattr(self, "_loaded_status", self.status)
+            if loaded_status != self.status and not getattr(self, "_transitioning", False):
                 raise OmnimanError("immutable", "Order status moves only through OrderService.transition")
         super().save(*args, **kwargs)
-        self._loaded = {name: copy.deepcopy(getattr(self, name)) for name in (*self.IMMUTABLE_FIELDS, "status")}
+        self._loaded_status = self.status
 
     def delete(self, *args, **kwargs):
         raise OmnimanError("immutable", "Orders cannot be deleted")
@@ -184,7 +186,7 @@ class Order(models.Model):
         )
         for name in self.STATUS_FIELDS + ("updated_at",):
             setattr(self, name, getattr(fresh, name))
-        self._loaded = fresh._loaded
+        self._loaded_status = fresh.status
         return self
 
     def emit_event(self, type: str, *, actor: str = "system", payload: dict[str, Any] | None = None) -> OrderEvent:
