@@ -109,18 +109,22 @@ def requeue_stuck() -> tuple[int, int]:
     return requeued, failed
 
 
-def claim(*, topics: Iterable[str] | None = None, limit: int = 50, ids: Iterable[int] | None = None) -> list[Directive]:
+def claim(
+    *, topics: Iterable[str] | None = None, limit: int = 50, ids: Iterable[int] | None = None, start: bool = False
+) -> list[Directive]:
     """Mark up to ``limit`` due, queued rows of runnable topics ``running`` and return them.
 
     One ``UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED LIMIT n)
-    RETURNING …`` statement: its own short transaction.
+    RETURNING …`` statement: in autocommit it is its own transaction (no
+    ``BEGIN``/``COMMIT`` round trips). ``start`` stamps ``started_at`` in it
+    (a run that starts at once); otherwise each run stamps its own start.
     """
     runnable = _runnable_topics(topics)
     if not runnable or limit <= 0:
         return []
     table = Directive._meta.db_table
     now = timezone.now()
-    params: list = [Directive.Status.RUNNING, now, Directive.Status.QUEUED, now]
+    params: list = [Directive.Status.RUNNING, now if start else None, now, Directive.Status.QUEUED, now]
     topic_marks = ", ".join(["%s"] * len(runnable))
     params.extend(runnable)
     id_filter = ""
@@ -133,13 +137,12 @@ def claim(*, topics: Iterable[str] | None = None, limit: int = 50, ids: Iterable
     params.append(int(limit))
     lock = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
     sql = (
-        f"UPDATE {table} SET status = %s, attempts = attempts + 1, started_at = NULL, updated_at = %s "
+        f"UPDATE {table} SET status = %s, attempts = attempts + 1, started_at = %s, updated_at = %s "
         f"WHERE id IN (SELECT id FROM {table} WHERE status = %s AND available_at <= %s "
         f"AND topic IN ({topic_marks}){id_filter} ORDER BY available_at, id LIMIT %s{lock}) "
         f"RETURNING id, topic, payload, attempts, available_at, started_at, dedupe_key, created_at"
     )
-    with transaction.atomic():
-        claimed = list(Directive.objects.raw(sql, params))
+    claimed = list(Directive.objects.raw(sql, params))
     for directive in claimed:
         directive.status = Directive.Status.RUNNING
     claimed.sort(key=lambda d: (d.available_at, d.pk))
@@ -294,7 +297,7 @@ def dispatch(directive_id: int) -> str | None:
     recorded on the row and retried by cron or a worker.
     """
     try:
-        claimed = claim(ids=[directive_id], limit=1)
+        claimed = claim(ids=[directive_id], limit=1, start=True)
         if not claimed:
             return None
         return execute(claimed[0])

@@ -19,7 +19,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
-from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
+from django_htmx.http import HttpResponseClientRedirect, reswap, trigger_client_event
 
 from omniman import engine
 from omniman.contrib.catalog import get_catalog
@@ -197,19 +197,68 @@ def search(request, channel_code, session_key):
     return render(request, "pos/session.html#results", {"session": session, "channel": channel, "results": results, "query": query})
 
 
-def _respond(request, session: Session, *, event: str | None = None) -> HttpResponse:
-    """After a successful change: the fresh cart (HTMX) or a redirect to the page.
+def _respond(request, session: Session, *, event: str | None = None, before: Session | None = None) -> HttpResponse:
+    """After a successful change: what changed on the screen (HTMX) or a redirect to the page.
 
     The session is read again: checks dispatched on commit (``DISPATCH_ON_COMMIT``)
-    wrote their results after the service returned.
+    wrote their results after the service returned. Given the session as the
+    screen showed it (``before``, the rev the form carried), only the regions
+    that changed are sent (:func:`_delta`); otherwise the whole cart.
     """
     if not request.htmx:
         return redirect(_session_url(session))
     session = _session(session.channel, session.session_key)
-    response = _cart(request, session)
+    response = (before is not None and _delta(request, before, session)) or _cart(request, session)
     if event:
         trigger_client_event(response, event)
     return response
+
+
+# Above this many changed lines the whole cart is the smaller answer.
+DELTA_MAX_LINES = 10
+# Session data the cart shows outside the regions a delta swaps.
+_DELTA_DATA = ("checks", "issues", "totals")
+
+
+def _line_states(session: Session) -> dict[str, tuple]:
+    """Each line as the cart draws it: the stored line and whether an issue points at it."""
+    flagged = {issue.get("line_id") for issue in (session.data or {}).get("issues") or []}
+    return {line["line_id"]: (line, line["line_id"] in flagged) for line in session.lines}
+
+
+def _delta(request, before: Session, after: Session) -> HttpResponse | None:
+    """The regions a change touched, as out-of-band swaps; ``None`` when only the whole cart shows it right.
+
+    ``before`` is the session at the rev the screen showed (the service refused
+    any other), so the screen plus these swaps is exactly the cart at
+    ``after.rev``: the head (rev), issues, footer (totals, checks, commit) and
+    banner always, and the lines that changed, went or came. Untouched lines keep
+    their forms; ``static/js/app.js`` sends the head's rev with every cart form.
+    A change of line order, an empty cart on either side, or session data shown
+    elsewhere (customer, notes) takes the whole cart.
+    """
+    old, new = _line_states(before), _line_states(after)
+    if not old or not new:
+        return None
+    other = lambda s: {k: v for k, v in (s.data or {}).items() if k not in _DELTA_DATA}  # noqa: E731
+    if other(before) != other(after):
+        return None
+    kept = [line_id for line_id in new if line_id in old]
+    if kept != [line_id for line_id in old if line_id in new]:
+        return None
+    appended = [line_id for line_id in new if line_id not in old]
+    if list(new) != kept + appended:  # new lines only at the end
+        return None
+    changed = [line_id for line_id in kept if new[line_id] != old[line_id]]
+    removed = [line_id for line_id in old if line_id not in new]
+    if len(changed) + len(appended) + len(removed) > DELTA_MAX_LINES:
+        return None
+    context = _context(request, after, oob=True, removed=removed)
+    items = {item["line_id"]: item for item in context["screen"].items}
+    context["changed"] = [items[line_id] for line_id in changed]
+    context["appended"] = [items[line_id] for line_id in appended]
+    response = render(request, "pos/session.html#cart_delta", context)
+    return reswap(response, "none")  # everything in it is out of band
 
 
 def _failure(request, channel: Channel, session_key: str, error: OmnimanError, *, line_id: str = "") -> HttpResponse:
@@ -239,12 +288,13 @@ def _modify(request, channel_code, session_key, build_ops, *, event=None, line_i
         ops = build_ops(session)
         if (session.data or {}).get("parked"):
             ops = [*ops, {"op": "set_data", "path": "parked", "value": False}]  # resumed
+        before = session
         session = ModifyService.modify_session(
             session_key, channel.code, ops, ctx={"actor": actor(request)}, expected_rev=rev
         )
     except OmnimanError as exc:
         return _failure(request, channel, session_key, exc, line_id=line_id)
-    return _respond(request, session, event=event)
+    return _respond(request, session, event=event, before=before)
 
 
 def _text(request, name: str, *, limit: int = MAX_TEXT) -> str:

@@ -39,6 +39,16 @@
     }
   });
 
+  // A change answers with only the regions it touched (out-of-band swaps), so
+  // forms that were not swapped still hold the rev they were rendered at. The
+  // cart's head always holds the rev the whole screen shows: send that one.
+  document.body.addEventListener("htmx:configRequest", function (event) {
+    var params = event.detail && event.detail.parameters;
+    var head = document.getElementById("cart-head");
+    if (!params || !head || !head.dataset.rev || !event.detail.elt.closest("#cart")) { return; }
+    if (params.rev !== undefined && params.rev !== null) { params.rev = head.dataset.rev; }
+  });
+
   // Enter in the search box adds the first result (the form is the add form).
   // A failed request is never silent.
   var banner = function () { return document.getElementById("net-error"); };

@@ -75,6 +75,30 @@ def commit_button(page):
     return page.locator("#cart .btn-commit")
 
 
+def cart_as_shown(page) -> dict:
+    """What the cart shows and the rev its forms will send, read off the page."""
+    return page.evaluate(
+        """() => {
+            const cart = document.getElementById("cart");
+            const text = (sel) => Array.from(cart.querySelectorAll(sel), (el) => el.innerText.trim());
+            return {
+                head: text(".cart-head"), lines: text("li.line"), issues: text(".issue"),
+                totals: text(".totals"), checks: text(".check"),
+                commit: cart.querySelector(".btn-commit").disabled,
+                rev: document.getElementById("cart-head").dataset.rev,
+            };
+        }"""
+    )
+
+
+def assert_same_after_reload(page) -> None:
+    """The cart built by a run of out-of-band swaps is the cart a reload renders."""
+    swapped = cart_as_shown(page)
+    page.reload()
+    expect(page.locator("#cart")).to_be_visible()
+    assert cart_as_shown(page) == swapped
+
+
 def small_targets(page, selector: str) -> list[str]:
     """Visible elements matching ``selector`` smaller than TAP×TAP, as "label w×h"."""
     small = []
@@ -135,6 +159,7 @@ def test_table_7_round_from_grid_scan_qty_note_stock_issue_to_send(page, shot):
     expect(page.locator("#cart .check")).to_have_text("Stock: ok")
     expect(commit_button(page)).to_be_enabled()
     shot(page, "03-tab-several-lines")
+    assert_same_after_reload(page)  # each change above swapped only its regions
 
     small = small_targets(page, "#cart button, #cart summary, #cart a.edit-link, button.product, a.cat, .scan button, #pos-search")
     assert not small, f"touch targets under {TAP}px: {small}"
@@ -153,6 +178,7 @@ def test_table_7_round_from_grid_scan_qty_note_stock_issue_to_send(page, shot):
     expect(issue).to_contain_text("Grilled chicken: only 1 of 2 available.")
     expect(page.locator("#cart .check")).to_have_text("Stock: issues")
     expect(commit_button(page)).to_be_disabled()
+    assert_same_after_reload(page)
     shot(page, "04a-tab-stock-issue-as-shown")  # with five lines the issue is below the cart's fold
     issue.scroll_into_view_if_needed()
     shot(page, "04b-tab-stock-issue-scrolled")
