@@ -21,7 +21,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect, reswap, trigger_client_event
 
-from omniman import engine
+from omniman import conf, engine
 from omniman.contrib.catalog import get_catalog
 from omniman.exceptions import OmnimanError, ValidationError
 from omniman.models import Channel, Session
@@ -200,14 +200,15 @@ def search(request, channel_code, session_key):
 def _respond(request, session: Session, *, event: str | None = None, before: Session | None = None) -> HttpResponse:
     """After a successful change: what changed on the screen (HTMX) or a redirect to the page.
 
-    The session is read again: checks dispatched on commit (``DISPATCH_ON_COMMIT``)
+    With ``DISPATCH_ON_COMMIT`` the session is read again: the checks it ran
     wrote their results after the service returned. Given the session as the
     screen showed it (``before``, the rev the form carried), only the regions
     that changed are sent (:func:`_delta`); otherwise the whole cart.
     """
     if not request.htmx:
         return redirect(_session_url(session))
-    session = _session(session.channel, session.session_key)
+    if conf.get("DISPATCH_ON_COMMIT"):
+        session = _session(session.channel, session.session_key)
     response = (before is not None and _delta(request, before, session)) or _cart(request, session)
     if event:
         trigger_client_event(response, event)
