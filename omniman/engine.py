@@ -28,7 +28,9 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -287,6 +289,28 @@ def process(
         following = claimed[index + 1] if index + 1 < len(claimed) else None
         result.add(directive.pk, execute(directive, then=following))
     return result
+
+
+_dispatch_held: ContextVar[bool] = ContextVar("omniman_dispatch_held", default=False)
+
+
+@contextmanager
+def dispatch_held() -> Iterator[None]:
+    """Inside this block ``DISPATCH_ON_COMMIT`` runs nothing: what is enqueued stays queued.
+
+    For a caller that runs the directives itself a moment later — the POS
+    answers a change at once and the browser asks for the checks in a second
+    request — or leaves them to cron and workers.
+    """
+    token = _dispatch_held.set(True)
+    try:
+        yield
+    finally:
+        _dispatch_held.reset(token)
+
+
+def dispatch_is_held() -> bool:
+    return _dispatch_held.get()
 
 
 def dispatch(directive_id: int) -> str | None:

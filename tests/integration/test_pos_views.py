@@ -12,6 +12,7 @@ OrderEvents, directives), not only at status codes.
 from __future__ import annotations
 
 import io
+import json
 import re
 import uuid
 from datetime import timedelta
@@ -557,9 +558,11 @@ def test_search_results_partial(pos, query, expected):
     body = text(response)
     assert response.status_code == 200 and 'id="results"' in body and "<html" not in body
     assert "pos/session.html#results" in template_names(response)
-    first = re.search(r'class="result first">\s*<span class="name">([^<]+)</span>', body).group(1)
+    first = re.search(r'class="result first"[^>]*>\s*<span class="name">([^<]+)</span>', body).group(1)
     assert first == expected
+    # Without JavaScript a result submits the add form; with htmx it posts itself, the add form's fields included.
     assert 'form="add-form" name="sku"' in body
+    assert f'hx-post="{url("add", session)}" hx-include="#add-form"' in body
 
 
 def test_search_without_match_says_so_and_escapes_the_query(pos):
@@ -911,7 +914,7 @@ def test_check_now_runs_the_checks_in_process(pos, htmx):
     assert "Stock: pending…" in assert_page(pos.get(url("session", session)))
     response = act(pos, "check", session, htmx=htmx)
     if htmx:
-        body = assert_cart(response)
+        body = assert_changes(response)
         assert '<li class="check check-ok">Stock: ok</li>' in body
         assert "Check now" not in body
     else:
@@ -928,7 +931,7 @@ def test_check_now_runs_the_checks_in_process(pos, htmx):
 
 def test_check_now_reports_issues_with_their_action_buttons(pos):
     session = basket("counter", ("CHAI", 10), ("KOMBU", 1))  # 6 chai on hand, no kombucha
-    body = assert_cart(act(pos, "check", session))
+    body = assert_changes(act(pos, "check", session))
     assert '<li class="check check-issues">Stock: issues</li>' in body
     assert "Chai latte: only 6 of 10 available." in body and "Kombucha is out of stock." in body
     for label in ("Reduce to 6", "Remove line", "Replace with Iced tea", "Replace with Lemonade"):
@@ -950,7 +953,7 @@ def test_check_now_after_the_hold_expired_holds_again(pos):
     body = assert_cart(act(pos, "commit", session, {"idempotency_key": uuid.uuid4().hex}), 409)
     assert "The stock hold expired" in body
     before.assert_unchanged()
-    body = assert_cart(act(pos, "check", session))
+    body = assert_changes(act(pos, "check", session))
     assert "Stock: ok" in body
     assert fresh(session).data["checks"]["stock"]["expires_at"] > timezone.now().isoformat()
 
@@ -1017,11 +1020,11 @@ def test_many_lines_changed_at_once_answer_the_whole_cart(pos):
 
 def test_resolve_reduce_then_send(pos):
     session = basket("counter", ("CHAI", 10))
-    body = assert_cart(act(pos, "check", session))
+    body = assert_changes(act(pos, "check", session))
     response = press(pos, body, "Reduce to 6", htmx=True)
     assert_cart(response)
     assert fresh(session).lines[0]["qty"] == "6"
-    body = assert_cart(act(pos, "check", fresh(session)))
+    body = assert_changes(act(pos, "check", fresh(session)))
     assert "Stock: ok" in body
     response = press(pos, body, "Place order", htmx=True)
     assert response.status_code == 200 and response["HX-Redirect"]
@@ -1164,9 +1167,29 @@ def test_counter_commit_shows_ref_and_pickup_number_with_dispatch_on(pos):
         assert f"Order {order.ref} · pickup #{ticket}." in page
         nxt = Session.objects.get(channel__code="counter", state="open")
         assert location == url("session", nxt) and nxt.lines == []
-        # A fresh basket is ready: adding to it works at once.
-        assert_cart(act(pos, "add", nxt, {"sku": "CAP"}))
+        # A fresh basket is ready: adding to it works at once. With htmx the add is answered
+        # before its stock check runs, and the answer asks for the check (the browser's next request).
+        body = assert_cart(act(pos, "add", nxt, {"sku": "CAP"}))
+        assert "Stock: pending…" in body
+        follow = re.search(r'<span class="checks-follow" hidden hx-post="([^"]+)"[^>]*hx-vals=\'([^\']+)\'', body)
+        assert follow, body
+        vals = json.loads(follow.group(2))
+        assert vals == {"auto": "1", "rev": str(fresh(nxt).rev)}
+        body = assert_changes(pos.post(follow.group(1), vals, **HX))
+        assert "Stock: ok" in body and 'class="checks-follow"' not in body  # it never asks twice
         assert "Stock: ok" in assert_cart(pos.get(location, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="cart"))
+
+
+def test_a_follow_up_check_for_a_rev_that_moved_on_answers_204(pos):
+    session = basket("counter", "ESP")
+    old_rev = session.rev
+    other_screen_touches(session)
+    before = DbState(session)
+    response = pos.post(url("check", session), {"rev": old_rev, "auto": "1"}, **HX)
+    assert response.status_code == 204 and response.content == b""
+    before.assert_unchanged()
+    # The button ("Check now", not auto) on a stale screen is a conflict, as every other form.
+    assert STALE_BANNER in assert_cart(act(pos, "check", session), 409)
 
 
 # ======================================================================================
@@ -1370,14 +1393,16 @@ def test_stale_edit_of_a_line_removed_elsewhere_is_409(pos, name, data):
 
 def test_retry_with_the_fresh_rev_applies(pos):
     session = basket("counter", "ESP")
-    other_screen_touches(session)
-    body = assert_cart(act(pos, "add", session, {"sku": "CAP"}), 409)
-    # The swapped-in cart carries the add form the grid and search buttons submit, now with the fresh rev.
+    page = assert_page(pos.get(url("session", session)))
     parser = _Forms()
-    parser.feed(body)
-    add_form = parser.by_id["add-form"]
-    assert add_form["fields"]["rev"] == str(fresh(session).rev)
-    assert_changes(pos.post(add_form["action"], {**add_form["fields"], "sku": "CAP"}, **HX))
+    parser.feed(page)
+    add_form = parser.by_id["add-form"]  # outside the cart: the grid and the search box submit it
+    other_screen_touches(session)
+    body = assert_cart(pos.post(add_form["action"], {**add_form["fields"], "sku": "CAP"}, **HX), 409)
+    assert 'id="add-form"' not in body  # never swapped, so a queued scan is never dropped
+    # The swapped-in cart's head holds the fresh rev, which app.js sends with every session form.
+    assert shown_rev(body) == fresh(session).rev
+    assert_changes(pos.post(add_form["action"], {**add_form["fields"], "rev": shown_rev(body), "sku": "CAP"}, **HX))
     assert [li["sku"] for li in fresh(session).lines] == ["ESP", "CAP"]
 
 
@@ -1508,7 +1533,7 @@ def test_demo_screens(cafe_demo_client):
     assert "Pain au chocolat: only 2 of 3 available." in page
     body = assert_cart(press(client, page, "Replace with Croissant", htmx=True))
     assert "Croissant" in body and "Stock: pending…" in body
-    body = assert_cart(press(client, body, "Check now", htmx=True))
+    body = assert_changes(press(client, body, "Check now", htmx=True))
     assert "Stock: ok" in body
     response = press(client, body, "Place order", htmx=True)
     order = Order.objects.get(session_key=ana.session_key)
