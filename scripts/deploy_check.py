@@ -164,7 +164,10 @@ class DeployCheck:
                 raise CheckFailed(f"the refusal does not say {expected!r}:\n{result.stderr}")
 
     def collectstatic(self) -> None:
-        self.manage("collectstatic", "--noinput", env={**self.env, "DATABASE_URL": "sqlite:///:memory:"})
+        # As the Dockerfile's build step: a placeholder key, no hosts, a throw-away database.
+        build_env = {key: value for key, value in self.env.items() if key != "ALLOWED_HOSTS"}
+        build_env.update(SECRET_KEY="collectstatic-at-build-time-only", DATABASE_URL=f"sqlite:///{self.work / 'build.sqlite3'}")
+        self.manage("collectstatic", "--noinput", env=build_env)
         manifest = self.app / "staticfiles" / "staticfiles.json"
         if not manifest.exists():
             raise CheckFailed("collectstatic wrote no staticfiles.json (is the manifest storage on?)")

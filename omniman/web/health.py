@@ -11,7 +11,8 @@ that ``ALLOWED_HOSTS`` accepts. Four queries, whatever the volume:
   the oldest has waited, and how many have ``failed``.
 
 ``status`` is ``error`` (HTTP 503) when the database is unreachable or
-migrations are pending; ``degraded`` (HTTP 200: the web process is fine, the
+migrations are pending (then the checks after the failed one are left out);
+``degraded`` (HTTP 200: the web process is fine, the
 workers are not keeping up) when the oldest due directive has waited longer
 than ``OMNIMAN["HEALTH_DIRECTIVE_AGE_SECONDS"]``; ``ok`` (HTTP 200) otherwise.
 """
@@ -78,16 +79,14 @@ def health_report() -> dict[str, Any]:
         return {"status": ERROR, "checks": checks}
     try:
         checks["migrations"] = migrations_check()
+        if checks["migrations"]["pending"]:  # the directive table may not even exist yet
+            return {"status": ERROR, "checks": checks}
         checks["directives"] = directives_check()
     except DatabaseError as exc:  # the database went away between two queries
         checks["database"] = {"ok": False, "error": type(exc).__name__}
         return {"status": ERROR, "checks": checks}
-    if checks["migrations"]["pending"]:
-        status = ERROR
-    elif checks["directives"]["oldest_due_age_seconds"] > checks["directives"]["threshold_seconds"]:
-        status = DEGRADED
-    else:
-        status = OK
+    directives = checks["directives"]
+    status = DEGRADED if directives["oldest_due_age_seconds"] > directives["threshold_seconds"] else OK
     return {"status": status, "checks": checks}
 
 

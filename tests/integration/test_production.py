@@ -250,6 +250,7 @@ def test_healthz_error_when_migrations_are_pending(client, monkeypatch):
     assert response.status_code == 503
     body = response.json()
     assert body["status"] == "error" and body["checks"]["migrations"] == {"pending": 1}
+    assert body["checks"]["database"]["ok"] is True and "directives" not in body["checks"]
 
 
 def test_healthz_error_when_the_database_is_down(client, monkeypatch):
