@@ -230,6 +230,7 @@ def execute(directive: Directive, *, then: Directive | None = None) -> str:
             then.started_at = None  # the stamp rolled back with this run
         return _record_failure(directive, exc)
     directive.status = Directive.Status.DONE
+    logger.info("directive done", extra={"directive": directive.pk, "topic": directive.topic, "attempt": directive.attempts})
     return "done"
 
 
