@@ -146,8 +146,15 @@ def _page(request, session: Session, *, status: int = 200, **extra):
     return render(request, "pos/session.html", context, status=status)
 
 
+# The rev a cart answer shows: app.js drops an answer older than what the screen
+# already shows (a check that raced a change), so the screen only moves forward.
+REV_HEADER = "X-Omniman-Rev"
+
+
 def _cart(request, session: Session, *, status: int = 200, **extra) -> HttpResponse:
-    return render(request, "pos/session.html#cart", _context(request, session, **extra), status=status)
+    response = render(request, "pos/session.html#cart", _context(request, session, **extra), status=status)
+    response[REV_HEADER] = str(session.rev)
+    return response
 
 
 @require_GET
@@ -229,6 +236,13 @@ DELTA_MAX_LINES = 10
 _DELTA_DATA = ("checks", "issues", "totals")
 
 
+def _as_int(rev: str) -> int | None:
+    try:
+        return int(rev)
+    except (TypeError, ValueError):
+        return None
+
+
 def _line_states(session: Session) -> dict[str, tuple]:
     """Each line as the cart draws it: the stored line and whether an issue points at it."""
     flagged = {issue.get("line_id") for issue in (session.data or {}).get("issues") or []}
@@ -258,7 +272,9 @@ def _delta(request, before: Session, after: Session, **extra) -> HttpResponse | 
     appended = [line_id for line_id in new if line_id not in old]
     if list(new) != kept + appended:  # new lines only at the end
         return None
-    changed = [line_id for line_id in kept if new[line_id] != old[line_id]]
+    # A line with an issue mark on either side is sent again: a check answered in
+    # between (a follow-up racing this change) may have marked it on the screen.
+    changed = [line_id for line_id in kept if new[line_id] != old[line_id] or old[line_id][1] or new[line_id][1]]
     removed = [line_id for line_id in old if line_id not in new]
     if len(changed) + len(appended) + len(removed) > DELTA_MAX_LINES:
         return None
@@ -267,6 +283,7 @@ def _delta(request, before: Session, after: Session, **extra) -> HttpResponse | 
     context["changed"] = [items[line_id] for line_id in changed]
     context["appended"] = [items[line_id] for line_id in appended]
     response = render(request, "pos/session.html#cart_delta", context)
+    response[REV_HEADER] = str(after.rev)
     return reswap(response, "none")  # everything in it is out of band
 
 
@@ -460,17 +477,22 @@ def check_now(request, channel_code, session_key):
     newer change asks for its own checks, and never asks again.
     """
     channel = _channel(channel_code)
+    auto = request.POST.get("auto") == "1"
     try:
+        rev = _rev(request)
         before = _session(channel, session_key)
         with engine.dispatch_held():  # dispatched right below, once
-            directives = SessionService.recheck(session_key, channel.code, expected_rev=_rev(request))
+            directives = SessionService.recheck(session_key, channel.code, expected_rev=rev)
     except OmnimanError as exc:
-        if request.POST.get("auto") == "1" and exc.code in ("stale_rev", "already_committed", "abandoned"):
+        if auto and exc.code in ("stale_rev", "already_committed", "abandoned"):
             return HttpResponse(status=204)
         return _failure(request, channel, session_key, exc)
     for directive in directives:
         engine.dispatch(directive.pk)
-    return _respond(request, _session(channel, session_key), before=before)
+    after = _session(channel, session_key)
+    if auto and not (before.rev == after.rev == _as_int(rev)):
+        return HttpResponse(status=204)  # a change landed meanwhile: its own answer shows it
+    return _respond(request, after, before=before if before.rev == after.rev else None)
 
 
 @require_POST

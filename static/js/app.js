@@ -75,6 +75,18 @@
     window.htmx.ajax("POST", form.getAttribute("hx-post"), { source: form, values: { q: query } });
   });
 
+  // Answers carry the rev they show (X-Omniman-Rev). One older than the screen's
+  // (a follow-up check that raced a newer change) is dropped: the screen only
+  // moves forward, and the newer change asked for its own checks.
+  document.body.addEventListener("htmx:beforeSwap", function (event) {
+    var xhr = event.detail && event.detail.xhr;
+    var head = document.getElementById("cart-head");
+    var rev = xhr && xhr.getResponseHeader("X-Omniman-Rev");
+    if (rev && head && head.dataset.rev && Number(rev) < Number(head.dataset.rev)) {
+      event.detail.shouldSwap = false;
+    }
+  });
+
   // Without JavaScript, Enter in the search box submits the add form (its "q").
   // A failed request is never silent.
   var banner = function () { return document.getElementById("net-error"); };

@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,39 @@ def pytest_collection_modifyitems(config, items):
 
 
 # -- the server side ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def live_server(request):
+    """pytest-django's live server; on an in-memory SQLite database, one request at a time.
+
+    Django hands the live server the test's own SQLite connection when the
+    database is in memory, and a threaded server would run two requests'
+    transactions on that one connection at once (a browser sends a change and
+    its follow-up check together). Served one at a time, each request has the
+    connection to itself, as it has its own in production. On PostgreSQL (and
+    file SQLite) the server stays threaded: concurrent requests meet the real
+    row locks there.
+    """
+    from unittest import mock
+
+    from django.core.servers.basehttp import WSGIServer
+    from django.db import connections
+    from django.test.testcases import LiveServerThread
+    from pytest_django.live_server_helper import LiveServer
+
+    class SerialWSGIServer(WSGIServer):
+        def __init__(self, *args, connections_override=None, **kwargs):
+            super().__init__(*args, **kwargs)
+
+    addr = request.config.getvalue("liveserver") or os.getenv("DJANGO_LIVE_TEST_SERVER_ADDRESS") or "localhost"
+    shared = any(c.vendor == "sqlite" and c.is_in_memory_db() for c in connections.all())
+    with mock.patch.object(LiveServerThread, "server_class", SerialWSGIServer) if shared else nullcontext():
+        server = LiveServer(addr)  # starts the thread, which builds its server before this returns
+    yield server
+    server.stop()
+
+
 
 
 @pytest.fixture

@@ -207,6 +207,7 @@ def assert_cart(response, status: int = 200) -> str:
     assert 'id="cart"' in body
     assert "<html" not in body and 'id="grid"' not in body
     assert "pos/session.html#cart" in template_names(response)
+    assert response["X-Omniman-Rev"] == str(shown_rev(body))
     return body
 
 
@@ -224,6 +225,7 @@ def assert_changes(response) -> str:
     assert 'id="cart"' not in body and "<html" not in body
     for region in ("cart-banner", "cart-head", "cart-issues", "cart-foot"):
         assert re.search(rf'id="{region}"[^>]*hx-swap-oob="true"', body), region
+    assert response["X-Omniman-Rev"] == str(shown_rev(body))  # app.js drops an answer older than the screen
     return body
 
 
@@ -562,7 +564,9 @@ def test_search_results_partial(pos, query, expected):
     assert first == expected
     # Without JavaScript a result submits the add form; with htmx it posts itself, the add form's fields included.
     assert 'form="add-form" name="sku"' in body
-    assert f'hx-post="{url("add", session)}" hx-include="#add-form"' in body
+    # (its fields, not the search box: a scanner may be typing the next code; the query it answers is sent instead)
+    assert f'hx-post="{url("add", session)}" hx-include="#add-form input[type=hidden]"' in body
+    assert 'hx-vals=\'{"q": "%s"}\'' % query in body
 
 
 def test_search_without_match_says_so_and_escapes_the_query(pos):
@@ -1179,6 +1183,21 @@ def test_counter_commit_shows_ref_and_pickup_number_with_dispatch_on(pos):
         assert "Stock: ok" in body and 'class="checks-follow"' not in body  # it never asks twice
         assert "Stock: ok" in assert_cart(pos.get(location, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="cart"))
 
+
+def test_a_follow_up_check_overtaken_by_a_change_answers_204(pos, monkeypatch):
+    """The change landed while the checks ran: its own answer (and its own follow-up) shows the screen."""
+    session = basket("counter", "ESP")
+    dispatch = engine.dispatch
+
+    def dispatch_then_another_change(directive_id):
+        outcome = dispatch(directive_id)
+        other_screen_touches(session)
+        return outcome
+
+    monkeypatch.setattr(engine, "dispatch", dispatch_then_another_change)
+    response = pos.post(url("check", session), {"rev": session.rev, "auto": "1"}, **HX)
+    assert response.status_code == 204 and response.content == b""
+    assert Directive.objects.get(topic="stock.hold", payload__rev=session.rev).status == "done"  # the check itself ran
 
 def test_a_follow_up_check_for_a_rev_that_moved_on_answers_204(pos):
     session = basket("counter", "ESP")
