@@ -17,7 +17,9 @@ from functools import cache
 
 import pytest
 import schemathesis
+from django.core import signals
 from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
 from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
@@ -59,7 +61,20 @@ def rows(db) -> dict[str, str]:
 
 
 @pytest.fixture
-def manager_token(rows) -> str:
+def keep_connection():
+    """The WSGI app closes the database connection after each request; the test's transaction needs it open.
+
+    (Django's own test client does the same: ``close_old_connections`` is not run around its requests.)
+    """
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def manager_token(rows, keep_connection) -> str:
     from rest_framework.authtoken.models import Token
 
     return Token.objects.create(user=make_user("fuzzer", "manager")).key
