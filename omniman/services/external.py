@@ -47,7 +47,8 @@ def content_fingerprint(items: list[dict[str, Any]], data: dict[str, Any]) -> st
 def status_map(channel: Channel) -> dict[str, str]:
     """Platform status → the channel's status: ``config["ingestion"]["status_map"]`` over the identity of the flow's statuses."""
     mapping = {status: status for status in channel.order_flow.statuses}
-    configured = ((channel.config or {}).get("ingestion") or {}).get("status_map") or {}
+    ingestion = (channel.config or {}).get("ingestion")
+    configured = ingestion.get("status_map") if isinstance(ingestion, dict) else None
     if isinstance(configured, dict):
         mapping.update({str(k): str(v) for k, v in configured.items()})
     return mapping

@@ -245,3 +245,27 @@ def test_five_concurrent_deliveries_make_one_order():
     assert len({ref for _, (_, ref) in results}) == 1
     assert Order.objects.count() == 1 and Session.objects.count() == 1
     assert Order.objects.get().session_key == external_session_key("marketplace", "MKT-77")
+
+
+def test_the_admin_validates_the_ingestion_block():
+    from omniman.admin import channel_config_problems
+
+    assert channel_config_problems({"ingestion": {"signature_secret": "s", "status_map": {"picked_up": "dispatched"}}}) == []
+    assert channel_config_problems({"ingestion": "yes"}) == ["ingestion must be an object with signature_secret and/or status_map"]
+    problems = channel_config_problems(
+        {"ingestion": {"secret": "s", "signature_secret": 5, "status_map": {"gone": "teleported"}}}
+    )
+    assert problems == [
+        "ingestion: unknown key 'secret'",
+        "ingestion.signature_secret must be text",
+        "ingestion.status_map.gone: unknown status 'teleported'",
+    ]
+
+
+@pytest.mark.django_db
+def test_a_malformed_ingestion_block_never_breaks_the_channel(clients):
+    make_channel("odd", pricing_policy="external", config={"ingestion": ["not", "an", "object"]})
+    detail = clients["manager"].get("/api/channels/odd/")
+    assert detail.status_code == 200 and detail.json()["signed_ingestion"] is False
+    response = deliver(clients["manager"], url="/api/channels/odd/orders/")
+    assert response.status_code == 201
