@@ -5,7 +5,6 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from django.utils.text import format_lazy
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -47,9 +46,48 @@ def _expected_rev() -> serializers.IntegerField:
     )
 
 
-OP_HELP = format_lazy(
-    "One op: an object with an `op` ({}) and its fields (SPEC §3).", ", ".join(sorted(OPS))
-)
+_TEXT = {"type": "string"}
+LINE_FIELDS = {
+    "sku": {"type": "string", "maxLength": MAX_SKU_LENGTH},
+    "name": {"type": "string", "maxLength": MAX_NAME_LENGTH},
+    "qty": {
+        "oneOf": [{"type": "number"}, {"type": "string"}],
+        "description": "Positive, at most 3 decimal places (\"1.5\" or 1.5).",
+    },
+    "unit_price_q": {"type": "integer", "minimum": 0, "description": "Cents; required on external-pricing channels."},
+    "meta": {"type": "object", "additionalProperties": True},
+}
+ITEM_SCHEMA = {
+    "type": "object",
+    "required": ["sku", "qty"],
+    "properties": LINE_FIELDS,
+    "description": "An add_line op without its `op`.",
+}
+OP_SCHEMA = {
+    "type": "object",
+    "required": ["op"],
+    "properties": {
+        "op": {"type": "string", "enum": sorted(OPS)},
+        **LINE_FIELDS,
+        "line_id": _TEXT,
+        "from_line_id": _TEXT,
+        "into_line_id": _TEXT,
+        "path": {"type": "string", "description": "Dot-separated (set_data, set_line_meta)."},
+        "value": {"description": "Any JSON (set_data, set_line_meta)."},
+        "reason": {"type": "string", "description": "override_price (managers only)."},
+    },
+    "description": "One op and its fields; see the kernel's ops (docs: API Reference › Services).",
+}
+
+
+@extend_schema_field(OP_SCHEMA)
+class OpField(serializers.DictField):
+    """An op: checked for shape here, for meaning by the kernel (``unsupported_op``, ``missing_field``…)."""
+
+
+@extend_schema_field(ITEM_SCHEMA)
+class ItemField(serializers.DictField):
+    """An ``add_line`` op without its ``op``."""
 
 
 class SessionQuerySerializer(serializers.Serializer):
@@ -71,14 +109,14 @@ class OpenSessionRequestSerializer(serializers.Serializer):
         required=False, help_text=f"Free keys (customer, notes…); {', '.join(RESERVED_DATA_KEYS)} are reserved."
     )
     items = serializers.ListField(
-        child=serializers.DictField(), required=False, max_length=MAX_ITEMS,
+        child=ItemField(), required=False, max_length=MAX_ITEMS,
         help_text="add_line fields per item: the basket delivered at once (rev 1).",
     )
 
 
 class ModifyRequestSerializer(serializers.Serializer):
     channel_code = _channel_code()
-    ops = serializers.ListField(child=serializers.DictField(help_text=OP_HELP), min_length=1, max_length=MAX_OPS)
+    ops = serializers.ListField(child=OpField(), min_length=1, max_length=MAX_OPS)
     expected_rev = _expected_rev()
 
 
