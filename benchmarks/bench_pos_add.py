@@ -35,6 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 # One log line per add would be console time, not server time.
 os.environ.setdefault("LOG_LEVEL", "WARNING")
+# The test client speaks plain http: no redirect to https (DEBUG is off here).
+os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
 
 import django  # noqa: E402
 

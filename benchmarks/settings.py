@@ -15,6 +15,9 @@ os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/omnima
 # Persistent connections for every worker (db_worker calls close_old_connections()
 # around each task: with CONN_MAX_AGE=0 it would reconnect for every job).
 os.environ.setdefault("CONN_MAX_AGE", "600")
+# DEBUG is off here, so the workers' system checks want a real key and hosts (omniman.E003/E005).
+os.environ.setdefault("SECRET_KEY", "benchmarks-only-" + "q8Zr4Lm2Xv7Tn1Kp5Wc9Hd3Jf6Bg0Ys-benchmarks-only")
+os.environ.setdefault("ALLOWED_HOSTS", "localhost")
 
 from config.settings import *  # noqa: E402,F403
 from config.settings import DATABASES, INSTALLED_APPS, LOGGING  # noqa: E402

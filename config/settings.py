@@ -9,6 +9,7 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from django.templatetags.static import static
 
 from omniman.conf import DEFAULTS as OMNIMAN_DEFAULTS
 
@@ -41,12 +42,74 @@ def env_list(name: str, default: str = "") -> list[str]:
 
 DEBUG = env_bool("DEBUG")
 
-# Development default only. Refusing to start in production without a real
-# SECRET_KEY comes in a later issue (see omniman.checks).
-SECRET_KEY = os.environ.get("SECRET_KEY", "django-insecure-omniman-dev-key")
+# The development default: with DEBUG off the process refuses to start with it
+# (omniman.checks, omniman.E003), as with any key shorter than 50 characters.
+DEV_SECRET_KEY = "django-insecure-omniman-dev-key"
+SECRET_KEY = os.environ.get("SECRET_KEY") or DEV_SECRET_KEY
 
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1")
+# Development serves localhost; production names its hosts (empty refuses to start, omniman.E005).
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1" if DEBUG else "")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+
+# -- HTTPS and security headers (docs/deployment/production.rst) --------------------
+# On by default with DEBUG off; each one can be turned off by its variable.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+# A load balancer probes /healthz over plain http inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = True  # htmx sends the token from the page (hx-headers), never from the cookie
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
+# Preloading is a promise to the browsers' list that only the domain's owner can
+# make: off unless asked for, and Django's reminder about it (W021) silenced.
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD")
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+
+def proxy_ssl_header(value: str) -> tuple[str, str] | None:
+    """``X-Forwarded-Proto`` (or ``X-Forwarded-Proto,https``) as Django's ``SECURE_PROXY_SSL_HEADER``."""
+    if not value.strip():
+        return None
+    header, _, expected = value.partition(",")
+    name = header.strip().upper().replace("-", "_")
+    if not name.startswith("HTTP_"):
+        name = f"HTTP_{name}"
+    return (name, expected.strip() or "https")
+
+
+# Only behind a proxy that terminates TLS and always sets (or strips) this header.
+SECURE_PROXY_SSL_HEADER = proxy_ssl_header(os.environ.get("SECURE_PROXY_SSL_HEADER", ""))
+
+# Content-Security-Policy (omniman.web.csp): the same name and shape as Django
+# 6's setting. Every page of the operator app runs on static files only.
+SECURE_CSP = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'"],
+    "img-src": ["'self'", "data:"],
+    "font-src": ["'self'"],
+    "connect-src": ["'self'"],
+    "frame-ancestors": ["'none'"],
+    "base-uri": ["'self'"],
+    "form-action": ["'self'"],
+    "object-src": ["'none'"],
+}
+# The unfold admin needs more, under /admin/ only: Alpine.js evaluates its
+# x-data attributes (unsafe-eval) and unfold writes inline styles.
+SECURE_CSP_PATHS = {
+    "/admin/": {
+        "script-src": ["'self'", "'unsafe-eval'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "font-src": ["'self'", "data:"],
+    },
+}
+SECURE_CSP_REPORT_ONLY = env_bool("SECURE_CSP_REPORT_ONLY")
 
 INSTALLED_APPS = [
     # django-unfold (the manager review) must come before django.contrib.admin.
@@ -57,6 +120,8 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    # WhiteNoise serves the static files under runserver too, as in production.
+    "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_htmx",
     "template_partials",
@@ -77,6 +142,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "omniman.web.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -117,6 +184,8 @@ UNFOLD = {
     "SITE_URL": "/",
     "DASHBOARD_CALLBACK": "omniman.admin_dashboard.dashboard_callback",
     "LOGIN": {"form": "omniman.admin_site.ManagerLoginForm"},
+    # Behaviour of our own admin templates (confirmations): no inline handlers under the CSP.
+    "SCRIPTS": [lambda request: static("js/admin.js")],
     "SIDEBAR": {
         "show_search": True,
         "show_all_applications": True,
@@ -185,6 +254,8 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LOGIN_URL = "/accounts/login/"
+# Signing in without ?next= lands on the role home (/pos/, /kitchen/ or /admin/).
+LOGIN_REDIRECT_URL = "/"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
@@ -194,17 +265,35 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Production serves collected files with hashed names, compressed, cached forever.
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG
+            else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        )
+    },
+}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# LOG_FORMAT=json: one JSON object per line, with the records' extra fields
+# (session_key, order_ref, channel, actor…) as keys and secrets redacted.
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "plain").strip().lower()
+if LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be 'plain' or 'json', got {LOG_FORMAT!r}.")
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "plain": {"()": "omniman.logs.PlainFormatter", "format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "omniman.logs.JSONFormatter"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT},
     },
     "loggers": {
         "omniman": {
@@ -214,6 +303,9 @@ LOGGING = {
         },
     },
 }
+if not DEBUG:
+    # Django's own errors (django.request 500s…) in the same format; DEBUG has Django's console handler.
+    LOGGING["root"] = {"handlers": ["console"], "level": "WARNING"}
 
 
 def omniman_settings(defaults: dict) -> dict:

@@ -1,10 +1,11 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from omniman.web import views
+from omniman.web import health, views
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("healthz", health.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("pos/", include("omniman.web.urls")),

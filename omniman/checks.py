@@ -5,9 +5,17 @@ I9  SQLite is refused when ``DEBUG`` is off, unless
 I10 Outside that SQLite mode, the database must support row locks
     (``SELECT … FOR UPDATE``), ``SKIP LOCKED`` and JSON columns.
 
+Production settings (``DEBUG`` off) must be safe to serve with:
+
+E003 ``SECRET_KEY`` is missing, or is the development default.
+E004 ``SECRET_KEY`` is weak: shorter than 50 characters, fewer than 5
+     distinct characters, or a ``django-insecure-`` key.
+E005 ``ALLOWED_HOSTS`` is empty.
+
 Registered as Django system checks (``manage.py check``, ``runserver``,
-``migrate``) and enforced by ``config/wsgi.py`` through
-:func:`enforce_startup_checks`, since gunicorn runs no system checks.
+``migrate``) and enforced by ``config/wsgi.py`` and ``config/asgi.py`` through
+:func:`enforce_startup_checks`, since gunicorn runs no system checks. Every
+message says which variable to set.
 """
 
 from __future__ import annotations
@@ -66,6 +74,57 @@ def check_database(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     return errors
 
 
+SECRET_KEY_MIN_LENGTH = 50
+SECRET_KEY_MIN_UNIQUE = 5
+DEV_SECRET_KEY = "django-insecure-omniman-dev-key"
+GENERATE_KEY = (
+    'python -c "from django.core.management.utils import get_random_secret_key; print(get_random_secret_key())"'
+)
+
+
+@checks.register("omniman")
+def check_secret_key(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    if settings.DEBUG:
+        return []
+    key = getattr(settings, "SECRET_KEY", "") or ""
+    if not key or key == DEV_SECRET_KEY:
+        return [
+            checks.Error(
+                "SECRET_KEY is not set: the development default is in use and DEBUG is off.",
+                hint=f"Set the SECRET_KEY environment variable to {SECRET_KEY_MIN_LENGTH}+ random characters, "
+                f"e.g. the output of: {GENERATE_KEY}",
+                id="omniman.E003",
+            )
+        ]
+    if len(key) < SECRET_KEY_MIN_LENGTH or len(set(key)) < SECRET_KEY_MIN_UNIQUE or key.startswith("django-insecure-"):
+        return [
+            checks.Error(
+                f"SECRET_KEY is too weak ({len(key)} characters, {len(set(key))} distinct) and DEBUG is off.",
+                hint=f"Set the SECRET_KEY environment variable to at least {SECRET_KEY_MIN_LENGTH} random characters "
+                f"(not starting with 'django-insecure-'), e.g. the output of: {GENERATE_KEY}",
+                id="omniman.E004",
+            )
+        ]
+    return []
+
+
+@checks.register("omniman")
+def check_allowed_hosts(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    if settings.DEBUG or settings.ALLOWED_HOSTS:
+        return []
+    return [
+        checks.Error(
+            "ALLOWED_HOSTS is empty and DEBUG is off: every request would be refused.",
+            hint="Set the ALLOWED_HOSTS environment variable to the comma-separated host names this site "
+            "answers to, e.g. ALLOWED_HOSTS=orders.example.com (a load balancer's health probe must send one of them).",
+            id="omniman.E005",
+        )
+    ]
+
+
+STARTUP_CHECKS = (check_secret_key, check_allowed_hosts, check_database)
+
+
 def _supports_json(connection) -> bool:
     try:
         return bool(connection.features.supports_json_field)
@@ -75,7 +134,7 @@ def _supports_json(connection) -> bool:
 
 def enforce_startup_checks() -> None:
     """Raise ``ImproperlyConfigured`` with every failed check (for WSGI/ASGI entry points)."""
-    problems = [message for message in check_database() if message.is_serious()]
+    problems = [message for check in STARTUP_CHECKS for message in check() if message.is_serious()]
     if problems:
         raise ImproperlyConfigured(
             "Omniman refuses to start:\n"

@@ -22,6 +22,8 @@ DEFAULTS: dict[str, Any] = {
     "DIRECTIVE_STUCK_AFTER_SECONDS": 300,
     "ALLOW_SQLITE_IN_PRODUCTION": False,
     "DISPATCH_ON_COMMIT": [],
+    # /healthz reports "degraded" once the oldest due, queued directive has waited this long.
+    "HEALTH_DIRECTIVE_AGE_SECONDS": 300,
 }
 
 

@@ -28,7 +28,9 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -109,18 +111,22 @@ def requeue_stuck() -> tuple[int, int]:
     return requeued, failed
 
 
-def claim(*, topics: Iterable[str] | None = None, limit: int = 50, ids: Iterable[int] | None = None) -> list[Directive]:
+def claim(
+    *, topics: Iterable[str] | None = None, limit: int = 50, ids: Iterable[int] | None = None, start: bool = False
+) -> list[Directive]:
     """Mark up to ``limit`` due, queued rows of runnable topics ``running`` and return them.
 
     One ``UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED LIMIT n)
-    RETURNING …`` statement: its own short transaction.
+    RETURNING …`` statement: in autocommit it is its own transaction (no
+    ``BEGIN``/``COMMIT`` round trips). ``start`` stamps ``started_at`` in it
+    (a run that starts at once); otherwise each run stamps its own start.
     """
     runnable = _runnable_topics(topics)
     if not runnable or limit <= 0:
         return []
     table = Directive._meta.db_table
     now = timezone.now()
-    params: list = [Directive.Status.RUNNING, now, Directive.Status.QUEUED, now]
+    params: list = [Directive.Status.RUNNING, now if start else None, now, Directive.Status.QUEUED, now]
     topic_marks = ", ".join(["%s"] * len(runnable))
     params.extend(runnable)
     id_filter = ""
@@ -133,13 +139,12 @@ def claim(*, topics: Iterable[str] | None = None, limit: int = 50, ids: Iterable
     params.append(int(limit))
     lock = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
     sql = (
-        f"UPDATE {table} SET status = %s, attempts = attempts + 1, started_at = NULL, updated_at = %s "
+        f"UPDATE {table} SET status = %s, attempts = attempts + 1, started_at = %s, updated_at = %s "
         f"WHERE id IN (SELECT id FROM {table} WHERE status = %s AND available_at <= %s "
         f"AND topic IN ({topic_marks}){id_filter} ORDER BY available_at, id LIMIT %s{lock}) "
         f"RETURNING id, topic, payload, attempts, available_at, started_at, dedupe_key, created_at"
     )
-    with transaction.atomic():
-        claimed = list(Directive.objects.raw(sql, params))
+    claimed = list(Directive.objects.raw(sql, params))
     for directive in claimed:
         directive.status = Directive.Status.RUNNING
     claimed.sort(key=lambda d: (d.available_at, d.pk))
@@ -225,6 +230,7 @@ def execute(directive: Directive, *, then: Directive | None = None) -> str:
             then.started_at = None  # the stamp rolled back with this run
         return _record_failure(directive, exc)
     directive.status = Directive.Status.DONE
+    logger.info("directive done", extra={"directive": directive.pk, "topic": directive.topic, "attempt": directive.attempts})
     return "done"
 
 
@@ -286,6 +292,28 @@ def process(
     return result
 
 
+_dispatch_held: ContextVar[bool] = ContextVar("omniman_dispatch_held", default=False)
+
+
+@contextmanager
+def dispatch_held() -> Iterator[None]:
+    """Inside this block ``DISPATCH_ON_COMMIT`` runs nothing: what is enqueued stays queued.
+
+    For a caller that runs the directives itself a moment later — the POS
+    answers a change at once and the browser asks for the checks in a second
+    request — or leaves them to cron and workers.
+    """
+    token = _dispatch_held.set(True)
+    try:
+        yield
+    finally:
+        _dispatch_held.reset(token)
+
+
+def dispatch_is_held() -> bool:
+    return _dispatch_held.get()
+
+
 def dispatch(directive_id: int) -> str | None:
     """Run one directive now, through the same claim (for ``DISPATCH_ON_COMMIT``).
 
@@ -294,7 +322,7 @@ def dispatch(directive_id: int) -> str | None:
     recorded on the row and retried by cron or a worker.
     """
     try:
-        claimed = claim(ids=[directive_id], limit=1)
+        claimed = claim(ids=[directive_id], limit=1, start=True)
         if not claimed:
             return None
         return execute(claimed[0])

@@ -55,11 +55,12 @@ def _announce(directive: Directive) -> None:
 
     ``--watch`` workers are woken by the database itself: on PostgreSQL an
     ``AFTER INSERT`` trigger (migration 0002) sends ``NOTIFY omniman_directives``,
-    delivered when the transaction commits.
+    delivered when the transaction commits. Inside ``engine.dispatch_held()``
+    nothing is dispatched here.
     """
     from omniman import conf, engine
 
-    if directive.topic in (conf.get("DISPATCH_ON_COMMIT") or ()):
+    if directive.topic in (conf.get("DISPATCH_ON_COMMIT") or ()) and not engine.dispatch_is_held():
         transaction.on_commit(lambda: engine.dispatch(directive.pk))
 
 

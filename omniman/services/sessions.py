@@ -179,10 +179,22 @@ class ModifyService:
         With ``expected_rev``, a session that moved on since the caller read it
         raises ``SessionError("stale_rev")`` and nothing is applied.
         """
+        ctx = dict(ctx or {})
         session = lock_session(session_key, channel_code)
         require_open(session)
         require_rev(session, expected_rev)
-        return pipeline.modify(session, ops, ctx=dict(ctx or {}))
+        session = pipeline.modify(session, ops, ctx=ctx)
+        logger.info(
+            "session modified",
+            extra={
+                "session_key": session_key,
+                "channel": channel_code,
+                "actor": ctx.get("actor", "system"),
+                "rev": session.rev,
+                "ops": [op.get("op") for op in ops if isinstance(op, dict)],
+            },
+        )
+        return session
 
 
 def require_rev(session: Session, expected_rev: Any) -> None:
@@ -327,9 +339,18 @@ class ResolveService:
         action = next((a for a in issue.get("actions", []) if a.get("id") == action_id), None)
         if action is None:
             raise IssueResolveError("action_not_found", context={"issue_id": issue_id, "action_id": action_id})
+        log_extra = {
+            "session_key": session_key,
+            "channel": channel_code,
+            "actor": ctx.get("actor", "system"),
+            "issue": issue.get("code", ""),
+            "action": action_id,
+        }
         resolver = registry.get_issue_resolver(issue.get("source", ""))
         if resolver is None:
-            return pipeline.modify(session, action.get("ops") or [], ctx=ctx)
+            session = pipeline.modify(session, action.get("ops") or [], ctx=ctx)
+            logger.info("issue resolved", extra={**log_extra, "rev": session.rev})
+            return session
         try:
             resolved = resolver.resolve(session=session, issue=issue, action=action, ctx=ctx)
         except OmnimanError:
@@ -346,4 +367,5 @@ class ResolveService:
                 f"The {issue.get('source')!r} resolver did not return a Session.",
                 {"issue_id": issue_id, "action_id": action_id, "source": issue.get("source")},
             )
+        logger.info("issue resolved", extra={**log_extra, "rev": resolved.rev, "resolver": issue.get("source", "")})
         return resolved

@@ -8,6 +8,7 @@ non-HTMX POST redirects (post/redirect/get); an HTMX POST re-renders the cart.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from decimal import Decimal, InvalidOperation
 
 from django.contrib import messages
@@ -19,7 +20,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
-from django_htmx.http import HttpResponseClientRedirect, trigger_client_event
+from django_htmx.http import HttpResponseClientRedirect, reswap, trigger_client_event
 
 from omniman import engine
 from omniman.contrib.catalog import get_catalog
@@ -159,11 +160,11 @@ def session_view(request, channel_code, session_key):
         return _cart(request, session)
     if request.htmx and request.htmx.target == "grid":
         return _page_partial_grid(request, session)
-    return _page(request, session)
+    return _page(request, session, follow_checks=True)  # checks still pending run as the screen opens
 
 
 def _page_partial_grid(request, session):
-    context = {"session": session, "channel": session.channel, **_grid(request)}
+    context = {"session": session, "channel": session.channel, "base": _session_url(session), **_grid(request)}
     return render(request, "pos/session.html#grid", context)
 
 
@@ -194,22 +195,79 @@ def search(request, channel_code, session_key):
     session = _session(channel, session_key)
     query = request.GET.get("q", "").strip()[:64]
     results = get_catalog().search(query, limit=selectors.SEARCH_SIZE) if query else []
-    return render(request, "pos/session.html#results", {"session": session, "channel": channel, "results": results, "query": query})
+    context = {"session": session, "channel": channel, "base": _session_url(session), "results": results, "query": query}
+    return render(request, "pos/session.html#results", context)
 
 
-def _respond(request, session: Session, *, event: str | None = None) -> HttpResponse:
-    """After a successful change: the fresh cart (HTMX) or a redirect to the page.
+def _respond(
+    request, session: Session, *, event: str | None = None, event_detail: dict | None = None, before: Session | None = None, **extra
+) -> HttpResponse:
+    """After a successful change: what changed on the screen (HTMX) or a redirect to the page.
 
-    The session is read again: checks dispatched on commit (``DISPATCH_ON_COMMIT``)
-    wrote their results after the service returned.
+    Given the session as the screen showed it (``before``, the rev the form
+    carried), only the regions that changed are sent (:func:`_delta`);
+    otherwise the whole cart.
     """
     if not request.htmx:
         return redirect(_session_url(session))
-    session = _session(session.channel, session.session_key)
-    response = _cart(request, session)
+    response = (before is not None and _delta(request, before, session, **extra)) or _cart(request, session, **extra)
     if event:
-        trigger_client_event(response, event)
+        trigger_client_event(response, event, event_detail or {})
     return response
+
+
+def _checks_follow(request):
+    """With HTMX a change answers before its checks run: ``DISPATCH_ON_COMMIT`` is held, and the
+    answer's footer asks for the checks in a second request (``follow_checks``). Without
+    JavaScript the checks run in the request, as configured, before the redirect."""
+    return engine.dispatch_held() if request.htmx else nullcontext()
+
+
+# Above this many changed lines the whole cart is the smaller answer.
+DELTA_MAX_LINES = 10
+# Session data the cart shows outside the regions a delta swaps.
+_DELTA_DATA = ("checks", "issues", "totals")
+
+
+def _line_states(session: Session) -> dict[str, tuple]:
+    """Each line as the cart draws it: the stored line and whether an issue points at it."""
+    flagged = {issue.get("line_id") for issue in (session.data or {}).get("issues") or []}
+    return {line["line_id"]: (line, line["line_id"] in flagged) for line in session.lines}
+
+
+def _delta(request, before: Session, after: Session, **extra) -> HttpResponse | None:
+    """The regions a change touched, as out-of-band swaps; ``None`` when only the whole cart shows it right.
+
+    ``before`` is the session at the rev the screen showed (the service refused
+    any other), so the screen plus these swaps is exactly the cart at
+    ``after.rev``: the head (rev), issues, footer (totals, checks, commit) and
+    banner always, and the lines that changed, went or came. Untouched lines keep
+    their forms; ``static/js/app.js`` sends the head's rev with every cart form.
+    A change of line order, an empty cart on either side, or session data shown
+    elsewhere (customer, notes) takes the whole cart.
+    """
+    old, new = _line_states(before), _line_states(after)
+    if not old or not new:
+        return None
+    other = lambda s: {k: v for k, v in (s.data or {}).items() if k not in _DELTA_DATA}  # noqa: E731
+    if other(before) != other(after):
+        return None
+    kept = [line_id for line_id in new if line_id in old]
+    if kept != [line_id for line_id in old if line_id in new]:
+        return None
+    appended = [line_id for line_id in new if line_id not in old]
+    if list(new) != kept + appended:  # new lines only at the end
+        return None
+    changed = [line_id for line_id in kept if new[line_id] != old[line_id]]
+    removed = [line_id for line_id in old if line_id not in new]
+    if len(changed) + len(appended) + len(removed) > DELTA_MAX_LINES:
+        return None
+    context = _context(request, after, oob=True, removed=removed, **extra)
+    items = {item["line_id"]: item for item in context["screen"].items}
+    context["changed"] = [items[line_id] for line_id in changed]
+    context["appended"] = [items[line_id] for line_id in appended]
+    response = render(request, "pos/session.html#cart_delta", context)
+    return reswap(response, "none")  # everything in it is out of band
 
 
 def _failure(request, channel: Channel, session_key: str, error: OmnimanError, *, line_id: str = "") -> HttpResponse:
@@ -230,7 +288,7 @@ def _rev(request) -> str:
     return rev
 
 
-def _modify(request, channel_code, session_key, build_ops, *, event=None, line_id=""):
+def _modify(request, channel_code, session_key, build_ops, *, event=None, event_detail=None, line_id=""):
     channel = _channel(channel_code)
     try:
         rev = _rev(request)
@@ -239,12 +297,14 @@ def _modify(request, channel_code, session_key, build_ops, *, event=None, line_i
         ops = build_ops(session)
         if (session.data or {}).get("parked"):
             ops = [*ops, {"op": "set_data", "path": "parked", "value": False}]  # resumed
-        session = ModifyService.modify_session(
-            session_key, channel.code, ops, ctx={"actor": actor(request)}, expected_rev=rev
-        )
+        before = session
+        with _checks_follow(request):
+            session = ModifyService.modify_session(
+                session_key, channel.code, ops, ctx={"actor": actor(request)}, expected_rev=rev
+            )
     except OmnimanError as exc:
         return _failure(request, channel, session_key, exc, line_id=line_id)
-    return _respond(request, session, event=event)
+    return _respond(request, session, event=event, event_detail=event_detail, before=before, follow_checks=True)
 
 
 def _text(request, name: str, *, limit: int = MAX_TEXT) -> str:
@@ -280,7 +340,9 @@ def add_item(request, channel_code, session_key):
             op["meta"] = {"station": item.station}
         return [op]
 
-    return _modify(request, channel_code, session_key, ops, event="pos:added")
+    # The search box is cleared only if it still holds what was added (a scanner may already type the next code).
+    detail = {"q": request.POST.get("q", "")}
+    return _modify(request, channel_code, session_key, ops, event="pos:added", event_detail=detail)
 
 
 def _find_line(session: Session, line_id: str) -> dict:
@@ -374,31 +436,41 @@ def customer(request, channel_code, session_key):
 def resolve(request, channel_code, session_key):
     channel = _channel(channel_code)
     try:
-        session = ResolveService.resolve(
-            session_key,
-            channel.code,
-            issue_id=request.POST.get("issue_id", ""),
-            action_id=request.POST.get("action_id", ""),
-            ctx={"actor": actor(request)},
-            expected_rev=_rev(request),
-        )
+        with _checks_follow(request):
+            session = ResolveService.resolve(
+                session_key,
+                channel.code,
+                issue_id=request.POST.get("issue_id", ""),
+                action_id=request.POST.get("action_id", ""),
+                ctx={"actor": actor(request)},
+                expected_rev=_rev(request),
+            )
     except OmnimanError as exc:
         return _failure(request, channel, session_key, exc)
-    return _respond(request, session)
+    return _respond(request, session, follow_checks=True)
 
 
 @require_POST
 @pos_required
 def check_now(request, channel_code, session_key):
-    """Run the session's checks here and now: enqueue them for the current rev (if not queued) and dispatch."""
+    """Run the session's checks here and now: enqueue them for the current rev (if not queued) and dispatch.
+
+    The "Check now" button, and the request a change's answer makes by itself
+    (``auto=1``): that one answers 204 when the session moved on, since the
+    newer change asks for its own checks, and never asks again.
+    """
     channel = _channel(channel_code)
     try:
-        directives = SessionService.recheck(session_key, channel.code, expected_rev=_rev(request))
+        before = _session(channel, session_key)
+        with engine.dispatch_held():  # dispatched right below, once
+            directives = SessionService.recheck(session_key, channel.code, expected_rev=_rev(request))
     except OmnimanError as exc:
+        if request.POST.get("auto") == "1" and exc.code in ("stale_rev", "already_committed", "abandoned"):
+            return HttpResponse(status=204)
         return _failure(request, channel, session_key, exc)
     for directive in directives:
         engine.dispatch(directive.pk)
-    return _respond(request, _session(channel, session_key))
+    return _respond(request, _session(channel, session_key), before=before)
 
 
 @require_POST

@@ -14,7 +14,7 @@ from django.db.models import Case, IntegerField, Q, Value, When
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from omniman.models import Channel, Directive, Order, Session
+from omniman.models import Channel, Order, Session
 
 GRID_SIZE = 48
 SEARCH_SIZE = 12
@@ -56,7 +56,6 @@ class CheckState:
     code: str
     label: str
     state: str  # "pending" | "ok" | "issues" | "expired"
-    queued: bool = False
 
 
 @dataclass
@@ -99,15 +98,6 @@ def session_screen(session: Session, *, with_rounds: bool = True) -> SessionScre
     stored_checks = data.get("checks") or {}
     issues = list(data.get("issues") or [])
     now = timezone.now()
-    queued_topics = set()
-    if channel.required_checks and session.state == Session.State.OPEN:
-        queued_topics = set(
-            Directive.objects.filter(
-                status__in=("queued", "running"),
-                payload__session_key=session.session_key,
-                payload__rev=session.rev,
-            ).values_list("payload__check_code", flat=True)
-        )
     checks = []
     for code in channel.required_checks:
         check = stored_checks.get(code)
@@ -119,7 +109,7 @@ def session_screen(session: Session, *, with_rounds: bool = True) -> SessionScre
             state = "issues"
         else:
             state = "ok"
-        checks.append(CheckState(code=code, label=channel.check_label(code), state=state, queued=code in queued_topics))
+        checks.append(CheckState(code=code, label=channel.check_label(code), state=state))
     blocking = any(i.get("severity", "blocking") == "blocking" for i in issues)
     ready = all(c.state in ("ok", "issues") for c in checks)
     totals = dict(data.get("totals") or {})

@@ -18,10 +18,15 @@
     }
   });
 
-  // An item was added: clear the search box, drop the results, keep the focus there.
-  document.body.addEventListener("pos:added", function () {
+  // An item was added from the search results: clear the search box, drop the
+  // results, keep the focus there. Only if the box still holds the text that
+  // was searched: a grid tile leaves it alone, and a scanner may already be
+  // typing the next code (Enter empties the box itself, below).
+  document.body.addEventListener("pos:added", function (event) {
     var box = search();
     if (!box) { return; }
+    var added = event.detail && event.detail.q;
+    if (!added || box.value !== added) { return; }
     // A search for the scanned text may still be in flight: its results must not come back.
     if (window.htmx) { window.htmx.trigger(box, "htmx:abort"); }
     box.value = "";
@@ -39,7 +44,38 @@
     }
   });
 
-  // Enter in the search box adds the first result (the form is the add form).
+  // A change answers with only the regions it touched (out-of-band swaps), so
+  // forms that were not swapped (and the add form, outside the cart) still hold
+  // the rev they were rendered at. The cart's head always holds the rev the
+  // whole screen shows: every session form sends that one. Changes wait for
+  // each other (hx-sync queue), so this is read when the request really leaves.
+  document.body.addEventListener("htmx:configRequest", function (event) {
+    var params = event.detail && event.detail.parameters;
+    var head = document.getElementById("cart-head");
+    if (!params || !head || !head.dataset.rev) { return; }
+    if (params.rev !== undefined && params.rev !== null) { params.rev = head.dataset.rev; }
+  });
+
+  // Enter in the search box adds the first match of what was typed or scanned.
+  // The box is emptied at once, its text sent with the request: a scanner can
+  // type the next code while this one is on its way (the add waits its turn in
+  // the queue, and a queued request would read the box only when it leaves).
+  document.addEventListener("keydown", function (event) {
+    var box = search();
+    var form = document.getElementById("add-form");
+    if (event.key !== "Enter" || event.target !== box || !form || !window.htmx) { return; }
+    var query = box.value.trim();
+    if (!query) { return; }  // the form's own submit answers "pick a product"
+    event.preventDefault();
+    window.htmx.trigger(box, "htmx:abort");
+    box.value = "";
+    var results = document.getElementById("results");
+    if (results) { results.innerHTML = ""; }
+    // Target and swap come from the form when the request leaves (the cart may be swapped meanwhile).
+    window.htmx.ajax("POST", form.getAttribute("hx-post"), { source: form, values: { q: query } });
+  });
+
+  // Without JavaScript, Enter in the search box submits the add form (its "q").
   // A failed request is never silent.
   var banner = function () { return document.getElementById("net-error"); };
   document.body.addEventListener("htmx:sendError", function () { if (banner()) { banner().hidden = false; } });

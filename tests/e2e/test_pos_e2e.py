@@ -75,6 +75,30 @@ def commit_button(page):
     return page.locator("#cart .btn-commit")
 
 
+def cart_as_shown(page) -> dict:
+    """What the cart shows and the rev its forms will send, read off the page."""
+    return page.evaluate(
+        """() => {
+            const cart = document.getElementById("cart");
+            const text = (sel) => Array.from(cart.querySelectorAll(sel), (el) => el.innerText.trim());
+            return {
+                head: text(".cart-head"), lines: text("li.line"), issues: text(".issue"),
+                totals: text(".totals"), checks: text(".check"),
+                commit: cart.querySelector(".btn-commit").disabled,
+                rev: document.getElementById("cart-head").dataset.rev,
+            };
+        }"""
+    )
+
+
+def assert_same_after_reload(page) -> None:
+    """The cart built by a run of out-of-band swaps is the cart a reload renders."""
+    swapped = cart_as_shown(page)
+    page.reload()
+    expect(page.locator("#cart")).to_be_visible()
+    assert cart_as_shown(page) == swapped
+
+
 def small_targets(page, selector: str) -> list[str]:
     """Visible elements matching ``selector`` smaller than TAP×TAP, as "label w×h"."""
     small = []
@@ -135,6 +159,7 @@ def test_table_7_round_from_grid_scan_qty_note_stock_issue_to_send(page, shot):
     expect(page.locator("#cart .check")).to_have_text("Stock: ok")
     expect(commit_button(page)).to_be_enabled()
     shot(page, "03-tab-several-lines")
+    assert_same_after_reload(page)  # each change above swapped only its regions
 
     small = small_targets(page, "#cart button, #cart summary, #cart a.edit-link, button.product, a.cat, .scan button, #pos-search")
     assert not small, f"touch targets under {TAP}px: {small}"
@@ -153,6 +178,7 @@ def test_table_7_round_from_grid_scan_qty_note_stock_issue_to_send(page, shot):
     expect(issue).to_contain_text("Grilled chicken: only 1 of 2 available.")
     expect(page.locator("#cart .check")).to_have_text("Stock: issues")
     expect(commit_button(page)).to_be_disabled()
+    assert_same_after_reload(page)
     shot(page, "04a-tab-stock-issue-as-shown")  # with five lines the issue is below the cart's fold
     issue.scroll_into_view_if_needed()
     shot(page, "04b-tab-stock-issue-scrolled")
@@ -207,10 +233,14 @@ def test_scan_leaves_no_results_when_the_search_answers_after_the_add(page):
 
     page.route(searches, hold)
 
-    search.fill("7890000000233")
-    search.press("Enter")
+    search.fill("7890000000233")  # its search leaves 150 ms after the typing stops
+    search.press("Enter")  # the add leaves at once, the box is emptied
     expect(line(page, "Burger")).to_have_count(1)
     expect(search).to_have_value("")
+    for _ in range(100):  # the debounced search, now held back by the route
+        if held:
+            break
+        page.wait_for_timeout(20)
     assert held, "the search box sent no search"
     for route in held:
         route.continue_()
@@ -220,6 +250,27 @@ def test_scan_leaves_no_results_when_the_search_answers_after_the_add(page):
     expect(search).to_have_value("")
     assert page.locator("#results .result").count() == 0, page.locator("#results").inner_text()
 
+
+
+def test_rapid_taps_and_scans_are_all_added_in_order(page):
+    """Taps and scans faster than the server answers: each waits for the one before, none is lost or refused."""
+    key = new_basket(page, "counter")
+    adds = []
+    page.on("response", lambda r: adds.append(r.status) if r.url.endswith("/add/") else None)
+    for sku in ("ESP", "CAP", "LATTE"):
+        page.click(f'button.product[value="{sku}"]')  # no waiting between taps
+    search = page.locator("#pos-search")
+    for code in ("7890000000233", "7890000000042"):  # a burger and a cappuccino, scanned back to back
+        search.press_sequentially(code)
+        search.press("Enter")
+    expect(lines(page)).to_have_count(5)
+    settle(page)
+    assert db_skus(key) == [("ESP", "1"), ("CAP", "1"), ("LATTE", "1"), ("BURG", "1"), ("CAP", "1")]
+    assert adds == [200] * 5, adds
+    expect(page.locator("#cart .banner")).to_have_count(0)
+    expect(search).to_have_value("")
+    expect(page.locator("#cart .check")).to_have_text("Stock: ok")  # the follow-up check of the last rev
+    assert_same_after_reload(page)
 
 # -- 2. two screens on the same tab ---------------------------------------------------------
 

@@ -11,6 +11,11 @@ The examples document the kernel alone: each page starts with an empty
 extension registry (whatever apps registered in ``ready()`` is set aside and
 restored afterwards), so a page registers the modifiers, validators, handlers
 and resolvers it talks about.
+
+A page that walks through the installed project instead (the tutorial runs
+``seed_demo`` and the contrib apps' handlers) says so with the comment line
+``.. docs-test: installed-registry``: it starts with the registrations the
+apps made in ``ready()``, as ``manage.py shell`` does.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ DOCS = REPO / "docs"
 
 DIRECTIVE = re.compile(r"^(?P<indent>[ \t]*)\.\.[ \t]+code-block::[ \t]*(?P<language>\S*)[ \t]*$")
 OPTION = re.compile(r"^:(?P<name>[A-Za-z0-9_-]+):(?:[ \t]+(?P<value>.*))?$")
+INSTALLED_REGISTRY = re.compile(r"^\.\.[ \t]+docs-test:[ \t]+installed-registry[ \t]*$", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,11 @@ def python_blocks(path: Path) -> list[Block]:
             )
         )
     return blocks
+
+
+def uses_installed_registry(path: Path) -> bool:
+    """The page asks to run with the apps' registrations (``.. docs-test: installed-registry``)."""
+    return bool(INSTALLED_REGISTRY.search(path.read_text(encoding="utf-8")))
 
 
 def pages_with_examples() -> list[Path]:
@@ -141,6 +152,13 @@ def test_the_parser_reads_options_and_bodies(tmp_path):
     assert blocks[2].source == "y = x + 1\n\nassert y == 2"
 
 
+def test_the_installed_registry_marker(tmp_path):
+    marked, plain = tmp_path / "marked.rst", tmp_path / "plain.rst"
+    marked.write_text("Title\n=====\n\n.. docs-test: installed-registry\n\nText.\n")
+    plain.write_text("Title\n=====\n\nMentions ``.. docs-test: installed-registry`` in a sentence.\n")
+    assert uses_installed_registry(marked) and not uses_installed_registry(plain)
+
+
 @pytest.fixture
 def bare_registry(request):
     """A clean registry for one page; the previous registrations come back afterwards."""
@@ -151,7 +169,7 @@ def bare_registry(request):
     saved = registry.snapshot()
     registry.clear()
     try:
-        yield
+        yield saved
     finally:
         registry.restore(saved)
 
@@ -160,6 +178,8 @@ def bare_registry(request):
 @pytest.mark.parametrize("page", pages_with_examples(), ids=lambda page: page.relative_to(DOCS).as_posix())
 def test_python_examples_run(page: Path, bare_registry):
     relative = page.relative_to(REPO).as_posix()
+    if uses_installed_registry(page):
+        registry.restore(bare_registry)  # the apps' registrations, as ready() left them
     namespace: dict = {"__name__": f"docs_example_{page.stem.replace('-', '_')}"}
     for block in python_blocks(page):
         if not block.runs:

@@ -12,6 +12,7 @@ OrderEvents, directives), not only at status codes.
 from __future__ import annotations
 
 import io
+import json
 import re
 import uuid
 from datetime import timedelta
@@ -35,7 +36,8 @@ from omniman.contrib.demo.management.commands.seed_demo import CHANNELS
 from omniman.contrib.demo.menu import ALTERNATIVES, CATEGORIES, PRODUCTS
 from omniman.contrib.stock.models import StockLevel
 from omniman.models import Channel, Directive, Order, OrderEvent, Session
-from omniman.services import ModifyService, SessionService
+from omniman.web import pos as pos_views
+from omniman.services import ModifyService, SessionService, SessionWriteService
 from tests.factories import DbState
 
 pytestmark = pytest.mark.django_db
@@ -208,6 +210,23 @@ def assert_cart(response, status: int = 200) -> str:
     return body
 
 
+def assert_changes(response) -> str:
+    """The htmx answer to a change: only the regions it touched, as out-of-band swaps.
+
+    Rendered from ``pos/session.html#cart_delta``; nothing is swapped into the
+    form's target (``HX-Reswap: none``); the head (with the new rev), issues,
+    banner and footer always come along.
+    """
+    body = text(response)
+    assert response.status_code == 200, body[:3000]
+    assert "pos/session.html#cart_delta" in template_names(response)
+    assert response["HX-Reswap"] == "none"
+    assert 'id="cart"' not in body and "<html" not in body
+    for region in ("cart-banner", "cart-head", "cart-issues", "cart-foot"):
+        assert re.search(rf'id="{region}"[^>]*hx-swap-oob="true"', body), region
+    return body
+
+
 def assert_page(response, status: int = 200) -> str:
     """The full session screen (a non-htmx answer)."""
     body = text(response)
@@ -230,7 +249,8 @@ def qty_of(session: Session, line_id: str) -> str | None:
 
 
 def shown_rev(body: str) -> int:
-    return int(re.search(r'id="cart"[^>]*data-rev="(\d+)"', body).group(1))
+    """The rev the screen shows: the cart head's, in a whole cart and in a delta alike."""
+    return int(re.search(r'id="cart-head"[^>]*data-rev="(\d+)"', body).group(1))
 
 
 # A tiny HTML form reader, to press the buttons the screen renders ---------------------------
@@ -538,9 +558,11 @@ def test_search_results_partial(pos, query, expected):
     body = text(response)
     assert response.status_code == 200 and 'id="results"' in body and "<html" not in body
     assert "pos/session.html#results" in template_names(response)
-    first = re.search(r'class="result first">\s*<span class="name">([^<]+)</span>', body).group(1)
+    first = re.search(r'class="result first"[^>]*>\s*<span class="name">([^<]+)</span>', body).group(1)
     assert first == expected
+    # Without JavaScript a result submits the add form; with htmx it posts itself, the add form's fields included.
     assert 'form="add-form" name="sku"' in body
+    assert f'hx-post="{url("add", session)}" hx-include="#add-form"' in body
 
 
 def test_search_without_match_says_so_and_escapes_the_query(pos):
@@ -555,16 +577,21 @@ def test_search_without_match_says_so_and_escapes_the_query(pos):
 # ======================================================================================
 
 
-def test_add_by_sku_htmx_returns_the_cart(pos):
+def test_add_by_sku_htmx_returns_what_changed(pos):
     session = basket("counter", "ESP")
     response = act(pos, "add", session, {"sku": "CAP", "qty": "1"})
-    body = assert_cart(response)
+    body = assert_changes(response)
     after = fresh(session)
     assert after.rev == session.rev + 1
     assert [(line["sku"], line["qty"], line["unit_price_q"]) for line in after.lines] == [("ESP", "1", 600), ("CAP", "1", 950)]
     assert after.lines[1]["meta"]["station"] == "bar"
     assert "Cappuccino" in body and shown_rev(body) == after.rev
     assert f'name="rev" value="{after.rev}"' in body
+    # The new line is appended to the list; the untouched one is not sent again.
+    espresso, cappuccino = (line["line_id"] for line in after.lines)
+    assert re.search(rf'<ul hx-swap-oob="beforeend:#lines">\s*<li class="line" id="line-{cappuccino}">', body)
+    assert f'id="line-{espresso}"' not in body and "Espresso" not in body
+    assert "R$ 15.50" in body  # the footer's total
     assert "pos:added" in response["HX-Trigger"]
     # The checks of the new rev were enqueued, not run (no dispatch in tests).
     assert Directive.objects.filter(topic="stock.hold", payload__rev=after.rev, status="queued").count() == 1
@@ -587,7 +614,7 @@ def test_add_by_scan_or_name(pos, query, sku, htmx):
     session = basket("counter")
     response = act(pos, "add", session, {"q": query}, htmx=htmx)
     if htmx:
-        assert_cart(response)
+        assert_cart(response)  # the first line: the empty cart becomes a list
     else:
         assert_back_to_session(response, session)
     assert [line["sku"] for line in fresh(session).lines] == [sku]
@@ -649,18 +676,22 @@ def test_add_on_a_locked_draft_is_refused(pos):
 
 def test_qty_plus_and_minus_htmx(pos):
     session = basket("counter", "ESP", "CAP")
-    line = session.lines[0]["line_id"]
-    body = assert_cart(act(pos, "qty", session, {"delta": "1"}, line=line))
+    line, other = (li["line_id"] for li in session.lines)
+    body = assert_changes(act(pos, "qty", session, {"delta": "1"}, line=line))
     assert qty_of(session, line) == "2"
-    assert re.search(rf'id="line-{line}".*?<span class="qty" aria-label="Quantity">2</span>', body, re.S)
+    assert re.search(rf'id="line-{line}" hx-swap-oob="true">.*?<span class="qty" aria-label="Quantity">2</span>', body, re.S)
+    assert f'id="line-{other}"' not in body  # untouched
     session = fresh(session)
-    assert_cart(act(pos, "qty", session, {"delta": "-1"}, line=line))
+    assert_changes(act(pos, "qty", session, {"delta": "-1"}, line=line))
     assert qty_of(session, line) == "1"
     session = fresh(session)
-    body = assert_cart(act(pos, "qty", session, {"delta": "-1"}, line=line))
+    body = assert_changes(act(pos, "qty", session, {"delta": "-1"}, line=line))
     after = fresh(session)
     assert [li["sku"] for li in after.lines] == ["CAP"] and after.rev == session.rev + 1
-    assert f'id="line-{line}"' not in body
+    assert f'<li id="line-{line}" hx-swap-oob="delete"></li>' in body
+    # The last line going empties the cart: the whole cart says so.
+    body = assert_cart(act(pos, "qty", after, {"delta": "-1"}, line=other))
+    assert "No items yet" in body and fresh(session).lines == []
 
 
 def test_qty_buttons_without_htmx(pos):
@@ -686,7 +717,7 @@ def test_exact_qty(pos, htmx):
     line = session.lines[0]["line_id"]
     response = act(pos, "qty", session, {"qty": "3"}, line=line, htmx=htmx)
     if htmx:
-        assert "R$ 18.00" in assert_cart(response)
+        assert "R$ 18.00" in assert_changes(response)
     else:
         assert_back_to_session(response, session)
     assert qty_of(session, line) == "3"
@@ -734,8 +765,9 @@ def test_remove_line(pos, htmx):
     line = session.lines[0]["line_id"]
     response = act(pos, "remove", session, line=line, htmx=htmx)
     if htmx:
-        body = assert_cart(response)
-        assert "Espresso" not in body and "Cappuccino" in body
+        body = assert_changes(response)
+        assert f'<li id="line-{line}" hx-swap-oob="delete"></li>' in body
+        assert "Cappuccino" not in body  # the line that stays is not sent again
     else:
         assert_back_to_session(response, session)
     after = fresh(session)
@@ -748,7 +780,7 @@ def test_line_note(pos, htmx):
     line = session.lines[0]["line_id"]
     response = act(pos, "note", session, {"note": "  no sugar "}, line=line, htmx=htmx)
     if htmx:
-        assert "✎ no sugar" in assert_cart(response)
+        assert "✎ no sugar" in assert_changes(response)
     else:
         assert_back_to_session(response, session)
         assert "✎ no sugar" in assert_page(pos.get(response["Location"]))
@@ -780,7 +812,7 @@ def test_manager_overrides_a_price(manager, htmx):
     assert 'name="price"' in opened and 'name="note"' in opened
     response = act(manager, "price", session, {"price": "4,50", "reason": "regular"}, line=line, htmx=htmx)
     if htmx:
-        body = assert_cart(response)
+        body = assert_changes(response)
         assert "Price R$ 6.00 → R$ 4.50 (regular)" in body
     else:
         assert_back_to_session(response, session)
@@ -795,7 +827,7 @@ def test_manager_overrides_a_price(manager, htmx):
 def test_superuser_overrides_a_price(cafe):
     admin = logged_in("boss", superuser=True)
     session = basket("counter", "CAP")
-    assert_cart(act(admin, "price", session, {"price": "0", "reason": "on the house"}, line=session.lines[0]["line_id"]))
+    assert_changes(act(admin, "price", session, {"price": "0", "reason": "on the house"}, line=session.lines[0]["line_id"]))
     assert fresh(session).lines[0]["unit_price_q"] == 0
 
 
@@ -882,7 +914,7 @@ def test_check_now_runs_the_checks_in_process(pos, htmx):
     assert "Stock: pending…" in assert_page(pos.get(url("session", session)))
     response = act(pos, "check", session, htmx=htmx)
     if htmx:
-        body = assert_cart(response)
+        body = assert_changes(response)
         assert '<li class="check check-ok">Stock: ok</li>' in body
         assert "Check now" not in body
     else:
@@ -899,7 +931,7 @@ def test_check_now_runs_the_checks_in_process(pos, htmx):
 
 def test_check_now_reports_issues_with_their_action_buttons(pos):
     session = basket("counter", ("CHAI", 10), ("KOMBU", 1))  # 6 chai on hand, no kombucha
-    body = assert_cart(act(pos, "check", session))
+    body = assert_changes(act(pos, "check", session))
     assert '<li class="check check-issues">Stock: issues</li>' in body
     assert "Chai latte: only 6 of 10 available." in body and "Kombucha is out of stock." in body
     for label in ("Reduce to 6", "Remove line", "Replace with Iced tea", "Replace with Lemonade"):
@@ -921,7 +953,7 @@ def test_check_now_after_the_hold_expired_holds_again(pos):
     body = assert_cart(act(pos, "commit", session, {"idempotency_key": uuid.uuid4().hex}), 409)
     assert "The stock hold expired" in body
     before.assert_unchanged()
-    body = assert_cart(act(pos, "check", session))
+    body = assert_changes(act(pos, "check", session))
     assert "Stock: ok" in body
     assert fresh(session).data["checks"]["stock"]["expires_at"] > timezone.now().isoformat()
 
@@ -945,13 +977,54 @@ def test_resolve_a_stock_issue_with_its_button(pos, htmx):
     assert fresh(session).data["checks"]["stock"]["status"] == "ok"
 
 
+
+def test_a_change_resends_lines_whose_issue_flag_moved(pos):
+    """An untouched line whose issue went away with the old rev is swapped too: the screen never keeps a stale mark."""
+    session = basket("counter", ("KOMBU", 1), "ESP")  # no kombucha on hand
+    settle()
+    session = fresh(session)
+    kombu, espresso = (li["line_id"] for li in session.lines)
+    page = assert_page(pos.get(url("session", session)))
+    assert f'class="line has-issue" id="line-{kombu}"' in page
+    body = assert_changes(act(pos, "note", session, {"note": "to go"}, line=espresso))
+    # The new rev has no issues yet (its check is queued): the kombucha line loses its mark.
+    assert re.search(rf'<li class="line" id="line-{kombu}" hx-swap-oob="true">', body)
+    assert f'id="line-{espresso}" hx-swap-oob="true"' in body and "✎ to go" in body
+    assert "Kombucha is out of stock." not in body and "Stock: pending…" in body
+
+
+def test_many_lines_changed_at_once_answer_the_whole_cart(pos):
+    """Past ``DELTA_MAX_LINES`` changed lines the whole cart is sent (here: every line loses its issue mark)."""
+    session = basket("counter", "ESP")
+    many = [{"op": "add_line", "sku": f"X{i}", "name": f"Extra {i}", "qty": 1, "unit_price_q": 100} for i in range(pos_views.DELTA_MAX_LINES)]
+    session = ModifyService.modify_session(session.session_key, "counter", many)
+    issues = [
+        {"code": "short", "line_id": li["line_id"], "message": "short", "actions": []}
+        for i, li in enumerate(session.lines)
+    ]
+    assert SessionWriteService.write_check(
+        session.session_key, "counter", check_code="stock", expected_rev=session.rev, result={}, status="issues", issues=issues
+    )
+    response = act(pos, "add", fresh(session), {"sku": "CAP"})
+    body = assert_cart(response)
+    assert "has-issue" not in body and fresh(session).rev == session.rev + 1
+    # One mark fewer than the limit moves: a delta again.
+    session = fresh(session)
+    few = issues[: pos_views.DELTA_MAX_LINES - 2]
+    assert SessionWriteService.write_check(
+        session.session_key, "counter", check_code="stock", expected_rev=session.rev, result={}, status="issues", issues=few
+    )
+    body = assert_changes(act(pos, "add", fresh(session), {"sku": "ESP"}))
+    assert body.count('hx-swap-oob="true">') >= len(few)
+
+
 def test_resolve_reduce_then_send(pos):
     session = basket("counter", ("CHAI", 10))
-    body = assert_cart(act(pos, "check", session))
+    body = assert_changes(act(pos, "check", session))
     response = press(pos, body, "Reduce to 6", htmx=True)
     assert_cart(response)
     assert fresh(session).lines[0]["qty"] == "6"
-    body = assert_cart(act(pos, "check", fresh(session)))
+    body = assert_changes(act(pos, "check", fresh(session)))
     assert "Stock: ok" in body
     response = press(pos, body, "Place order", htmx=True)
     assert response.status_code == 200 and response["HX-Redirect"]
@@ -1094,9 +1167,29 @@ def test_counter_commit_shows_ref_and_pickup_number_with_dispatch_on(pos):
         assert f"Order {order.ref} · pickup #{ticket}." in page
         nxt = Session.objects.get(channel__code="counter", state="open")
         assert location == url("session", nxt) and nxt.lines == []
-        # A fresh basket is ready: adding to it works at once.
-        assert_cart(act(pos, "add", nxt, {"sku": "CAP"}))
+        # A fresh basket is ready: adding to it works at once. With htmx the add is answered
+        # before its stock check runs, and the answer asks for the check (the browser's next request).
+        body = assert_cart(act(pos, "add", nxt, {"sku": "CAP"}))
+        assert "Stock: pending…" in body
+        follow = re.search(r'<span class="checks-follow" hidden hx-post="([^"]+)"[^>]*hx-vals=\'([^\']+)\'', body)
+        assert follow, body
+        vals = json.loads(follow.group(2))
+        assert vals == {"auto": "1", "rev": str(fresh(nxt).rev)}
+        body = assert_changes(pos.post(follow.group(1), vals, **HX))
+        assert "Stock: ok" in body and 'class="checks-follow"' not in body  # it never asks twice
         assert "Stock: ok" in assert_cart(pos.get(location, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="cart"))
+
+
+def test_a_follow_up_check_for_a_rev_that_moved_on_answers_204(pos):
+    session = basket("counter", "ESP")
+    old_rev = session.rev
+    other_screen_touches(session)
+    before = DbState(session)
+    response = pos.post(url("check", session), {"rev": old_rev, "auto": "1"}, **HX)
+    assert response.status_code == 204 and response.content == b""
+    before.assert_unchanged()
+    # The button ("Check now", not auto) on a stale screen is a conflict, as every other form.
+    assert STALE_BANNER in assert_cart(act(pos, "check", session), 409)
 
 
 # ======================================================================================
@@ -1300,14 +1393,16 @@ def test_stale_edit_of_a_line_removed_elsewhere_is_409(pos, name, data):
 
 def test_retry_with_the_fresh_rev_applies(pos):
     session = basket("counter", "ESP")
-    other_screen_touches(session)
-    body = assert_cart(act(pos, "add", session, {"sku": "CAP"}), 409)
-    # The swapped-in cart carries the add form the grid and search buttons submit, now with the fresh rev.
+    page = assert_page(pos.get(url("session", session)))
     parser = _Forms()
-    parser.feed(body)
-    add_form = parser.by_id["add-form"]
-    assert add_form["fields"]["rev"] == str(fresh(session).rev)
-    assert_cart(pos.post(add_form["action"], {**add_form["fields"], "sku": "CAP"}, **HX))
+    parser.feed(page)
+    add_form = parser.by_id["add-form"]  # outside the cart: the grid and the search box submit it
+    other_screen_touches(session)
+    body = assert_cart(pos.post(add_form["action"], {**add_form["fields"], "sku": "CAP"}, **HX), 409)
+    assert 'id="add-form"' not in body  # never swapped, so a queued scan is never dropped
+    # The swapped-in cart's head holds the fresh rev, which app.js sends with every session form.
+    assert shown_rev(body) == fresh(session).rev
+    assert_changes(pos.post(add_form["action"], {**add_form["fields"], "rev": shown_rev(body), "sku": "CAP"}, **HX))
     assert [li["sku"] for li in fresh(session).lines] == ["ESP", "CAP"]
 
 
@@ -1363,7 +1458,7 @@ def test_csrf_is_enforced_and_the_rendered_token_works(cafe):
     # ...and the header htmx sends from <body hx-headers>.
     header = re.search(r"<body hx-headers='\{\"X-CSRFToken\": \"([^\"]+)\"\}'", page).group(1)
     response = client.post(url("add", session), {"rev": session.rev + 1, "sku": "MOCHA"}, HTTP_X_CSRFTOKEN=header, **HX)
-    assert_cart(response)
+    assert_changes(response)
     assert [li["sku"] for li in fresh(session).lines] == ["ESP", "CAP", "MOCHA"]
 
 
@@ -1374,9 +1469,11 @@ def test_csrf_is_enforced_and_the_rendered_token_works(cafe):
 
 def test_customer_and_channel_text_is_escaped(pos):
     session = basket("tables", "BURG", table="1")
-    assert_cart(act(pos, "customer", session, {"name": XSS, "phone": XSS, "notes": XSS}))
+    body = assert_cart(act(pos, "customer", session, {"name": XSS, "phone": XSS, "notes": XSS}))  # shown outside the lines: the whole cart
+    assert XSS not in body and XSS_ESCAPED in body
     session = fresh(session)
-    assert_cart(act(pos, "note", session, {"note": XSS}, line=session.lines[0]["line_id"]))
+    body = assert_changes(act(pos, "note", session, {"note": XSS}, line=session.lines[0]["line_id"]))
+    assert XSS not in body and f"✎ {XSS_ESCAPED}" in body
     page = text(pos.get(url("session", session)))
     listing = text(pos.get(reverse("pos:channel", args=["tables"]), {"q": XSS}))
     listing_all = text(pos.get(reverse("pos:channel", args=["tables"])))
@@ -1436,7 +1533,7 @@ def test_demo_screens(cafe_demo_client):
     assert "Pain au chocolat: only 2 of 3 available." in page
     body = assert_cart(press(client, page, "Replace with Croissant", htmx=True))
     assert "Croissant" in body and "Stock: pending…" in body
-    body = assert_cart(press(client, body, "Check now", htmx=True))
+    body = assert_changes(press(client, body, "Check now", htmx=True))
     assert "Stock: ok" in body
     response = press(client, body, "Place order", htmx=True)
     order = Order.objects.get(session_key=ana.session_key)

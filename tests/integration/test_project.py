@@ -121,3 +121,13 @@ def test_login_page_renders(client):
     response = client.get("/accounts/login/")
     assert response.status_code == 200
     assert "csrfmiddlewaretoken" in response.content.decode()
+
+
+def test_signing_in_without_next_lands_on_the_role_home(client, django_user_model):
+    from django.contrib.auth.models import Group
+
+    user = django_user_model.objects.create_user("cook", password="a-long-kitchen-password")
+    user.groups.add(Group.objects.get_or_create(name="kitchen")[0])
+    response = client.post("/accounts/login/", {"username": "cook", "password": "a-long-kitchen-password"})
+    assert response.status_code == 302 and response["Location"] == "/"
+    assert client.get("/")["Location"].startswith("/kitchen/")
