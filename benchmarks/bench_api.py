@@ -31,6 +31,7 @@ import secrets
 import socket
 import statistics
 import subprocess
+import tempfile
 import sys
 import threading
 import time
@@ -57,6 +58,7 @@ SECONDS = float(os.environ.get("BENCH_SECONDS", "20"))
 WARMUP_SECONDS = 3.0
 WORKERS = 2
 HOST = "127.0.0.1"
+EMPTY_CONFIG = Path(tempfile.gettempdir()) / "omniman-bench-api-gunicorn.conf.py"
 
 
 def main() -> None:
@@ -90,6 +92,7 @@ def setup() -> str:
 
 
 def start_gunicorn(port: int) -> subprocess.Popen:
+    EMPTY_CONFIG.write_text("# bench_api.py: gunicorn's defaults, the command line's settings\n")
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings",
@@ -97,12 +100,16 @@ def start_gunicorn(port: int) -> subprocess.Popen:
         "DEBUG": "0",
         "SECRET_KEY": secrets.token_urlsafe(50),
         "ALLOWED_HOSTS": HOST,
+        # Plain http on the loopback: no redirect to https (DEBUG is off).
+        "SECURE_SSL_REDIRECT": "0",
         "CONN_MAX_AGE": "600",
         "LOG_LEVEL": "WARNING",
     }
     command = [
         str(Path(sys.executable).with_name("gunicorn")),
         "config.wsgi:application",
+        # Not the repository's gunicorn.conf.py (an access log line per request, worker recycling): the defaults.
+        "--config", str(EMPTY_CONFIG),
         "--workers", str(WORKERS),
         "--bind", f"{HOST}:{port}",
         "--log-level", "warning",

@@ -161,6 +161,7 @@ def test_schema_and_docs_are_public_and_self_hosted(client):
     assert docs.status_code == 200
     html = docs.content.decode()
     assert "swagger-ui" in html and "cdn" not in html.lower() and "/static/drf_spectacular_sidecar/" in html
+    assert "<style" not in html and "<script>" not in html  # nothing inline: it runs under a strict CSP
     script = client.get("/api/docs/?script=")
     assert script.status_code == 200 and b"/api/schema/" in script.content
 
