@@ -10,4 +10,5 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("pos/", include("omniman.web.urls")),
     path("kitchen/", include("omniman.web.kitchen_urls")),
+    path("api/", include("omniman.api.urls")),
 ]

@@ -865,6 +865,29 @@ def channel_config_problems(config: Any) -> list[str]:
         problems.append("terminology must be an object")
     if "currency" in config and (not isinstance(config["currency"], str) or not config["currency"]):
         problems.append("currency must be a currency code such as 'BRL'")
+    problems.extend(_ingestion_problems(config.get("ingestion"), flow_config))
+    return problems
+
+
+def _ingestion_problems(ingestion: Any, flow_config: Any) -> list[str]:
+    """``ingestion``: the external-order settings (docs/integrations/marketplace.rst)."""
+    if ingestion is None:
+        return []
+    if not isinstance(ingestion, dict):
+        return ["ingestion must be an object with signature_secret and/or status_map"]
+    problems = [f"ingestion: unknown key {key!r}" for key in ingestion if key not in ("signature_secret", "status_map")]
+    secret = ingestion.get("signature_secret")
+    if secret is not None and not isinstance(secret, str):
+        problems.append("ingestion.signature_secret must be text")
+    status_map = ingestion.get("status_map")
+    if status_map is None:
+        return problems
+    if not isinstance(status_map, dict):
+        return [*problems, "ingestion.status_map must be an object of platform status → channel status"]
+    known = set(build_order_flow(flow_config if isinstance(flow_config, dict) else None).statuses)
+    for platform, status in status_map.items():
+        if status not in known:
+            problems.append(f"ingestion.status_map.{platform}: unknown status {status!r}")
     return problems
 
 

@@ -5,6 +5,7 @@ Each public method runs in one transaction, locks the row it changes
 """
 
 from omniman.services.commit import CommitService
+from omniman.services.external import ExternalOrderService
 from omniman.services.maintenance import MaintenanceService
 from omniman.services.orders import OrderService
 from omniman.services.sessions import ModifyService, ResolveService, SessionService, SessionWriteService
@@ -16,5 +17,6 @@ __all__ = [
     "ResolveService",
     "CommitService",
     "OrderService",
+    "ExternalOrderService",
     "MaintenanceService",
 ]

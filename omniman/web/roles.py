@@ -1,4 +1,4 @@
-"""Roles are Django groups: ``pos``, ``kitchen``, ``manager``. A superuser counts as a manager."""
+"""Roles are Django groups: ``pos``, ``kitchen``, ``manager`` (and ``integration`` for API clients). A superuser counts as a manager."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from django.shortcuts import resolve_url
 from django_htmx.http import HttpResponseClientRedirect
 
 POS, KITCHEN, MANAGER = "pos", "kitchen", "manager"
+# Machine clients (a marketplace connector) that deliver external orders through the API.
+INTEGRATION = "integration"
 
 
 def roles_of(user) -> set[str]:

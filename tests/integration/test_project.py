@@ -57,6 +57,7 @@ def test_seed_demo_builds_the_cafe_and_is_idempotent():
     assert "pos/pos" in out.getvalue() and "admin/admin" in out.getvalue()
     User = get_user_model()
     assert User.objects.get(username="kitchen").groups.filter(name="kitchen").exists()
+    assert User.objects.get(username="integration").groups.filter(name="integration").exists()
     assert User.objects.get(username="admin").is_superuser
     assert User.objects.get(username="pos").check_password("pos")
     call_command("seed_demo", stdout=io.StringIO())
@@ -68,7 +69,7 @@ def test_seed_demo_prints_no_passwords_in_production():
     out = io.StringIO()
     call_command("seed_demo", stdout=out)
     User = get_user_model()
-    assert set(User.objects.values_list("username", flat=True)) == {"pos", "kitchen", "manager", "admin"}
+    assert set(User.objects.values_list("username", flat=True)) == {"pos", "kitchen", "manager", "integration", "admin"}
     assert not User.objects.get(username="pos").check_password("pos")
     assert not User.objects.get(username="admin").check_password("admin")
     assert "pos/pos" not in out.getvalue() and "changepassword" in out.getvalue()

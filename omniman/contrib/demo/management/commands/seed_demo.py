@@ -16,7 +16,7 @@ from omniman.contrib.catalog.models import Category, Product
 from omniman.contrib.demo.menu import ALTERNATIVES, CATEGORIES, PRODUCTS
 from omniman.contrib.stock.models import StockLevel
 from omniman.models import Channel, Session
-from omniman.services import CommitService, ModifyService, OrderService, SessionService
+from omniman.services import CommitService, ExternalOrderService, ModifyService, OrderService, SessionService
 
 STOCK_CHECK = {
     "required_checks_on_commit": ["stock"],
@@ -83,8 +83,9 @@ CHANNELS = [
     },
 ]
 
-ROLES = ("pos", "kitchen", "manager")
-USERS = [("pos", "pos", False), ("kitchen", "kitchen", False), ("manager", "manager", True)]
+ROLES = ("pos", "kitchen", "manager", "integration")
+# "integration" is the API client of a marketplace connector (docs/integrations/marketplace.rst).
+USERS = [("pos", "pos", False), ("kitchen", "kitchen", False), ("manager", "manager", True), ("integration", "integration", False)]
 SUPERUSER = "admin"
 
 
@@ -95,7 +96,7 @@ def line(sku: str, qty: int | str = 1, **extra) -> dict:
 class Command(BaseCommand):
     help = (
         "Build the demo café-restaurant: catalog, stock, four channels, open tabs and baskets, "
-        "orders in several statuses, and the users pos, kitchen, manager and admin. Idempotent."
+        "orders in several statuses, and the users pos, kitchen, manager, integration and admin. Idempotent."
     )
 
     def add_arguments(self, parser):
@@ -185,20 +186,18 @@ class Command(BaseCommand):
         order("counter", line("ESP"), walk=("ready", "completed"))
         cancelled = order("counter", line("AVO"))
         OrderService.transition(cancelled, "cancelled", actor="seed", reason="customer left")
-        # A marketplace order, delivered with its own prices.
-        marketplace = SessionService.open_session(
+        # A marketplace order, delivered with its own prices (as the API's ingestion does).
+        ExternalOrderService.ingest(
             "marketplace",
-            handle_type="marketplace",
-            handle_ref="MKT-1042",
-            data={"customer": {"name": "Bruno", "phone": "+55 11 91234-5678"}, "external_ref": "MKT-1042"},
+            "MKT-1042",
             items=[
-                {"sku": "BURG", "name": "Burger", "qty": 1, "unit_price_q": 3490},
-                {"sku": "SODA", "name": "Soda can", "qty": 1, "unit_price_q": 790},
+                {"sku": "BURG", "name": "Burger", "qty": "1", "unit_price_q": 3490},
+                {"sku": "SODA", "name": "Soda can", "qty": "1", "unit_price_q": 790},
             ],
+            data={"customer": {"name": "Bruno", "phone": "+55 11 91234-5678"}},
             actor="seed",
         )
         opened += 1
-        CommitService.commit(marketplace.session_key, "marketplace", idempotency_key="MKT-1042", actor="seed")
 
         # Open tabs and baskets for the POS.
         tab5 = session("tables", line("BURG", 2), line("FRIES"), line("LEMON", 2), handle_type="table", handle_ref="5")
@@ -235,10 +234,11 @@ class Command(BaseCommand):
             admin.save()
         if show:
             self.stdout.write(
-                "Demo logins (DEBUG only): pos/pos, kitchen/kitchen, manager/manager, admin/admin (superuser)"
+                "Demo logins (DEBUG only): pos/pos, kitchen/kitchen, manager/manager, integration/integration (API), "
+                "admin/admin (superuser)"
             )
         else:
             self.stdout.write(
-                "Users pos, kitchen, manager and admin exist with random passwords (DEBUG is off): "
+                "Users pos, kitchen, manager, integration and admin exist with random passwords (DEBUG is off): "
                 "set them with `manage.py changepassword <user>`."
             )

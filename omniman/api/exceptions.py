@@ -1,0 +1,102 @@
+"""The API's one exception handler: every error answers ``{"error": {"code", "message", "context"}}``.
+
+Kernel errors (``OmnimanError``) get their status from their code (SPEC §4);
+Django REST framework's own errors (validation, authentication, permissions,
+parse errors, unknown paths, methods, throttling) keep their status and get a
+stable code. Anything else is a bug: Django answers 500 and logs it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import set_rollback
+
+from omniman.exceptions import OmnimanError, ValidationError
+
+logger = logging.getLogger("omniman.api")
+
+# "The world changed under you" (SPEC §4), and states a retry or a fresh read resolves.
+CONFLICT = frozenset(
+    {
+        "stale_rev",
+        "stale_status",
+        "stale_check",
+        "blocking_issues",
+        "already_committed",
+        "in_progress",
+        "locked",
+        "conflict",
+        "abandoned",
+        "missing_check",
+        "hold_expired",
+        "empty_session",
+        "session_key_conflict",
+        # Issues are cleared by every modification: an issue or action that is gone was resolved or replaced.
+        "issue_not_found",
+        "action_not_found",
+    }
+)
+NOT_FOUND = frozenset({"not_found", "channel_not_found"})
+BAD_REQUEST = frozenset({"invalid_transition", "validation_failed"})
+
+INVALID = "invalid"
+
+
+def status_for(error: OmnimanError) -> int:
+    """The HTTP status of a kernel error (500: an extension or the kernel broke its contract)."""
+    if error.code in CONFLICT:
+        return status.HTTP_409_CONFLICT
+    if error.code in NOT_FOUND:
+        return status.HTTP_404_NOT_FOUND
+    if isinstance(error, ValidationError) or error.code in BAD_REQUEST:
+        return status.HTTP_400_BAD_REQUEST
+    return status.HTTP_500_INTERNAL_SERVER_ERROR
+
+
+def error_body(code: str, message: str, context: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "context": context or {}}}
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """``REST_FRAMEWORK["EXCEPTION_HANDLER"]``."""
+    if isinstance(exc, OmnimanError):
+        code = status_for(exc)
+        if code >= 500:
+            logger.error("kernel error in the API: %r", exc, exc_info=exc)
+        set_rollback()
+        return Response(error_body(exc.code, exc.message, exc.context), status=code)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    if not isinstance(exc, exceptions.APIException):
+        return None
+    headers = {}
+    if getattr(exc, "auth_header", None):
+        headers["WWW-Authenticate"] = exc.auth_header
+    if getattr(exc, "wait", None):
+        headers["Retry-After"] = str(int(exc.wait))
+    set_rollback()
+    return Response(_body(exc, context), status=exc.status_code, headers=headers)
+
+
+def _body(exc: exceptions.APIException, context: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(exc, exceptions.ValidationError):
+        detail = exc.detail
+        fields = detail if isinstance(detail, dict) else {"non_field_errors": detail}
+        return error_body(INVALID, "The request is invalid: see context.fields.", {"fields": fields})
+    codes = exc.get_codes()
+    code = codes if isinstance(codes, str) else exc.default_code
+    extra: dict[str, Any] = {}
+    if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+        extra["wait"] = int(exc.wait)
+    if isinstance(exc, exceptions.MethodNotAllowed):
+        request = context.get("request")
+        extra["method"] = getattr(request, "method", "")
+    return error_body(code, str(exc.detail), extra)

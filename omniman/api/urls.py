@@ -1,0 +1,46 @@
+"""``/api/``: SPEC §8's paths. Only the schema and its docs page are public."""
+
+from django.urls import path, re_path, register_converter
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+
+from omniman.api import views
+
+app_name = "api"
+
+
+class KeyConverter:
+    """A session key, order ref or external id: no slash, no control character (no NUL reaches the database)."""
+
+    regex = r"[^/\x00-\x1f\x7f]{1,128}"
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
+
+
+register_converter(KeyConverter, "apikey")
+
+urlpatterns = [
+    path("", views.ApiRootView.as_view(), name="root"),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api:schema"), name="docs"),
+    path("channels/", views.ChannelListView.as_view(), name="channel-list"),
+    path("channels/<slug:code>/", views.ChannelDetailView.as_view(), name="channel-detail"),
+    path("channels/<slug:code>/orders/", views.ExternalOrderView.as_view(), name="external-order"),
+    path(
+        "channels/<slug:code>/orders/<apikey:external_id>/status/",
+        views.ExternalOrderStatusView.as_view(),
+        name="external-order-status",
+    ),
+    path("sessions/", views.SessionListView.as_view(), name="session-list"),
+    path("sessions/<apikey:key>/", views.SessionDetailView.as_view(), name="session-detail"),
+    path("sessions/<apikey:key>/modify/", views.SessionModifyView.as_view(), name="session-modify"),
+    path("sessions/<apikey:key>/commit/", views.SessionCommitView.as_view(), name="session-commit"),
+    path("sessions/<apikey:key>/resolve/", views.SessionResolveView.as_view(), name="session-resolve"),
+    path("orders/", views.OrderListView.as_view(), name="order-list"),
+    path("orders/<apikey:ref>/", views.OrderDetailView.as_view(), name="order-detail"),
+    path("orders/<apikey:ref>/transition/", views.OrderTransitionView.as_view(), name="order-transition"),
+    re_path(r"^[\s\S]*\Z", views.UnknownPathView.as_view(), name="unknown"),
+]
