@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, connections, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -38,15 +38,50 @@ class DirectiveManager(models.Manager):
         else:
             # Insert first: a duplicate is the rare case, and the partial unique
             # index (not a prior SELECT) is what makes dedupe race-safe.
-            try:
-                with transaction.atomic():
-                    directive = self.create(**fields)
-            except IntegrityError:
+            for _ in range(2):  # the active duplicate may finish between the two statements
+                directive = self._insert_unless_duplicate(fields)
+                if directive is not None:
+                    break
                 existing = self.filter(topic=topic, dedupe_key=dedupe_key, status__in=ACTIVE_STATUSES).first()
-                if existing is None:
-                    raise
-                return existing
+                if existing is not None:
+                    return existing
+            else:
+                raise IntegrityError(f"directive {topic!r} {dedupe_key!r}: the active duplicate kept changing")
         _announce(directive)
+        return directive
+
+    def _insert_unless_duplicate(self, fields: dict[str, Any]) -> Directive | None:
+        """The new row, or ``None`` when an active row already has its dedupe key.
+
+        On PostgreSQL and SQLite one ``INSERT … ON CONFLICT DO NOTHING RETURNING``
+        (no savepoint round trips: enqueueing is on every change's path);
+        elsewhere an insert in a savepoint that an ``IntegrityError`` rolls back.
+        """
+        connection = connections[self.db]
+        directive = self.model(**fields)
+        if connection.vendor not in ("postgresql", "sqlite"):
+            try:
+                with transaction.atomic(using=self.db):
+                    directive.save(using=self.db, force_insert=True)
+            except IntegrityError:
+                return None
+            return directive
+        meta = self.model._meta
+        columns = [field for field in meta.concrete_fields if not field.primary_key]
+        values = [field.get_db_prep_save(field.pre_save(directive, add=True), connection) for field in columns]
+        quote = connection.ops.quote_name
+        sql = (
+            f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(field.column) for field in columns)}) "
+            f"VALUES ({', '.join(['%s'] * len(columns))}) ON CONFLICT DO NOTHING RETURNING {quote(meta.pk.column)}"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, values)
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        directive.pk = row[0]
+        directive._state.adding = False
+        directive._state.db = self.db
         return directive
 
 

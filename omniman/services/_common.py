@@ -24,12 +24,13 @@ def new_session_key() -> str:
 
 def lock_session(session_key: str, channel_code: str) -> Session:
     """Lock and return the session addressed by key *and* channel (``not_found`` otherwise)."""
-    session = (
+    rows = (
         Session.objects.select_related("channel")
         .select_for_update(of=("self",))
         .filter(session_key=session_key, channel__code=channel_code)
-        .first()
+        .order_by()[:1]  # the key is unique: no ORDER BY to build or run
     )
+    session = next(iter(rows), None)
     if session is None:
         raise SessionError(
             "not_found",

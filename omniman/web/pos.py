@@ -52,6 +52,14 @@ def _session(channel: Channel, session_key: str) -> Session:
     return session
 
 
+def _session_on_screen(channel_code: str, session_key: str) -> Session:
+    """The session and its channel in one query (404 for an unknown or inactive channel, or another channel's key)."""
+    session = selectors.session_on_screen(channel_code, session_key)
+    if session is None:
+        raise Http404("No such session")
+    return session
+
+
 def _session_url(session: Session) -> str:
     return reverse("pos:session", args=[session.channel.code, session.session_key])
 
@@ -306,10 +314,10 @@ def _rev(request) -> str:
 
 
 def _modify(request, channel_code, session_key, build_ops, *, event=None, event_detail=None, line_id=""):
-    channel = _channel(channel_code)
+    session = _session_on_screen(channel_code, session_key)
+    channel = session.channel
     try:
         rev = _rev(request)
-        session = _session(channel, session_key)
         require_rev(session, rev)  # seen first: a line removed elsewhere is a conflict, not bad input
         ops = build_ops(session)
         if (session.data or {}).get("parked"):

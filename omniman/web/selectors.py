@@ -51,6 +51,16 @@ def session_for_screen(channel: Channel, session_key: str) -> Session | None:
     return Session.objects.select_related("channel").filter(channel=channel, session_key=session_key).first()
 
 
+def session_on_screen(channel_code: str, session_key: str) -> Session | None:
+    """A session addressed by its channel's code and its key (the channel active), with its channel: one query."""
+    rows = (
+        Session.objects.select_related("channel")
+        .filter(channel__code=channel_code, channel__is_active=True, session_key=session_key)
+        .order_by()[:1]  # the key is unique
+    )
+    return next(iter(rows), None)
+
+
 @dataclass
 class CheckState:
     code: str

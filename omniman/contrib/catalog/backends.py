@@ -57,7 +57,8 @@ class ModelCatalogBackend:
     def get_many(self, skus: list[str]) -> dict[str, CatalogItem]:
         if not skus:
             return {}
-        return {row["sku"]: _item(row) for row in self._active().filter(sku__in=set(skus)).values(*FIELDS)}
+        rows = self._active().filter(sku__in=set(skus)).order_by().values(*FIELDS)  # a dict: no sort needed
+        return {row["sku"]: _item(row) for row in rows}
 
     def list_categories(self) -> list[CatalogCategory]:
         return [
