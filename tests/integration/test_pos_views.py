@@ -234,6 +234,7 @@ def assert_page(response, status: int = 200) -> str:
     body = text(response)
     assert response.status_code == status, body[:3000]
     assert "<html" in body and 'id="cart"' in body and 'id="grid"' in body
+    assert "{#" not in body and "{%" not in body  # no template syntax leaks (a {# #} comment is one line only)
     assert "pos/session.html" in template_names(response)
     return body
 
