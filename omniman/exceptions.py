@@ -101,7 +101,40 @@ class InvalidTransition(OmnimanError):
     """An order status change that the channel's flow does not allow."""
 
 
+# What a code means to the caller, for the two places that turn errors into HTTP
+# (the API's exception handler and the operator UI's error mapper; SPEC §4).
+# "The world changed under you": a fresh read (and perhaps a retry) resolves it.
+# Issues are cleared by every modification, so an issue or action that is gone
+# was resolved or replaced elsewhere.
+WORLD_CHANGED_CODES = frozenset(
+    {
+        "stale_rev",
+        "stale_status",
+        "stale_check",
+        "blocking_issues",
+        "already_committed",
+        "abandoned",
+        "in_progress",
+        "locked",
+        "conflict",
+        "missing_check",
+        "hold_expired",
+        "empty_session",
+        "session_key_conflict",
+        "issue_not_found",
+        "action_not_found",
+    }
+)
+# What was asked for is not there.
+GONE_CODES = frozenset({"not_found", "channel_not_found"})
+# Bad input that is not a ValidationError.
+REFUSED_INPUT_CODES = frozenset({"invalid_transition", "validation_failed"})
+
+
 __all__ = [
+    "WORLD_CHANGED_CODES",
+    "GONE_CODES",
+    "REFUSED_INPUT_CODES",
     "OmnimanError",
     "ValidationError",
     "SessionError",

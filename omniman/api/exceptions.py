@@ -17,44 +17,26 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from omniman.exceptions import OmnimanError, ValidationError
+from omniman.exceptions import (
+    GONE_CODES,
+    REFUSED_INPUT_CODES,
+    WORLD_CHANGED_CODES,
+    OmnimanError,
+    ValidationError,
+)
 
 logger = logging.getLogger("omniman.api")
-
-# "The world changed under you" (SPEC §4), and states a retry or a fresh read resolves.
-CONFLICT = frozenset(
-    {
-        "stale_rev",
-        "stale_status",
-        "stale_check",
-        "blocking_issues",
-        "already_committed",
-        "in_progress",
-        "locked",
-        "conflict",
-        "abandoned",
-        "missing_check",
-        "hold_expired",
-        "empty_session",
-        "session_key_conflict",
-        # Issues are cleared by every modification: an issue or action that is gone was resolved or replaced.
-        "issue_not_found",
-        "action_not_found",
-    }
-)
-NOT_FOUND = frozenset({"not_found", "channel_not_found"})
-BAD_REQUEST = frozenset({"invalid_transition", "validation_failed"})
 
 INVALID = "invalid"
 
 
 def status_for(error: OmnimanError) -> int:
     """The HTTP status of a kernel error (500: an extension or the kernel broke its contract)."""
-    if error.code in CONFLICT:
+    if error.code in WORLD_CHANGED_CODES:
         return status.HTTP_409_CONFLICT
-    if error.code in NOT_FOUND:
+    if error.code in GONE_CODES:
         return status.HTTP_404_NOT_FOUND
-    if isinstance(error, ValidationError) or error.code in BAD_REQUEST:
+    if isinstance(error, ValidationError) or error.code in REFUSED_INPUT_CODES:
         return status.HTTP_400_BAD_REQUEST
     return status.HTTP_500_INTERNAL_SERVER_ERROR
 

@@ -2,41 +2,24 @@
 
 from __future__ import annotations
 
-from omniman.exceptions import OmnimanError, ValidationError
-
-CONFLICT = frozenset(
-    {
-        "stale_rev",
-        "stale_status",
-        "stale_check",
-        "blocking_issues",
-        "already_committed",
-        "abandoned",
-        "in_progress",
-        "locked",
-        "conflict",
-        "missing_check",
-        "hold_expired",
-        "empty_session",
-        "session_key_conflict",
-        # On a screen, an issue or action that is gone was resolved elsewhere.
-        "issue_not_found",
-        "action_not_found",
-    }
+from omniman.exceptions import (
+    GONE_CODES,
+    REFUSED_INPUT_CODES,
+    WORLD_CHANGED_CODES,
+    OmnimanError,
+    ValidationError,
 )
-NOT_FOUND = frozenset({"not_found", "channel_not_found"})
-BAD_REQUEST = frozenset({"invalid_transition", "validation_failed"})
 
 
 def status_for(error: OmnimanError, *, htmx_form: bool = True) -> int:
     """409 when the world changed under the user, 404 for what is gone, 422 (a form) or 400 for bad input."""
-    if error.code in CONFLICT:
+    if error.code in WORLD_CHANGED_CODES:
         return 409
-    if error.code in NOT_FOUND:
+    if error.code in GONE_CODES:
         return 404
     if isinstance(error, ValidationError):
         return 422 if htmx_form else 400
-    if error.code in BAD_REQUEST:
+    if error.code in REFUSED_INPUT_CODES:
         return 422 if htmx_form else 400
     return 500
 
