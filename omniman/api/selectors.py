@@ -8,6 +8,7 @@ from django.db.models import QuerySet
 
 from omniman.exceptions import OmnimanError, SessionError
 from omniman.models import Channel, Order, Session
+from omniman.services._common import find_session
 
 ORDER_ORDERINGS = {
     "-created_at": ("-created_at", "-id"),
@@ -46,14 +47,7 @@ def sessions(
 
 def session(session_key: str, channel_code: str) -> Session:
     """The session addressed by key *and* channel (``SessionError("not_found")`` otherwise)."""
-    found = Session.objects.select_related("channel").filter(session_key=session_key, channel__code=channel_code).first()
-    if found is None:
-        raise SessionError(
-            "not_found",
-            f"No session {session_key!r} in channel {channel_code!r}.",
-            {"session_key": session_key, "channel_code": channel_code},
-        )
-    return found
+    return find_session(session_key, channel_code)
 
 
 def orders(

@@ -24,13 +24,15 @@ def new_session_key() -> str:
 
 def lock_session(session_key: str, channel_code: str) -> Session:
     """Lock and return the session addressed by key *and* channel (``not_found`` otherwise)."""
-    rows = (
-        Session.objects.select_related("channel")
-        .select_for_update(of=("self",))
-        .filter(session_key=session_key, channel__code=channel_code)
-        .order_by()[:1]  # the key is unique: no ORDER BY to build or run
-    )
-    session = next(iter(rows), None)
+    return find_session(session_key, channel_code, lock=True)
+
+
+def find_session(session_key: str, channel_code: str, *, lock: bool = False) -> Session:
+    """The session addressed by key *and* channel, with its channel (``SessionError("not_found")`` otherwise)."""
+    rows = Session.objects.select_related("channel").filter(session_key=session_key, channel__code=channel_code)
+    if lock:
+        rows = rows.select_for_update(of=("self",))
+    session = next(iter(rows.order_by()[:1]), None)  # the key is unique: no ORDER BY to build or run
     if session is None:
         raise SessionError(
             "not_found",
