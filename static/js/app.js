@@ -75,6 +75,19 @@
     window.htmx.ajax("POST", form.getAttribute("hx-post"), { source: form, values: { q: query } });
   });
 
+  // "+" and "−" on a line: each tap is its own request, queued behind the one
+  // before, even when that one's answer replaces the line (and so the button).
+  // The request leaves from the add form (never swapped, in the same queue),
+  // with the step captured at the tap. Without JavaScript the button submits
+  // its line's form.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("button[data-step-url]");
+    var form = document.getElementById("add-form");
+    if (!button || !form || !window.htmx) { return; }
+    event.preventDefault();
+    window.htmx.ajax("POST", button.dataset.stepUrl, { source: form, values: { delta: button.value } });
+  });
+
   // Answers carry the rev they show (X-Omniman-Rev). One older than the screen's
   // (a follow-up check that raced a newer change) is dropped: the screen only
   // moves forward, and the newer change asked for its own checks.

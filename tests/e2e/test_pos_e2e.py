@@ -270,6 +270,15 @@ def test_rapid_taps_and_scans_are_all_added_in_order(page):
     expect(page.locator("#cart .banner")).to_have_count(0)
     expect(search).to_have_value("")
     expect(page.locator("#cart .check")).to_have_text("Stock: ok")  # the follow-up check of the last rev
+    # A double tap on "+": the first answer replaces the line (and its button); the second tap still counts.
+    steps = []
+    page.on("response", lambda r: steps.append(r.status) if r.url.endswith("/qty/") else None)
+    line(page, "Espresso").get_by_role("button", name="One more Espresso").dblclick()
+    expect(line(page, "Espresso").locator(".qty")).to_have_text("3")
+    settle(page)
+    assert steps == [200, 200], steps
+    assert db_skus(key)[0] == ("ESP", "3")
+    expect(page.locator("#cart .banner")).to_have_count(0)
     assert_same_after_reload(page)
 
 # -- 2. two screens on the same tab ---------------------------------------------------------
