@@ -75,17 +75,20 @@
     window.htmx.ajax("POST", form.getAttribute("hx-post"), { source: form, values: { q: query } });
   });
 
-  // "+" and "−" on a line: each tap is its own request, queued behind the one
-  // before, even when that one's answer replaces the line (and so the button).
-  // The request leaves from the add form (never swapped, in the same queue),
-  // with the step captured at the tap. Without JavaScript the button submits
-  // its line's form.
+  // A tile, a search result, a line's "+" or "−": each tap is its own
+  // request, sent from the add form (in the page's one queue, and never
+  // swapped out, so htmx never drops it), carrying the button's value as it
+  // was at the tap. Queued behind the change before, it leaves with the rev
+  // that change made. Without JavaScript the button submits its form.
   document.addEventListener("click", function (event) {
-    var button = event.target.closest && event.target.closest("button[data-step-url]");
+    var button = event.target.closest && event.target.closest("button[data-send]");
     var form = document.getElementById("add-form");
     if (!button || !form || !window.htmx) { return; }
     event.preventDefault();
-    window.htmx.ajax("POST", button.dataset.stepUrl, { source: form, values: { delta: button.value } });
+    var values = {};
+    values[button.name] = button.value;
+    if (button.dataset.query !== undefined) { values.q = button.dataset.query; }  // what the results answered
+    window.htmx.ajax("POST", button.dataset.send, { source: form, values: values });
   });
 
   // Answers carry the rev they show (X-Omniman-Rev). One older than the screen's

@@ -275,6 +275,7 @@ def test_rapid_taps_and_scans_are_all_added_in_order(page):
     page.on("response", lambda r: steps.append(r.status) if r.url.endswith("/qty/") else None)
     line(page, "Espresso").get_by_role("button", name="One more Espresso").dblclick()
     expect(line(page, "Espresso").locator(".qty")).to_have_text("3")
+    expect(page.locator("#cart .check")).to_have_text("Stock: ok")  # its follow-up check landed
     settle(page)
     assert steps == [200, 200], steps
     assert db_skus(key)[0] == ("ESP", "3")
