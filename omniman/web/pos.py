@@ -46,10 +46,8 @@ def _channel(code: str) -> Channel:
 
 
 def _session(channel: Channel, session_key: str) -> Session:
-    session = selectors.session_for_screen(channel, session_key)
-    if session is None:
-        raise Http404("No such session")
-    return session
+    """The session read again (after a change, a refusal), its channel already known."""
+    return _session_on_screen(channel.code, session_key)
 
 
 def _session_on_screen(channel_code: str, session_key: str) -> Session:
@@ -169,8 +167,7 @@ def _cart(request, session: Session, *, status: int = 200, **extra) -> HttpRespo
 @pos_required
 @vary_on_headers("HX-Request", "HX-Target")
 def session_view(request, channel_code, session_key):
-    channel = _channel(channel_code)
-    session = _session(channel, session_key)
+    session = _session_on_screen(channel_code, session_key)
     if request.htmx and request.htmx.target == "cart":
         return _cart(request, session)
     if request.htmx and request.htmx.target == "grid":
@@ -187,8 +184,7 @@ def _page_partial_grid(request, session):
 @pos_required
 def edit_line(request, channel_code, session_key, line_id):
     """A line's note (and, for managers, price) forms: in place with HTMX, else the page with them open."""
-    channel = _channel(channel_code)
-    session = _session(channel, session_key)
+    session = _session_on_screen(channel_code, session_key)
     item = next((i for i in session.items if i["line_id"] == line_id), None)
     if item is None:
         raise Http404("No such line")
@@ -206,8 +202,8 @@ def edit_line(request, channel_code, session_key, line_id):
 @require_GET
 @pos_required
 def search(request, channel_code, session_key):
-    channel = _channel(channel_code)
-    session = _session(channel, session_key)
+    session = _session_on_screen(channel_code, session_key)
+    channel = session.channel
     query = request.GET.get("q", "").strip()[:64]
     results = get_catalog().search(query, limit=selectors.SEARCH_SIZE) if query else []
     context = {"session": session, "channel": channel, "base": _session_url(session), "results": results, "query": query}

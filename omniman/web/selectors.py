@@ -47,10 +47,6 @@ def open_sessions(channel: Channel, query: str = "", limit: int = 200) -> list[S
     return list(sessions.order_by("-updated_at", "-id")[:limit])
 
 
-def session_for_screen(channel: Channel, session_key: str) -> Session | None:
-    return Session.objects.select_related("channel").filter(channel=channel, session_key=session_key).first()
-
-
 def session_on_screen(channel_code: str, session_key: str) -> Session | None:
     """A session addressed by its channel's code and its key (the channel active), with its channel: one query."""
     rows = (

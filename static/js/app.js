@@ -56,39 +56,46 @@
     if (params.rev !== undefined && params.rev !== null) { params.rev = head.dataset.rev; }
   });
 
+  // Quick changes (Enter in the search box, a tile, a search result, a line's
+  // "+" or "−") are sent from the add form: it is in the page's one queue
+  // (hx-sync) and no answer ever replaces it, so htmx never drops a queued one.
+  // Each carries its values as they were at the tap; queued behind the change
+  // before, it leaves with the rev that change made. Target and swap come from
+  // the form when the request leaves (the cart may be swapped meanwhile).
+  // Returns false when it cannot (no JavaScript helper yet): the browser then
+  // submits the form as it would without JavaScript.
+  function sendFromAddForm(url, values) {
+    var form = document.getElementById("add-form");
+    if (!form || !window.htmx) { return false; }
+    window.htmx.ajax("POST", url || form.getAttribute("hx-post"), { source: form, values: values });
+    return true;
+  }
+
   // Enter in the search box adds the first match of what was typed or scanned.
-  // The box is emptied at once, its text sent with the request: a scanner can
-  // type the next code while this one is on its way (the add waits its turn in
-  // the queue, and a queued request would read the box only when it leaves).
+  // The box is emptied at once and its text sent: a scanner can type the next
+  // code while this one is on its way.
   document.addEventListener("keydown", function (event) {
     var box = search();
-    var form = document.getElementById("add-form");
-    if (event.key !== "Enter" || event.target !== box || !form || !window.htmx) { return; }
+    if (event.key !== "Enter" || event.target !== box) { return; }
     var query = box.value.trim();
     if (!query) { return; }  // the form's own submit answers "pick a product"
+    if (!sendFromAddForm(null, { q: query })) { return; }
     event.preventDefault();
     window.htmx.trigger(box, "htmx:abort");
     box.value = "";
     var results = document.getElementById("results");
     if (results) { results.innerHTML = ""; }
-    // Target and swap come from the form when the request leaves (the cart may be swapped meanwhile).
-    window.htmx.ajax("POST", form.getAttribute("hx-post"), { source: form, values: { q: query } });
   });
 
-  // A tile, a search result, a line's "+" or "−": each tap is its own
-  // request, sent from the add form (in the page's one queue, and never
-  // swapped out, so htmx never drops it), carrying the button's value as it
-  // was at the tap. Queued behind the change before, it leaves with the rev
-  // that change made. Without JavaScript the button submits its form.
+  // A tile, a search result, a line's "+" or "−": each tap is its own request.
+  // Without JavaScript the button submits its form.
   document.addEventListener("click", function (event) {
     var button = event.target.closest && event.target.closest("button[data-send]");
-    var form = document.getElementById("add-form");
-    if (!button || !form || !window.htmx) { return; }
-    event.preventDefault();
+    if (!button) { return; }
     var values = {};
     values[button.name] = button.value;
     if (button.dataset.query !== undefined) { values.q = button.dataset.query; }  // what the results answered
-    window.htmx.ajax("POST", button.dataset.send, { source: form, values: values });
+    if (sendFromAddForm(button.dataset.send, values)) { event.preventDefault(); }
   });
 
   // Answers carry the rev they show (X-Omniman-Rev). One older than the screen's
