@@ -240,13 +240,6 @@ DELTA_MAX_LINES = 10
 _DELTA_DATA = ("checks", "issues", "totals")
 
 
-def _as_int(rev: str) -> int | None:
-    try:
-        return int(rev)
-    except (TypeError, ValueError):
-        return None
-
-
 def _line_states(session: Session) -> dict[str, tuple]:
     """Each line as the cart draws it: the stored line and whether an issue points at it."""
     flagged = {issue.get("line_id") for issue in (session.data or {}).get("issues") or []}
@@ -494,7 +487,8 @@ def check_now(request, channel_code, session_key):
     for directive in directives:
         engine.dispatch(directive.pk)
     after = _session(channel, session_key)
-    if auto and not (before.rev == after.rev == _as_int(rev)):
+    # recheck saw ``rev`` and revs only grow: equal before and after means nothing landed in between.
+    if auto and before.rev != after.rev:
         return HttpResponse(status=204)  # a change landed meanwhile: its own answer shows it
     return _respond(request, after, before=before if before.rev == after.rev else None)
 
