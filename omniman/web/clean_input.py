@@ -1,0 +1,98 @@
+"""Refuse control characters before any view sees them, and oversized API bodies before anything reads them.
+
+One middleware for the whole site (operator app, kitchen, admin, API): a
+request whose path, query or form fields carry a NUL or another control
+character never reaches a view, so no text column is ever asked to store one
+(PostgreSQL refuses NUL with a ``DataError``, which would be a 500).
+
+- Path segments and field *names* may hold no control character at all.
+- Field *values* may hold tab, newline and carriage return (multi-line notes);
+  every other C0 control character and DEL are refused.
+- Under the API prefix only the path and the query are checked here: its
+  bodies are JSON, refused by its parser when they hold a NUL.
+
+The answer: under the API prefix, the API's own 400 body (code ``invalid``,
+``context.fields``); an HTMX request gets 422 with the message swapped into the
+page's ``#input-error`` region; any other request a short 400 page.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext as _
+
+
+# C0 controls and DEL; values keep tab, newline and carriage return.
+NAME_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+VALUE_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+INPUT_ERROR_ID = "input-error"
+
+
+def bad_field(request: HttpRequest, *, form: bool = True) -> str | None:
+    """The name of the first field (``"path"`` for the URL) that carries a refused character, or ``None``.
+
+    ``form=False`` leaves the body alone (the API's bodies are JSON, read and checked by its parser).
+    """
+    if NAME_CONTROL.search(request.path):
+        return "path"
+    sources = [request.GET]
+    if form and request.method not in ("GET", "HEAD", "OPTIONS"):
+        sources.append(request.POST)
+    for source in sources:
+        for name, values in source.lists():
+            if NAME_CONTROL.search(name):
+                return _("field name")
+            if any(VALUE_CONTROL.search(value) for value in values):
+                return name
+    return None
+
+
+def api_prefix() -> str:
+    return reverse("api:root")
+
+
+def refused_response(request: HttpRequest, field: str, *, api: bool) -> HttpResponse:
+    message = _("“%(field)s” contains a control character (such as NUL). Remove it and try again.") % {"field": field}
+    if api:
+        return JsonResponse(
+            {
+                "error": {
+                    "code": "invalid",
+                    "message": _("The request is invalid: see context.fields."),
+                    "context": {"fields": {field: [message]}},
+                }
+            },
+            status=400,
+        )
+    body = format_html('<div id="{}" class="flash" role="alert"><p class="flash-error">{}</p></div>', INPUT_ERROR_ID, message)
+    if request.headers.get("HX-Request") == "true":
+        response = HttpResponse(body, status=422)
+        response["HX-Retarget"] = f"#{INPUT_ERROR_ID}"
+        response["HX-Reswap"] = "outerHTML"
+        return response
+    page = format_html(
+        '<!doctype html><html><head><meta charset="utf-8"><title>{}</title></head><body>{}</body></html>',
+        _("Bad request"),
+        body,
+    )
+    return HttpResponse(page, status=400)
+
+
+class CleanInputMiddleware:
+    """Answer 400 (422 for HTMX, JSON under ``/api/``) to control characters in the path, query or form."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        api = request.path_info.startswith(api_prefix())
+        field = bad_field(request, form=not api)
+        if field is not None:
+            return refused_response(request, field, api=api)
+        return self.get_response(request)
