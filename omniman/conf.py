@@ -24,6 +24,11 @@ DEFAULTS: dict[str, Any] = {
     "DISPATCH_ON_COMMIT": [],
     # /healthz reports "degraded" once the oldest due, queued directive has waited this long.
     "HEALTH_DIRECTIVE_AGE_SECONDS": 300,
+    # The API refuses a larger request body with 413 ``payload_too_large``.
+    "API_MAX_BODY_BYTES": 256 * 1024,
+    # ``set_data`` (and ``open_session(data=...)``) refuse a session whose free data would outgrow this
+    # (``ValidationError("data_too_large")``), measured as compact JSON in UTF-8.
+    "SESSION_DATA_MAX_BYTES": 64 * 1024,
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 QTY_PLACES = 3
@@ -9,6 +10,9 @@ MAX_QTY = Decimal("1000000")
 MAX_UNIT_PRICE_Q = 10**10
 # Largest amount a BigIntegerField holds.
 MAX_AMOUNT_Q = 2**63 - 1
+# Quantity text: ASCII digits with an optional decimal part — no sign, exponent,
+# underscore, spaces or other scripts' digits (``Decimal()`` alone would take "1e3", "1_0", "١").
+QTY_TEXT = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 
 
 def to_decimal(value) -> Decimal:
@@ -31,7 +35,12 @@ def monetary_mult(qty, price_q: int) -> int:
 
 
 def parse_qty(value) -> Decimal | None:
-    """A positive Decimal with at most 3 decimal places, or ``None`` if ``value`` isn't one."""
+    """A positive Decimal with at most 3 decimal places, or ``None`` if ``value`` isn't one.
+
+    Text must be plain ASCII decimal notation (``"2"``, ``"1.5"``); numbers and Decimals are taken as they are.
+    """
+    if isinstance(value, str) and not QTY_TEXT.fullmatch(value):
+        return None
     try:
         qty = to_decimal(value)
     except (TypeError, ValueError, InvalidOperation):
@@ -49,12 +58,9 @@ def qty_to_str(qty: Decimal) -> str:
 
 
 def parse_price_q(value) -> int | None:
-    """A non-negative integer amount (not a bool, not a float), or ``None``."""
+    """A non-negative ``int`` amount, or ``None`` (a bool, a float or text is not an amount)."""
     if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, str) and value.strip().isdigit():
-            value = int(value.strip())
-        else:
-            return None
+        return None
     if value < 0 or value > MAX_UNIT_PRICE_Q:
         return None
     return value

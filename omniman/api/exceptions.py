@@ -17,6 +17,8 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
+from omniman import conf
+from omniman.api.parsers import PayloadTooLarge
 from omniman.exceptions import (
     GONE_CODES,
     REFUSED_INPUT_CODES,
@@ -78,6 +80,8 @@ def _body(exc: exceptions.APIException, context: dict[str, Any]) -> dict[str, An
     extra: dict[str, Any] = {}
     if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
         extra["wait"] = int(exc.wait)
+    if isinstance(exc, PayloadTooLarge):
+        extra["max_bytes"] = conf.get("API_MAX_BODY_BYTES")
     if isinstance(exc, exceptions.MethodNotAllowed):
         request = context.get("request")
         extra["method"] = getattr(request, "method", "")

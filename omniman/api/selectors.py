@@ -45,9 +45,17 @@ def sessions(
     return rows.order_by("-opened_at", "-id")
 
 
-def session(session_key: str, channel_code: str) -> Session:
-    """The session addressed by key *and* channel (``SessionError("not_found")`` otherwise)."""
-    return find_session(session_key, channel_code)
+def session(session_key: str, channel_code: str | None = None) -> Session:
+    """The session with this key (keys are unique); with ``channel_code``, only if it is that channel's.
+
+    ``SessionError("not_found")`` otherwise (``"channel_not_found"`` for a channel code no channel has).
+    """
+    if channel_code is not None:
+        return find_session(session_key, channel_code)
+    found = Session.objects.select_related("channel").filter(session_key=session_key).order_by().first()
+    if found is None:
+        raise SessionError("not_found", f"No session {session_key!r}.", {"session_key": session_key})
+    return found
 
 
 def orders(

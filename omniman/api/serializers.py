@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
+from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from omniman.api.signatures import channel_secret
+from omniman.exceptions import ValidationError as KernelValidationError
 from omniman.models import Channel, Order, OrderEvent, OrderItem, Session
-from omniman.monetary import MAX_UNIT_PRICE_Q, qty_to_str
+from omniman.monetary import MAX_QTY, MAX_UNIT_PRICE_Q, parse_qty, qty_to_str
 from omniman.services.external import status_map
-from omniman.services.ops import MAX_NAME_LENGTH, MAX_SKU_LENGTH, OPS, RESERVED_DATA_KEYS
+from omniman.services.ops import MAX_NAME_LENGTH, MAX_SKU_LENGTH, RESERVED_DATA_KEYS, RESERVED_META_KEYS
 
 MAX_OPS = 200
 MAX_ITEMS = 500
@@ -36,7 +37,27 @@ class ErrorSerializer(serializers.Serializer):
 
 
 def _channel_code(**kwargs) -> serializers.SlugField:
-    return serializers.SlugField(max_length=64, help_text="The channel's code (sessions are addressed by key and channel).", **kwargs)
+    return serializers.SlugField(
+        max_length=64, trim_whitespace=False,
+        help_text="The channel's code (sessions are addressed by key and channel).", **kwargs,
+    )
+
+
+def _query_text(max_length: int) -> serializers.CharField:
+    """A text filter: exact (no trimming), not empty; what the input guard refuses the schema refuses too."""
+    return serializers.CharField(
+        max_length=max_length, required=False, trim_whitespace=False, validators=[RegexValidator(QUERY_TEXT_PATTERN)]
+    )
+
+
+def _text(max_length: int, *, present: bool = True, **kwargs) -> serializers.CharField:
+    """Request text, taken as sent (no trimming). ``present``: it must hold a character ``strip()`` keeps
+    (the schema says so with a pattern); else it may be blank."""
+    if present:
+        return serializers.CharField(
+            max_length=max_length, trim_whitespace=False, validators=[RegexValidator(_PRESENT)], **kwargs
+        )
+    return serializers.CharField(max_length=max_length, trim_whitespace=False, allow_blank=True, **kwargs)
 
 
 def _expected_rev() -> serializers.IntegerField:
@@ -46,17 +67,66 @@ def _expected_rev() -> serializers.IntegerField:
     )
 
 
-_TEXT = {"type": "string"}
-LINE_FIELDS = {
-    "sku": {"type": "string", "maxLength": MAX_SKU_LENGTH},
-    "name": {"type": "string", "maxLength": MAX_NAME_LENGTH},
-    "qty": {
-        "oneOf": [{"type": "number"}, {"type": "string"}],
-        "description": "Positive, at most 3 decimal places (\"1.5\" or 1.5).",
-    },
-    "unit_price_q": {"type": "integer", "minimum": 0, "description": "Cents; required on external-pricing channels."},
-    "meta": {"type": "object", "additionalProperties": True},
+# Text the kernel reads as present: at least one character that Python's ``str.strip()`` keeps.
+_PRESENT = r"[^\t-\r\x1c- \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+# A query value the input guard lets through (no C0 control but tab/newline/CR, no DEL), not empty.
+QUERY_TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]+$"
+_TEXT = {"type": "string", "minLength": 1, "pattern": _PRESENT}
+# A positive quantity with at most 3 decimal places, at most 1,000,000, as the kernel reads text
+# (omniman.monetary.parse_qty): ASCII digits, one optional point; leading zeros and trailing zeros allowed.
+QTY_PATTERN = (
+    r"^(?:0*[1-9][0-9]{0,5}(?:\.[0-9]{1,3}0*)?"
+    r"|0*1000000(?:\.0+)?"
+    r"|0+\.(?:[1-9][0-9]{0,2}|0[1-9][0-9]?|00[1-9])0*)$"
+)
+QTY_SCHEMA = {
+    "oneOf": [
+        {"type": "integer", "minimum": 1, "maximum": int(MAX_QTY)},
+        {"type": "string", "pattern": QTY_PATTERN},
+    ],
+    "description": "Positive, at most 3 decimal places, at most 1000000: decimal text (\"1.5\") or a JSON integer. "
+    "Text is ASCII digits with one optional point (no sign, exponent, underscore or other digits); a JSON "
+    "fraction (1.5) is refused with `invalid_qty`, since binary floats are inexact.",
 }
+PRICE_SCHEMA = {
+    "type": "integer",
+    "minimum": 0,
+    "maximum": MAX_UNIT_PRICE_Q,
+    "description": "Cents, a JSON integer (the text \"100\" is refused with `invalid_price`).",
+}
+SKU_SCHEMA = {"type": "string", "minLength": 1, "maxLength": MAX_SKU_LENGTH, "pattern": _PRESENT}
+NAME_SCHEMA = {"type": "string", "maxLength": MAX_NAME_LENGTH}
+META_SCHEMA = {
+    "type": "object",
+    "additionalProperties": True,
+    "not": {"required": ["price_override"]},
+    "description": "Free keys (note, modifiers…); `price_override` is written by override_price only.",
+}
+# A dot-separated path of 1-64 letters, digits, '_' or '-' per segment.
+PATH_PATTERN = r"^[A-Za-z0-9_-]{1,64}(?:\.[A-Za-z0-9_-]{1,64})*$"
+
+
+def _path_schema(reserved: tuple[str, ...]) -> dict[str, Any]:
+    first = "|".join(reserved)
+    return {
+        "type": "string",
+        "pattern": PATH_PATTERN,
+        "not": {"pattern": rf"^(?:{first})(?:\.|$)"},
+        "description": f"Dot-separated segments (1-64 of A-Z a-z 0-9 _ -); {', '.join(reserved)} reserved.",
+    }
+
+
+def _op(name: str, required: list[str], properties: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "title": name,
+        "required": ["op", *required],
+        "properties": {"op": {"type": "string", "enum": [name]}, **properties},
+        "description": description,
+    }
+
+
+LINE_FIELDS = {"sku": SKU_SCHEMA, "name": NAME_SCHEMA, "qty": QTY_SCHEMA, "unit_price_q": PRICE_SCHEMA, "meta": META_SCHEMA}
 ITEM_SCHEMA = {
     "type": "object",
     "required": ["sku", "qty"],
@@ -64,20 +134,49 @@ ITEM_SCHEMA = {
     "description": "An add_line op without its `op`.",
 }
 OP_SCHEMA = {
-    "type": "object",
-    "required": ["op"],
-    "properties": {
-        "op": {"type": "string", "enum": sorted(OPS)},
-        **LINE_FIELDS,
-        "line_id": _TEXT,
-        "from_line_id": _TEXT,
-        "into_line_id": _TEXT,
-        "path": {"type": "string", "description": "Dot-separated (set_data, set_line_meta)."},
-        "value": {"description": "Any JSON (set_data, set_line_meta)."},
-        "reason": {"type": "string", "description": "override_price (managers only)."},
-    },
+    "oneOf": [
+        _op("add_line", ["sku", "qty"], LINE_FIELDS, "A new line (unit_price_q required on external-pricing channels)."),
+        _op("remove_line", ["line_id"], {"line_id": _TEXT}, "Remove a line."),
+        _op("set_qty", ["line_id", "qty"], {"line_id": _TEXT, "qty": QTY_SCHEMA}, "Change a line's quantity."),
+        _op(
+            "replace_sku", ["line_id", "sku"],
+            {"line_id": _TEXT, "sku": SKU_SCHEMA, "name": NAME_SCHEMA, "unit_price_q": PRICE_SCHEMA},
+            "Put another product on a line.",
+        ),
+        _op(
+            "set_data", ["path", "value"],
+            {"path": _path_schema(RESERVED_DATA_KEYS), "value": {"description": "Any JSON."}},
+            "Set a key of the session's free data (at most OMNIMAN[\"SESSION_DATA_MAX_BYTES\"] in all: "
+            "`data_too_large`).",
+        ),
+        _op(
+            "merge_lines", ["from_line_id", "into_line_id"], {"from_line_id": _TEXT, "into_line_id": _TEXT},
+            "Add one line's quantity to another line of the same sku.",
+        ),
+        _op(
+            "set_line_meta", ["line_id", "path", "value"],
+            {"line_id": _TEXT, "path": _path_schema(RESERVED_META_KEYS), "value": {"description": "Any JSON."}},
+            "Set a key of a line's meta (a note, modifiers).",
+        ),
+        _op(
+            "override_price", ["line_id", "unit_price_q", "reason"],
+            {"line_id": _TEXT, "unit_price_q": PRICE_SCHEMA, "reason": _TEXT},
+            "Managers only; the actor is the caller.",
+        ),
+    ],
     "description": "One op and its fields; see the kernel's ops (docs: API Reference › Services).",
 }
+
+
+def refuse_fractions(entry: Any, index: int) -> None:
+    """A JSON fraction as ``qty`` is refused (``invalid_qty``): quantities travel as text or integers."""
+    qty = entry.get("qty") if isinstance(entry, dict) else None
+    if isinstance(qty, float) and not qty.is_integer():
+        raise KernelValidationError(
+            "invalid_qty",
+            "qty must be decimal text (\"1.5\") or a JSON integer, not a JSON fraction.",
+            {"field": "qty", "value": repr(qty), "op_index": index},
+        )
 
 
 @extend_schema_field(OP_SCHEMA)
@@ -90,21 +189,42 @@ class ItemField(serializers.DictField):
     """An ``add_line`` op without its ``op``."""
 
 
+@extend_schema_field({"type": "string", "minLength": 1, "maxLength": 255, "pattern": _PRESENT})
+class IdempotencyKeyField(serializers.Field):
+    """Text of at most 255 characters. Blank is passed on, so the kernel answers ``missing_idempotency_key``
+    (not the generic ``invalid``); the schema says what a good key is (not blank)."""
+
+    default_error_messages = {
+        "invalid": "Not a valid string.",
+        "max_length": "Ensure this field has no more than 255 characters.",
+    }
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        if len(data) > 255:
+            self.fail("max_length")
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
 class SessionQuerySerializer(serializers.Serializer):
-    channel_code = _channel_code()
+    channel_code = _channel_code(required=False)
 
 
 class SessionListQuerySerializer(serializers.Serializer):
     channel_code = _channel_code(required=False)
     state = serializers.ChoiceField(choices=Session.State.choices, required=False)
-    handle_type = serializers.CharField(max_length=32, required=False)
-    handle_ref = serializers.CharField(max_length=128, required=False)
+    handle_type = _query_text(32)
+    handle_ref = _query_text(128)
 
 
 class OpenSessionRequestSerializer(serializers.Serializer):
     channel_code = _channel_code()
-    handle_type = serializers.CharField(max_length=32, required=False, allow_blank=True, default="")
-    handle_ref = serializers.CharField(max_length=128, required=False, allow_blank=True, default="")
+    handle_type = _text(32, present=False, required=False, default="")
+    handle_ref = _text(128, present=False, required=False, default="")
     data = serializers.DictField(
         required=False, help_text=f"Free keys (customer, notes…); {', '.join(RESERVED_DATA_KEYS)} are reserved."
     )
@@ -113,31 +233,41 @@ class OpenSessionRequestSerializer(serializers.Serializer):
         help_text="add_line fields per item: the basket delivered at once (rev 1).",
     )
 
+    def validate_items(self, items):
+        for index, item in enumerate(items):
+            refuse_fractions(item, index)
+        return items
+
 
 class ModifyRequestSerializer(serializers.Serializer):
     channel_code = _channel_code()
     ops = serializers.ListField(child=OpField(), min_length=1, max_length=MAX_OPS)
     expected_rev = _expected_rev()
 
+    def validate_ops(self, ops):
+        for index, op in enumerate(ops):
+            refuse_fractions(op, index)
+        return ops
+
 
 class CommitRequestSerializer(serializers.Serializer):
     channel_code = _channel_code()
-    idempotency_key = serializers.CharField(
-        max_length=255, help_text="Minted once per commit intent and reused on every retry."
+    idempotency_key = IdempotencyKeyField(
+        help_text="Minted once per commit intent and reused on every retry; blank answers `missing_idempotency_key`."
     )
     expected_rev = _expected_rev()
 
 
 class ResolveRequestSerializer(serializers.Serializer):
     channel_code = _channel_code()
-    issue_id = serializers.CharField(max_length=255)
-    action_id = serializers.CharField(max_length=255)
+    issue_id = _text(255)
+    action_id = _text(255)
     expected_rev = _expected_rev()
 
 
 class OrderListQuerySerializer(serializers.Serializer):
     channel_code = _channel_code(required=False)
-    status = serializers.CharField(max_length=32, required=False)
+    status = _query_text(32)
     created_after = serializers.DateTimeField(required=False, help_text="Created at or after (ISO 8601).")
     created_before = serializers.DateTimeField(required=False, help_text="Created before (ISO 8601).")
     updated_since = serializers.DateTimeField(
@@ -147,34 +277,56 @@ class OrderListQuerySerializer(serializers.Serializer):
 
 
 class TransitionRequestSerializer(serializers.Serializer):
-    status = serializers.CharField(max_length=32)
-    expected_status = serializers.CharField(
-        max_length=32, required=False, help_text="The status you saw; another one answers 409 stale_status."
+    status = _text(32)
+    expected_status = _text(
+        32, required=False, help_text="The status you saw; another one answers 409 stale_status."
     )
-    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    reason = _text(500, present=False, required=False, default="")
+
+
+@extend_schema_field(QTY_SCHEMA)
+class QtyField(serializers.Field):
+    """A quantity as the kernel reads it (``parse_qty``), given as decimal text or a JSON integer."""
+
+    default_error_messages = {
+        "invalid": "A positive quantity with at most 3 decimal places (at most 1000000), as text or an integer.",
+    }
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, (int, float, str)):
+            self.fail("invalid")
+        if isinstance(data, float) and not data.is_integer():
+            self.fail("invalid")
+        qty = parse_qty(data)
+        if qty is None:
+            self.fail("invalid")
+        return qty
+
+    def to_representation(self, value):
+        return qty_to_str(value)
 
 
 class ExternalItemSerializer(serializers.Serializer):
-    sku = serializers.CharField(max_length=MAX_SKU_LENGTH)
-    name = serializers.CharField(max_length=MAX_NAME_LENGTH, required=False, allow_blank=True)
-    qty = serializers.DecimalField(max_digits=10, decimal_places=3, min_value=Decimal("0.001"), max_value=Decimal("1000000"))
+    sku = _text(MAX_SKU_LENGTH)
+    name = _text(MAX_NAME_LENGTH, present=False, required=False)
+    qty = QtyField()
     unit_price_q = serializers.IntegerField(min_value=0, max_value=MAX_UNIT_PRICE_Q)
-    notes = serializers.CharField(max_length=1000, required=False, allow_blank=True)
+    notes = _text(1000, present=False, required=False)
 
 
 class ExternalCustomerSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
-    phone = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    name = _text(200, present=False, required=False)
+    phone = _text(64, present=False, required=False)
 
 
 class ExternalOrderRequestSerializer(serializers.Serializer):
-    external_id = serializers.CharField(max_length=128, help_text="The platform's order id: one order per id.")
+    external_id = _text(128, help_text="The platform's order id: one order per id.")
     items = ExternalItemSerializer(many=True, allow_empty=False, max_length=MAX_ITEMS)
     customer = ExternalCustomerSerializer(required=False)
-    notes = serializers.CharField(max_length=2000, required=False, allow_blank=True)
+    notes = _text(2000, present=False, required=False)
     scheduled_for = serializers.DateTimeField(required=False, allow_null=True)
-    status = serializers.CharField(
-        max_length=64, required=False, allow_blank=True,
+    status = _text(
+        64, present=False, required=False,
         help_text="The platform's status at delivery, mapped through the channel's status_map.",
     )
 
@@ -206,8 +358,8 @@ class ExternalOrderRequestSerializer(serializers.Serializer):
 
 
 class ExternalStatusRequestSerializer(serializers.Serializer):
-    status = serializers.CharField(max_length=64, help_text="The platform's status, mapped through the channel's status_map.")
-    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    status = _text(64, help_text="The platform's status, mapped through the channel's status_map.")
+    reason = _text(500, present=False, required=False, default="")
 
 
 # -- responses ----------------------------------------------------------------
@@ -258,6 +410,17 @@ class SessionItemSerializer(serializers.Serializer):
     meta = serializers.DictField()
 
 
+class TotalsSerializer(serializers.Serializer):
+    """The receipt summary: ``items_q`` and ``total_q`` always; the rest when the channel prices (contrib.pricing)."""
+
+    items_q = serializers.IntegerField(help_text="Sum of the line totals.")
+    total_q = serializers.IntegerField(help_text="What the customer owes.")
+    discount_q = serializers.IntegerField(required=False, help_text="What price overrides took off.")
+    service_percent = serializers.CharField(required=False, help_text="The channel's service charge, e.g. \"10\".")
+    service_q = serializers.IntegerField(required=False)
+    currency = serializers.CharField(required=False, help_text="ISO 4217 code, e.g. \"BRL\".")
+
+
 class SessionSerializer(serializers.ModelSerializer):
     channel_code = serializers.CharField(source="channel.code", read_only=True)
     items_count = serializers.IntegerField(read_only=True)
@@ -284,10 +447,16 @@ class SessionDetailSerializer(SessionSerializer):
     def get_items(self, session: Session) -> list[dict[str, Any]]:
         return [dict(line, qty=str(line["qty"])) for line in session.lines]
 
-    def get_totals(self, session: Session) -> dict[str, int]:
-        totals = dict((session.data or {}).get("totals") or {})
-        totals.setdefault("items_q", session.total_q)
-        totals.setdefault("total_q", session.total_q)
+    @extend_schema_field(TotalsSerializer)
+    def get_totals(self, session: Session) -> dict[str, Any]:
+        written = (session.data or {}).get("totals")
+        written = written if isinstance(written, dict) else {}
+        totals: dict[str, Any] = {"items_q": session.total_q, "total_q": session.total_q}
+        for name, field in TotalsSerializer().fields.items():
+            value = written.get(name)
+            kind = int if isinstance(field, serializers.IntegerField) else str
+            if isinstance(value, kind) and not isinstance(value, bool):
+                totals[name] = value
         return totals
 
     def get_data(self, session: Session) -> dict[str, Any]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied
@@ -51,19 +50,24 @@ PRICE_OVERRIDE_OP = "override_price"
 
 
 def errors(*codes: int) -> dict[int, OpenApiResponse]:
-    """The error responses of an operation; 401 and 403 are on every one."""
+    """The error responses of an operation; 400 (the input guard: a control character in the path or query),
+    401 and 403 are on every one."""
     described = {
         400: "Invalid input (code `invalid` with `context.fields`, or a kernel code such as `invalid_qty`).",
+        413: "The body is larger than `OMNIMAN[\"API_MAX_BODY_BYTES\"]` (`payload_too_large`, `context.max_bytes`).",
         401: "Not authenticated (`not_authenticated`, `authentication_failed`, `invalid_signature`).",
         403: "Authenticated without the role (`permission_denied`).",
         404: "`not_found` or `channel_not_found`.",
         409: "The world changed under you: `stale_rev`, `already_committed`, `locked`, `conflict`…",
     }
-    return {code: OpenApiResponse(ErrorSerializer, description=described[code]) for code in sorted({401, 403, *codes})}
+    return {code: OpenApiResponse(ErrorSerializer, description=described[code]) for code in sorted({400, 401, 403, *codes})}
 
 
 def _query(serializer_class, request) -> dict[str, Any]:
     serializer = serializer_class(data=request.query_params)
+    empty = {name: ["May not be empty."] for name in serializer.fields if request.query_params.get(name, None) == ""}
+    if empty:
+        raise serializers.ValidationError(empty)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
 
@@ -160,13 +164,13 @@ class SessionListView(generics.ListAPIView):
     @extend_schema(
         summary="Get-or-open a session",
         description="With a handle (handle_type/handle_ref), the open session of that handle is returned (200) "
-        "if there is one; otherwise a new session is opened (201). `items` delivers a whole basket at once.",
+        "if there is one; otherwise a new session is opened (201). Only the caller that created the session gets "
+        "201, even when several open one new handle at once. `items` delivers a whole basket at once.",
         request=OpenSessionRequestSerializer,
-        responses={201: SessionDetailSerializer, 200: SessionDetailSerializer, **errors(400, 404, 409)},
+        responses={201: SessionDetailSerializer, 200: SessionDetailSerializer, **errors(400, 404, 409, 413)},
     )
     def post(self, request):
         payload = _body(OpenSessionRequestSerializer, request)
-        started = timezone.now()
         session = SessionService.open_session(
             payload["channel_code"],
             handle_type=payload["handle_type"],
@@ -175,8 +179,7 @@ class SessionListView(generics.ListAPIView):
             items=payload.get("items"),
             actor=actor(request),
         )
-        opened_now = session.opened_at >= started
-        return _session_response(session, status_code=status.HTTP_201_CREATED if opened_now else status.HTTP_200_OK)
+        return _session_response(session, status_code=status.HTTP_201_CREATED if session.created else status.HTTP_200_OK)
 
 
 class SessionDetailView(APIView):
@@ -184,12 +187,14 @@ class SessionDetailView(APIView):
 
     @extend_schema(
         summary="One session with its items, totals, rev, checks and issues",
+        description="Session keys are unique: `channel_code` is optional; given, it must be the session's channel "
+        "(else 404 `not_found`, or `channel_not_found` for a code no channel has).",
         parameters=[SessionQuerySerializer],
         responses={200: SessionDetailSerializer, **errors(400, 404)},
     )
     def get(self, request, key: str):
         query = _query(SessionQuerySerializer, request)
-        return _session_response(selectors.session(key, query["channel_code"]))
+        return _session_response(selectors.session(key, query.get("channel_code")))
 
 
 class SessionModifyView(APIView):
@@ -199,7 +204,7 @@ class SessionModifyView(APIView):
         summary="Apply ops atomically (rev + 1)",
         description="`override_price` needs the manager role; its actor is the caller, whatever the op says.",
         request=ModifyRequestSerializer,
-        responses={200: SessionDetailSerializer, **errors(400, 404, 409)},
+        responses={200: SessionDetailSerializer, **errors(400, 404, 409, 413)},
     )
     def post(self, request, key: str):
         payload = _body(ModifyRequestSerializer, request)
@@ -223,7 +228,7 @@ class SessionCommitView(APIView):
         description="201 with the new order; a replay with the same idempotency_key answers 200 with the same "
         "result and `idempotent: true`.",
         request=CommitRequestSerializer,
-        responses={201: CommitResultSerializer, 200: CommitResultSerializer, **errors(400, 404, 409)},
+        responses={201: CommitResultSerializer, 200: CommitResultSerializer, **errors(400, 404, 409, 413)},
     )
     def post(self, request, key: str):
         payload = _body(CommitRequestSerializer, request)
@@ -245,7 +250,7 @@ class SessionResolveView(APIView):
     @extend_schema(
         summary="Apply one of an issue's actions",
         request=ResolveRequestSerializer,
-        responses={200: SessionDetailSerializer, **errors(400, 404, 409)},
+        responses={200: SessionDetailSerializer, **errors(400, 404, 409, 413)},
     )
     def post(self, request, key: str):
         payload = _body(ResolveRequestSerializer, request)
@@ -294,7 +299,7 @@ class OrderTransitionView(APIView):
     @extend_schema(
         summary="Move the order to another status of its channel's flow",
         request=TransitionRequestSerializer,
-        responses={200: OrderDetailSerializer, **errors(400, 404, 409)},
+        responses={200: OrderDetailSerializer, **errors(400, 404, 409, 413)},
     )
     def post(self, request, ref: str):
         payload = _body(TransitionRequestSerializer, request)
@@ -331,7 +336,7 @@ class ExternalOrderView(APIView):
         "content answers 409 `conflict`.",
         request=ExternalOrderRequestSerializer,
         parameters=[SIGNATURE_PARAMETER],
-        responses={201: ExternalOrderResultSerializer, 200: ExternalOrderResultSerializer, **errors(400, 404, 409)},
+        responses={201: ExternalOrderResultSerializer, 200: ExternalOrderResultSerializer, **errors(400, 404, 409, 413)},
     )
     def post(self, request, code: str):
         channel = selectors.channel(code)
@@ -358,7 +363,7 @@ class ExternalOrderStatusView(APIView):
         "flow to it (one status_changed event per step). Repeating an update changes nothing (changed: false).",
         request=ExternalStatusRequestSerializer,
         parameters=[SIGNATURE_PARAMETER],
-        responses={200: ExternalStatusResultSerializer, **errors(400, 404, 409)},
+        responses={200: ExternalStatusResultSerializer, **errors(400, 404, 409, 413)},
     )
     def post(self, request, code: str, external_id: str):
         channel = selectors.channel(code)

@@ -8,7 +8,7 @@ from typing import Any
 
 from omniman import conf
 from omniman.exceptions import SessionError, ValidationError
-from omniman.models import Session
+from omniman.models import Channel, Session
 
 # Unambiguous upper-case alphabet for human-facing references (no 0/O, 1/I/L).
 REF_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
@@ -28,12 +28,18 @@ def lock_session(session_key: str, channel_code: str) -> Session:
 
 
 def find_session(session_key: str, channel_code: str, *, lock: bool = False) -> Session:
-    """The session addressed by key *and* channel, with its channel (``SessionError("not_found")`` otherwise)."""
+    """The session addressed by key *and* channel, with its channel.
+
+    ``SessionError("channel_not_found")`` when no channel has that code, else ``SessionError("not_found")``
+    when the channel has no such session.
+    """
     rows = Session.objects.select_related("channel").filter(session_key=session_key, channel__code=channel_code)
     if lock:
         rows = rows.select_for_update(of=("self",))
     session = next(iter(rows.order_by()[:1]), None)  # the key is unique: no ORDER BY to build or run
     if session is None:
+        if not Channel.objects.filter(code=channel_code).exists():
+            raise SessionError("channel_not_found", f"No channel {channel_code!r}.", {"channel_code": channel_code})
         raise SessionError(
             "not_found",
             f"No session {session_key!r} in channel {channel_code!r}.",
@@ -58,3 +64,18 @@ def ensure_json(value: Any, field: str) -> Any:
             "invalid_field", f"{field} must be JSON: {exc}", {"field": field}
         ) from None
     return value
+
+
+def ensure_data_size(data: dict[str, Any], field: str = "data") -> None:
+    """Refuse session data larger than ``OMNIMAN["SESSION_DATA_MAX_BYTES"]`` (compact JSON, UTF-8 bytes).
+
+    ``ValidationError("data_too_large")`` with ``context = {"field", "bytes", "max_bytes"}``.
+    """
+    limit = conf.get("SESSION_DATA_MAX_BYTES")
+    size = len(json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "surrogatepass"))
+    if size > limit:
+        raise ValidationError(
+            "data_too_large",
+            f"The session's data would be {size} bytes; at most {limit} are allowed.",
+            {"field": field, "bytes": size, "max_bytes": limit},
+        )

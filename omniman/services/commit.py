@@ -11,11 +11,11 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from omniman import conf
-from omniman.exceptions import CommitError, IdempotencyError, OmnimanError, SessionError, ValidationError
+from omniman.exceptions import CommitError, IdempotencyError, OmnimanError, ValidationError
 from omniman.models import Directive, IdempotencyKey, Order, OrderItem, Session
 from omniman.models.order import SNAPSHOT_VERSION
 from omniman.services import events, pipeline
-from omniman.services._common import lock_session, random_code, require_open
+from omniman.services._common import find_session, lock_session, random_code, require_open
 from omniman.services.orders import apply_transition, enqueue_on_enter
 from omniman.services.sessions import require_rev
 from omniman.signals import order_created
@@ -50,12 +50,7 @@ class CommitService:
             raise ValidationError("missing_idempotency_key", context={"field": "idempotency_key"})
         if len(idempotency_key) > 255:
             raise ValidationError("invalid_field", "idempotency_key is at most 255 characters.", {"field": "idempotency_key"})
-        if not Session.objects.filter(session_key=session_key, channel__code=channel_code).exists():
-            raise SessionError(
-                "not_found",
-                f"No session {session_key!r} in channel {channel_code!r}.",
-                {"session_key": session_key, "channel_code": channel_code},
-            )
+        find_session(session_key, channel_code)  # not_found / channel_not_found before a key is claimed
         scope = f"commit:{channel_code}"
         claimed = _claim_key(scope, idempotency_key, fingerprint=session_key)
         if isinstance(claimed, dict):

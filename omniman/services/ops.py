@@ -14,7 +14,7 @@ from typing import Any
 from omniman.exceptions import SessionError, ValidationError
 from omniman.models import Channel, Session
 from omniman.monetary import MAX_QTY, parse_price_q, parse_qty, qty_to_str
-from omniman.services._common import ensure_json
+from omniman.services._common import ensure_data_size, ensure_json
 
 RESERVED_DATA_KEYS = ("checks", "issues")
 RESERVED_META_KEYS = ("price_override",)
@@ -40,7 +40,7 @@ def _required(op: dict, field: str) -> Any:
 
 def _sku(op: dict, field: str = "sku") -> str:
     value = _required(op, field)
-    if not isinstance(value, str) or len(value.strip()) > MAX_SKU_LENGTH:
+    if not isinstance(value, str) or len(value) > MAX_SKU_LENGTH:
         raise ValidationError(
             "invalid_field", f"{field} must be text of at most {MAX_SKU_LENGTH} characters.", {"field": field}
         )
@@ -194,6 +194,7 @@ def set_data(session: Session, op: dict, ctx: dict) -> None:
         raise ValidationError("missing_field", "set_data: 'value' is required.", {"field": "value"})
     value = ensure_json(op["value"], "value")
     _set_path(session.data, parts, value, path=op["path"])
+    ensure_data_size(session.data, "value")
 
 
 def merge_lines(session: Session, op: dict, ctx: dict) -> None:

@@ -14,7 +14,7 @@ from omniman import registry
 from omniman.exceptions import IssueResolveError, OmnimanError, SessionError, ValidationError
 from omniman.models import Channel, Directive, Session
 from omniman.services import pipeline
-from omniman.services._common import ensure_json, lock_session, new_session_key, require_open
+from omniman.services._common import ensure_data_size, ensure_json, lock_session, new_session_key, require_open
 from omniman.services.ops import RESERVED_DATA_KEYS
 from omniman.signals import session_abandoned
 
@@ -42,6 +42,11 @@ class SessionService:
         concurrent calls return the same session. ``items`` delivers a whole
         basket at once (one modification, so ``rev == 1``), even on a locked
         channel.
+
+        The returned session carries ``created``: ``True`` only for the one
+        call that inserted it (in a race of concurrent opens of one new
+        handle, exactly one caller sees ``True``), ``False`` when an existing
+        session was returned.
         """
         channel = Channel.objects.filter(code=channel_code, is_active=True).first()
         if channel is None:
@@ -61,6 +66,7 @@ class SessionService:
         with transaction.atomic():
             existing = _existing_session(channel, handle_type, handle_ref, session_key)
             if existing is not None:
+                existing.created = False
                 return existing
             session = Session(
                 session_key=session_key or new_session_key(),
@@ -79,7 +85,9 @@ class SessionService:
                 existing = _existing_session(channel, handle_type, handle_ref, session_key)
                 if existing is None:
                     raise
+                existing.created = False
                 return existing
+            session.created = True
             if items:
                 ops = [{**item, "op": "add_line"} for item in items]
                 pipeline.modify(session, ops, ctx={"actor": actor}, allow_locked=True)
@@ -143,7 +151,9 @@ def _initial_data(data: Any) -> dict[str, Any]:
     for key in RESERVED_DATA_KEYS:
         if key in data:
             raise ValidationError("reserved_path", f"{key!r} is reserved.", {"path": key})
-    return ensure_json(dict(data), "data")
+    data = ensure_json(dict(data), "data")
+    ensure_data_size(data)
+    return data
 
 
 def _existing_session(channel: Channel, handle_type: str, handle_ref: str, session_key: str | None) -> Session | None:

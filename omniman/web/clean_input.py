@@ -13,7 +13,10 @@ character never reaches a view, so no text column is ever asked to store one
 
 The answer: under the API prefix, the API's own 400 body (code ``invalid``,
 ``context.fields``); an HTMX request gets 422 with the message swapped into the
-page's ``#input-error`` region; any other request a short 400 page.
+page's ``#input-error`` region; any other request a short 400 page. Under the
+API prefix a body larger than ``OMNIMAN["API_MAX_BODY_BYTES"]`` (declared by
+``Content-Length``) answers 413 ``payload_too_large`` before anything reads it;
+a body without a declared length is capped by the API's parser.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
+
+from omniman import conf
 
 
 # C0 controls and DEL; values keep tab, newline and carriage return.
@@ -57,6 +62,27 @@ def api_prefix() -> str:
     return reverse("api:root")
 
 
+def declared_length(request: HttpRequest) -> int:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0
+
+
+def too_large_response(limit: int) -> JsonResponse:
+    """The API's 413 (also answered by its parser for a body without a declared length)."""
+    return JsonResponse(
+        {
+            "error": {
+                "code": "payload_too_large",
+                "message": _("The request body is larger than %(limit)d bytes.") % {"limit": limit},
+                "context": {"max_bytes": limit},
+            }
+        },
+        status=413,
+    )
+
+
 def refused_response(request: HttpRequest, field: str, *, api: bool) -> HttpResponse:
     message = _("“%(field)s” contains a control character (such as NUL). Remove it and try again.") % {"field": field}
     if api:
@@ -85,13 +111,17 @@ def refused_response(request: HttpRequest, field: str, *, api: bool) -> HttpResp
 
 
 class CleanInputMiddleware:
-    """Answer 400 (422 for HTMX, JSON under ``/api/``) to control characters in the path, query or form."""
+    """Answer 400 (422 for HTMX, JSON under ``/api/``) to control characters, 413 to oversized API bodies."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         api = request.path_info.startswith(api_prefix())
+        if api:
+            limit = conf.get("API_MAX_BODY_BYTES")
+            if declared_length(request) > limit:
+                return too_large_response(limit)
         field = bad_field(request, form=not api)
         if field is not None:
             return refused_response(request, field, api=api)

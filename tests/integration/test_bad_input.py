@@ -101,7 +101,7 @@ def test_bad_op_gets_its_code_and_writes_nothing(case_id, ops, error, code, cont
 
 @pytest.mark.parametrize(
     "address,code",
-    [(("SESS-NOPE", "own"), "not_found"), (("<key>", "other"), "not_found"), (("<key>", "nope"), "not_found")],
+    [(("SESS-NOPE", "own"), "not_found"), (("<key>", "other"), "not_found"), (("<key>", "nope"), "channel_not_found")],
     ids=["unknown-key", "other-channel", "unknown-channel"],
 )
 def test_session_is_addressed_by_key_and_channel(address, code):

@@ -33,7 +33,14 @@ def test_parse_qty_accepts(value, expected):
     assert "E" not in str(parsed)
 
 
-@pytest.mark.parametrize("value", [0, -1, "0.0001", "1.2345", "abc", None, True, "NaN", "Infinity", [], "1000000.001", ""])
+@pytest.mark.parametrize(
+    "value",
+    [
+        0, -1, "0.0001", "1.2345", "abc", None, True, "NaN", "Infinity", [], "1000000.001", "",
+        # strict text: ASCII digits and one decimal point, nothing else
+        "1e3", "1E3", "1_0", "\u0661", "\u0662.5", "\uff11", " 1", "1 ", "+1", "1.", ".5", "0x10", "1,5",
+    ],
+)
 def test_parse_qty_rejects(value):
     assert parse_qty(value) is None
 
@@ -43,7 +50,7 @@ def test_qty_to_str_is_canonical():
     assert qty_to_str(Decimal("2.500")) == "2.5"
 
 
-@pytest.mark.parametrize("value,expected", [(0, 0), (1250, 1250), ("75", 75), (-1, None), (1.5, None), (True, None), ("x", None), (10**11, None)])
+@pytest.mark.parametrize("value,expected", [(0, 0), (1250, 1250), ("75", None), ("1e3", None), (-1, None), (1.5, None), (True, None), ("x", None), (10**11, None)])
 def test_parse_price_q(value, expected):
     assert parse_price_q(value) == expected
 

@@ -80,7 +80,11 @@ def test_query_parameters_with_nul_or_garbage_are_400(manager, channel):
     for params in ({"status": "\x00"}, {"updated_since": "\x00"}, {"created_before": "2026-13-45"}):
         response = manager.get("/api/orders/", params)
         assert response.status_code == 400 and error_of(response) == "invalid"
-    assert manager.get("/api/orders/", {"page_size": "-5"}).status_code == 200
+    for page_size in ("0", "-5", "abc", "", "1e3", "1_0", "\u0661", " 5"):
+        response = manager.get("/api/orders/", {"page_size": page_size})
+        assert response.status_code == 400 and error_of(response) == "invalid", page_size
+        assert list(response.json()["error"]["context"]["fields"]) == ["page_size"]
+    assert manager.get("/api/orders/", {"page_size": "9" * 5000}).status_code == 200  # capped at 200
     assert manager.get("/api/orders/", {"page": "x"}).status_code == 404
 
 

@@ -116,8 +116,15 @@ def test_detail_is_addressed_by_key_and_channel(pos, channel):
     assert wrong_channel.status_code == 404 and error_of(wrong_channel) == "not_found"
     unknown = pos.get("/api/sessions/SESS-NOPE/", {"channel_code": "shop"})
     assert unknown.status_code == 404 and error_of(unknown) == "not_found"
-    missing = pos.get(f"/api/sessions/{session.session_key}/")
-    assert missing.status_code == 400 and "channel_code" in missing.json()["error"]["context"]["fields"]
+    # Session keys are unique (SPEC §2): the channel code is optional for a read.
+    without = pos.get(f"/api/sessions/{session.session_key}/")
+    assert without.status_code == 200 and without.json() == body
+    unknown_without = pos.get("/api/sessions/SESS-NOPE/")
+    assert unknown_without.status_code == 404 and error_of(unknown_without) == "not_found"
+    no_channel = pos.get(f"/api/sessions/{session.session_key}/", {"channel_code": "nowhere"})
+    assert no_channel.status_code == 404 and error_of(no_channel) == "channel_not_found"
+    empty = pos.get(f"/api/sessions/{session.session_key}/", {"channel_code": ""})
+    assert empty.status_code == 400 and error_of(empty) == "invalid"
 
 
 # -- modify ------------------------------------------------------------------------------------
