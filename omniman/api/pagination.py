@@ -7,13 +7,19 @@ DIGITS = frozenset("0123456789")
 class Pagination(PageNumberPagination):
     """``?page=N&page_size=M``: 50 a page by default, at most 200 (a larger size is capped).
 
-    ``page_size`` must be a whole number ≥ 1 in ASCII digits: ``0``, ``-5``, ``abc`` or an empty value answer
-    400 ``invalid`` (``context.fields.page_size``) instead of being ignored.
+    ``page`` and ``page_size`` must be whole numbers ≥ 1 in ASCII digits: ``0``, ``-5``, ``abc`` or an empty
+    value answer 400 ``invalid`` (``context.fields``) instead of being ignored; a page past the end is 404.
     """
 
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 200
+
+    def paginate_queryset(self, queryset, request, view=None):
+        raw = request.query_params.get(self.page_query_param)
+        if raw is not None and (not raw or not set(raw) <= DIGITS or not raw.lstrip("0")):
+            raise ValidationError({self.page_query_param: ["A page number, 1 or more."]})
+        return super().paginate_queryset(queryset, request, view)
 
     def get_page_size(self, request):
         raw = request.query_params.get(self.page_size_query_param)

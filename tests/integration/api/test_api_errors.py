@@ -85,7 +85,10 @@ def test_query_parameters_with_nul_or_garbage_are_400(manager, channel):
         assert response.status_code == 400 and error_of(response) == "invalid", page_size
         assert list(response.json()["error"]["context"]["fields"]) == ["page_size"]
     assert manager.get("/api/orders/", {"page_size": "9" * 5000}).status_code == 200  # capped at 200
-    assert manager.get("/api/orders/", {"page": "x"}).status_code == 404
+    for page in ("x", "", "0", "-1"):
+        response = manager.get("/api/orders/", {"page": page})
+        assert response.status_code == 400 and error_of(response) == "invalid", page
+    assert error_of(manager.get("/api/orders/", {"page": "99"})) == "not_found"
 
 
 def test_paths_with_control_characters_never_reach_the_database(manager):

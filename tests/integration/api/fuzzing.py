@@ -1,0 +1,168 @@
+"""Schemathesis over the API in process (WSGI), with every check: shared by the test and benchmarks/fuzz_api.py.
+
+Operations are driven with Hypothesis directly (``operation.as_strategy()``):
+schemathesis' own pytest plugin does not run under pytest 9 yet. Each operation
+gets valid (positive) and invalid (negative) requests, and valid requests
+addressed to real rows of the seeded database (``real-rows``); every response
+goes through all of schemathesis' checks (``-c all``).
+
+What a schema cannot say: a well-formed request may still address state that
+is not there — a line id the session no longer has, a transition the order's
+flow does not allow from its current status, an issue that was replaced. The
+kernel answers those with a 400 and a *state* code (``STATE_CODES``); for those
+codes alone a 400 to a schema-valid request is not counted as a
+``positive_data_acceptance`` failure. Shape codes (``invalid``, ``parse_error``,
+``invalid_qty``, ``invalid_price``, ``missing_field``…) always count: the schema
+must refuse what the server refuses.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cache
+
+import schemathesis
+from django.core import signals
+from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
+from drf_spectacular.generators import SchemaGenerator
+from hypothesis import HealthCheck, given, settings
+from hypothesis import seed as hypothesis_seed
+from schemathesis import GenerationMode
+from schemathesis.checks import CHECKS, load_all_checks
+from schemathesis.core.failures import FailureGroup
+
+# 400s that depend on the state of a row, not on the request's shape (docs/api/rest-api.rst, "Errors").
+STATE_CODES = frozenset(
+    {
+        "unknown_line_id",  # the session has no such line (any more)
+        "invalid_merge",  # the two lines hold different skus
+        "invalid_path",  # set_data/set_line_meta through a key that holds a scalar
+        "missing_unit_price_q",  # the channel prices externally
+        "invalid_transition",  # the order's flow does not allow it from its current status
+        "validation_failed",  # a channel validator refused the session
+        "data_too_large",  # the session's data would outgrow SESSION_DATA_MAX_BYTES
+        "session_key_conflict",
+    }
+)
+
+
+def seed_rows() -> dict[str, str]:
+    """The demo's database (``seed_demo``: catalog, four channels, open sessions, orders, a marketplace order)
+    and the path parameters that address its real rows."""
+    from django.core.management import call_command
+
+    from omniman.models import Order, Session
+
+    call_command("seed_demo", "--no-users", verbosity=0)
+    session = Session.objects.filter(state=Session.State.OPEN, channel__code="tables").order_by("id").first()
+    order = Order.objects.filter(channel__code="counter", status="confirmed").order_by("id").first()
+    external = Order.objects.filter(channel__code="marketplace").exclude(external_ref="").order_by("id").first()
+    return {"code": "marketplace", "key": session.session_key, "ref": order.ref, "external_id": external.external_ref}
+
+
+def spec() -> dict:
+    return SchemaGenerator().get_schema(request=None, public=True)
+
+
+def operations() -> list[tuple[str, str]]:
+    paths = spec()["paths"]
+    return sorted((method.upper(), path) for path, methods in paths.items() for method in methods)
+
+
+def runs() -> list[tuple[str, str, str]]:
+    """(method, path, mode) for every operation: valid requests, invalid ones where there is input to
+    spoil (query parameters or a body), valid ones on real rows where a path parameter can address them."""
+    paths = spec()["paths"]
+    found = []
+    for method, path in operations():
+        operation = paths[path][method.lower()]
+        places = {parameter["in"] for parameter in operation.get("parameters", [])}
+        found.append((method, path, "positive"))
+        if "query" in places or "requestBody" in operation:
+            found.append((method, path, "negative"))
+        if "path" in places:
+            found.append((method, path, "real-rows"))
+    return found
+
+
+@cache
+def api_schema():
+    schema = schemathesis.openapi.from_wsgi("/api/schema/", get_wsgi_application())
+    # The schema's description says no text may hold NUL; generated valid requests respect that.
+    schema.config.generation.update(allow_x00=False)
+    return schema
+
+
+@cache
+def all_checks() -> tuple:
+    load_all_checks()
+    return tuple(CHECKS.get_all())
+
+
+def check_names() -> list[str]:
+    return [check.__name__ for check in all_checks()]
+
+
+class keep_connection:
+    """The WSGI app closes the database connection after each request; a test's transaction needs it open."""
+
+    def __enter__(self):
+        signals.request_started.disconnect(close_old_connections)
+        signals.request_finished.disconnect(close_old_connections)
+        return self
+
+    def __exit__(self, *exc):
+        signals.request_started.connect(close_old_connections)
+        signals.request_finished.connect(close_old_connections)
+
+
+@dataclass
+class Outcome:
+    requests: int = 0
+    failures: list[str] = field(default_factory=list)
+
+
+# (code, context.field) pairs that are state refusals too: the channel's status_map decides which statuses exist.
+STATE_FIELDS = frozenset({("invalid_field", "status")})
+
+
+def _state_refusal(response) -> bool:
+    if response.status_code != 400:
+        return False
+    try:
+        error = json.loads(response.content)["error"]
+        code, field = error["code"], (error.get("context") or {}).get("field")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return False
+    return code in STATE_CODES or (code, field) in STATE_FIELDS
+
+
+def fuzz(method: str, path: str, mode: str, *, token: str, rows: dict[str, str], examples: int, seed: int | None = 0) -> Outcome:
+    """Send ``examples`` generated requests to one operation; every check runs on every response."""
+    operation = api_schema()[path][method]
+    names = [parameter.name for parameter in operation.path_parameters]
+    generation = GenerationMode.NEGATIVE if mode == "negative" else GenerationMode.POSITIVE
+    fixed = {name: rows[name] for name in names} if mode == "real-rows" else None
+    auth = {"Authorization": f"Token {token}"}
+    checks = list(all_checks())
+    others = [check for check in checks if check.__name__ != "positive_data_acceptance"]
+    outcome = Outcome()
+
+    def run(case):
+        outcome.requests += 1
+        response = case.call(headers=auth)
+        kept = others if _state_refusal(response) else checks
+        try:
+            case.validate_response(response, checks=kept, headers=auth)
+        except (FailureGroup, AssertionError) as failure:
+            outcome.failures.append(f"{method} {path} [{mode}]: {failure}")
+
+    test = given(case=operation.as_strategy(generation_mode=generation, path_parameters=fixed))(
+        settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck), database=None)(run)
+    )
+    if seed is not None:
+        test = hypothesis_seed(seed)(test)
+    test()
+    return outcome
