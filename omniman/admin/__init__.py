@@ -30,7 +30,7 @@ from omniman.admin.base import (
     ReadOnlyInline,
     ServiceActionsMixin,
 )
-from omniman.admin.channels import channel_config_problems
+from omniman.channel_config import channel_config_problems  # kept here too: its home before the kernel had it
 
 __all__ = [
     "channel_config_problems",
