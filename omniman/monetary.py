@@ -109,3 +109,20 @@ def validate_currency(code: Any) -> None:
             params={"value": repr(code)[:40]},
         )
 
+
+# -- prices -----------------------------------------------------------------------
+
+INVALID_PRICE = "invalid_price"
+
+
+def validate_price_q(value: Any) -> None:
+    """A Django validator for a stored unit price: an integer from 0 to ``MAX_UNIT_PRICE_Q``.
+
+    ``ValidationError`` code ``invalid_price`` (the kernel's code for a bad price) otherwise.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_UNIT_PRICE_Q:
+        raise ValidationError(
+            _("A price is a whole number of cents from 0 to %(max)s; %(value)s is not."),
+            code=INVALID_PRICE,
+            params={"max": MAX_UNIT_PRICE_Q, "value": repr(value)[:40]},
+        )
