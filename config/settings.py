@@ -112,6 +112,10 @@ SECURE_CSP_PATHS = {
 SECURE_CSP_REPORT_ONLY = env_bool("SECURE_CSP_REPORT_ONLY")
 
 INSTALLED_APPS = [
+    # omniman ships the manager review's admin/index.html and admin/login.html and the
+    # API docs page (drf_spectacular/swagger_ui.html): its templates must win over
+    # unfold's and drf-spectacular's, so it comes first.
+    "omniman",
     # django-unfold (the manager review) must come before the admin; its basic config leaves
     # the default site to ManagerAdminConfig (omniman.admin.site.ManagerAdminSite).
     "unfold.apps.BasicAppConfig",
@@ -130,7 +134,6 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    "omniman",
     "omniman.contrib.catalog",
     "omniman.contrib.pricing",
     "omniman.contrib.stock",
