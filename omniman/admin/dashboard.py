@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 from django.db.models import Count, Min, Sum
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from omniman.models import Channel, Directive, Order, Session
 from omniman.monetary import format_money
@@ -108,7 +109,7 @@ def directive_health() -> dict[str, Any]:
 
 def describe_age(delta: timedelta | None) -> str:
     if delta is None:
-        return "nothing waiting"
+        return str(_("nothing waiting"))
     seconds = int(delta.total_seconds())
     if seconds < 60:
         return f"{seconds} s"
@@ -127,7 +128,7 @@ def dashboard_callback(request, context: dict[str, Any]) -> dict[str, Any]:
             "open_sessions": Session.objects.filter(state=Session.State.OPEN).count(),
             "open_sessions_link": _changelist("session", state__exact=Session.State.OPEN),
             "today": timezone.localdate(),
-            "title": "Dashboard",
+            "title": _("Dashboard"),
         }
     )
     return context
