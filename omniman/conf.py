@@ -24,6 +24,9 @@ DEFAULTS: dict[str, Any] = {
     "DISPATCH_ON_COMMIT": [],
     # /healthz reports "degraded" once the oldest due, queued directive has waited this long.
     "HEALTH_DIRECTIVE_AGE_SECONDS": 300,
+    # /healthz reports "degraded" once no directive worker (or cron pass) has been seen for
+    # this long — on a database where one ever ran; 0 turns the check off.
+    "HEALTH_WORKER_AGE_SECONDS": 120,
 }
 
 
