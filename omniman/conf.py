@@ -20,6 +20,10 @@ DEFAULTS: dict[str, Any] = {
     "DIRECTIVE_BACKOFF_BASE_SECONDS": 2,
     "DIRECTIVE_BACKOFF_MAX_SECONDS": 300,
     "DIRECTIVE_STUCK_AFTER_SECONDS": 300,
+    # Where ``process_directives --watch`` LISTENs: "" = the default database's settings, a
+    # postgres:// URL = a direct session connection (behind PgBouncer's transaction pooling),
+    # "off" = no LISTEN, poll every --interval.
+    "DIRECTIVE_LISTEN_URL": "",
     "ALLOW_SQLITE_IN_PRODUCTION": False,
     "DISPATCH_ON_COMMIT": [],
     # /healthz reports "degraded" once the oldest due, queued directive has waited this long.

@@ -393,24 +393,50 @@ def dispatch(directive_id: int) -> str | None:
         return None
 
 
-class Listener:
-    """A dedicated autocommit connection that ``LISTEN``\\s for enqueues (PostgreSQL only)."""
+LISTEN_OFF = "off"
 
-    def __init__(self, topics: Iterable[str] | None = None):
+
+def listen_url() -> str:
+    """``OMNIMAN["DIRECTIVE_LISTEN_URL"]``: ``""`` (LISTEN over the default database's settings),
+    a ``postgres://`` URL (a direct, session connection: what a transaction-pooling PgBouncer in
+    front of the default database needs), or ``"off"`` (no LISTEN: poll every ``--interval``)."""
+    return str(conf.get("DIRECTIVE_LISTEN_URL") or "").strip()
+
+
+class Listener:
+    """A dedicated autocommit connection that ``LISTEN``\\s for enqueues (PostgreSQL only).
+
+    It connects to ``DIRECTIVE_LISTEN_URL`` when set, else with the default
+    database's settings. ``LISTEN`` needs a session of its own: through
+    PgBouncer in transaction pooling mode it is accepted but its notifications
+    never arrive, so point ``DIRECTIVE_LISTEN_URL`` past the pooler (or turn it
+    ``off``). TCP keepalives make a silently dead peer an error, not a wait forever.
+    """
+
+    KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
+
+    def __init__(self, topics: Iterable[str] | None = None, *, url: str | None = None):
         import psycopg
 
-        settings = connection.settings_dict
-        params = {
-            "dbname": settings["NAME"],
-            "user": settings.get("USER") or None,
-            "password": settings.get("PASSWORD") or None,
-            "host": settings.get("HOST") or None,
-            "port": settings.get("PORT") or None,
-            "autocommit": True,
-        }
-        params.update({k: v for k, v in (settings.get("OPTIONS") or {}).items() if k in ("sslmode", "sslrootcert", "sslcert", "sslkey", "connect_timeout", "application_name")})
+        url = listen_url() if url is None else url
         self.topics = set(topics or [])
-        self.conn = psycopg.connect(**{k: v for k, v in params.items() if v is not None})
+        if url:
+            self.conn = psycopg.connect(url, autocommit=True, **{"connect_timeout": 5, **self.KEEPALIVES})
+        else:
+            settings = connection.settings_dict
+            params = {
+                "dbname": settings["NAME"],
+                "user": settings.get("USER") or None,
+                "password": settings.get("PASSWORD") or None,
+                "host": settings.get("HOST") or None,
+                "port": settings.get("PORT") or None,
+                "autocommit": True,
+                "connect_timeout": 5,
+                **self.KEEPALIVES,
+            }
+            options = settings.get("OPTIONS") or {}
+            params.update({k: v for k, v in options.items() if k in ("sslmode", "sslrootcert", "sslcert", "sslkey", "connect_timeout", "application_name")})
+            self.conn = psycopg.connect(**{k: v for k, v in params.items() if v is not None})
         self.conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
 
     def wait(self, timeout: float) -> bool:
@@ -432,7 +458,9 @@ class Worker:
 
     A stop signal lets the directive in hand finish, gives back the rest of
     the batch, and returns. Between passes it waits on ``LISTEN`` (PostgreSQL)
-    or sleeps ``interval`` (polling, the fallback and SQLite's only mode).
+    or sleeps ``interval`` (polling: the fallback, SQLite's only mode, and
+    ``DIRECTIVE_LISTEN_URL = "off"``). Even while listening it makes a pass at
+    least every ``interval``, so a lost notification only delays a directive.
 
     It never dies of a lost database connection. An ``OperationalError`` or
     ``InterfaceError`` (PostgreSQL restarted, a failover, the network) starts
@@ -595,7 +623,7 @@ class Worker:
 
     def _ensure_listener(self) -> None:
         """LISTEN if it should and does not; after a failure, try again with backoff (polling meanwhile)."""
-        if self.listener is not None or connection.vendor != "postgresql":
+        if self.listener is not None or connection.vendor != "postgresql" or listen_url().lower() == LISTEN_OFF:
             return
         if time.monotonic() < self._listen_retry_at:
             return
