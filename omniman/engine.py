@@ -232,7 +232,7 @@ def execute(directive: Directive, *, then: Directive | None = None) -> str:
     except Exception as exc:  # the handler failed: record it, never crash the worker
         if then is not None:
             then.started_at = None  # the stamp rolled back with this run
-        if isinstance(exc, DATABASE_ERRORS) and _connection_lost(raw):
+        if isinstance(exc, DATABASE_ERRORS) and _connection_lost(raw, exc):
             # Not the handler's fault: the database went away (its transaction with it).
             # The caller gives the row back once it reconnects (Worker → requeue_interrupted).
             raise
@@ -242,10 +242,19 @@ def execute(directive: Directive, *, then: Directive | None = None) -> str:
     return "done"
 
 
-def _connection_lost(raw) -> bool:
-    """True when the driver connection ``raw`` a run was on is gone: closed, or replaced (Django
-    reconnects when it restores autocommit after the failed transaction)."""
-    return raw is None or connection.connection is not raw or bool(getattr(raw, "closed", False))
+# SQLSTATEs of a connection cut off by the server or a pooler: class 08 (connection exception, also
+# what PgBouncer answers when its server connection died) and 57P01-57P03 (shutdown, crash, starting up).
+LOST_CONNECTION_SQLSTATES = ("57P01", "57P02", "57P03")
+
+
+def _connection_lost(raw, exc: BaseException) -> bool:
+    """True when the run lost its database connection rather than failed: the driver connection
+    ``raw`` it was on is closed or replaced (Django reconnects when it restores autocommit after
+    the failed transaction), or the server or a pooler said the connection was cut off."""
+    if raw is None or connection.connection is not raw or bool(getattr(raw, "closed", False)):
+        return True
+    sqlstate = getattr(exc.__cause__, "sqlstate", None) or ""
+    return sqlstate.startswith("08") or sqlstate in LOST_CONNECTION_SQLSTATES
 
 
 def _record_failure(directive: Directive, exc: BaseException) -> str:
@@ -556,7 +565,9 @@ class Worker:
 
     def _recover(self) -> None:
         """Reconnect (raises while the database is still away), give back what was held, say so."""
-        connection.ensure_connection()
+        # A query, not just a connection: a pooler (PgBouncer) accepts clients while the database is down.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
         if self.held:
             given_back = requeue_interrupted(self.held, reason="interrupted: the worker lost its database connection")
             logger.warning("directives held when the connection was lost given back", extra={"worker": self.name, "requeued": given_back, "held": len(self.held)})
@@ -623,7 +634,7 @@ class Worker:
 
     def _ensure_listener(self) -> None:
         """LISTEN if it should and does not; after a failure, try again with backoff (polling meanwhile)."""
-        if self.listener is not None or connection.vendor != "postgresql" or listen_url().lower() == LISTEN_OFF:
+        if self.listener is not None or not self._listening_wanted():
             return
         if time.monotonic() < self._listen_retry_at:
             return
@@ -634,7 +645,7 @@ class Worker:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT 1")
             self._listen_failures += 1
-            delay = min(self.RECONNECT_BASE * (2 ** (self._listen_failures - 1)), max(self.RECONNECT_MAX, self.interval))
+            delay = min(self.RECONNECT_BASE * (2 ** (self._listen_failures - 1)), self.RECONNECT_MAX)
             self._listen_retry_at = time.monotonic() + delay
             if self._listen_failures == 1:
                 logger.warning(
@@ -650,6 +661,10 @@ class Worker:
             logger.warning("LISTEN connection was lost; LISTENing again", extra={"worker": self.name})
         self._listen_failures = 0
         self._listen_lost = False
+
+    @staticmethod
+    def _listening_wanted() -> bool:
+        return connection.vendor == "postgresql" and listen_url().lower() != LISTEN_OFF
 
     def _drop_listener(self) -> None:
         if self.listener is not None:
@@ -669,6 +684,8 @@ class Worker:
             self._beat()
             slice_ = min(self.WAIT_SLICE, remaining)
             if self.listener is None:
+                if self._listen_failures and time.monotonic() >= self._listen_retry_at and self._listening_wanted():
+                    return  # time to try LISTEN again (and a pass: what it missed meanwhile)
                 self.stopping.wait(slice_)
                 continue
             try:
