@@ -54,7 +54,7 @@ def database_unavailable(request: HttpRequest, exc: BaseException) -> HttpRespon
         body = {
             "error": {
                 "code": CODE,
-                "message": _("The database is unavailable; nothing was changed. Try again shortly."),
+                "message": _("The database is unavailable. Try again shortly; a commit retried with the same idempotency key is safe."),
                 "context": {"retry_after": RETRY_AFTER_SECONDS},
             }
         }
