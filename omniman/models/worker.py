@@ -41,6 +41,13 @@ class WorkerHeartbeatManager(models.Manager):
             defaults={"host": host, "pid": int(pid) if pid.isdigit() else None, "started_at": now, "last_seen_at": now, "processed": 0},
         )
 
+    def summary(self, *, within: timedelta, now=None) -> dict:
+        """``{"last_seen": datetime | None, "alive": n}``: the freshest heartbeat, and how many beat ``within`` (one query)."""
+        from django.db.models import Count, Max, Q
+
+        now = now or timezone.now()
+        return self.aggregate(last_seen=Max("last_seen_at"), alive=Count("id", filter=Q(last_seen_at__gte=now - within)))
+
     def prune(self, *, older_than: timedelta) -> int:
         """Forget workers not seen for ``older_than`` (each restart leaves a row under a new pid)."""
         deleted, _ = self.filter(last_seen_at__lt=timezone.now() - older_than).delete()

@@ -29,7 +29,7 @@ from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.db.migrations.executor import MigrationExecutor
-from django.db.models import Count, Max, Min, Q
+from django.db.models import Count, Min, Q
 from django.http import JsonResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
@@ -81,10 +81,7 @@ def workers_check(now=None) -> dict[str, Any]:
     """When a directive worker was last seen (``None``: never, on this database) and how many are alive."""
     now = now or timezone.now()
     threshold = int(conf.get("HEALTH_WORKER_AGE_SECONDS"))
-    row = WorkerHeartbeat.objects.aggregate(
-        last_seen=Max("last_seen_at"),
-        alive=Count("id", filter=Q(last_seen_at__gte=now - timedelta(seconds=threshold))),
-    )
+    row = WorkerHeartbeat.objects.summary(within=timedelta(seconds=threshold), now=now)
     age = round(max((now - row["last_seen"]).total_seconds(), 0.0), 1) if row["last_seen"] else None
     return {"last_seen_age_seconds": age, "alive": row["alive"] if threshold > 0 else None, "threshold_seconds": threshold}
 
