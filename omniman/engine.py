@@ -15,7 +15,11 @@ At least once, never twice at the same time:
   ``DIRECTIVE_MAX_ATTEMPTS`` runs have failed;
 * **stuck** — rows ``running`` for longer than
   ``DIRECTIVE_STUCK_AFTER_SECONDS`` (a crashed worker) are re-queued by the
-  next pass, or ``failed`` when they have no attempts left.
+  next pass, or ``failed`` when they have no attempts left;
+* **lost connection** — a run cut off by the database going away is not a
+  handler failure: :func:`execute` re-raises, and the :class:`Worker`
+  reconnects and gives the rows it held back (:func:`requeue_interrupted`)
+  at once, without waiting for the stuck timeout.
 
 Settings are read at call time. The kernel knows nothing of HTTP.
 """
@@ -199,6 +203,11 @@ def execute(directive: Directive, *, then: Directive | None = None) -> str:
     batch costs one commit per directive instead of two (the commit, with its
     WAL flush, is what a directive costs). If this run fails, ``then`` stamps
     itself when it starts.
+
+    A handler's exception is recorded on the row (retry or ``failed``); the
+    database connection itself being lost is re-raised instead (``OperationalError``
+    or ``InterfaceError``): the row is still ``running`` under this attempt, for
+    the caller to give back once it reconnects.
     """
     handler = registry.get_directive_handler(directive.topic)
     if handler is None:  # unregistered since the claim: give the row back untouched
@@ -570,7 +579,7 @@ class Worker:
             cursor.execute("SELECT 1")
         if self.held:
             given_back = requeue_interrupted(self.held, reason="interrupted: the worker lost its database connection")
-            logger.warning("directives held when the connection was lost given back", extra={"worker": self.name, "requeued": given_back, "held": len(self.held)})
+            logger.warning("held directives given back after the lost connection", extra={"worker": self.name, "requeued": given_back, "held": len(self.held)})
             self.held.clear()
         if not self._started:
             WorkerHeartbeat.objects.prune(older_than=self.HEARTBEAT_FORGET_AFTER)
