@@ -18,6 +18,7 @@ if there was any.
 from __future__ import annotations
 
 import math
+from collections import Counter
 import os
 import sys
 import time
@@ -57,6 +58,7 @@ def main() -> int:
     print(f"{len(operations)} operations, {len(runs)} runs, {per_run} examples each, checks: {', '.join(fuzzing.check_names())}")
     sent = 0
     failures: list[str] = []
+    statuses: Counter = Counter()
     started = time.perf_counter()
     # Hypothesis may stop a run early when it has exhausted what a schema can generate: top up round by round.
     round_seed = seed
@@ -66,11 +68,13 @@ def main() -> int:
             outcome = fuzzing.fuzz(method, path, mode, token=token, rows=rows, examples=per_run, seed=round_seed)
             sent += outcome.requests
             failures += outcome.failures
+            statuses.update(outcome.statuses)
             print(f"  {method:4} {path:55} {mode:9} {outcome.requests:5} requests {len(outcome.failures):3} failures", flush=True)
         if sent == before:
             break
         round_seed = None if round_seed is None else round_seed + 1
     elapsed = time.perf_counter() - started
+    print("statuses: " + ", ".join(f"{code} × {count}" for code, count in sorted(statuses.items())))
     print(f"requests: {sent}  operations: {len(operations)}  runs: {len(runs)}  failures: {len(failures)}  ({elapsed:.0f} s)")
     for failure in failures:
         print("-" * 72)
