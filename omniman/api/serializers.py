@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone as dt_timezone
 from typing import Any
 
 from django.core.validators import RegexValidator
@@ -265,12 +266,27 @@ class ResolveRequestSerializer(serializers.Serializer):
     expected_rev = _expected_rev()
 
 
+class FilterDateTimeField(serializers.DateTimeField):
+    """An ISO 8601 filter bound; one beyond what the server's timezone can represent (``0001-01-01T00:00+13:00``)
+    is taken as the earliest (or latest) instant rather than refused: every RFC 3339 date-time is a valid bound."""
+
+    def enforce_timezone(self, value):
+        try:
+            return super().enforce_timezone(value)
+        except serializers.ValidationError:
+            if value.year <= 1:
+                return datetime.min.replace(tzinfo=dt_timezone.utc)
+            if value.year >= 9999:
+                return datetime.max.replace(tzinfo=dt_timezone.utc)
+            raise
+
+
 class OrderListQuerySerializer(serializers.Serializer):
     channel_code = _channel_code(required=False)
     status = _query_text(32)
-    created_after = serializers.DateTimeField(required=False, help_text="Created at or after (ISO 8601).")
-    created_before = serializers.DateTimeField(required=False, help_text="Created before (ISO 8601).")
-    updated_since = serializers.DateTimeField(
+    created_after = FilterDateTimeField(required=False, help_text="Created at or after (ISO 8601).")
+    created_before = FilterDateTimeField(required=False, help_text="Created before (ISO 8601).")
+    updated_since = FilterDateTimeField(
         required=False, help_text="Changed at or after (ISO 8601): poll with the largest updated_at you saw."
     )
     ordering = serializers.ChoiceField(choices=ORDER_ORDERINGS, required=False, default="-created_at")

@@ -245,3 +245,10 @@ def test_a_json_body_is_json_for_every_failure(manager):
     ):
         assert response["Content-Type"] == "application/json"
         assert set(json.loads(response.content)) == {"error"}
+
+
+@pytest.mark.parametrize("bound", ["0001-01-01T00:04:01+13:21", "9999-12-31T23:59:59-10:00"])
+def test_a_date_time_bound_at_the_edge_of_the_calendar_is_a_bound(manager, channel, bound):
+    for name in ("updated_since", "created_after", "created_before"):
+        response = manager.get("/api/orders/", {name: bound})
+        assert response.status_code == 200, (name, response.json())
