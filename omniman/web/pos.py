@@ -27,8 +27,7 @@ from omniman.contrib.catalog import get_catalog
 from omniman.exceptions import OmnimanError, ValidationError
 from omniman.models import Channel, Session
 from omniman.monetary import parse_qty
-from omniman.services import CommitService, ModifyService, OrderService, ResolveService, SessionService
-from omniman.services.sessions import require_rev
+from omniman.services import CommitService, ModifyService, OrderService, ResolveService, SessionService, require_rev
 from omniman.web import selectors
 from omniman.web.errors import banner_for, status_for
 from omniman.web.roles import MANAGER, POS, actor, has_role, role_required
