@@ -40,8 +40,8 @@ ROOT_URLCONF = "urls"
 INSTALLED_APPS = [
     # omniman first: its admin/index.html, admin/login.html and drf_spectacular/swagger_ui.html win.
     "omniman",
-    "unfold",
-    "django.contrib.admin",
+    "unfold.apps.BasicAppConfig",
+    "omniman.apps.ManagerAdminConfig",  # the admin, on the manager review's site
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -52,7 +52,6 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    "omniman.contrib.refs",
     "omniman.web",
 ]
 MIDDLEWARE = [
@@ -80,9 +79,9 @@ TEMPLATES = [
     }
 ]
 UNFOLD = {
-    "DASHBOARD_CALLBACK": "omniman.admin_dashboard.dashboard_callback",
-    "LOGIN": {"form": "omniman.admin_site.ManagerLoginForm"},
+    "DASHBOARD_CALLBACK": "omniman.admin.dashboard.dashboard_callback",
     "SCRIPTS": [lambda request: static("js/admin.js")],
+    "SIDEBAR": {"navigation": "omniman.admin.site.sidebar_navigation"},
 }
 REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}
 SPECTACULAR_SETTINGS = {"SWAGGER_UI_DIST": "SIDECAR", "SWAGGER_UI_FAVICON_HREF": "SIDECAR", "REDOC_DIST": "SIDECAR"}
