@@ -13,8 +13,7 @@ from omniman.api.signatures import channel_secret
 from omniman.exceptions import ValidationError as KernelValidationError
 from omniman.models import Channel, Order, OrderEvent, OrderItem, Session
 from omniman.monetary import MAX_QTY, MAX_UNIT_PRICE_Q, parse_qty, qty_to_str
-from omniman.services.external import status_map
-from omniman.services.ops import MAX_NAME_LENGTH, MAX_SKU_LENGTH, RESERVED_DATA_KEYS, RESERVED_META_KEYS
+from omniman.services import MAX_NAME_LENGTH, MAX_SKU_LENGTH, RESERVED_DATA_KEYS, RESERVED_META_KEYS, status_map
 
 MAX_OPS = 200
 MAX_ITEMS = 500
