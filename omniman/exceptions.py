@@ -1,7 +1,8 @@
 """Omniman errors: a stable machine ``code``, a human ``message``, a ``context`` dict.
 
-Tests and docs assert the code, never the message. HTTP mapping lives in the
-API's exception handler and in the operator UI's error mapper, not here.
+Tests and docs assert the code, never the message. The HTTP status of a code is
+decided once, here (``http_status``); the API's exception handler and the
+operator UI's error mapper both ask it.
 """
 
 from __future__ import annotations
@@ -131,10 +132,28 @@ GONE_CODES = frozenset({"not_found", "channel_not_found"})
 REFUSED_INPUT_CODES = frozenset({"invalid_transition", "validation_failed"})
 
 
+def http_status(error: OmnimanError, *, form: bool = False) -> int:
+    """The HTTP status an error answers with, for the API's handler and the operator UI's mapper (SPEC §4).
+
+    409 when the world changed under the caller, 404 for what is gone, 400 for
+    refused input — 422 instead where a ``form`` is re-rendered with its
+    errors in place (the HTMX views) — and 500 for anything else: an
+    extension or the kernel broke its contract.
+    """
+    if error.code in WORLD_CHANGED_CODES:
+        return 409
+    if error.code in GONE_CODES:
+        return 404
+    if isinstance(error, ValidationError) or error.code in REFUSED_INPUT_CODES:
+        return 422 if form else 400
+    return 500
+
+
 __all__ = [
     "WORLD_CHANGED_CODES",
     "GONE_CODES",
     "REFUSED_INPUT_CODES",
+    "http_status",
     "OmnimanError",
     "ValidationError",
     "SessionError",

@@ -4,6 +4,6 @@ from omniman.models.channel import Channel
 from omniman.models.directive import Directive
 from omniman.models.idempotency import IdempotencyKey
 from omniman.models.order import Order, OrderEvent, OrderItem
-from omniman.models.session import Session
+from omniman.models.session import CheckState, Session
 
-__all__ = ["Channel", "Session", "Order", "OrderItem", "OrderEvent", "Directive", "IdempotencyKey"]
+__all__ = ["Channel", "Session", "CheckState", "Order", "OrderItem", "OrderEvent", "Directive", "IdempotencyKey"]

@@ -8,6 +8,7 @@ from django.db import models
 from omniman.exceptions import OmnimanError
 from omniman.flow import OrderFlow
 from omniman.models.channel import Channel
+from omniman.models.session import totals_over
 
 SNAPSHOT_VERSION = 1
 SUPPORTED_SNAPSHOT_VERSIONS = (1,)
@@ -160,6 +161,16 @@ class Order(models.Model):
                 {"order_ref": self.ref, "version": version, "missing": missing},
             )
         return copy.deepcopy(snapshot)
+
+    @property
+    def totals(self) -> dict[str, Any]:
+        """What the order charged, to show: the totals its session showed at commit (``Session.totals``)."""
+        return totals_over(((self.snapshot or {}).get("data") or {}).get("totals"), self.total_q)
+
+    @property
+    def charged_q(self) -> int:
+        """The order's total as charged (service included): ``totals["total_q"]``."""
+        return int(self.totals["total_q"])
 
     # -- status flow ----------------------------------------------------------
 

@@ -7,7 +7,7 @@ Each public method runs in one transaction, locks the row it changes
 from omniman.services.commit import CommitService
 from omniman.services.external import ExternalOrderService
 from omniman.services.maintenance import MaintenanceService
-from omniman.services.orders import OrderService
+from omniman.services.orders import OrderService, apply_auto_transition, lock_order
 from omniman.services.sessions import ModifyService, ResolveService, SessionService, SessionWriteService
 
 __all__ = [
@@ -19,4 +19,6 @@ __all__ = [
     "OrderService",
     "ExternalOrderService",
     "MaintenanceService",
+    "lock_order",
+    "apply_auto_transition",
 ]

@@ -13,6 +13,7 @@ from django.utils import timezone
 from omniman.contrib.refs.exceptions import RefError
 from omniman.contrib.refs.models import Ref, TicketSequence
 from omniman.models import Order, Session
+from omniman.services import lock_order
 
 logger = logging.getLogger("omniman.refs")
 
@@ -162,11 +163,7 @@ class RefService:
         the next number of the order's channel for the day the order was
         created, writes the ``pickup:<channel>:<day>`` ref and the event.
         """
-        order = (
-            Order.objects.select_related("channel").select_for_update(of=("self",)).filter(ref=order_ref or "").first()
-        )
-        if order is None:
-            raise RefError("order_not_found", f"No order {order_ref!r}.", {"order_ref": order_ref})
+        order = lock_order(order_ref, missing=RefError("order_not_found", f"No order {order_ref!r}.", {"order_ref": order_ref}))
         assigned = order.events.filter(type=TICKET_ASSIGNED).values_list("payload", flat=True).first()
         if assigned is not None:
             return int(assigned["ticket"])
