@@ -48,7 +48,7 @@ from omniman.flow import build_order_flow, validate_order_flow
 from omniman.models import Channel, Directive, IdempotencyKey, Order, OrderEvent, OrderItem, Session
 from omniman.monetary import format_money
 from omniman.services import OrderService, SessionService, events
-from omniman.web.roles import actor
+from omniman.roles import actor_of
 
 # The whole admin is the manager review: managers only.
 admin.site.has_permission = has_manager_access
@@ -431,7 +431,7 @@ class OrderAdmin(ServiceActionsMixin, ReadOnlyAdmin):
             messages.error(request, "The form was incomplete: nothing was changed. Reload the page and try again.")
             return self.back_to(order)
         try:
-            OrderService.transition(order.ref, new_status, actor=actor(request), expected_status=expected, reason=reason)
+            OrderService.transition(order.ref, new_status, actor=actor_of(request.user), expected_status=expected, reason=reason)
         except InvalidTransition as exc:
             if exc.code == "stale_status":
                 current = exc.context.get("current_status")
@@ -457,7 +457,7 @@ class OrderAdmin(ServiceActionsMixin, ReadOnlyAdmin):
         elif len(text) > NOTE_MAX_LENGTH:
             messages.error(request, f"A note has at most {NOTE_MAX_LENGTH} characters; nothing was saved.")
         else:
-            events.note_added(order, actor=actor(request), text=text)
+            events.note_added(order, actor=actor_of(request.user), text=text)
             messages.success(request, f"Note added to order {order.ref}.")
         return self.back_to(order)
 
@@ -645,7 +645,7 @@ class SessionAdmin(ServiceActionsMixin, ReadOnlyAdmin):
 
     def _abandon(self, request, session) -> bool:
         try:
-            SessionService.abandon_session(session.session_key, session.channel.code, actor=actor(request))
+            SessionService.abandon_session(session.session_key, session.channel.code, actor=actor_of(request.user))
         except OmnimanError as exc:
             messages.error(request, f"Session {session.session_key} was not abandoned: {exc.message or exc.code}")
             return False

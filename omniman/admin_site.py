@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from unfold.forms import AuthenticationForm
 
-from omniman.web.roles import MANAGER, has_role
+from omniman.roles import MANAGER, has_role
 
 
 def is_manager(user) -> bool:

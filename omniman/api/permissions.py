@@ -1,4 +1,4 @@
-"""Who may call what: roles are the Django groups of the operator app (``omniman.web.roles``).
+"""Who may call what: roles are Django groups (``omniman.roles``).
 
 - read (GET): ``pos``, ``kitchen``, ``manager``, ``integration``
 - sessions (open, modify, commit, resolve): ``pos``, ``manager``
@@ -14,7 +14,7 @@ from __future__ import annotations
 from rest_framework.authtoken.models import Token
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
-from omniman.web.roles import INTEGRATION, KITCHEN, MANAGER, POS, has_role
+from omniman.roles import INTEGRATION, KITCHEN, MANAGER, POS, has_role
 
 READERS = (POS, KITCHEN, MANAGER, INTEGRATION)
 SESSION_WRITERS = (POS, MANAGER)

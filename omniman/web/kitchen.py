@@ -25,7 +25,8 @@ from omniman import conf
 from omniman.exceptions import OmnimanError
 from omniman.models import Channel, Order, OrderEvent
 from omniman.services import OrderService
-from omniman.web.roles import KITCHEN, MANAGER, actor, role_required
+from omniman.roles import KITCHEN, MANAGER
+from omniman.web.roles import actor, role_required
 
 kitchen_required = role_required(KITCHEN, MANAGER)
 
