@@ -1,6 +1,10 @@
 """Order status flows are data: a dict the code asks.
 
 A channel's ``config["order_flow"]`` keys replace the default's keys one by one.
+Besides the moves, a flow names the *roles* its statuses play, so that no
+screen or handler hard-codes a status: its cancel status, its done status, the
+statuses a kitchen works on (and the one where its work is done), which
+statuses are active, and which handle types are tables.
 """
 
 from __future__ import annotations
@@ -22,9 +26,18 @@ DEFAULT_ORDER_FLOW: dict[str, Any] = {
     "terminal_statuses": ["completed", "cancelled"],
     "auto_transitions": {},
     "on_enter": {},
+    # Semantic roles of the statuses ("" / null: the flow has none).
+    "cancel_status": "cancelled",  # where "cancel" goes (never a one-tap move)
+    "done_status": "completed",  # where "done" goes (the kitchen's last bump, closing a table)
+    "kitchen_statuses": ["new", "confirmed", "processing", "ready"],  # the kitchen board shows these
+    "ready_status": "ready",  # the kitchen's work is done: the pass (left out of the all-day counts)
+    "active_statuses": None,  # still being worked on; null: every status that is not terminal
+    "table_handle_types": ["table"],  # session/order handle types that are tables
 }
 
 FLOW_KEYS = tuple(DEFAULT_ORDER_FLOW)
+STATUS_ROLE_KEYS = ("cancel_status", "done_status", "ready_status")
+STATUS_LIST_KEYS = ("kitchen_statuses", "active_statuses")
 AUTO_TRANSITION_KEYS = ("on_create", "on_stock_commit", "on_payment_confirm")
 
 # Statuses whose first entry is stamped on the Order (``<status>_at``).
@@ -38,6 +51,31 @@ class OrderFlow:
     terminal_statuses: list[str]
     auto_transitions: dict[str, str] = field(default_factory=dict)
     on_enter: dict[str, list[str]] = field(default_factory=dict)
+    cancel_status: str = "cancelled"
+    done_status: str = "completed"
+    kitchen_statuses: list[str] = field(default_factory=lambda: list(DEFAULT_ORDER_FLOW["kitchen_statuses"]))
+    ready_status: str = "ready"
+    configured_active_statuses: list[str] | None = None
+    table_handle_types: list[str] = field(default_factory=lambda: ["table"])
+
+    @property
+    def active_statuses(self) -> list[str]:
+        """Statuses of orders still being worked on: ``active_statuses``, else every status that is not terminal."""
+        if self.configured_active_statuses is not None:
+            return list(self.configured_active_statuses)
+        return [status for status in self.statuses if not self.is_terminal(status)]
+
+    def is_active(self, status: str) -> bool:
+        return status in self.active_statuses
+
+    def is_table(self, handle_type: str) -> bool:
+        """Is ``handle_type`` (a session's or an order's) a table of this flow?"""
+        return bool(handle_type) and handle_type in self.table_handle_types
+
+    @property
+    def table_handle_type(self) -> str:
+        """The handle type a new table is opened with (the first of ``table_handle_types``; ``""`` if none)."""
+        return self.table_handle_types[0] if self.table_handle_types else ""
 
     def is_terminal(self, status: str) -> bool:
         return status in self.terminal_statuses
@@ -92,6 +130,12 @@ def build_order_flow(override: dict[str, Any] | None) -> OrderFlow:
         terminal_statuses=list(merged["terminal_statuses"] or []),
         auto_transitions=dict(merged["auto_transitions"] or {}),
         on_enter={k: list(v) for k, v in (merged["on_enter"] or {}).items()},
+        cancel_status=merged["cancel_status"] or "",
+        done_status=merged["done_status"] or "",
+        kitchen_statuses=list(merged["kitchen_statuses"] or []),
+        ready_status=merged["ready_status"] or "",
+        configured_active_statuses=None if merged["active_statuses"] is None else list(merged["active_statuses"]),
+        table_handle_types=list(merged["table_handle_types"] or []),
     )
 
 
@@ -108,10 +152,21 @@ def validate_order_flow(override: Any) -> list[str]:
         "terminal_statuses": list,
         "auto_transitions": dict,
         "on_enter": dict,
+        "cancel_status": str,
+        "done_status": str,
+        "ready_status": str,
+        "kitchen_statuses": list,
+        "active_statuses": list,
+        "table_handle_types": list,
     }
     for key, kind in shapes.items():
-        if key in override and not isinstance(override[key], kind):
+        value = override.get(key)
+        nullable = key in (*STATUS_ROLE_KEYS, *STATUS_LIST_KEYS, "table_handle_types")
+        if key in override and not isinstance(value, kind) and not (value is None and nullable):
             problems.append(f"order_flow.{key} must be a {kind.__name__}")
+    for key in (*STATUS_LIST_KEYS, "table_handle_types"):
+        if isinstance(override.get(key), list) and not all(isinstance(item, str) and item for item in override[key]):
+            problems.append(f"order_flow.{key} must be a list of names")
     if problems:
         return problems
     flow = build_order_flow(override)
@@ -134,6 +189,15 @@ def validate_order_flow(override: Any) -> list[str]:
         problems.append(
             f"order_flow.auto_transitions.on_create: {flow.initial_status!r} cannot move to {on_create!r}"
         )
+    # The roles a channel names itself must be statuses of its flow (the defaults may name statuses it lacks: unused).
+    for key in STATUS_ROLE_KEYS:
+        status = override.get(key)
+        if status and status not in known:
+            problems.append(f"order_flow.{key}: unknown status {status!r}")
+    for key in STATUS_LIST_KEYS:
+        for status in override.get(key) or []:
+            if status not in known:
+                problems.append(f"order_flow.{key}: unknown status {status!r}")
     for status, topics in flow.on_enter.items():
         if status not in known:
             problems.append(f"order_flow.on_enter: unknown status {status!r}")

@@ -15,7 +15,7 @@ from omniman.models import Directive, IdempotencyKey, Order, OrderItem, Session
 from omniman.models.order import SNAPSHOT_VERSION
 from omniman.services import events, pipeline
 from omniman.services._common import lock_session, random_code, require_open
-from omniman.services.orders import apply_auto_transition, enqueue_on_enter
+from omniman.services.orders import apply_transition, enqueue_on_enter
 from omniman.services.sessions import require_rev
 from omniman.signals import order_created
 
@@ -213,7 +213,10 @@ def _commit(
             dedupe_key=f"{order.ref}:{topic}",
         )
     enqueue_on_enter(order, None, order.status, entry="created")
-    apply_auto_transition(order, "on_create", actor=actor)
+    on_create = flow.auto_transitions.get("on_create")
+    if on_create and on_create != order.status:
+        # Strict, unlike the handlers' apply_auto_transition: a flow whose on_create is not allowed fails every commit.
+        apply_transition(order, on_create, actor=actor, reason="auto_transitions.on_create")
 
     transaction.on_commit(lambda: order_created.send(sender=Order, order=order))
     logger.info(

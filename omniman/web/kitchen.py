@@ -23,6 +23,7 @@ from django.views.decorators.vary import vary_on_headers
 
 from omniman import conf
 from omniman.exceptions import OmnimanError
+from omniman.flow import DEFAULT_ORDER_FLOW, OrderFlow
 from omniman.models import Channel, Order, OrderEvent
 from omniman.services import OrderService
 from omniman.roles import KITCHEN, MANAGER
@@ -30,7 +31,7 @@ from omniman.web.roles import actor, role_required
 
 kitchen_required = role_required(KITCHEN, MANAGER)
 
-COLUMNS = ("new", "confirmed", "processing", "ready")
+COLUMNS = tuple(DEFAULT_ORDER_FLOW["kitchen_statuses"])
 EXPO = "expo"
 RECALL_MINUTES = 15
 DEFAULT_WARN_MINUTES = 5
@@ -38,18 +39,27 @@ DEFAULT_LATE_MINUTES = 10
 
 
 def board_columns() -> list[str]:
+    """The board's columns: ``OMNIMAN["KITCHEN_COLUMNS"]``, else the default flow's ``kitchen_statuses``.
+
+    A channel's own ``order_flow.kitchen_statuses`` chooses in which of them its orders appear.
+    """
     return list(conf.get("KITCHEN_COLUMNS", COLUMNS))
 
 
-def next_status(order: Order) -> str | None:
-    """Where one tap sends the card: the next board column, else ``completed``, never ``cancelled``."""
-    allowed = [s for s in order.channel.order_flow.allowed_from(order.status) if s != "cancelled"]
-    columns = board_columns()
+def on_board(order: Order, flow: OrderFlow, columns: list[str]) -> bool:
+    return order.status in columns and order.status in flow.kitchen_statuses
+
+
+def next_status(order: Order, flow: OrderFlow | None = None) -> str | None:
+    """Where one tap sends the card: the next kitchen column, else the flow's done status, never its cancel status."""
+    flow = flow or order.flow
+    allowed = [s for s in flow.allowed_from(order.status) if s != flow.cancel_status]
+    columns = [s for s in board_columns() if s in flow.kitchen_statuses]
     later = [s for s in allowed if s in columns and columns.index(s) > columns.index(order.status)] if order.status in columns else []
     if later:
         return min(later, key=columns.index)
-    if "completed" in allowed:
-        return "completed"
+    if flow.done_status and flow.done_status in allowed:
+        return flow.done_status
     return allowed[0] if allowed else None
 
 
@@ -123,34 +133,30 @@ def build_board(station: str = EXPO, channel_code: str = "") -> Board:
     columns: dict[str, list[Card]] = defaultdict(list)
     all_day: Counter = Counter()
     names: dict[str, str] = {}
+    board = board_columns()
+    flows: dict[int, OrderFlow] = {}
     for order in orders:
+        flow = flows.get(order.channel_id) or flows.setdefault(order.channel_id, order.flow)
+        if not on_board(order, flow, board):
+            continue  # its channel's flow keeps this status off the kitchen
         items = []
         for item in order.items.all():
             item_station = (item.meta or {}).get("station") or stations.get(item.sku, "")
             if station != EXPO and item_station != station:
                 continue
             items.append(item)
-            if order.status != "ready":
+            if order.status != flow.ready_status:
                 all_day[item.sku] += item.qty
                 names[item.sku] = item.name
         if not items:
             continue  # nothing for this station
         config = (order.channel.config or {}).get("kitchen") or {}
-        ticket = tickets.get(order.ref)
-        if order.handle_type == "table":
-            label = f"Table {order.handle_ref}"
-        elif ticket:
-            label = f"#{ticket}"
-        elif order.handle_ref:
-            label = order.handle_ref
-        else:
-            label = order.ref[-6:]
         columns[order.status].append(
             Card(
                 order=order,
-                label=label,
+                label=card_label(order, tickets.get(order.ref), flow),
                 items=items,
-                next_status=next_status(order),
+                next_status=next_status(order, flow),
                 warn_seconds=int(config.get("warn_minutes", DEFAULT_WARN_MINUTES)) * 60,
                 late_seconds=int(config.get("late_minutes", DEFAULT_LATE_MINUTES)) * 60,
             )
@@ -171,6 +177,16 @@ def build_board(station: str = EXPO, channel_code: str = "") -> Board:
     )
 
 
+def card_label(order: Order, ticket: int | None = None, flow: OrderFlow | None = None) -> str:
+    """How the kitchen calls an order: its table, its pickup number, its handle, or the end of its ref."""
+    flow = flow or order.flow
+    if flow.is_table(order.handle_type):
+        return f"Table {order.handle_ref}"
+    if ticket:
+        return f"#{ticket}"
+    return order.handle_ref or order.ref[-6:]
+
+
 def _qty(value) -> str:
     return format(value.normalize(), "f")
 
@@ -186,7 +202,11 @@ def recalled_orders(channel_code: str = "") -> list[Order]:
     orders = Order.objects.filter(pk__in=refs).select_related("channel").prefetch_related("items")
     if channel_code:
         orders = orders.filter(channel__code=channel_code)
-    return list(orders.order_by("-updated_at")[:20])
+    recalled = list(orders.order_by("-updated_at")[:20])
+    tickets = _tickets(recalled)
+    for order in recalled:
+        order.kitchen_label = card_label(order, tickets.get(order.ref))
+    return recalled
 
 
 def _params(request) -> tuple[str, str]:

@@ -105,7 +105,8 @@ def session_screen(session: Session, *, with_rounds: bool = True) -> SessionScre
     )
     if with_rounds and session.handle_ref:
         screen.rounds = rounds_today(channel, session.handle_type, session.handle_ref)
-        screen.rounds_total_q = sum(order.charged_q for order in screen.rounds if order.status != "cancelled")
+        cancelled = channel.order_flow.cancel_status
+        screen.rounds_total_q = sum(order.charged_q for order in screen.rounds if order.status != cancelled)
     return screen
 
 
@@ -123,5 +124,5 @@ def rounds_today(channel: Channel, handle_type: str, handle_ref: str) -> list[Or
 
 
 def open_orders_of_handle(channel: Channel, handle_type: str, handle_ref: str) -> list[Order]:
-    """The table's orders of today not yet in a terminal status."""
-    return list(_handle_today(channel, handle_type, handle_ref).exclude(status__in=channel.order_flow.terminal_statuses))
+    """The table's orders of today still active (``order_flow.active_statuses``: by default, not yet terminal)."""
+    return list(_handle_today(channel, handle_type, handle_ref).filter(status__in=channel.order_flow.active_statuses))

@@ -33,7 +33,8 @@ def _lock_order(order_ref: str) -> Order:
 
 def _refunds_on_entry(order: Order) -> bool:
     """The order sits in a status that means "give the money back": never charge it now."""
-    return order.status == "cancelled" or REFUND_TOPIC in order.flow.topics_on_enter(order.status)
+    flow = order.flow
+    return order.status == flow.cancel_status or REFUND_TOPIC in flow.topics_on_enter(order.status)
 
 
 class PaymentService:
