@@ -48,7 +48,7 @@ from omniman.flow import build_order_flow, validate_order_flow
 from omniman.models import Channel, Directive, IdempotencyKey, Order, OrderEvent, OrderItem, Session
 from omniman.monetary import format_money
 from omniman.services import OrderService, SessionService, events
-from omniman.roles import actor_of
+from omniman.roles import actor_of, roles_of
 
 # The whole admin is the manager review: managers only.
 admin.site.has_permission = has_manager_access
@@ -409,13 +409,15 @@ class OrderAdmin(ServiceActionsMixin, ReadOnlyAdmin):
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:
+            flow, roles = obj.flow, roles_of(request.user)
             context["review"] = {
                 "status": obj.status,
                 "status_badge": badge(obj.channel.term(obj.status), STATUS_BADGES.get(obj.status, "")),
                 "terminal": obj.is_terminal,
                 "next": [
-                    {"status": s, "label": obj.channel.term(s), "danger": s in ("cancelled", "returned")}
+                    {"status": s, "label": obj.channel.term(s), "danger": s == flow.cancel_status}
                     for s in obj.get_allowed_transitions()
+                    if flow.may_transition(roles, obj.status, s)
                 ],
                 "can_manage": self.has_manage_permission(request, obj),
                 "note_max_length": NOTE_MAX_LENGTH,
@@ -431,9 +433,13 @@ class OrderAdmin(ServiceActionsMixin, ReadOnlyAdmin):
             messages.error(request, "The form was incomplete: nothing was changed. Reload the page and try again.")
             return self.back_to(order)
         try:
-            OrderService.transition(order.ref, new_status, actor=actor_of(request.user), expected_status=expected, reason=reason)
+            OrderService.transition(
+                order.ref, new_status, actor=actor_of(request.user), expected_status=expected, reason=reason, roles=roles_of(request.user)
+            )
         except InvalidTransition as exc:
-            if exc.code == "stale_status":
+            if exc.code == "forbidden_transition":
+                messages.error(request, f"Your role may not move order {order.ref} to {order.channel.term(new_status)!r}. Nothing was changed.")
+            elif exc.code == "stale_status":
                 current = exc.context.get("current_status")
                 messages.error(
                     request,
@@ -466,36 +472,8 @@ class OrderAdmin(ServiceActionsMixin, ReadOnlyAdmin):
 
 
 def check_rows(session: Session) -> list[tuple[str, str, str, dict]]:
-    """(code, label, state, check) for the channel's required checks and any other check present."""
-    checks = session.checks
-    codes = list(dict.fromkeys([*session.channel.required_checks, *checks]))
-    now = timezone.now()
-    rows = []
-    for code in codes:
-        check = checks.get(code)
-        if check is None:
-            state = "pending"
-        elif check.get("rev") != session.rev:
-            state = "stale"
-        else:
-            state = check.get("status") or "ok"
-            if _is_past(check.get("expires_at"), now):
-                state = "expired"
-        rows.append((code, session.channel.check_label(code), state, check or {}))
-    return rows
-
-
-def _is_past(value: Any, now: datetime) -> bool:
-    """Is ``value`` (an ISO 8601 instant, as a check's ``expires_at``) before ``now``?"""
-    if not value:
-        return False
-    try:
-        moment = datetime.fromisoformat(str(value))
-    except ValueError:
-        return False
-    if timezone.is_naive(moment):
-        moment = timezone.make_aware(moment)
-    return moment <= now
+    """(code, label, state, check) for the channel's required checks and any other check present (``Session.check_states``)."""
+    return [(c.code, c.label, c.state, c.check) for c in session.check_states(every=True)]
 
 
 def _checked_at(value: Any) -> str:
@@ -505,7 +483,7 @@ def _checked_at(value: Any) -> str:
         return "—" if value is None else str(value)
 
 
-CHECK_BADGES = {"ok": "success", "pending": "", "stale": "warning", "expired": "warning", "issues": "danger", "failed": "danger"}
+CHECK_BADGES = {"ok": "success", "missing": "", "stale": "warning", "expired": "warning", "issues": "danger", "failed": "danger"}
 
 
 @admin.register(Session)

@@ -2,7 +2,9 @@
 
 - read (GET): ``pos``, ``kitchen``, ``manager``, ``integration``
 - sessions (open, modify, commit, resolve): ``pos``, ``manager``
-- order transitions: ``pos``, ``kitchen``, ``manager`` (the POS closes tables, the kitchen bumps)
+- order transitions: ``pos``, ``kitchen``, ``manager`` (the POS closes tables, the kitchen bumps) — and
+  then only the moves the channel's flow gives the role (``OrderFlow.may_transition``, checked by
+  ``OrderService.transition(roles=…)``: ``forbidden_transition``, 403)
 - the ``override_price`` op: ``manager`` only
 - external orders (ingestion, status updates): ``integration``, ``manager``
 

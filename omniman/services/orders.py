@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 from django.db import transaction
@@ -27,11 +28,16 @@ class OrderService:
         actor: str = "system",
         expected_status: str | None = None,
         reason: str = "",
+        roles: Iterable[str] | None = None,
     ) -> Order:
         """Move an order to ``new_status`` if its channel's flow allows it.
 
         ``expected_status`` makes the move conditional on what the caller saw:
         when two screens bump one order, the late one gets ``stale_status``.
+        ``roles`` are the roles of the person (or client) asking: the move must
+        be one their flow's ``permissions`` give one of them
+        (``InvalidTransition("forbidden_transition")`` otherwise). ``None`` is
+        the system itself (handlers, commits, ingestion): not checked.
         """
         order = lock_order(order_ref)
         if expected_status is not None and order.status != expected_status:
@@ -40,7 +46,27 @@ class OrderService:
                 f"Order {order_ref} is {order.status!r}, not {expected_status!r}.",
                 {"order_ref": order_ref, "expected_status": expected_status, "current_status": order.status},
             )
+        if roles is not None:
+            require_permission(order, new_status, roles)
         return apply_transition(order, new_status, actor=actor, reason=reason)
+
+
+def require_permission(order: Order, new_status: str, roles: Iterable[str]) -> None:
+    """``forbidden_transition`` unless ``roles`` may move the order to ``new_status`` (a move its flow does not allow is left to ``apply_transition``)."""
+    flow = order.flow
+    roles = set(roles)
+    if flow.can(order.status, new_status) and not flow.may_transition(roles, order.status, new_status):
+        raise InvalidTransition(
+            "forbidden_transition",
+            f"Your role may not move order {order.ref} from {order.status!r} to {new_status!r}.",
+            {
+                "order_ref": order.ref,
+                "from": order.status,
+                "to": new_status,
+                "roles": sorted(roles),
+                "allowed_roles": flow.roles_for(order.status, new_status),
+            },
+        )
 
 
 def lock_order(order_ref: str | None = None, *, missing: OmnimanError | None = None, **lookup: Any) -> Order:

@@ -10,6 +10,7 @@ board and a notice, never an error page.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -26,7 +27,7 @@ from omniman.exceptions import OmnimanError
 from omniman.flow import DEFAULT_ORDER_FLOW, OrderFlow
 from omniman.models import Channel, Order, OrderEvent
 from omniman.services import OrderService
-from omniman.roles import KITCHEN, MANAGER
+from omniman.roles import KITCHEN, MANAGER, roles_of
 from omniman.web.roles import actor, role_required
 
 kitchen_required = role_required(KITCHEN, MANAGER)
@@ -50,10 +51,15 @@ def on_board(order: Order, flow: OrderFlow, columns: list[str]) -> bool:
     return order.status in columns and order.status in flow.kitchen_statuses
 
 
-def next_status(order: Order, flow: OrderFlow | None = None) -> str | None:
-    """Where one tap sends the card: the next kitchen column, else the flow's done status, never its cancel status."""
+def next_status(order: Order, flow: OrderFlow | None = None, roles: Iterable[str] | None = None) -> str | None:
+    """Where one tap sends the card: the next kitchen column, else the flow's done status, never its cancel status.
+
+    With ``roles``, only a move the flow's ``permissions`` give them (``None``: no tap for this viewer).
+    """
     flow = flow or order.flow
     allowed = [s for s in flow.allowed_from(order.status) if s != flow.cancel_status]
+    if roles is not None:
+        allowed = [s for s in allowed if flow.may_transition(roles, order.status, s)]
     columns = [s for s in board_columns() if s in flow.kitchen_statuses]
     later = [s for s in allowed if s in columns and columns.index(s) > columns.index(order.status)] if order.status in columns else []
     if later:
@@ -124,7 +130,8 @@ def _tickets(orders) -> dict[str, int]:
     return RefService.tickets_for([order.ref for order in orders])
 
 
-def build_board(station: str = EXPO, channel_code: str = "") -> Board:
+def build_board(station: str = EXPO, channel_code: str = "", roles: Iterable[str] | None = None) -> Board:
+    """The board; with ``roles`` (the viewer's), a card offers only the moves they may make."""
     orders = list(
         _filtered(channel_code).select_related("channel").prefetch_related("items").order_by("created_at", "id")
     )
@@ -156,7 +163,7 @@ def build_board(station: str = EXPO, channel_code: str = "") -> Board:
                 order=order,
                 label=card_label(order, tickets.get(order.ref), flow),
                 items=items,
-                next_status=next_status(order, flow),
+                next_status=next_status(order, flow, roles),
                 warn_seconds=int(config.get("warn_minutes", DEFAULT_WARN_MINUTES)) * 60,
                 late_seconds=int(config.get("late_minutes", DEFAULT_LATE_MINUTES)) * 60,
             )
@@ -219,7 +226,7 @@ def _params(request) -> tuple[str, str]:
 @kitchen_required
 def board_view(request):
     station, channel = _params(request)
-    board = build_board(station, channel)
+    board = build_board(station, channel, roles_of(request.user))
     recall = request.GET.get("recall") == "1"
     context = {"board": board, "recall": recall, "recalled": recalled_orders(channel) if recall else []}
     return render(request, "kitchen/board.html", context)
@@ -235,7 +242,7 @@ def board_poll(request):
         response = HttpResponse(status=204)
         response["Cache-Control"] = "no-store"
         return response
-    board = build_board(station, channel)
+    board = build_board(station, channel, roles_of(request.user))
     return render(request, "kitchen/board.html#board", {"board": board})
 
 
@@ -252,10 +259,15 @@ def bump(request):
     elif order.status != expected:
         notice = f"{order.ref[-6:]} was already moved on another screen."
     else:
-        target = next_status(order)
+        roles = roles_of(request.user)
+        target = next_status(order, roles=roles)
+        if target is None and next_status(order) is not None:
+            notice = f"{order.ref[-6:]}: your role may not move this order on."
         try:
             if target:
-                OrderService.transition(ref, target, actor=actor(request), expected_status=expected, reason="kitchen bump")
+                OrderService.transition(
+                    ref, target, actor=actor(request), expected_status=expected, reason="kitchen bump", roles=roles
+                )
         except OmnimanError as exc:
             notice = (
                 f"{order.ref[-6:]} was already moved on another screen."
@@ -265,5 +277,5 @@ def bump(request):
     if not request.htmx:
         url = reverse("kitchen:board") + f"?station={station}&channel={channel}"
         return redirect(url)
-    board = build_board(station, channel)
+    board = build_board(station, channel, roles_of(request.user))
     return render(request, "kitchen/board.html#board", {"board": board, "notice": notice})
