@@ -35,9 +35,11 @@ def test_the_roles_module_knows_no_http_and_no_upper_layer():
 
 def test_the_api_the_admin_and_the_web_ask_the_kernels_roles():
     root = Path(roles.__file__).parent
-    for path in [root / "api" / "permissions.py", root / "admin_site.py", root / "web" / "views.py", root / "web" / "kitchen.py"]:
+    for path in [root / "api" / "permissions.py", root / "admin" / "site.py", root / "admin" / "orders.py", root / "web" / "views.py", root / "web" / "kitchen.py"]:
         text = path.read_text()
         assert "from omniman.roles import" in text, path
+    for path in (root / "admin").glob("*.py"):
+        assert "omniman.web" not in path.read_text(), path  # the admin asks the kernel, not the operator app
     from omniman.web import roles as web_roles
 
     assert not hasattr(web_roles, "roles_of") and not hasattr(web_roles, "POS")
