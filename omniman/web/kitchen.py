@@ -19,6 +19,7 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
@@ -188,7 +189,7 @@ def card_label(order: Order, ticket: int | None = None, flow: OrderFlow | None =
     """How the kitchen calls an order: its table, its pickup number, its handle, or the end of its ref."""
     flow = flow or order.flow
     if flow.is_table(order.handle_type):
-        return f"Table {order.handle_ref}"
+        return _("Table %(table)s") % {"table": order.handle_ref}
     if ticket:
         return f"#{ticket}"
     return order.handle_ref or order.ref[-6:]
@@ -262,7 +263,7 @@ def bump(request):
         roles = roles_of(request.user)
         target = next_status(order, roles=roles)
         if target is None and next_status(order) is not None:
-            notice = f"{order.ref[-6:]}: your role may not move this order on."
+            notice = _("%(ref)s: your role may not move this order on.") % {"ref": order.ref[-6:]}
         try:
             if target:
                 OrderService.transition(
