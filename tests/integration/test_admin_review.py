@@ -684,3 +684,15 @@ def test_detail_pages_run_a_bounded_number_of_queries(manager):
     assert _queries(manager, order_page(large)) == _queries(manager, order_page(small))
     s1, s8 = create_session_at(make_channel(), lines=1), create_session_at(make_channel(), lines=8)
     assert _queries(manager, f"{SESSIONS}{s8.pk}/change/") == _queries(manager, f"{SESSIONS}{s1.pk}/change/")
+
+
+def test_the_dashboard_leaves_each_channels_cancel_status_out_of_the_sales(manager):
+    deli = make_channel(
+        "deli",
+        config={"order_flow": {"transitions": {"new": ["done", "void"]}, "terminal_statuses": ["done", "void"], "cancel_status": "void"}},
+    )
+    create_order_at("done", deli)
+    create_order_at("void", deli)
+    table = manager.get("/admin/").context["orders_today"]
+    assert table["columns"] == ["done", "void"]
+    assert {row["channel"].code: row["sales"] for row in table["rows"]} == {"deli": "BRL 10.00"}
