@@ -7,6 +7,7 @@ Each public method runs in one transaction, locks the row it changes
 from omniman.services.commit import CommitService
 from omniman.services.external import ExternalOrderService
 from omniman.services.maintenance import MaintenanceService
+from omniman.services.ops import find_line
 from omniman.services.orders import OrderService, apply_auto_transition, lock_order
 from omniman.services.sessions import ModifyService, ResolveService, SessionService, SessionWriteService
 
@@ -21,4 +22,5 @@ __all__ = [
     "MaintenanceService",
     "lock_order",
     "apply_auto_transition",
+    "find_line",
 ]
