@@ -111,3 +111,19 @@ def test_http_status_is_one_table(error, api, form):
 
 def test_every_world_changed_code_is_409():
     assert {http_status(CommitError(code)) for code in WORLD_CHANGED_CODES} == {409}
+
+
+def test_find_line_returns_the_stored_line_or_unknown_line_id():
+    from omniman.services import find_line
+
+    session = session_with()
+    session.lines = [{"line_id": "L-1", "sku": "A", "qty": "1"}]
+    assert find_line(session, "L-1")["sku"] == "A"
+    with pytest.raises(ValidationError) as caught:
+        find_line(session, "L-2")
+    assert caught.value.code == "unknown_line_id" and caught.value.context == {"line_id": "L-2"}
+
+
+def test_forbidden_transition_is_403_for_the_api_and_the_ui():
+    assert http_status(InvalidTransition("forbidden_transition")) == 403
+    assert http_status(InvalidTransition("forbidden_transition"), form=True) == 403
