@@ -2,16 +2,23 @@
 
 Each public method runs in one transaction, locks the row it changes
 (``select_for_update``), re-reads it, compares, and only then writes.
+
+The public surface is ``__all__`` below (and the ``omniman.services.events``
+module): the operator app, the API, the admin and the contrib apps import
+from ``omniman.services`` only, never from its modules (import-linter's
+"private modules" contract in pyproject.toml enforces it).
 """
 
+from omniman.services._common import find_session
 from omniman.services.commit import CommitService
-from omniman.services.external import ExternalOrderService
+from omniman.services.external import ExternalOrderService, external_session_key, status_map
 from omniman.services.maintenance import MaintenanceService
-from omniman.services.ops import find_line
+from omniman.services.ops import MAX_NAME_LENGTH, MAX_SKU_LENGTH, OPS, RESERVED_DATA_KEYS, find_line
 from omniman.services.orders import OrderService, apply_auto_transition, lock_order
-from omniman.services.sessions import ModifyService, ResolveService, SessionService, SessionWriteService
+from omniman.services.sessions import ModifyService, ResolveService, SessionService, SessionWriteService, require_rev
 
 __all__ = [
+    # Use cases.
     "SessionService",
     "ModifyService",
     "SessionWriteService",
@@ -20,7 +27,18 @@ __all__ = [
     "OrderService",
     "ExternalOrderService",
     "MaintenanceService",
-    "lock_order",
-    "apply_auto_transition",
-    "find_line",
+    # Reads and guards the layers above share with the services.
+    "find_session",  # a session by key and channel (session_not_found), optionally row-locked
+    "require_rev",  # stale_rev unless the caller saw the session's current rev
+    "status_map",  # a channel's external → internal status names (ingestion)
+    "external_session_key",  # the session key of an external order (channel, external id)
+    # The op vocabulary of modify_session (SPEC §5) and its bounds.
+    "OPS",
+    "MAX_SKU_LENGTH",
+    "MAX_NAME_LENGTH",
+    "RESERVED_DATA_KEYS",
+    # The one order lock and the one automatic move, for services outside the kernel (contrib apps).
+    "lock_order",  # an order's row, locked, with its channel (not_found, or the caller's error)
+    "apply_auto_transition",  # order_flow.auto_transitions[key], if the flow allows it now
+    "find_line",  # a session's stored line (unknown_line_id)
 ]
