@@ -42,6 +42,12 @@ def moves(flow):
     return [(source, target) for source in flow.statuses for target in flow.allowed_from(source)]
 
 
+DEMO = pytest.mark.contrib(
+    "omniman.contrib.demo", "omniman.contrib.catalog", "omniman.contrib.pricing", "omniman.contrib.stock",
+    "omniman.contrib.payment", "omniman.contrib.refs", "omniman.contrib.notifications",
+)
+
+
 @pytest.fixture
 def demo_channels(db):
     call_command("seed_demo", "--no-users", stdout=io.StringIO())
@@ -50,6 +56,7 @@ def demo_channels(db):
     return channels
 
 
+@DEMO
 def test_the_matrix_over_every_demo_flow(demo_channels):
     cells = 0
     for channel in demo_channels:
@@ -73,6 +80,7 @@ def test_the_matrix_over_every_demo_flow(demo_channels):
     assert web.roles_for("new", "cancelled") == [INTEGRATION, MANAGER]
 
 
+@DEMO
 def test_the_matrix_through_the_service(demo_channels):
     """Each cell on a channel with the demo channel's flow (no checks, so orders are quick to make)."""
     for demo in demo_channels:
