@@ -128,6 +128,13 @@ class CommitRequestSerializer(serializers.Serializer):
     expected_rev = _expected_rev()
 
 
+class SessionActionSerializer(serializers.Serializer):
+    """Park, resume, close a table: the session's channel and, optionally, the rev you read."""
+
+    channel_code = _channel_code()
+    expected_rev = _expected_rev()
+
+
 class ResolveRequestSerializer(serializers.Serializer):
     channel_code = _channel_code()
     issue_id = serializers.CharField(max_length=255)

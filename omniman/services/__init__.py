@@ -9,6 +9,7 @@ from omniman.services.external import ExternalOrderService
 from omniman.services.maintenance import MaintenanceService
 from omniman.services.orders import OrderService
 from omniman.services.sessions import ModifyService, ResolveService, SessionService, SessionWriteService
+from omniman.services.tables import TableService
 
 __all__ = [
     "SessionService",
@@ -19,4 +20,5 @@ __all__ = [
     "OrderService",
     "ExternalOrderService",
     "MaintenanceService",
+    "TableService",
 ]

@@ -14,7 +14,6 @@ from decimal import Decimal, InvalidOperation
 from django.contrib import messages
 from django.middleware.csrf import get_token
 from django.utils.html import format_html
-from django.db import transaction
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -24,11 +23,10 @@ from django_htmx.http import HttpResponseClientRedirect, reswap, trigger_client_
 
 from omniman import engine
 from omniman.contrib.catalog import get_catalog
+from omniman.contrib.catalog.services import CatalogOrderingService
 from omniman.exceptions import OmnimanError, ValidationError
 from omniman.models import Channel, Session
-from omniman.monetary import parse_qty
-from omniman.services import CommitService, ModifyService, OrderService, ResolveService, SessionService
-from omniman.services.sessions import require_rev
+from omniman.services import CommitService, ModifyService, ResolveService, SessionService, TableService
 from omniman.web import selectors
 from omniman.web.errors import banner_for, status_for
 from omniman.web.roles import MANAGER, POS, actor, has_role, role_required
@@ -302,23 +300,27 @@ def _rev(request) -> str:
     return rev
 
 
-def _modify(request, channel_code, session_key, build_ops, *, event=None, event_detail=None, line_id=""):
+def _modify(request, channel_code, session_key, change, *, event=None, event_detail=None, line_id=""):
+    """Run ``change(session_key, channel_code, rev, actor)`` (one service call) and answer what changed."""
     session = _session_on_screen(channel_code, session_key)
     channel = session.channel
     try:
         rev = _rev(request)
-        require_rev(session, rev)  # seen first: a line removed elsewhere is a conflict, not bad input
-        ops = build_ops(session)
-        if (session.data or {}).get("parked"):
-            ops = [*ops, {"op": "set_data", "path": "parked", "value": False}]  # resumed
-        before = session
         with _checks_follow(request):
-            session = ModifyService.modify_session(
-                session_key, channel.code, ops, ctx={"actor": actor(request)}, expected_rev=rev
-            )
+            changed = change(session_key, channel.code, rev, actor(request))
     except OmnimanError as exc:
         return _failure(request, channel, session_key, exc, line_id=line_id)
-    return _respond(request, session, event=event, event_detail=event_detail, before=before, follow_checks=True)
+    before = session if str(session.rev) == str(rev) else None  # the screen the form came from
+    return _respond(request, changed, event=event, event_detail=event_detail, before=before, follow_checks=True)
+
+
+def _ops(build_ops):
+    """A ``change`` that applies the ops ``build_ops()`` returns (``ModifyService``)."""
+
+    def change(session_key, channel_code, rev, who):
+        return ModifyService.modify_session(session_key, channel_code, build_ops(), ctx={"actor": who}, expected_rev=rev)
+
+    return change
 
 
 def _text(request, name: str, *, limit: int = MAX_TEXT) -> str:
@@ -333,37 +335,20 @@ def _text(request, name: str, *, limit: int = MAX_TEXT) -> str:
 def add_item(request, channel_code, session_key):
     """Add a product: the grid's button (``sku``) or the search box (``q``: a scanned SKU/barcode or a name)."""
 
-    def ops(session):
-        sku = request.POST.get("sku", "").strip()
-        query = request.POST.get("q", "").strip()
-        catalog = get_catalog()
-        item = catalog.get(sku) if sku else None
-        if item is None and query and not sku:
-            found = catalog.search(query[:64], limit=1)
-            item = found[0] if found else None
-        if item is None:
-            wanted = sku or query
-            raise ValidationError(
-                "unknown_product", f"No product matches “{wanted}”." if wanted else "Pick a product.", {"sku": wanted}
-            )
-        qty = request.POST.get("qty", "1").strip() or "1"
-        op = {"op": "add_line", "sku": item.sku, "qty": qty, "name": item.name}
-        if item.price_q is not None:
-            op["unit_price_q"] = item.price_q
-        if item.station:
-            op["meta"] = {"station": item.station}
-        return [op]
+    def change(session_key, channel_code, rev, who):
+        return CatalogOrderingService.add_product(
+            session_key,
+            channel_code,
+            sku=request.POST.get("sku", ""),
+            query=request.POST.get("q", ""),
+            qty=request.POST.get("qty", "1").strip() or "1",
+            expected_rev=rev,
+            ctx={"actor": who},
+        )
 
     # The search box is cleared only if it still holds what was added (a scanner may already type the next code).
     detail = {"q": request.POST.get("q", "")}
-    return _modify(request, channel_code, session_key, ops, event="pos:added", event_detail=detail)
-
-
-def _find_line(session: Session, line_id: str) -> dict:
-    for line in session.lines:
-        if line["line_id"] == line_id:
-            return line
-    raise ValidationError("unknown_line_id", "That line is no longer in the session.", {"line_id": line_id})
+    return _modify(request, channel_code, session_key, change, event="pos:added", event_detail=detail)
 
 
 @require_POST
@@ -371,35 +356,30 @@ def _find_line(session: Session, line_id: str) -> dict:
 def change_qty(request, channel_code, session_key, line_id):
     """``delta`` (+1 / −1: at zero the line goes) or an exact ``qty``."""
 
-    def ops(session):
-        line = _find_line(session, line_id)
+    def ops():
         if "delta" in request.POST:
             delta = request.POST["delta"].strip()
             if delta not in ("1", "-1", "+1"):
                 raise ValidationError("invalid_qty", "The step must be +1 or −1.", {"field": "delta"})
-            new = parse_qty(line["qty"]) + Decimal(delta)
-            if new <= 0:
-                return [{"op": "remove_line", "line_id": line_id}]
-            return [{"op": "set_qty", "line_id": line_id, "qty": str(new)}]
+            return [{"op": "adjust_qty", "line_id": line_id, "delta": delta}]
         return [{"op": "set_qty", "line_id": line_id, "qty": request.POST.get("qty", "").strip()}]
 
-    return _modify(request, channel_code, session_key, ops, line_id=line_id)
+    return _modify(request, channel_code, session_key, _ops(ops), line_id=line_id)
 
 
 @require_POST
 @pos_required
 def remove_line(request, channel_code, session_key, line_id):
-    return _modify(request, channel_code, session_key, lambda s: [{"op": "remove_line", "line_id": line_id}], line_id=line_id)
+    return _modify(request, channel_code, session_key, _ops(lambda: [{"op": "remove_line", "line_id": line_id}]), line_id=line_id)
 
 
 @require_POST
 @pos_required
 def line_note(request, channel_code, session_key, line_id):
-    def ops(session):
-        _find_line(session, line_id)
+    def ops():
         return [{"op": "set_line_meta", "line_id": line_id, "path": "note", "value": _text(request, "note", limit=200)}]
 
-    return _modify(request, channel_code, session_key, ops, line_id=line_id)
+    return _modify(request, channel_code, session_key, _ops(ops), line_id=line_id)
 
 
 @require_POST
@@ -407,7 +387,7 @@ def line_note(request, channel_code, session_key, line_id):
 def override_price(request, channel_code, session_key, line_id):
     """Managers only: a new unit price (in currency units, e.g. ``12.50``) with a reason."""
 
-    def ops(session):
+    def ops():
         raw = request.POST.get("price", "").strip().replace(",", ".")
         try:
             price = Decimal(raw)
@@ -429,20 +409,20 @@ def override_price(request, channel_code, session_key, line_id):
             }
         ]
 
-    return _modify(request, channel_code, session_key, ops, line_id=line_id)
+    return _modify(request, channel_code, session_key, _ops(ops), line_id=line_id)
 
 
 @require_POST
 @pos_required
 def customer(request, channel_code, session_key):
-    def ops(session):
+    def ops():
         return [
             {"op": "set_data", "path": "customer.name", "value": _text(request, "name", limit=120)},
             {"op": "set_data", "path": "customer.phone", "value": _text(request, "phone", limit=40)},
             {"op": "set_data", "path": "notes", "value": _text(request, "notes")},
         ]
 
-    return _modify(request, channel_code, session_key, ops)
+    return _modify(request, channel_code, session_key, _ops(ops))
 
 
 @require_POST
@@ -508,22 +488,15 @@ def commit(request, channel_code, session_key):
         )
     except OmnimanError as exc:
         return _failure(request, channel, session_key, exc)
-    session = _session(channel, session_key)
     order_word = channel.term("order", "Order")
     text = f"{order_word} {result['order_ref']} sent."
     ticket = _ticket(result["order_ref"])
     if ticket:
         text = f"{order_word} {result['order_ref']} · pickup #{ticket}."
     messages.success(request, text)
-    if session.handle_ref:
-        # A table: the next round opens (get-or-open) on the same tab screen.
-        nxt = SessionService.open_session(channel.code, handle_type=session.handle_type, handle_ref=session.handle_ref, actor=actor(request))
-        url = _session_url(nxt)
-    elif result["idempotent"]:
-        # A replay (double click, resubmitted page): the first request opened the next basket.
-        url = reverse("pos:channel", args=[channel.code])
-    else:
-        url = _session_url(SessionService.open_session(channel.code, actor=actor(request)))
+    # A table goes on with its next round; a basket with a new one (a replay's first request opened it).
+    nxt = SessionService.open_next(session_key, channel.code, actor=actor(request), replay=result["idempotent"])
+    url = _session_url(nxt) if nxt is not None else reverse("pos:channel", args=[channel.code])
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
 
@@ -541,13 +514,7 @@ def park(request, channel_code, session_key):
     """Leave the session open for later (a draft) and go back to the list."""
     channel = _channel(channel_code)
     try:
-        ModifyService.modify_session(
-            session_key,
-            channel.code,
-            [{"op": "set_data", "path": "parked", "value": True}],
-            ctx={"actor": actor(request)},
-            expected_rev=_rev(request),
-        )
+        SessionService.park(session_key, channel.code, expected_rev=_rev(request), actor=actor(request))
     except OmnimanError as exc:
         return _failure(request, channel, session_key, exc)
     messages.info(request, f"{_word(channel)} parked: resume it from the list.")
@@ -561,24 +528,7 @@ def close_table(request, channel_code, session_key):
     """Settle a table: its orders of today are completed and its empty round closed — all or nothing."""
     channel = _channel(channel_code)
     try:
-        rev = _rev(request)
-        with transaction.atomic():
-            session = (
-                Session.objects.select_for_update().select_related("channel").filter(channel=channel, session_key=session_key).first()
-            )
-            if session is None:
-                raise Http404("No such session")
-            if session.handle_type != "table" or not session.handle_ref:
-                raise ValidationError("not_a_table", "Only a table's tab can be closed.")
-            require_rev(session, rev)
-            if session.state == Session.State.OPEN and session.lines:
-                raise ValidationError("round_not_sent", "Send or clear the current round before closing the table.")
-            who = actor(request)
-            for order in selectors.open_orders_of_handle(channel, session.handle_type, session.handle_ref):
-                for status in order.channel.order_flow.path(order.status, "completed") or []:
-                    OrderService.transition(order.ref, status, actor=who, reason="table closed")
-            if session.state == Session.State.OPEN:
-                SessionService.abandon_session(session.session_key, channel.code, actor=who)
+        session = TableService.close(session_key, channel.code, expected_rev=_rev(request), actor=actor(request))
     except OmnimanError as exc:
         return _failure(request, channel, session_key, exc)
     messages.success(request, f"Table {session.handle_ref} closed.")

@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from omniman.models import Channel, Order, Session
+from omniman.services.tables import orders_of_handle_today
 
 GRID_SIZE = 48
 SEARCH_SIZE = 12
@@ -146,19 +147,7 @@ def _charged(order: Order) -> int:
     return int(totals.get("total_q", order.total_q))
 
 
-def _handle_today(channel: Channel, handle_type: str, handle_ref: str):
-    """Orders of this handle (a table) created since local midnight, oldest first."""
-    start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
-    return Order.objects.filter(
-        channel=channel, handle_type=handle_type, handle_ref=handle_ref, created_at__gte=start
-    ).order_by("created_at", "id")
-
-
 def rounds_today(channel: Channel, handle_type: str, handle_ref: str) -> list[Order]:
     """The table's rounds of today with their items (two queries)."""
-    return list(_handle_today(channel, handle_type, handle_ref).prefetch_related("items"))
+    return list(orders_of_handle_today(channel, handle_type, handle_ref).prefetch_related("items"))
 
-
-def open_orders_of_handle(channel: Channel, handle_type: str, handle_ref: str) -> list[Order]:
-    """The table's orders of today not yet in a terminal status."""
-    return list(_handle_today(channel, handle_type, handle_ref).exclude(status__in=channel.order_flow.terminal_statuses))
