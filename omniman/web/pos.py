@@ -9,7 +9,6 @@ non-HTMX POST redirects (post/redirect/get); an HTMX POST re-renders the cart.
 from __future__ import annotations
 
 from contextlib import nullcontext
-from decimal import Decimal, InvalidOperation
 
 from django.contrib import messages
 from django.middleware.csrf import get_token
@@ -24,16 +23,14 @@ from django_htmx.http import HttpResponseClientRedirect, reswap, trigger_client_
 from omniman import engine
 from omniman.contrib.catalog import get_catalog
 from omniman.contrib.catalog.services import CatalogOrderingService
-from omniman.exceptions import OmnimanError, ValidationError
+from omniman.exceptions import OmnimanError, SessionError, ValidationError
 from omniman.models import Channel, Session
 from omniman.services import CommitService, ModifyService, ResolveService, SessionService, TableService
-from omniman.web import selectors
+from omniman.web import forms, selectors
 from omniman.web.errors import banner_for, status_for
 from omniman.web.roles import MANAGER, POS, actor, has_role, role_required
 
 pos_required = role_required(POS, MANAGER)
-MAX_TEXT = 500
-MAX_PRICE = Decimal("100000000")  # in currency units: 10^10 cents, the kernel's bound
 
 
 def _channel(code: str) -> Channel:
@@ -93,7 +90,11 @@ def channel_view(request, channel_code):
 def open_session(request, channel_code):
     """Get-or-open: ``table`` opens (or goes to) that table's tab; without it, a new basket."""
     channel = _channel(channel_code)
-    table = request.POST.get("table", "").strip()[:32]
+    form = forms.OpenForm(request.POST)
+    if not form.is_valid():
+        context = {"channel": channel, "sessions": selectors.open_sessions(channel), "query": "", "open_form": form}
+        return render(request, "pos/channel.html", context, status=422)
+    table = form.cleaned_data["table"]
     try:
         if table:
             session = SessionService.open_session(channel.code, handle_type="table", handle_ref=table, actor=actor(request))
@@ -282,52 +283,66 @@ def _delta(request, before: Session, after: Session, **extra) -> HttpResponse | 
     return reswap(response, "none")  # everything in it is out of band
 
 
-def _failure(request, channel: Channel, session_key: str, error: OmnimanError, *, line_id: str = "") -> HttpResponse:
-    """A refused change: nothing was applied; show the current session and say why."""
+def _failure(
+    request, channel: Channel, session_key: str, error: OmnimanError, *, line_id: str = "", form=None, editor: str = ""
+) -> HttpResponse:
+    """A refused change: nothing was applied; show the current session and say why.
+
+    The form comes back as the person filled it (``editor`` names the one to
+    reopen: ``note``/``price`` on ``line_id``, or ``customer``), with the
+    error next to its field when the kernel named one.
+    """
     status = status_for(error, htmx_form=True)
     session = _session(channel, session_key)
     banner = banner_for(error, session_word=_word(channel))
     kind = "conflict" if status == 409 else "error"
+    field = (error.context or {}).get("field")
+    if form is not None and form.is_bound and field in form.fields and not form.has_error(field) and status != 409:
+        form.add_error(field, error.message or banner)
+    extra = {"banner": banner, "banner_kind": kind, "error_line_id": line_id, "form": form, "editor": editor}
+    if editor in ("note", "price"):
+        extra["editing"] = line_id
     if request.htmx:
-        return _cart(request, session, status=status, banner=banner, banner_kind=kind, error_line_id=line_id)
-    return _page(request, session, status=status, banner=banner, banner_kind=kind, error_line_id=line_id)
+        return _cart(request, session, status=status, **extra)
+    return _page(request, session, status=status, **extra)
 
 
-def _rev(request) -> str:
-    rev = request.POST.get("rev", "").strip()
-    if not rev:
-        raise ValidationError("missing_field", "This form is missing the session's revision; reload the page.", {"field": "rev"})
-    return rev
+def _refused(request, session: Session, form: forms.SessionForm, **kwargs) -> HttpResponse:
+    """An invalid form: 422 with its errors in place — or, from a screen that is out of date, 409."""
+    rev = form.cleaned_data.get("rev")
+    if rev is not None and rev != session.rev:
+        error: OmnimanError = SessionError(
+            "stale_rev", context={"session_key": session.session_key, "expected_rev": rev, "current_rev": session.rev}
+        )
+    else:
+        error = ValidationError("invalid_form", form.refusal(), {"fields": sorted(form.errors)})
+    return _failure(request, session.channel, session.session_key, error, form=form, **kwargs)
 
 
-def _modify(request, channel_code, session_key, change, *, event=None, event_detail=None, line_id=""):
-    """Run ``change(session_key, channel_code, rev, actor)`` (one service call) and answer what changed."""
+def _change(request, channel_code, session_key, form, change, *, event=None, event_detail=None, line_id="", editor=""):
+    """Parse ``form``, run ``change(data, actor)`` (one service call) and answer what changed."""
     session = _session_on_screen(channel_code, session_key)
-    channel = session.channel
+    if not form.is_valid():
+        return _refused(request, session, form, line_id=line_id, editor=editor)
+    data = form.cleaned_data
     try:
-        rev = _rev(request)
         with _checks_follow(request):
-            changed = change(session_key, channel.code, rev, actor(request))
+            changed = change(data, actor(request))
     except OmnimanError as exc:
-        return _failure(request, channel, session_key, exc, line_id=line_id)
-    before = session if str(session.rev) == str(rev) else None  # the screen the form came from
+        return _failure(request, session.channel, session_key, exc, line_id=line_id, form=form, editor=editor)
+    before = session if session.rev == data["rev"] else None  # the screen the form came from
     return _respond(request, changed, event=event, event_detail=event_detail, before=before, follow_checks=True)
 
 
-def _ops(build_ops):
-    """A ``change`` that applies the ops ``build_ops()`` returns (``ModifyService``)."""
+def _modify(request, channel_code, session_key, form, build_ops, **kwargs):
+    """``_change`` with the ops ``build_ops(data)`` returns, through ``ModifyService``."""
 
-    def change(session_key, channel_code, rev, who):
-        return ModifyService.modify_session(session_key, channel_code, build_ops(), ctx={"actor": who}, expected_rev=rev)
+    def change(data, who):
+        return ModifyService.modify_session(
+            session_key, channel_code, build_ops(data), ctx={"actor": who}, expected_rev=data["rev"]
+        )
 
-    return change
-
-
-def _text(request, name: str, *, limit: int = MAX_TEXT) -> str:
-    value = request.POST.get(name, "").strip()
-    if len(value) > limit:
-        raise ValidationError("invalid_field", f"{name.capitalize()} is too long (at most {limit} characters).", {"field": name})
-    return value
+    return _change(request, channel_code, session_key, form, change, **kwargs)
 
 
 @require_POST
@@ -335,20 +350,21 @@ def _text(request, name: str, *, limit: int = MAX_TEXT) -> str:
 def add_item(request, channel_code, session_key):
     """Add a product: the grid's button (``sku``) or the search box (``q``: a scanned SKU/barcode or a name)."""
 
-    def change(session_key, channel_code, rev, who):
+    def change(data, who):
         return CatalogOrderingService.add_product(
             session_key,
             channel_code,
-            sku=request.POST.get("sku", ""),
-            query=request.POST.get("q", ""),
-            qty=request.POST.get("qty", "1").strip() or "1",
-            expected_rev=rev,
+            sku=data["sku"],
+            query=data["q"],
+            qty=data["qty"],
+            expected_rev=data["rev"],
             ctx={"actor": who},
         )
 
     # The search box is cleared only if it still holds what was added (a scanner may already type the next code).
     detail = {"q": request.POST.get("q", "")}
-    return _modify(request, channel_code, session_key, change, event="pos:added", event_detail=detail)
+    form = forms.AddForm(request.POST)
+    return _change(request, channel_code, session_key, form, change, event="pos:added", event_detail=detail)
 
 
 @require_POST
@@ -356,92 +372,82 @@ def add_item(request, channel_code, session_key):
 def change_qty(request, channel_code, session_key, line_id):
     """``delta`` (+1 / −1: at zero the line goes) or an exact ``qty``."""
 
-    def ops():
-        if "delta" in request.POST:
-            delta = request.POST["delta"].strip()
-            if delta not in ("1", "-1", "+1"):
-                raise ValidationError("invalid_qty", "The step must be +1 or −1.", {"field": "delta"})
-            return [{"op": "adjust_qty", "line_id": line_id, "delta": delta}]
-        return [{"op": "set_qty", "line_id": line_id, "qty": request.POST.get("qty", "").strip()}]
+    def ops(data):
+        if data["delta"]:
+            return [{"op": "adjust_qty", "line_id": line_id, "delta": data["delta"]}]
+        return [{"op": "set_qty", "line_id": line_id, "qty": data["qty"]}]
 
-    return _modify(request, channel_code, session_key, _ops(ops), line_id=line_id)
+    return _modify(request, channel_code, session_key, forms.QtyForm(request.POST), ops, line_id=line_id)
 
 
 @require_POST
 @pos_required
 def remove_line(request, channel_code, session_key, line_id):
-    return _modify(request, channel_code, session_key, _ops(lambda: [{"op": "remove_line", "line_id": line_id}]), line_id=line_id)
+    form = forms.SessionForm(request.POST)
+    return _modify(request, channel_code, session_key, form, lambda data: [{"op": "remove_line", "line_id": line_id}], line_id=line_id)
 
 
 @require_POST
 @pos_required
 def line_note(request, channel_code, session_key, line_id):
-    def ops():
-        return [{"op": "set_line_meta", "line_id": line_id, "path": "note", "value": _text(request, "note", limit=200)}]
+    def ops(data):
+        return [{"op": "set_line_meta", "line_id": line_id, "path": "note", "value": data["note"]}]
 
-    return _modify(request, channel_code, session_key, _ops(ops), line_id=line_id)
+    form = forms.NoteForm(request.POST)
+    return _modify(request, channel_code, session_key, form, ops, line_id=line_id, editor="note")
 
 
 @require_POST
 @role_required(MANAGER)
 def override_price(request, channel_code, session_key, line_id):
-    """Managers only: a new unit price (in currency units, e.g. ``12.50``) with a reason."""
+    """Managers only: a new unit price (in currency units, ``12.50`` or ``12,50``) with a reason."""
+    who = actor(request)
 
-    def ops():
-        raw = request.POST.get("price", "").strip().replace(",", ".")
-        try:
-            price = Decimal(raw)
-            valid = price.is_finite() and 0 <= price <= MAX_PRICE and price == price.quantize(Decimal("0.01"))
-        except InvalidOperation:
-            valid = False
-        if not valid:
-            raise ValidationError(
-                "invalid_price", "Price must be an amount like 12.50 (at most 2 decimals).", {"field": "price"}
-            )
-        reason = _text(request, "reason", limit=200)
+    def ops(data):
         return [
-            {
-                "op": "override_price",
-                "line_id": line_id,
-                "unit_price_q": int(price * 100),
-                "reason": reason,
-                "actor": actor(request),
-            }
+            {"op": "override_price", "line_id": line_id, "unit_price_q": data["price"], "reason": data["reason"], "actor": who}
         ]
 
-    return _modify(request, channel_code, session_key, _ops(ops), line_id=line_id)
+    form = forms.PriceForm(request.POST, currency=_channel(channel_code).currency)
+    return _modify(request, channel_code, session_key, form, ops, line_id=line_id, editor="price")
 
 
 @require_POST
 @pos_required
 def customer(request, channel_code, session_key):
-    def ops():
+    def ops(data):
         return [
-            {"op": "set_data", "path": "customer.name", "value": _text(request, "name", limit=120)},
-            {"op": "set_data", "path": "customer.phone", "value": _text(request, "phone", limit=40)},
-            {"op": "set_data", "path": "notes", "value": _text(request, "notes")},
+            {"op": "set_data", "path": "customer.name", "value": data["name"]},
+            {"op": "set_data", "path": "customer.phone", "value": data["phone"]},
+            {"op": "set_data", "path": "notes", "value": data["notes"]},
         ]
 
-    return _modify(request, channel_code, session_key, _ops(ops))
+    return _modify(request, channel_code, session_key, forms.CustomerForm(request.POST), ops, editor="customer")
 
 
 @require_POST
 @pos_required
 def resolve(request, channel_code, session_key):
-    channel = _channel(channel_code)
+    def change(data, who):
+        return ResolveService.resolve(
+            session_key,
+            channel_code,
+            issue_id=data["issue_id"],
+            action_id=data["action_id"],
+            ctx={"actor": who},
+            expected_rev=data["rev"],
+        )
+
+    form = forms.ResolveForm(request.POST)
+    session = _session_on_screen(channel_code, session_key)
+    if not form.is_valid():
+        return _refused(request, session, form)
     try:
         with _checks_follow(request):
-            session = ResolveService.resolve(
-                session_key,
-                channel.code,
-                issue_id=request.POST.get("issue_id", ""),
-                action_id=request.POST.get("action_id", ""),
-                ctx={"actor": actor(request)},
-                expected_rev=_rev(request),
-            )
+            changed = change(form.cleaned_data, actor(request))
     except OmnimanError as exc:
-        return _failure(request, channel, session_key, exc)
-    return _respond(request, session, follow_checks=True)
+        return _failure(request, session.channel, session_key, exc, form=form)
+    return _respond(request, changed, follow_checks=True)
 
 
 @require_POST
@@ -453,11 +459,13 @@ def check_now(request, channel_code, session_key):
     (``auto=1``): that one answers 204 when the session moved on, since the
     newer change asks for its own checks, and never asks again.
     """
-    channel = _channel(channel_code)
-    auto = request.POST.get("auto") == "1"
+    before = _session_on_screen(channel_code, session_key)
+    channel = before.channel
+    form = forms.CheckForm(request.POST)
+    if not form.is_valid():
+        return _refused(request, before, form)
+    rev, auto = form.cleaned_data["rev"], form.cleaned_data["auto"]
     try:
-        rev = _rev(request)
-        before = _session(channel, session_key)
         with engine.dispatch_held():  # dispatched right below, once
             directives = SessionService.recheck(session_key, channel.code, expected_rev=rev)
     except OmnimanError as exc:
@@ -476,15 +484,20 @@ def check_now(request, channel_code, session_key):
 @require_POST
 @pos_required
 def commit(request, channel_code, session_key):
-    channel = _channel(channel_code)
+    session = _session_on_screen(channel_code, session_key)
+    channel = session.channel
+    form = forms.CommitForm(request.POST)
+    if not form.is_valid():
+        return _refused(request, session, form)
+    who = actor(request)
     try:
         result = CommitService.commit(
             session_key,
             channel.code,
-            idempotency_key=request.POST.get("idempotency_key", "").strip(),
-            ctx={"actor": actor(request)},
-            actor=actor(request),
-            expected_rev=_rev(request),
+            idempotency_key=form.cleaned_data["idempotency_key"],
+            ctx={"actor": who},
+            actor=who,
+            expected_rev=form.cleaned_data["rev"],
         )
     except OmnimanError as exc:
         return _failure(request, channel, session_key, exc)
@@ -495,7 +508,7 @@ def commit(request, channel_code, session_key):
         text = f"{order_word} {result['order_ref']} · pickup #{ticket}."
     messages.success(request, text)
     # A table goes on with its next round; a basket with a new one (a replay's first request opened it).
-    nxt = SessionService.open_next(session_key, channel.code, actor=actor(request), replay=result["idempotent"])
+    nxt = SessionService.open_next(session_key, channel.code, actor=who, replay=result["idempotent"])
     url = _session_url(nxt) if nxt is not None else reverse("pos:channel", args=[channel.code])
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
@@ -512,9 +525,13 @@ def _ticket(order_ref: str) -> int | None:
 @pos_required
 def park(request, channel_code, session_key):
     """Leave the session open for later (a draft) and go back to the list."""
-    channel = _channel(channel_code)
+    session = _session_on_screen(channel_code, session_key)
+    channel = session.channel
+    form = forms.SessionForm(request.POST)
+    if not form.is_valid():
+        return _refused(request, session, form)
     try:
-        SessionService.park(session_key, channel.code, expected_rev=_rev(request), actor=actor(request))
+        SessionService.park(session_key, channel.code, expected_rev=form.cleaned_data["rev"], actor=actor(request))
     except OmnimanError as exc:
         return _failure(request, channel, session_key, exc)
     messages.info(request, f"{_word(channel)} parked: resume it from the list.")
@@ -526,9 +543,13 @@ def park(request, channel_code, session_key):
 @pos_required
 def close_table(request, channel_code, session_key):
     """Settle a table: its orders of today are completed and its empty round closed — all or nothing."""
-    channel = _channel(channel_code)
+    session = _session_on_screen(channel_code, session_key)
+    channel = session.channel
+    form = forms.SessionForm(request.POST)
+    if not form.is_valid():
+        return _refused(request, session, form)
     try:
-        session = TableService.close(session_key, channel.code, expected_rev=_rev(request), actor=actor(request))
+        session = TableService.close(session_key, channel.code, expected_rev=form.cleaned_data["rev"], actor=actor(request))
     except OmnimanError as exc:
         return _failure(request, channel, session_key, exc)
     messages.success(request, f"Table {session.handle_ref} closed.")
