@@ -1,15 +1,11 @@
-"""The POS use cases as kernel services: ``TableService.close``, ``SessionService.park/resume/open_next``,
-the ``adjust_qty`` op and the catalog's ``CatalogOrderingService.add_product``.
-
-Each error test asserts the code and that nothing was written (``DbState`` plus the orders' statuses).
+"""Tables and parked sessions (``omniman.services.tables``, ``SessionService.park/resume/open_next``) and the
+``adjust_qty`` op. Each error test asserts the code and that nothing was written (``DbState`` plus the orders' statuses).
 """
 
 from __future__ import annotations
 
 import pytest
 
-from omniman.contrib.catalog.models import Product
-from omniman.contrib.catalog.services import CatalogOrderingService
 from omniman.exceptions import OmnimanError, SessionError, ValidationError
 from omniman.models import Channel, Order, OrderEvent, Session
 from omniman.services import ModifyService, SessionService, TableService
@@ -226,49 +222,4 @@ def test_adjust_qty_on_a_locked_session_is_refused(db):
     with pytest.raises(SessionError) as caught:
         ModifyService.modify_session(session.session_key, locked.code, [{"op": "adjust_qty", "line_id": session.lines[0]["line_id"], "delta": 1}])
     assert caught.value.code == "locked"
-    before.assert_unchanged()
-
-
-# -- CatalogOrderingService.add_product -----------------------------------------------------------
-
-
-@pytest.fixture
-def catalog(db):
-    Product.objects.create(sku="CAP", name="Cappuccino", price_q=950, station="bar", barcode="789001")
-    Product.objects.create(sku="FREE", name="Water jug", price_q=None)
-    Product.objects.create(sku="OLD", name="Old thing", price_q=100, is_active=False)
-
-
-@pytest.mark.parametrize("how", [{"sku": "CAP"}, {"query": "789001"}, {"query": "cappu"}, {"query": "cap"}])
-def test_add_product_by_sku_barcode_or_name(tables, catalog, how):
-    session = create_session_at(tables, lines=0)
-    after = CatalogOrderingService.add_product(session.session_key, "tables", qty="2", expected_rev=session.rev, **how)
-    (line,) = after.lines
-    assert (line["sku"], line["name"], line["qty"], line["unit_price_q"]) == ("CAP", "Cappuccino", "2", 950)
-    assert line["meta"] == {"station": "bar"} and after.rev == session.rev + 1
-
-
-def test_add_product_without_a_catalog_price_or_station(tables, catalog):
-    session = create_session_at(tables, lines=0)
-    (line,) = CatalogOrderingService.add_product(session.session_key, "tables", sku="FREE").lines
-    assert line["unit_price_q"] == 0 and line["meta"] == {}
-
-
-@pytest.mark.parametrize(
-    ("how", "code"),
-    [
-        ({"sku": "NOPE"}, "unknown_product"),
-        ({"sku": "OLD"}, "unknown_product"),
-        ({"query": "zzz"}, "unknown_product"),
-        ({}, "unknown_product"),
-        ({"sku": "CAP", "qty": "abc"}, "invalid_qty"),
-        ({"sku": "CAP", "expected_rev": 99}, "stale_rev"),
-    ],
-)
-def test_add_product_errors_write_nothing(tables, catalog, how, code):
-    session = create_session_at(tables, lines=1)
-    before = DbState(session)
-    with pytest.raises(OmnimanError) as caught:
-        CatalogOrderingService.add_product(session.session_key, "tables", **how)
-    assert caught.value.code == code
     before.assert_unchanged()
