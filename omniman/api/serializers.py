@@ -72,6 +72,10 @@ OP_SCHEMA = {
         "line_id": _TEXT,
         "from_line_id": _TEXT,
         "into_line_id": _TEXT,
+        "delta": {
+            "oneOf": [{"type": "number"}, {"type": "string"}],
+            "description": "adjust_qty: a non-zero step, either sign, at most 3 decimal places (\"+1\", -1); at zero the line goes.",
+        },
         "path": {"type": "string", "description": "Dot-separated (set_data, set_line_meta)."},
         "value": {"description": "Any JSON (set_data, set_line_meta)."},
         "reason": {"type": "string", "description": "override_price (managers only)."},

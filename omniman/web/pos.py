@@ -320,8 +320,10 @@ def _refused(request, session: Session, form: forms.SessionForm, **kwargs) -> Ht
 
 
 def _change(request, channel_code, session_key, form, change, *, event=None, event_detail=None, line_id="", editor=""):
-    """Parse ``form``, run ``change(data, actor)`` (one service call) and answer what changed."""
+    """Parse ``form`` (or ``form(session)``), run ``change(data, actor)`` (one service call) and answer what changed."""
     session = _session_on_screen(channel_code, session_key)
+    if callable(form):
+        form = form(session)
     if not form.is_valid():
         return _refused(request, session, form, line_id=line_id, editor=editor)
     data = form.cleaned_data
@@ -408,7 +410,7 @@ def override_price(request, channel_code, session_key, line_id):
             {"op": "override_price", "line_id": line_id, "unit_price_q": data["price"], "reason": data["reason"], "actor": who}
         ]
 
-    form = forms.PriceForm(request.POST, currency=_channel(channel_code).currency)
+    form = lambda session: forms.PriceForm(request.POST, currency=session.channel.currency)  # noqa: E731
     return _modify(request, channel_code, session_key, form, ops, line_id=line_id, editor="price")
 
 

@@ -152,3 +152,24 @@ def test_the_schema_documents_the_three_paths(pos):
         assert set(operation["responses"]) >= {"200", "400", "401", "403", "404", "409"}
         ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
         assert ref.endswith("/SessionActionRequest")
+
+
+def test_adjust_qty_through_modify(pos, tables):
+    session = create_session_at(tables, lines=1)
+    line = session.lines[0]["line_id"]
+
+    def step(delta, rev):
+        return pos.post(
+            f"/api/sessions/{session.session_key}/modify/",
+            {"channel_code": "tables", "ops": [{"op": "adjust_qty", "line_id": line, "delta": delta}], "expected_rev": rev},
+            format="json",
+        )
+
+    up = step("+1", session.rev)
+    assert up.status_code == 200 and up.json()["items"][0]["qty"] == "2"
+    before = DbState(Session.objects.get(pk=session.pk))
+    bad = step("0", session.rev + 1)
+    assert bad.status_code == 400 and error_of(bad) == "invalid_qty"
+    before.assert_unchanged()
+    gone = step(-2, session.rev + 1)
+    assert gone.status_code == 200 and gone.json()["items"] == []
