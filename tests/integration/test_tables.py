@@ -223,3 +223,49 @@ def test_adjust_qty_on_a_locked_session_is_refused(db):
         ModifyService.modify_session(session.session_key, locked.code, [{"op": "adjust_qty", "line_id": session.lines[0]["line_id"], "delta": 1}])
     assert caught.value.code == "locked"
     before.assert_unchanged()
+
+
+# -- races (PostgreSQL, real threads) -----------------------------------------------------------
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_closing_a_table_races_an_add_to_its_round():
+    """Closing and adding at the same rev: exactly one applies; a closed table never gains an unsent line."""
+    from tests.threads import run_together
+
+    channel = make_channel("tables-race", config={"order_flow": {"auto_transitions": {"on_create": "confirmed"}}})
+    order, current = send_round(channel, "1")
+
+    def worker(index):
+        if index % 2:
+            return TableService.close(current.session_key, channel.code, expected_rev=current.rev).state
+        return ModifyService.modify_session(
+            current.session_key,
+            channel.code,
+            [{"op": "add_line", "sku": "Z", "qty": 1, "unit_price_q": 10}],
+            expected_rev=current.rev,
+        ).rev
+
+    results = run_together(worker, count=8)
+    wins = {r[1] for r in results if r[0] == "ok"}
+    assert {r[1] for r in results if r[0] == "error"} <= {"stale_rev", "abandoned"}
+    after = Session.objects.get(pk=current.pk)
+    order.refresh_from_db()
+    if wins == {"abandoned"}:  # a close won (closing a closed table again changes nothing): nothing was added
+        assert after.state == "abandoned" and after.lines == [] and order.status == "completed"
+        assert OrderEvent.objects.filter(order=order, payload__reason="table closed").count() == 2  # walked once
+    else:  # one add won; every close was then stale: the table stays open with its round, the order untouched
+        assert wins == {current.rev + 1} and [r[0] for r in results].count("ok") == 1, results
+        assert after.state == "open" and len(after.lines) == 1 and order.status == "confirmed"
+
+
+def test_closing_a_closed_table_again_changes_nothing(tables):
+    order, current = send_round(tables, "7")
+    TableService.close(current.session_key, "tables", expected_rev=current.rev)
+    before = DbState(current)
+    again = TableService.close(current.session_key, "tables", expected_rev=current.rev)
+    assert again.state == "abandoned"
+    before.assert_unchanged()
+    order.refresh_from_db()
+    assert order.status == "completed"
