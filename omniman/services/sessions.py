@@ -194,8 +194,8 @@ def _set_parked(session_key: str, channel_code: str, parked: bool, *, expected_r
 
 def _resuming(session: Session, ops: Any) -> Any:
     """``ops`` plus the resume of a parked session, unless the ops set ``parked`` themselves."""
-    if not session.data.get(PARKED) or not isinstance(ops, (list, tuple)):
-        return ops
+    if not session.data.get(PARKED) or not isinstance(ops, (list, tuple)) or not ops:
+        return ops  # not parked, or ops the pipeline refuses as they are
     if any(isinstance(op, dict) and op.get("op") == "set_data" and op.get("path") == PARKED for op in ops):
         return ops
     return [*ops, {"op": "set_data", "path": PARKED, "value": False}]

@@ -129,6 +129,15 @@ def test_park_then_any_change_resumes(tables):
     assert changed.data["parked"] is False and changed.rev == parked.rev + 1
 
 
+def test_a_parked_session_still_refuses_an_empty_change(tables):
+    session = SessionService.park(create_session_at(tables, lines=1).session_key, "tables")
+    before = DbState(session)
+    with pytest.raises(ValidationError) as caught:
+        ModifyService.modify_session(session.session_key, "tables", [])
+    assert caught.value.code == "missing_field"
+    before.assert_unchanged()
+
+
 def test_resume_explicitly_and_a_session_not_parked_is_left_alone(tables):
     session = create_session_at(tables, lines=1)
     assert SessionService.resume(session.session_key, "tables").rev == session.rev
