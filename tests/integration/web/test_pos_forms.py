@@ -132,3 +132,14 @@ def test_a_table_name_too_long_is_422_on_the_list_with_the_text_kept(pos, htmx):
     assert f'value="{typed}"' in body and 'aria-invalid="true"' in body
     assert "Table is too long (at most 32 characters)." in body
     assert Session.objects.count() == count
+
+
+def test_a_stale_customer_form_keeps_what_was_typed(pos):
+    session = basket("counter", "ESP")
+    other_screen_touches(session)
+    before = DbState(session)
+    body = assert_cart(act(pos, "customer", session, {"name": "Bea", "phone": "123", "notes": "window seat"}), 409)
+    assert STALE_BANNER in body and '<details class="customer-form" open>' in body
+    assert 'value="Bea"' in field(body, "name") and ">window seat</textarea>" in body
+    assert 'class="field-error"' not in body  # nothing wrong with the input: only the screen was old
+    before.assert_unchanged()
