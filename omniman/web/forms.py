@@ -32,7 +32,7 @@ def minor_units(currency: str) -> int:
 
 def _decimal_text(value: str) -> str:
     """``value`` with the locale's decimal separator (and ``,``) read as a point; no grouping allowed."""
-    text = value.strip().replace(" ", "")
+    text = value.strip()
     for separator in {get_format("DECIMAL_SEPARATOR"), ","} - {"."}:
         text = text.replace(separator, ".")
     return text

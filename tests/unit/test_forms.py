@@ -38,6 +38,7 @@ def test_money_accepts_a_point_or_a_comma(value, quanta):
         ("1.234", "invalid"),  # more than the currency's 2 minor units
         ("1.2.3", "invalid"),
         ("1,234.50", "invalid"),  # no grouping
+        ("1 000", "invalid"),
         ("NaN", "invalid"),
         ("Infinity", "invalid"),
         ("1e30", "invalid"),
