@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils import formats, timezone
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
+from django.utils.translation import gettext_lazy as _
 
 STATUS_BADGES = {
     "new": "info",
@@ -83,3 +84,10 @@ def handle_text(obj) -> str:
     if not obj.handle_ref:
         return "—"
     return f"{obj.handle_type} {obj.handle_ref}".strip()
+
+
+def price_override_text(override: dict[str, Any]) -> str:
+    """A line's manual price change, as the order and session pages show it."""
+    return _("price overridden %(from)s → %(to)s (%(reason)s)") % {
+        "from": override.get("from"), "to": override.get("to"), "reason": override.get("reason", ""),
+    }
