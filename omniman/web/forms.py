@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
+from babel.numbers import get_currency_precision
 from django import forms
 from django.utils.formats import get_format
 from django.utils.translation import gettext_lazy as _
@@ -17,17 +18,11 @@ from django.utils.translation import gettext_lazy as _
 from omniman.monetary import MAX_QTY, MAX_UNIT_PRICE_Q, parse_qty, qty_to_str
 
 MAX_REV = 2**31 - 1
-# ISO 4217 minor units that are not 2 (the rest, and unknown codes, have 2).
-MINOR_UNITS = {
-    "BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "ISK": 0, "JPY": 0, "KMF": 0, "KRW": 0, "PYG": 0, "RWF": 0,
-    "UGX": 0, "UYI": 0, "VND": 0, "VUV": 0, "XAF": 0, "XOF": 0, "XPF": 0,
-    "BHD": 3, "IQD": 3, "JOD": 3, "KWD": 3, "LYD": 3, "OMR": 3, "TND": 3,
-}  # fmt: skip
 
 
 def minor_units(currency: str) -> int:
-    """How many decimal places an amount of ``currency`` has (``"BRL"`` → 2, ``"JPY"`` → 0)."""
-    return MINOR_UNITS.get((currency or "").upper(), 2)
+    """How many decimal places an amount of ``currency`` has (``"BRL"`` → 2, ``"JPY"`` → 0; unknown → 2), per Babel's CLDR data."""
+    return get_currency_precision(currency.upper()) if currency else 2
 
 
 def _decimal_text(value: str) -> str:
