@@ -21,7 +21,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from omniman import conf
+from omniman import conf, registry
+from omniman.contrib.catalog import get_catalog
 from omniman.exceptions import OmnimanError
 from omniman.models import Channel, Order, OrderEvent
 from omniman.services import OrderService
@@ -98,19 +99,13 @@ def _stations_of(orders) -> dict[str, str]:
     skus = {item.sku for order in orders for item in order.items.all() if not (item.meta or {}).get("station")}
     if not skus:
         return {}
-    try:
-        from omniman.contrib.catalog import get_catalog
-    except ImportError:  # pragma: no cover - catalog not installed
-        return {}
+    # Without omniman.contrib.catalog (and no CATALOG_BACKEND) the catalog is empty: no station.
     return {sku: entry.station for sku, entry in get_catalog().get_many(sorted(skus)).items()}
 
 
 def _tickets(orders) -> dict[str, int]:
-    try:
-        from omniman.contrib.refs.services import RefService
-    except ImportError:  # pragma: no cover
-        return {}
-    return RefService.tickets_for([order.ref for order in orders])
+    """Pickup numbers from the registered ticket source (omniman.contrib.refs); none without one."""
+    return registry.tickets_for([order.ref for order in orders])
 
 
 def build_board(station: str = EXPO, channel_code: str = "") -> Board:

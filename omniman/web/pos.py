@@ -20,7 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect, reswap, trigger_client_event
 
-from omniman import engine
+from omniman import engine, registry
 from omniman.contrib.catalog import get_catalog
 from omniman.contrib.catalog.services import CatalogOrderingService
 from omniman.exceptions import OmnimanError, SessionError, ValidationError
@@ -516,11 +516,8 @@ def commit(request, channel_code, session_key):
 
 
 def _ticket(order_ref: str) -> int | None:
-    try:
-        from omniman.contrib.refs.services import RefService
-    except ImportError:  # refs not installed
-        return None
-    return RefService.ticket_for(order_ref)
+    """The order's pickup number from the registered ticket source (omniman.contrib.refs); None without one."""
+    return registry.tickets_for([order_ref]).get(order_ref)
 
 
 @require_POST

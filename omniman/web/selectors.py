@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from omniman.models import Channel, Order, Session
-from omniman.services.tables import orders_of_handle_today
+from omniman.services import orders_of_handle_today
 
 GRID_SIZE = 48
 SEARCH_SIZE = 12
@@ -151,3 +151,17 @@ def rounds_today(channel: Channel, handle_type: str, handle_ref: str) -> list[Or
     """The table's rounds of today with their items (two queries)."""
     return list(orders_of_handle_today(channel, handle_type, handle_ref).prefetch_related("items"))
 
+
+# The operator app's reads (one query per screen region, no write); the rest is private.
+__all__ = [
+    "GRID_SIZE",
+    "SEARCH_SIZE",
+    "active_channels",
+    "channel_or_none",
+    "open_sessions",
+    "session_on_screen",
+    "CheckState",
+    "SessionScreen",
+    "session_screen",
+    "rounds_today",
+]

@@ -9,7 +9,7 @@ from omniman.contrib.catalog.services import CatalogOrderingService
 from omniman.exceptions import OmnimanError
 from tests.factories import DbState, create_session_at, make_channel
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.contrib("omniman.contrib.catalog")]
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import re
 from html.parser import HTMLParser
 from typing import Any
 
+import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.test import Client
@@ -18,6 +19,9 @@ from omniman import engine
 from omniman.contrib.catalog.models import Product
 from omniman.models import Session
 from omniman.services import ModifyService, SessionService
+
+# The POS screens run over the demo café (its catalog, prices and stock): mark every test module with it.
+CAFE = pytest.mark.contrib("omniman.contrib.demo", "omniman.contrib.catalog", "omniman.contrib.pricing", "omniman.contrib.stock")
 
 HX = {"HTTP_HX_REQUEST": "true"}
 DISPATCH = {"DISPATCH_ON_COMMIT": ["stock.hold", "pricing.check", "refs.assign_ticket"]}

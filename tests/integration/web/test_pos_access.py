@@ -12,6 +12,7 @@ from django.urls import reverse
 from omniman.models import Channel, Session
 from tests.factories import DbState
 from tests.integration.web.helpers import (
+    CAFE,
     HX,
     LOGIN,
     logged_in,
@@ -20,7 +21,7 @@ from tests.integration.web.helpers import (
     text,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, CAFE]
 
 
 def _every_url(session: Session) -> list[tuple[str, str]]:

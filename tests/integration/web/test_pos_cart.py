@@ -13,6 +13,7 @@ from omniman.models import Directive
 from omniman.services import SessionService
 from tests.factories import DbState
 from tests.integration.web.helpers import (
+    CAFE,
     HX,
     logged_in,
     basket,
@@ -28,7 +29,7 @@ from tests.integration.web.helpers import (
     press,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, CAFE]
 
 
 def test_add_by_sku_htmx_returns_what_changed(pos):

@@ -17,6 +17,7 @@ from omniman.services import ModifyService, SessionWriteService
 from omniman.web import pos as pos_views
 from tests.factories import DbState
 from tests.integration.web.helpers import (
+    CAFE,
     HX,
     STALE_BANNER,
     basket,
@@ -35,7 +36,7 @@ from tests.integration.web.helpers import (
     press,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, CAFE]
 
 
 @pytest.mark.parametrize("htmx", [True, False])

@@ -13,6 +13,7 @@ from django.test import override_settings
 from omniman.models import Order, OrderEvent, Session
 from tests.factories import DbState
 from tests.integration.web.helpers import (
+    CAFE,
     HX,
     DISPATCH,
     basket,
@@ -26,7 +27,7 @@ from tests.integration.web.helpers import (
     press,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, CAFE]
 
 
 @pytest.mark.parametrize("htmx", [True, False])

@@ -12,6 +12,7 @@ from django.urls import reverse
 from omniman.models import Session
 from tests.factories import DbState
 from tests.integration.web.helpers import (
+    CAFE,
     STALE_BANNER,
     act,
     assert_cart,
@@ -24,7 +25,7 @@ from tests.integration.web.helpers import (
     text,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, CAFE]
 
 TYPED = "extra hot, takeaway cup"
 

@@ -9,6 +9,7 @@ from django.urls import reverse
 from omniman.models import Session
 from omniman.services import SessionService
 from tests.integration.web.helpers import (
+    CAFE,
     HX,
     basket,
     url,
@@ -18,7 +19,7 @@ from tests.integration.web.helpers import (
     assert_page,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, CAFE]
 
 
 def test_channel_pages_use_the_channels_terminology(pos):

@@ -12,6 +12,7 @@ from omniman.models import Order, Session
 from omniman.services import SessionService
 from tests.factories import DbState
 from tests.integration.web.helpers import (
+    CAFE,
     HX,
     XSS,
     XSS_ESCAPED,
@@ -28,7 +29,7 @@ from tests.integration.web.helpers import (
     press,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, CAFE]
 
 
 def test_whole_sale_without_javascript(pos):

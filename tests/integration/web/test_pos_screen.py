@@ -8,6 +8,7 @@ import re
 import pytest
 
 from tests.integration.web.helpers import (
+    CAFE,
     HX,
     XSS,
     XSS_ESCAPED,
@@ -21,7 +22,7 @@ from tests.integration.web.helpers import (
     FormReader,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, CAFE]
 
 
 def test_session_page_renders_cart_grid_rev_and_commit_key(pos):

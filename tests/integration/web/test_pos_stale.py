@@ -11,6 +11,7 @@ from omniman.models import Order, Session
 from omniman.services import ModifyService
 from tests.factories import DbState
 from tests.integration.web.helpers import (
+    CAFE,
     HX,
     STALE_BANNER,
     logged_in,
@@ -27,7 +28,7 @@ from tests.integration.web.helpers import (
     FormReader,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, CAFE]
 
 
 def _stale_case(action: str) -> tuple[Session, str, str | None, dict]:

@@ -14,6 +14,7 @@ from omniman.models import Order, Session
 from omniman.services import ModifyService
 from tests.factories import DbState
 from tests.integration.web.helpers import (
+    CAFE,
     basket,
     fresh,
     settle,
@@ -26,7 +27,7 @@ from tests.integration.web.helpers import (
     press,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, CAFE]
 
 
 def test_send_a_round_opens_the_next_round_on_the_same_tab(pos):
