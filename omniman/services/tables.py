@@ -17,7 +17,6 @@ from omniman.services.sessions import SessionService, require_rev
 
 logger = logging.getLogger("omniman.services")
 
-TABLE = "table"
 CLOSED_REASON = "table closed"
 
 
@@ -33,18 +32,19 @@ class TableService:
     @staticmethod
     @transaction.atomic
     def close(session_key: str, channel_code: str, *, expected_rev: Any = None, actor: str = "system") -> Session:
-        """Settle a table, all or nothing: its orders of today walk their flow to ``completed`` and its
-        empty round is abandoned.
+        """Settle a table, all or nothing: its orders of today still active walk their flow to its done
+        status (``completed`` by default) and its empty round is abandoned.
 
         ``session_key`` is the table's current tab (open, or its last round).
         Errors: ``not_found`` (no such session in the channel), ``not_a_table``
-        (a session without a table handle), ``stale_rev``, ``round_not_sent``
+        (a session whose handle type is not one of the flow's ``table_handle_types``), ``stale_rev``, ``round_not_sent``
         (the open round has items: send or clear it first), and the order
-        service's own (``invalid_transition``…) if a flow cannot reach
-        ``completed`` — then nothing is written.
+        service's own (``invalid_transition``…) if a flow cannot reach its
+        done status — then nothing is written.
         """
         session = lock_session(session_key, channel_code)
-        if session.handle_type != TABLE or not session.handle_ref:
+        flow = session.channel.order_flow
+        if not flow.is_table(session.handle_type) or not session.handle_ref:
             raise ValidationError("not_a_table", "Only a table's tab can be closed.", {"session_key": session_key})
         require_rev(session, expected_rev)
         if session.state == Session.State.OPEN and session.lines:
@@ -53,13 +53,11 @@ class TableService:
                 "Send or clear the current round before closing the table.",
                 {"session_key": session_key, "items_count": len(session.lines)},
             )
-        channel = session.channel
-        flow = channel.order_flow
-        rounds = orders_of_handle_today(channel, session.handle_type, session.handle_ref).exclude(
-            status__in=flow.terminal_statuses
+        rounds = orders_of_handle_today(session.channel, session.handle_type, session.handle_ref).filter(
+            status__in=flow.active_statuses
         )
         for order in rounds:
-            for status in flow.path(order.status, "completed") or []:
+            for status in flow.path(order.status, flow.done_status) or []:
                 OrderService.transition(order.ref, status, actor=actor, reason=CLOSED_REASON)
         if session.state == Session.State.OPEN:
             session = SessionService.abandon_session(session_key, channel_code, actor=actor)

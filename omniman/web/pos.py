@@ -28,7 +28,8 @@ from omniman.models import Channel, Session
 from omniman.services import CommitService, ModifyService, ResolveService, SessionService, TableService
 from omniman.web import forms, selectors
 from omniman.web.errors import banner_for, status_for
-from omniman.web.roles import MANAGER, POS, actor, has_role, role_required
+from omniman.roles import MANAGER, POS, has_role
+from omniman.web.roles import actor, role_required
 
 pos_required = role_required(POS, MANAGER)
 

@@ -3,7 +3,7 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
 from django.views.decorators.http import require_GET
 
-from omniman.web.roles import KITCHEN, MANAGER, POS, has_role
+from omniman.roles import KITCHEN, MANAGER, POS, has_role
 
 
 @require_GET
