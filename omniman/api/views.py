@@ -311,14 +311,19 @@ class SessionCloseTableView(APIView):
     @extend_schema(
         summary="Close a table: complete its orders of today, abandon its empty round",
         description="All or nothing. 400 `not_a_table` (the session has no table handle), 400 `round_not_sent` "
-        "(the open round has items), 409 `stale_rev`, 404 `not_found`. Answers the tab as it is now.",
+        "(the open round has items), 409 `stale_rev`, 404 `not_found`, 403 `forbidden_transition` (the flow does not "
+        "let the caller's roles complete the rounds). Answers the tab as it is now.",
         request=SessionActionSerializer,
         responses={200: SessionDetailSerializer, **errors(400, 404, 409)},
     )
     def post(self, request, key: str):
         payload = _body(SessionActionSerializer, request)
         session = TableService.close(
-            key, payload["channel_code"], expected_rev=payload.get("expected_rev"), actor=actor(request)
+            key,
+            payload["channel_code"],
+            expected_rev=payload.get("expected_rev"),
+            actor=actor(request),
+            roles=roles_of(request.user),
         )
         return _session_response(session)
 

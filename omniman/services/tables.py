@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 from django.db import transaction
@@ -31,7 +32,14 @@ def orders_of_handle_today(channel: Channel, handle_type: str, handle_ref: str) 
 class TableService:
     @staticmethod
     @transaction.atomic
-    def close(session_key: str, channel_code: str, *, expected_rev: Any = None, actor: str = "system") -> Session:
+    def close(
+        session_key: str,
+        channel_code: str,
+        *,
+        expected_rev: Any = None,
+        actor: str = "system",
+        roles: Iterable[str] | None = None,
+    ) -> Session:
         """Settle a table, all or nothing: its orders of today still active walk their flow to its done
         status (``completed`` by default) and its empty round is abandoned.
 
@@ -40,7 +48,8 @@ class TableService:
         (a session whose handle type is not one of the flow's ``table_handle_types``), ``stale_rev``, ``round_not_sent``
         (the open round has items: send or clear it first), and the order
         service's own (``invalid_transition``…) if a flow cannot reach its
-        done status — then nothing is written.
+        done status — then nothing is written. ``roles`` (the caller's roles) are checked against
+        the flow's ``permissions`` for every move (``forbidden_transition``); ``None`` is the system.
         """
         session = lock_session(session_key, channel_code)
         flow = session.channel.order_flow
@@ -58,7 +67,7 @@ class TableService:
         )
         for order in rounds:
             for status in flow.path(order.status, flow.done_status) or []:
-                OrderService.transition(order.ref, status, actor=actor, reason=CLOSED_REASON)
+                OrderService.transition(order.ref, status, actor=actor, reason=CLOSED_REASON, roles=roles)
         if session.state == Session.State.OPEN:
             session = SessionService.abandon_session(session_key, channel_code, actor=actor)
         logger.info(

@@ -28,7 +28,7 @@ from omniman.models import Channel, Session
 from omniman.services import CommitService, ModifyService, ResolveService, SessionService, TableService
 from omniman.web import forms, selectors
 from omniman.web.errors import banner_for, status_for
-from omniman.roles import MANAGER, POS, has_role
+from omniman.roles import MANAGER, POS, has_role, roles_of
 from omniman.web.roles import actor, role_required
 
 pos_required = role_required(POS, MANAGER)
@@ -549,7 +549,9 @@ def close_table(request, channel_code, session_key):
     if not form.is_valid():
         return _refused(request, session, form)
     try:
-        session = TableService.close(session_key, channel.code, expected_rev=form.cleaned_data["rev"], actor=actor(request))
+        session = TableService.close(
+            session_key, channel.code, expected_rev=form.cleaned_data["rev"], actor=actor(request), roles=roles_of(request.user)
+        )
     except OmnimanError as exc:
         return _failure(request, channel, session_key, exc)
     messages.success(request, f"Table {session.handle_ref} closed.")

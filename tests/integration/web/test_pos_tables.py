@@ -134,3 +134,23 @@ def test_park_then_resume(pos, htmx):
     assert "Espresso" in page
     assert_cart(act(pos, "add", parked, {"sku": "CAP"}))
     assert [li["sku"] for li in fresh(session).lines] == ["ESP", "CAP"]
+
+
+def test_close_table_asks_the_flow_whether_the_callers_roles_may_complete_the_rounds(pos):
+    """A flow that gives the pos role no moves: closing is refused with 403 ``forbidden_transition``, nothing written."""
+    from omniman.models import Channel
+
+    tab = ready("BURG", table="7", channel="tables")
+    act(pos, "commit", tab, {"idempotency_key": uuid.uuid4().hex}, htmx=False)
+    channel = Channel.objects.get(code="tables")
+    channel.config = {**channel.config, "order_flow": {**channel.config.get("order_flow", {}), "permissions": {"pos": []}}}
+    channel.save()
+    current = Session.objects.get(channel__code="tables", handle_ref="7", state="open")
+    before = DbState(current)
+    events = list(Order.objects.get(handle_ref="7").events.values_list("id", flat=True))
+    response = act(pos, "close_table", current, htmx=True)
+    assert response.status_code == 403
+    before.assert_unchanged()
+    order = Order.objects.get(handle_ref="7")
+    assert order.status == "confirmed"
+    assert list(order.events.values_list("id", flat=True)) == events
