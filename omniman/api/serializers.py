@@ -88,6 +88,18 @@ QTY_SCHEMA = {
     "Text is ASCII digits with one optional point (no sign, exponent, underscore or other digits); a JSON "
     "fraction (1.5) is refused with `invalid_qty`, since binary floats are inexact.",
 }
+# A step of adjust_qty: a quantity with an optional sign (the kernel's omniman.services.ops._delta).
+DELTA_PATTERN = r"^[+-]?" + QTY_PATTERN[1:]
+DELTA_SCHEMA = {
+    "oneOf": [
+        {"type": "integer", "minimum": 1, "maximum": int(MAX_QTY)},
+        {"type": "integer", "minimum": -int(MAX_QTY), "maximum": -1},
+        {"type": "string", "pattern": DELTA_PATTERN},
+    ],
+    "description": "A non-zero step, either sign, at most 3 decimal places, at most 1000000 either way: decimal "
+    "text (\"+1\", \"-0.5\") or a JSON integer. Text is ASCII digits with one optional point and an optional "
+    "sign; a JSON fraction is refused with `invalid_qty`. A result over 1000000 is `invalid_qty`.",
+}
 PRICE_SCHEMA = {
     "type": "integer",
     "minimum": 0,
@@ -139,6 +151,10 @@ OP_SCHEMA = {
         _op("remove_line", ["line_id"], {"line_id": _TEXT}, "Remove a line."),
         _op("set_qty", ["line_id", "qty"], {"line_id": _TEXT, "qty": QTY_SCHEMA}, "Change a line's quantity."),
         _op(
+            "adjust_qty", ["line_id", "delta"], {"line_id": _TEXT, "delta": DELTA_SCHEMA},
+            "Add a step to a line's quantity (negative takes away); at zero or below the line goes.",
+        ),
+        _op(
             "replace_sku", ["line_id", "sku"],
             {"line_id": _TEXT, "sku": SKU_SCHEMA, "name": NAME_SCHEMA, "unit_price_q": PRICE_SCHEMA},
             "Put another product on a line.",
@@ -169,14 +185,15 @@ OP_SCHEMA = {
 
 
 def refuse_fractions(entry: Any, index: int) -> None:
-    """A JSON fraction as ``qty`` is refused (``invalid_qty``): quantities travel as text or integers."""
-    qty = entry.get("qty") if isinstance(entry, dict) else None
-    if isinstance(qty, float) and not qty.is_integer():
-        raise KernelValidationError(
-            "invalid_qty",
-            "qty must be decimal text (\"1.5\") or a JSON integer, not a JSON fraction.",
-            {"field": "qty", "value": repr(qty), "op_index": index},
-        )
+    """A JSON fraction as ``qty`` or ``delta`` is refused (``invalid_qty``): quantities travel as text or integers."""
+    for field in ("qty", "delta"):
+        value = entry.get(field) if isinstance(entry, dict) else None
+        if isinstance(value, float) and not value.is_integer():
+            raise KernelValidationError(
+                "invalid_qty",
+                f"{field} must be decimal text (\"1.5\") or a JSON integer, not a JSON fraction.",
+                {"field": field, "value": repr(value), "op_index": index},
+            )
 
 
 @extend_schema_field(OP_SCHEMA)
@@ -255,6 +272,13 @@ class CommitRequestSerializer(serializers.Serializer):
     idempotency_key = IdempotencyKeyField(
         help_text="Minted once per commit intent and reused on every retry; blank answers `missing_idempotency_key`."
     )
+    expected_rev = _expected_rev()
+
+
+class SessionActionSerializer(serializers.Serializer):
+    """Park, resume, close a table: the session's channel and, optionally, the rev you read."""
+
+    channel_code = _channel_code()
     expected_rev = _expected_rev()
 
 
