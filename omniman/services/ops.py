@@ -17,6 +17,7 @@ from omniman.models import Channel, Session
 from omniman.monetary import MAX_QTY, parse_price_q, parse_qty, qty_to_str, to_decimal
 from omniman.services._common import ensure_data_size, ensure_json
 
+DELTA_TEXT = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?")
 RESERVED_DATA_KEYS = ("checks", "issues")
 RESERVED_META_KEYS = ("price_override",)
 PATH_SEGMENT = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
@@ -207,7 +208,11 @@ def adjust_qty(session: Session, op: dict, ctx: dict) -> None:
 
 
 def _delta(value: Any) -> Decimal | None:
-    """A non-zero step of at most 3 decimal places, either sign (``"+1"``, ``-1``, ``"0.5"``), or ``None``."""
+    """A non-zero step of at most 3 decimal places, either sign (``"+1"``, ``-1``, ``"0.5"``), or ``None``.
+
+    Text is plain ASCII decimal notation with an optional sign, as a qty's (no spaces, exponent or underscore)."""
+    if isinstance(value, str) and not DELTA_TEXT.fullmatch(value):
+        return None
     try:
         number = to_decimal(value)
     except (TypeError, ValueError, ArithmeticError):

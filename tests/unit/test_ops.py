@@ -40,7 +40,7 @@ def test_every_op_is_registered():
 
 
 def test_add_line_reads_its_fields():
-    target = apply(session(), {"op": "add_line", "sku": " ESP ", "qty": Decimal("2.500"), "unit_price_q": "450", "meta": {"k": 1}})
+    target = apply(session(), {"op": "add_line", "sku": " ESP ", "qty": Decimal("2.500"), "unit_price_q": 450, "meta": {"k": 1}})
     (line,) = target.lines
     assert (line["sku"], line["name"], line["qty"], line["unit_price_q"], line["meta"]) == ("ESP", "ESP", "2.5", 450, {"k": 1})
     assert line["line_id"].startswith("L-") and len(line["line_id"]) == 10
@@ -77,6 +77,12 @@ def test_add_line_reads_its_fields():
         ({"op": "override_price", "line_id": "L-0", "unit_price_q": 1, "reason": 5}, "invalid_field"),
         ({"op": "adjust_qty", "line_id": "L-0", "delta": "0"}, "invalid_qty"),
         ({"op": "adjust_qty", "line_id": "L-0"}, "missing_field"),
+        ({"op": "add_line", "sku": "A", "qty": 1, "unit_price_q": "450"}, "invalid_price"),
+        ({"op": "adjust_qty", "line_id": "L-0", "delta": " 1"}, "invalid_qty"),
+        ({"op": "adjust_qty", "line_id": "L-0", "delta": "1e2"}, "invalid_qty"),
+        ({"op": "adjust_qty", "line_id": "L-0", "delta": "1_0"}, "invalid_qty"),
+        ({"op": "adjust_qty", "line_id": "L-0", "delta": "\u0661"}, "invalid_qty"),
+        ({"op": "adjust_qty", "line_id": "L-0", "delta": "--1"}, "invalid_qty"),
     ],
 )
 def test_op_errors_carry_their_code_and_position(op, code):

@@ -122,6 +122,16 @@ def test_quantities_are_strict(manager, channel, qty):
     state.assert_unchanged()
 
 
+@pytest.mark.parametrize("delta", ["1e3", "\u0661", "1_0", " 1", "--1", ".5", "1.", "0x1", "0", 0, 1.5, -0.5, 0.001, True])
+def test_adjust_qty_steps_are_strict(manager, channel, delta):
+    session = create_session_at(channel, lines=1)
+    state = DbState(session)
+    line_id = session.lines[0]["line_id"]
+    response = modify(manager, session, [{"op": "adjust_qty", "line_id": line_id, "delta": delta}])
+    assert response.status_code == 400 and error_of(response) == "invalid_qty", response.json()
+    state.assert_unchanged()
+
+
 @pytest.mark.parametrize("qty", ["2", "1.5", "0.001", "1000000", "1.500", 2, 2.0])
 def test_plain_quantities_pass(manager, channel, qty):
     session = create_session_at(channel, lines=1)
