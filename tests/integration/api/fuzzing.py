@@ -47,6 +47,8 @@ STATE_CODES = frozenset(
         "validation_failed",  # a channel validator refused the session
         "data_too_large",  # the session's data would outgrow SESSION_DATA_MAX_BYTES
         "session_key_conflict",
+        "not_a_table",  # close-table on a session whose handle is not one of the flow's tables
+        "round_not_sent",  # close-table while the table's open round has items
     }
 )
 
