@@ -145,9 +145,13 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "omniman.web.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The language: the user's choice (session/cookie, set at login from their
+    # preference), else the browser's Accept-Language, else LANGUAGE_CODE.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "omniman.web.language.UserLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -257,7 +261,16 @@ LOGIN_URL = "/accounts/login/"
 # Signing in without ?next= lands on the role home (/pos/, /kitchen/ or /admin/).
 LOGIN_REDIRECT_URL = "/"
 
-LANGUAGE_CODE = "en-us"
+# The default language (docs/guides/languages.rst); the browser's, or the user's
+# choice in the operator app, wins over it.
+LANGUAGE_CODE = os.environ.get("LANGUAGE_CODE", "en-us").strip().lower() or "en-us"
+LANGUAGES = [
+    ("en", "English"),
+    ("pt-br", "Português (Brasil)"),
+]
+# Omniman's catalogue ships in the package (omniman/locale); a project puts its
+# overrides here, searched first.
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
