@@ -157,7 +157,7 @@ def build_board(station: str = EXPO, channel_code: str = "") -> Board:
     terms = {}
     for order in orders:
         for status in board_columns():
-            terms.setdefault(status, order.channel.term(status, status.capitalize()))
+            terms.setdefault(status, order.channel.term(status))
     return Board(
         station=station,
         channel=channel_code,

@@ -62,7 +62,7 @@ def order_message(*, event: str, order: Order, payload: dict[str, Any]) -> dict[
 def _text(message: dict[str, Any], order: Order) -> str:
     channel = order.channel
     lines = [
-        f"{channel.term('order', 'Order')} {order.ref} — {channel.term(order.status)}",
+        f"{channel.term('order')} {order.ref} — {channel.term(order.status)}",
         f"{message['event']} · {channel.name or channel.code}",
         "",
     ]
@@ -102,7 +102,7 @@ class EmailBackend:
         if not recipients:
             return {"skipped": "no recipient"}
         message = order_message(event=event, order=order, payload=payload)
-        subject = config.get("subject") or f"{order.channel.term('order', 'Order')} {order.ref}: {order.channel.term(order.status)}"
+        subject = config.get("subject") or f"{order.channel.term('order')} {order.ref}: {order.channel.term(order.status)}"
         sent = send_mail(subject, _text(message, order), config.get("from") or None, list(recipients), fail_silently=False)
         return {"to": list(recipients), "sent": sent}
 

@@ -2,42 +2,43 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from django import template
 
-register = template.Library()
+from omniman import formatting
 
-SYMBOLS = {"BRL": "R$", "USD": "$", "EUR": "€", "GBP": "£"}
+register = template.Library()
 
 
 @register.filter
 def money(amount_q, currency: str = "") -> str:
-    """``1250|money:"BRL"`` → ``R$ 12.50``."""
+    """``1250|money:"BRL"`` → ``R$12.50`` (en), ``R$ 12,50`` (pt-br): the active language, the currency's decimals."""
     if amount_q in (None, ""):
         return "—"
-    amount = int(amount_q)
-    sign = "−" if amount < 0 else ""
-    whole, cents = divmod(abs(amount), 100)
-    symbol = SYMBOLS.get(currency, currency)
-    return f"{sign}{symbol} {whole:,}.{cents:02d}".strip()
+    return formatting.format_money(amount_q, currency)
 
 
 @register.filter
 def qty(value) -> str:
-    """``Decimal("2.000")`` → ``2``; ``Decimal("0.5")`` → ``0.5``."""
-    try:
-        number = Decimal(str(value))
-    except Exception:  # noqa: BLE001
-        return str(value)
-    return format(number.normalize(), "f")
+    """``Decimal("2.000")`` → ``2``; ``Decimal("0.5")`` → ``0.5`` (en), ``0,5`` (pt-br)."""
+    return formatting.format_qty(value)
+
+
+@register.filter
+def clock(moment, channel=None) -> str:
+    """The time of day in the active language and the channel's time zone (``14:05`` in pt-br)."""
+    return formatting.format_time(moment, time_zone=channel.time_zone if channel is not None else None)
+
+
+@register.filter
+def when(moment, channel=None) -> str:
+    """Date and time in the active language and the channel's time zone."""
+    return formatting.format_datetime(moment, time_zone=channel.time_zone if channel is not None else None)
 
 
 @register.filter
 def term(channel, key: str) -> str:
-    """The channel's word for ``key`` (``{{ channel|term:"session" }}`` → ``Tab``)."""
-    defaults = {"session": "Basket", "order": "Order"}
-    return channel.term(key, defaults.get(key))
+    """The channel's word for ``key`` in the active language (``{{ channel|term:"session" }}`` → ``Tab``, ``Comanda``)."""
+    return channel.term(key)
 
 
 @register.filter
