@@ -173,6 +173,8 @@ TEMPLATES = [
             ],
             "builtins": [
                 "template_partials.templatetags.partials",
+                # {% translate %} and {% blocktranslate %} in every template and partial, no {% load i18n %} needed.
+                "django.templatetags.i18n",
                 "omniman.web.templatetags.omniman_ui",
             ],
         },

@@ -15,7 +15,9 @@ from omniman.flow import OrderFlow, build_order_flow
 # The words a channel's terminology can replace, and the statuses of the default flow.
 TERM_DEFAULTS = {
     "session": _("Basket"),
+    "sessions": _("Baskets"),
     "order": _("Order"),
+    "orders": _("Orders"),
     "new": _("New"),
     "confirmed": _("Confirmed"),
     "processing": _("Processing"),
@@ -26,6 +28,9 @@ TERM_DEFAULTS = {
     "cancelled": _("Cancelled"),
     "returned": _("Returned"),
 }
+
+# A plural a channel does not name is its singular + "s" (English and Portuguese both).
+PLURALS = {"sessions": "session", "orders": "order"}
 
 # Labels of the checks Omniman's contrib apps provide (a configured label that is
 # one of these English words is shown translated).
@@ -130,9 +135,12 @@ class Channel(models.Model):
 
     def term(self, key: str, default: str | None = None) -> str:
         """The channel's word for ``key`` (``"session"``, ``"order"``, a status…) in the active language."""
-        value = self.terms().get(key)
+        terms = self.terms()
+        value = terms.get(key)
         if value:
             return value
+        if key in PLURALS and terms.get(PLURALS[key]):
+            return terms[PLURALS[key]] + "s"  # "Tab" → "Tabs", "Comanda" → "Comandas"
         if default is not None:
             return str(default)
         if key in TERM_DEFAULTS:

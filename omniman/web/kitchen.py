@@ -19,11 +19,15 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.vary import vary_on_headers
 
 from omniman import conf
 from omniman.exceptions import OmnimanError
+from omniman.formatting import format_qty
 from omniman.models import Channel, Order, OrderEvent
+from omniman.models.channel import TERM_DEFAULTS
 from omniman.services import OrderService
 from omniman.web.roles import KITCHEN, MANAGER, actor, role_required
 
@@ -34,6 +38,13 @@ EXPO = "expo"
 RECALL_MINUTES = 15
 DEFAULT_WARN_MINUTES = 5
 DEFAULT_LATE_MINUTES = 10
+# The stations' names on the filter bar (a station without one shows its code).
+STATION_LABELS = {
+    EXPO: gettext_lazy("Expo"),
+    "bar": gettext_lazy("Bar"),
+    "kitchen": gettext_lazy("Kitchen"),
+    "pastry": gettext_lazy("Pastry"),
+}
 
 
 def board_columns() -> list[str]:
@@ -137,7 +148,7 @@ def build_board(station: str = EXPO, channel_code: str = "") -> Board:
         config = (order.channel.config or {}).get("kitchen") or {}
         ticket = tickets.get(order.ref)
         if order.handle_type == "table":
-            label = f"Table {order.handle_ref}"
+            label = _("Table %(number)s") % {"number": order.handle_ref}
         elif ticket:
             label = f"#{ticket}"
         elif order.handle_ref:
@@ -158,10 +169,12 @@ def build_board(station: str = EXPO, channel_code: str = "") -> Board:
     for order in orders:
         for status in board_columns():
             terms.setdefault(status, order.channel.term(status))
+    for status in board_columns():
+        terms.setdefault(status, str(TERM_DEFAULTS.get(status) or status.capitalize()))
     return Board(
         station=station,
         channel=channel_code,
-        columns=[(status, terms.get(status, status.capitalize()), columns.get(status, [])) for status in board_columns()],
+        columns=[(status, terms[status], columns.get(status, [])) for status in board_columns()],
         all_day=[(names[sku], _qty(qty)) for sku, qty in sorted(all_day.items(), key=lambda kv: (-kv[1], names[kv[0]]))],
         stations=[EXPO, "bar", "kitchen", "pastry"],
         channels=list(Channel.objects.filter(is_active=True).order_by("display_order", "code")),
@@ -171,7 +184,7 @@ def build_board(station: str = EXPO, channel_code: str = "") -> Board:
 
 
 def _qty(value) -> str:
-    return format(value.normalize(), "f")
+    return format_qty(value)
 
 
 def recalled_orders(channel_code: str = "") -> list[Order]:
@@ -227,9 +240,9 @@ def bump(request):
     notice = ""
     order = Order.objects.select_related("channel").filter(ref=ref).first()
     if order is None:
-        notice = "That order no longer exists."
+        notice = _("That order no longer exists.")
     elif order.status != expected:
-        notice = f"{order.ref[-6:]} was already moved on another screen."
+        notice = _("%(order)s was already moved on another screen.") % {"order": order.ref[-6:]}
     else:
         target = next_status(order)
         try:
@@ -237,7 +250,7 @@ def bump(request):
                 OrderService.transition(ref, target, actor=actor(request), expected_status=expected, reason="kitchen bump")
         except OmnimanError as exc:
             notice = (
-                f"{order.ref[-6:]} was already moved on another screen."
+                _("%(order)s was already moved on another screen.") % {"order": order.ref[-6:]}
                 if exc.code == "stale_status"
                 else exc.message
             )

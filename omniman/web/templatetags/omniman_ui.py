@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django import template
+from django.utils.translation import gettext_lazy
 
 from omniman import formatting
 
@@ -54,3 +55,33 @@ def age(moment) -> str:
     if seconds < 3600:
         return f"{seconds // 60}m"
     return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}"
+
+
+# What a session's handle is (``handle_type``), as the screen names it.
+HANDLE_LABELS = {"table": gettext_lazy("Table"), "order": gettext_lazy("Order"), "customer": gettext_lazy("Customer"),
+                 "external": gettext_lazy("External")}
+
+
+@register.filter
+def handle_label(handle_type: str) -> str:
+    """``"table"`` → ``Table`` (``Mesa`` in pt-br); an unknown type capitalized."""
+    label = HANDLE_LABELS.get(handle_type or "")
+    return str(label) if label else (handle_type or "").replace("_", " ").capitalize()
+
+
+@register.filter
+def station_label(station: str) -> str:
+    """A kitchen station's name (``"pastry"`` → ``Pastry``, ``Confeitaria`` in pt-br)."""
+    from omniman.web.kitchen import STATION_LABELS
+
+    label = STATION_LABELS.get(station or "")
+    return str(label) if label else (station or "").replace("_", " ").capitalize()
+
+
+@register.filter
+def status_label(status: str) -> str:
+    """An order status in the active language (``"ready"`` → ``Ready``, ``Pronto`` in pt-br), no channel's words."""
+    from omniman.models.channel import TERM_DEFAULTS
+
+    label = TERM_DEFAULTS.get(status or "")
+    return str(label) if label else (status or "").replace("_", " ").capitalize()
