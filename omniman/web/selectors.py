@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from omniman.models import Channel, Order, Session
+from omniman.texts import localized
 
 GRID_SIZE = 48
 SEARCH_SIZE = 12
@@ -102,7 +103,7 @@ def session_screen(session: Session, *, with_rounds: bool = True) -> SessionScre
     channel = session.channel
     data = session.data or {}
     stored_checks = data.get("checks") or {}
-    issues = list(data.get("issues") or [])
+    issues = [localized(issue) for issue in data.get("issues") or [] if isinstance(issue, dict)]
     now = timezone.now()
     checks = []
     for code in channel.required_checks:
