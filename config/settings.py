@@ -112,10 +112,15 @@ SECURE_CSP_PATHS = {
 SECURE_CSP_REPORT_ONLY = env_bool("SECURE_CSP_REPORT_ONLY")
 
 INSTALLED_APPS = [
-    # django-unfold (the manager review) must come before django.contrib.admin.
-    "unfold",
+    # omniman ships the manager review's admin/index.html and admin/login.html and the
+    # API docs page (drf_spectacular/swagger_ui.html): its templates must win over
+    # unfold's and drf-spectacular's, so it comes first.
+    "omniman",
+    # django-unfold (the manager review) must come before the admin; its basic config leaves
+    # the default site to ManagerAdminConfig (omniman.admin.site.ManagerAdminSite).
+    "unfold.apps.BasicAppConfig",
     "unfold.contrib.filters",
-    "django.contrib.admin",
+    "omniman.apps.ManagerAdminConfig",  # the admin, whose site lets managers only in
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -129,7 +134,6 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    "omniman",
     "omniman.contrib.catalog",
     "omniman.contrib.pricing",
     "omniman.contrib.stock",
@@ -188,14 +192,13 @@ UNFOLD = {
     "SITE_SUBHEADER": "Manager review",
     "SITE_SYMBOL": "hub",
     "SITE_URL": "/",
-    "DASHBOARD_CALLBACK": "omniman.admin_dashboard.dashboard_callback",
-    "LOGIN": {"form": "omniman.admin_site.ManagerLoginForm"},
+    "DASHBOARD_CALLBACK": "omniman.admin.dashboard.dashboard_callback",
     # Behaviour of our own admin templates (confirmations): no inline handlers under the CSP.
     "SCRIPTS": [lambda request: static("js/admin.js")],
     "SIDEBAR": {
         "show_search": True,
         "show_all_applications": True,
-        "navigation": "omniman.admin_site.sidebar_navigation",
+        "navigation": "omniman.admin.site.sidebar_navigation",
     },
 }
 

@@ -1,4 +1,7 @@
+from importlib import import_module
+
 from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
 
 
 class OmnimanConfig(AppConfig):
@@ -8,3 +11,22 @@ class OmnimanConfig(AppConfig):
 
     def ready(self) -> None:
         from omniman import checks  # noqa: F401  (registers the system checks)
+
+
+class ManagerAdminConfig(admin_apps.AdminConfig):
+    """``django.contrib.admin`` with the manager review's site as the default site.
+
+    List ``"omniman.apps.ManagerAdminConfig"`` in ``INSTALLED_APPS`` in place of
+    ``"django.contrib.admin"`` (see ``omniman.admin.site``). Never the default
+    config of the ``omniman`` app itself.
+    """
+
+    default = False
+    default_site = "omniman.admin.site.ManagerAdminSite"
+
+    def ready(self) -> None:
+        # Omniman's model admins register first: the site they register on is built
+        # lazily from ``omniman.admin.site``, and building it while another app's admin
+        # module registers would import them half-way through and lose them.
+        import_module("omniman.admin")
+        super().ready()

@@ -95,6 +95,22 @@ def test_the_admin_login_refuses_staff_without_the_manager_role(client):
     assert "_auth_user_id" not in client.session
 
 
+def test_the_admin_site_is_the_manager_site_and_the_check_refuses_any_other(monkeypatch):
+    from django.contrib import admin
+    from django.contrib.admin import AdminSite
+
+    from omniman.admin.checks import check_admin_site
+    from omniman.admin.site import ManagerAdminSite, ManagerLoginForm
+
+    assert isinstance(admin.site, ManagerAdminSite) and admin.site.login_form is ManagerLoginForm
+    assert check_admin_site() == []
+    monkeypatch.setattr(admin, "site", AdminSite())
+    assert [e.id for e in check_admin_site()] == ["omniman.E010"]
+    bare = ManagerAdminSite()
+    monkeypatch.setattr(admin, "site", bare)
+    assert [e.id for e in check_admin_site()] == ["omniman.E011"]
+
+
 def test_the_admin_login_lets_a_manager_in(client):
     make_user("boss", groups=("manager",))
     response = client.post("/admin/login/", {"username": "boss", "password": "pw-boss", "next": "/admin/"})

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from omniman.admin import ManagerAdmin
+from omniman.admin.base import ManagerAdmin
 from omniman.contrib.catalog.models import Category, Product
 
 

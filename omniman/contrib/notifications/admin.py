@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from omniman.admin import ReadOnlyAdmin
+from omniman.admin.base import ReadOnlyAdmin
 from omniman.contrib.notifications.models import NotificationDelivery
 
 

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from omniman.admin import ManagerAdmin, ManagerInline
+from omniman.admin.base import ManagerAdmin, ManagerInline
 from omniman.contrib.pricing.models import PriceList, PriceListItem
 
 

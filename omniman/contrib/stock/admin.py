@@ -7,7 +7,7 @@ from django.db.models import DecimalField, OuterRef, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from omniman.admin import ManagerAdmin, ReadOnlyAdmin
+from omniman.admin.base import ManagerAdmin, ReadOnlyAdmin
 from omniman.contrib.stock.models import StockHold, StockLevel, StockMovement
 from omniman.contrib.stock.services import StockService
 

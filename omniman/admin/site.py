@@ -4,6 +4,12 @@ The whole admin is the manager review. Only active staff users with the
 manager role (the ``manager`` group, or a superuser) may enter; a ``pos`` or
 ``kitchen`` user, or a staff user without the role, is sent to the admin
 login, which refuses them too.
+
+The door is :class:`ManagerAdminSite`, the project's default admin site:
+``INSTALLED_APPS`` lists ``"omniman.apps.ManagerAdminConfig"`` in place of
+``"django.contrib.admin"`` (and ``"unfold.apps.BasicAppConfig"`` in place of
+``"unfold"``, which would otherwise install its own site). The system check
+``omniman.E010`` refuses a project whose admin site is any other.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from django.contrib.admin.exceptions import NotRegistered
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from unfold.forms import AuthenticationForm
+from unfold.settings import get_config
+from unfold.sites import UnfoldAdminSite
 
 from omniman.web.roles import MANAGER, has_role
 
@@ -43,6 +51,18 @@ class ManagerLoginForm(AuthenticationForm):
         super().confirm_login_allowed(user)
         if not is_manager(user):
             raise forms.ValidationError(self.error_messages["not_manager"], code="not_manager")
+
+
+class ManagerAdminSite(UnfoldAdminSite):
+    """The unfold admin site, for managers only (``INSTALLED_APPS``: ``omniman.apps.ManagerAdminConfig``)."""
+
+    def __init__(self, name: str = "admin") -> None:
+        super().__init__(name)
+        if get_config(self.settings_name)["LOGIN"]["form"] is None:
+            self.login_form = ManagerLoginForm
+
+    def has_permission(self, request) -> bool:
+        return has_manager_access(request)
 
 
 # -- sidebar ------------------------------------------------------------------
