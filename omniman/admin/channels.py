@@ -7,6 +7,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 from unfold.decorators import display
 from unfold.widgets import UnfoldAdminTextareaWidget
 
@@ -153,7 +154,7 @@ class ChannelAdmin(ManagerAdmin):
     search_fields = ("code", "name")
     fieldsets = (
         (None, {"fields": ("code", "name", "pricing_policy", "edit_policy", "is_active", "display_order")}),
-        ("Configuration", {"fields": ("config",)}),
+        (_("Configuration"), {"fields": ("config",)}),
     )
 
     def has_delete_permission(self, request, obj=None):
@@ -162,14 +163,14 @@ class ChannelAdmin(ManagerAdmin):
     def get_readonly_fields(self, request, obj=None):
         return ("code",) if obj is not None else ()  # orders and sessions are addressed by it
 
-    @display(description="Active", label={"yes": "success", "no": ""}, ordering="is_active")
+    @display(description=_("Active"), label={"yes": "success", "no": ""}, ordering="is_active")
     def active_badge(self, obj):
         return ("yes", "Active") if obj.is_active else ("no", "Inactive")
 
-    @display(description="Currency")
+    @display(description=_("Currency"))
     def currency(self, obj):
         return obj.currency
 
-    @display(description="Required checks")
+    @display(description=_("Required checks"))
     def required_checks(self, obj):
         return ", ".join(obj.required_checks) or "—"

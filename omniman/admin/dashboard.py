@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 from django.db.models import Count, Min, Sum
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from omniman.models import Channel, Directive, Order, Session
 from omniman.monetary import format_money
@@ -108,15 +109,15 @@ def directive_health() -> dict[str, Any]:
 
 def describe_age(delta: timedelta | None) -> str:
     if delta is None:
-        return "nothing waiting"
+        return gettext("nothing waiting")
     seconds = int(delta.total_seconds())
     if seconds < 60:
-        return f"{seconds} s"
+        return gettext("%(s)s s") % {"s": seconds}
     if seconds < 3600:
-        return f"{seconds // 60} min"
+        return gettext("%(m)s min") % {"m": seconds // 60}
     if seconds < 86400:
-        return f"{seconds // 3600} h {seconds % 3600 // 60} min"
-    return f"{seconds // 86400} d {seconds % 86400 // 3600} h"
+        return gettext("%(h)s h %(m)s min") % {"h": seconds // 3600, "m": seconds % 3600 // 60}
+    return gettext("%(d)s d %(h)s h") % {"d": seconds // 86400, "h": seconds % 86400 // 3600}
 
 
 def dashboard_callback(request, context: dict[str, Any]) -> dict[str, Any]:
@@ -127,7 +128,7 @@ def dashboard_callback(request, context: dict[str, Any]) -> dict[str, Any]:
             "open_sessions": Session.objects.filter(state=Session.State.OPEN).count(),
             "open_sessions_link": _changelist("session", state__exact=Session.State.OPEN),
             "today": timezone.localdate(),
-            "title": "Dashboard",
+            "title": gettext("Dashboard"),
         }
     )
     return context

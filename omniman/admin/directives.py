@@ -6,6 +6,7 @@ from django.contrib import admin, messages
 from django.db.models import OuterRef, Subquery
 from django.db.models.fields.json import KeyTextTransform
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 from unfold.decorators import display
 
 from omniman import registry
@@ -25,13 +26,13 @@ class DirectiveAdmin(ServiceActionsMixin, ReadOnlyAdmin):
     list_display = ("id", "topic", "status_badge", "runs", "concerns", "due", "error_line")
     list_filter = (("status", admin.ChoicesFieldListFilter), DirectiveTopicFilter)
     search_fields = ("topic", "dedupe_key", "payload__order_ref", "payload__session_key")
-    search_help_text = "Topic, dedupe key, order ref or session key in the payload."
+    search_help_text = _("Topic, dedupe key, order ref or session key in the payload.")
     ordering = ("-id",)
     actions = ("run_selected", "retry_selected")
     fieldsets = (
         (None, {"fields": ("id", "topic", "status_view", "attempts", "concerns", "dedupe_key", "available_at", "started_at", "created_at", "updated_at")}),
-        ("Payload", {"fields": ("payload_view",)}),
-        ("Last error", {"fields": ("error_view",)}),
+        (_("Payload"), {"fields": ("payload_view",)}),
+        (_("Last error"), {"fields": ("error_view",)}),
     )
     readonly_fields = ("id", "topic", "status_view", "attempts", "concerns", "dedupe_key", "available_at", "started_at", "created_at", "updated_at", "payload_view", "error_view")
     change_form_outer_before_template = "admin/omniman/directive/review_panel.html"
@@ -43,15 +44,15 @@ class DirectiveAdmin(ServiceActionsMixin, ReadOnlyAdmin):
             session_pk=_payload_pk(Session, "session_key", "session_key"),
         )
 
-    @display(description="Status", ordering="status", label=DIRECTIVE_BADGES)
+    @display(description=_("Status"), ordering="status", label=DIRECTIVE_BADGES)
     def status_badge(self, obj):
         return obj.status, obj.get_status_display()
 
-    @display(description="Status")
+    @display(description=_("Status"))
     def status_view(self, obj):
         return badge(obj.get_status_display(), DIRECTIVE_BADGES.get(obj.status, ""))
 
-    @display(description="Concerns")
+    @display(description=_("Concerns"))
     def concerns(self, obj):
         payload = obj.payload or {}
         if payload.get("order_ref"):
@@ -60,26 +61,26 @@ class DirectiveAdmin(ServiceActionsMixin, ReadOnlyAdmin):
             return nowrap(admin_link("session", obj.session_pk, f"Session {payload['session_key']}"))
         return "—"
 
-    @display(description="Runs", ordering="attempts")
+    @display(description=_("Runs"), ordering="attempts")
     def runs(self, obj):
         return obj.attempts
 
-    @display(description="Due", ordering="available_at")
+    @display(description=_("Due"), ordering="available_at")
     def due(self, obj):
         return when(obj.available_at)
 
-    @display(description="Last error")
+    @display(description=_("Last error"))
     def error_line(self, obj):
         first = (obj.last_error or "").strip().splitlines()[:1]
         if not first:
             return "—"
         return nowrap(first[0] if len(first[0]) <= 60 else first[0][:59] + "…", title=first[0])
 
-    @display(description="Payload")
+    @display(description=_("Payload"))
     def payload_view(self, obj):
         return pretty_json(obj.payload)
 
-    @display(description="Last error")
+    @display(description=_("Last error"))
     def error_view(self, obj):
         if not obj.last_error:
             return "—"
@@ -124,13 +125,13 @@ class DirectiveAdmin(ServiceActionsMixin, ReadOnlyAdmin):
         self._report(request, report, f"Directive #{directive.pk}")
         return self.back_to(directive)
 
-    @admin.action(description="Run selected now (queued ones)", permissions=["manage"])
+    @admin.action(description=_("Run selected now (queued ones)"), permissions=["manage"])
     def run_selected(self, request, queryset):
         report = admin_actions.run_now(queryset.values_list("pk", flat=True))
         self._log(request, report.outcomes, "Run now.")
         self._report(request, report, "Run now")
 
-    @admin.action(description="Retry selected failed directives", permissions=["manage"])
+    @admin.action(description=_("Retry selected failed directives"), permissions=["manage"])
     def retry_selected(self, request, queryset):
         report = admin_actions.retry_failed(queryset.values_list("pk", flat=True))
         self._log(request, report.outcomes, "Retried.")

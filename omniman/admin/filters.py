@@ -6,6 +6,7 @@ from datetime import datetime, time, timedelta
 
 from django.core.validators import EMPTY_VALUES
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from unfold.contrib.filters.admin import DropdownFilter, RangeDateFilter
 from unfold.utils import parse_date_str
 
@@ -31,7 +32,7 @@ class CreatedOnFilter(RangeDateFilter):
 
 
 class OrderStatusFilter(DropdownFilter):
-    title = "status"
+    title = _("status")
     parameter_name = "status"
 
     def lookups(self, request, model_admin):
@@ -43,7 +44,7 @@ class OrderStatusFilter(DropdownFilter):
 
 
 class DirectiveTopicFilter(DropdownFilter):
-    title = "topic"
+    title = _("topic")
     parameter_name = "topic"
 
     def lookups(self, request, model_admin):

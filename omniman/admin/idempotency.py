@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 from unfold.decorators import display
 
 from omniman.admin.base import ReadOnlyAdmin
@@ -18,14 +19,14 @@ class IdempotencyKeyAdmin(ReadOnlyAdmin):
     fields = ("scope", "key", "fingerprint", "status_view", "response_code", "response_view", "expires_at", "created_at", "updated_at")
     readonly_fields = fields
 
-    @display(description="Status", ordering="status", label=IDEMPOTENCY_BADGES)
+    @display(description=_("Status"), ordering="status", label=IDEMPOTENCY_BADGES)
     def status_badge(self, obj):
         return obj.status, obj.get_status_display()
 
-    @display(description="Status")
+    @display(description=_("Status"))
     def status_view(self, obj):
         return badge(obj.get_status_display(), IDEMPOTENCY_BADGES.get(obj.status, ""))
 
-    @display(description="Response body")
+    @display(description=_("Response body"))
     def response_view(self, obj):
         return pretty_json(obj.response_body) if obj.response_body is not None else "—"

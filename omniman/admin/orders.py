@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 
 from django.contrib import admin, messages
-from django.utils import formats, timezone
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from unfold.contrib.filters.admin import RelatedDropdownFilter
 from unfold.decorators import display
 
 from omniman.admin.base import ReadOnlyAdmin, ReadOnlyInline, ServiceActionsMixin
 from omniman.admin.filters import CreatedOnFilter, OrderStatusFilter
 from omniman.admin.renderers import STATUS_BADGES, admin_link, badge, customer_text, handle_text, nowrap, pretty_json, qty_text, when
+from omniman import formatting
 from omniman.exceptions import InvalidTransition, OmnimanError
 from omniman.models import Order, OrderEvent, OrderItem, Session
 from omniman.monetary import format_money
@@ -25,22 +27,22 @@ class OrderItemInline(ReadOnlyInline):
     model = OrderItem
     fields = ("line_id", "sku", "name", "quantity", "unit_price", "line_total", "notes")
     readonly_fields = fields
-    verbose_name = "item"
-    verbose_name_plural = "items"
+    verbose_name = _("item")
+    verbose_name_plural = _("items")
 
-    @display(description="Qty")
+    @display(description=_("Qty"))
     def quantity(self, obj):
         return qty_text(obj.qty)
 
-    @display(description="Unit price")
+    @display(description=_("Unit price"))
     def unit_price(self, obj):
         return format_money(obj.unit_price_q, obj.order.currency)
 
-    @display(description="Line total")
+    @display(description=_("Line total"))
     def line_total(self, obj):
         return format_money(obj.line_total_q, obj.order.currency)
 
-    @display(description="Notes")
+    @display(description=_("Notes"))
     def notes(self, obj):
         meta = obj.meta or {}
         parts = []
@@ -48,7 +50,10 @@ class OrderItemInline(ReadOnlyInline):
             parts.append(str(meta["note"]))
         override = meta.get("price_override")
         if override:
-            parts.append(f"price overridden {override.get('from')} → {override.get('to')} ({override.get('reason', '')})")
+            parts.append(
+                _("price overridden %(old)s → %(new)s (%(reason)s)")
+                % {"old": override.get("from"), "new": override.get("to"), "reason": override.get("reason", "")}
+            )
         return "; ".join(parts) or "—"
 
 
@@ -60,7 +65,9 @@ def event_summary(event: OrderEvent) -> str:
     if event.type == events.NOTE:
         return str(payload.get("text", ""))
     if event.type == events.CREATED:
-        return f"status {payload.get('status')}, {payload.get('items_count')} items, rev {payload.get('rev')}"
+        return _("status %(status)s, %(count)s items, rev %(rev)s") % {
+            "status": payload.get("status"), "count": payload.get("items_count"), "rev": payload.get("rev")
+        }
     if event.type == events.PRICE_OVERRIDDEN:
         return f"{payload.get('sku')}: {payload.get('from')} → {payload.get('to')} ({payload.get('reason', '')})"
     return json.dumps(payload, ensure_ascii=False, default=str)
@@ -70,15 +77,15 @@ class OrderEventInline(ReadOnlyInline):
     model = OrderEvent
     fields = ("at", "type", "actor", "summary")
     readonly_fields = fields
-    verbose_name = "event"
-    verbose_name_plural = "timeline"
+    verbose_name = _("event")
+    verbose_name_plural = _("timeline")
 
-    @display(description="At")
+    @display(description=_("At"))
     def at(self, obj):
         local = timezone.localtime(obj.created_at)
-        return nowrap(formats.date_format(local, "j M Y H:i:s"), title=local.isoformat())
+        return nowrap(formatting.format_datetime(local, format="medium"), title=local.isoformat())
 
-    @display(description="What happened")
+    @display(description=_("What happened"))
     def summary(self, obj):
         return event_summary(obj)
 
@@ -93,14 +100,14 @@ class OrderAdmin(ServiceActionsMixin, ReadOnlyAdmin):
     list_filter = (("channel", RelatedDropdownFilter), OrderStatusFilter, ("created_at", CreatedOnFilter))
     list_filter_submit = True
     search_fields = ("ref", "handle_ref", "external_ref", "session_key", "snapshot__data__customer__phone", "snapshot__data__customer__name")
-    search_help_text = "Ref, table/handle, external ref, session key, customer phone or name."
+    search_help_text = _("Ref, table/handle, external ref, session key, customer phone or name.")
     list_select_related = ("channel",)
     date_hierarchy = "created_at"
     inlines = (OrderItemInline, OrderEventInline)
     fieldsets = (
         (None, {"fields": ("ref", "channel", "status_view", "handle", "external_ref", "session", "customer", "total", "created_at", "updated_at")}),
-        ("Status timestamps", {"fields": TIMESTAMPS, "classes": ("collapse",)}),
-        ("Snapshot (as committed)", {"fields": ("snapshot_view",), "classes": ("collapse",)}),
+        (_("Status timestamps"), {"fields": TIMESTAMPS, "classes": ("collapse",)}),
+        (_("Snapshot (as committed)"), {"fields": ("snapshot_view",), "classes": ("collapse",)}),
     )
     readonly_fields = ("ref", "channel", "status_view", "handle", "external_ref", "session", "customer", "total", "created_at", "updated_at", *TIMESTAMPS, "snapshot_view")
     change_form_outer_before_template = "admin/omniman/order/review_panel.html"
@@ -115,46 +122,46 @@ class OrderAdmin(ServiceActionsMixin, ReadOnlyAdmin):
             kwargs["queryset"] = obj.items.all()  # each row knows its order (its currency): no query per row
         return kwargs
 
-    @display(description="Status", ordering="status", label=STATUS_BADGES)
+    @display(description=_("Status"), ordering="status", label=STATUS_BADGES)
     def status_badge(self, obj):
         return obj.status, obj.channel.term(obj.status)
 
-    @display(description="Status")
+    @display(description=_("Status"))
     def status_view(self, obj):
         return badge(obj.channel.term(obj.status), STATUS_BADGES.get(obj.status, ""))
 
-    @display(description="Ref", ordering="ref")
+    @display(description=_("Ref"), ordering="ref")
     def order_ref(self, obj):
         return nowrap(obj.ref)
 
-    @display(description="Table / handle", ordering="handle_ref")
+    @display(description=_("Table / handle"), ordering="handle_ref")
     def handle(self, obj):
         return handle_text(obj)
 
-    @display(description="Created", ordering="created_at")
+    @display(description=_("Created"), ordering="created_at")
     def created(self, obj):
         return when(obj.created_at)
 
-    @display(description="Customer")
+    @display(description=_("Customer"))
     def customer(self, obj):
         return customer_text((obj.snapshot or {}).get("data"))
 
-    @display(description="Items")
+    @display(description=_("Items"))
     def items_count(self, obj):
         return len((obj.snapshot or {}).get("items") or [])
 
-    @display(description="Total", ordering="total_q")
+    @display(description=_("Total"), ordering="total_q")
     def total(self, obj):
         return nowrap(format_money(obj.total_q, obj.currency))
 
-    @display(description="Session")
+    @display(description=_("Session"))
     def session(self, obj):
         if not obj.session_key:
             return "—"
         pk = Session.objects.filter(session_key=obj.session_key).values_list("pk", flat=True).first()
         return admin_link("session", pk, obj.session_key)
 
-    @display(description="Snapshot")
+    @display(description=_("Snapshot"))
     def snapshot_view(self, obj):
         return pretty_json(obj.snapshot)
 
@@ -179,7 +186,7 @@ class OrderAdmin(ServiceActionsMixin, ReadOnlyAdmin):
         expected = request.POST.get("expected_status", "")
         reason = request.POST.get("reason", "").strip()
         if not new_status or not expected:
-            messages.error(request, "The form was incomplete: nothing was changed. Reload the page and try again.")
+            messages.error(request, _("The form was incomplete: nothing was changed. Reload the page and try again."))
             return self.back_to(order)
         try:
             OrderService.transition(order.ref, new_status, actor=actor(request), expected_status=expected, reason=reason)
@@ -188,26 +195,37 @@ class OrderAdmin(ServiceActionsMixin, ReadOnlyAdmin):
                 current = exc.context.get("current_status")
                 messages.error(
                     request,
-                    f"Order {order.ref} changed meanwhile: it is now {order.channel.term(current)!r}, "
-                    f"not {order.channel.term(expected)!r}. Nothing was changed; check it and choose again.",
+                    _(
+                        "Order %(ref)s changed meanwhile: it is now “%(current)s”, not “%(expected)s”. "
+                        "Nothing was changed; check it and choose again."
+                    )
+                    % {"ref": order.ref, "current": order.channel.term(current), "expected": order.channel.term(expected)},
                 )
             else:
-                messages.error(request, f"Order {order.ref} cannot move to {new_status!r} from where it is. Nothing was changed.")
+                messages.error(
+                    request,
+                    _("Order %(ref)s cannot move to “%(status)s” from where it is. Nothing was changed.")
+                    % {"ref": order.ref, "status": order.channel.term(new_status)},
+                )
             return self.back_to(order)
         except OmnimanError as exc:
-            messages.error(request, f"Nothing was changed: {exc.message or exc.code}")
+            messages.error(request, _("Nothing was changed: %(reason)s") % {"reason": exc.message or exc.code})
             return self.back_to(order)
-        messages.success(request, f"Order {order.ref}: {order.channel.term(expected)} → {order.channel.term(new_status)}.")
+        messages.success(
+            request,
+            _("Order %(ref)s: %(old)s → %(new)s.")
+            % {"ref": order.ref, "old": order.channel.term(expected), "new": order.channel.term(new_status)},
+        )
         return self.back_to(order)
 
     def note_view(self, request, object_id):
         order = self.get_review_object(request, object_id)
         text = request.POST.get("text", "").strip()
         if not text:
-            messages.error(request, "A note needs some text.")
+            messages.error(request, _("A note needs some text."))
         elif len(text) > NOTE_MAX_LENGTH:
-            messages.error(request, f"A note has at most {NOTE_MAX_LENGTH} characters; nothing was saved.")
+            messages.error(request, _("A note has at most %(count)s characters; nothing was saved.") % {"count": NOTE_MAX_LENGTH})
         else:
             events.note_added(order, actor=actor(request), text=text)
-            messages.success(request, f"Note added to order {order.ref}.")
+            messages.success(request, _("Note added to order %(ref)s.") % {"ref": order.ref})
         return self.back_to(order)

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from unfold.contrib.filters.admin import RelatedDropdownFilter
 from unfold.decorators import display
 
@@ -68,14 +69,14 @@ class SessionAdmin(ServiceActionsMixin, ReadOnlyAdmin):
     list_display = ("session_key", "channel", "handle", "state_badge", "items_count", "total", "checks_badges", "issues_badge", "updated")
     list_filter = (("state", admin.ChoicesFieldListFilter), ("channel", RelatedDropdownFilter))
     search_fields = ("session_key", "handle_ref", "data__customer__name", "data__customer__phone")
-    search_help_text = "Session key, table/handle, customer name or phone."
+    search_help_text = _("Session key, table/handle, customer name or phone.")
     list_select_related = ("channel",)
     actions = ("abandon_selected",)
     fieldsets = (
         (None, {"fields": ("session_key", "channel", "handle", "state_view", "rev", "pricing_policy", "edit_policy", "order", "opened_at", "updated_at", "committed_at")}),
-        ("Items", {"fields": ("items_table", "total")}),
-        ("Checks and issues", {"fields": ("checks_table", "issues_table")}),
-        ("Other data", {"fields": ("data_view",), "classes": ("collapse",)}),
+        (_("Items"), {"fields": ("items_table", "total")}),
+        (_("Checks and issues"), {"fields": ("checks_table", "issues_table")}),
+        (_("Other data"), {"fields": ("data_view",), "classes": ("collapse",)}),
     )
     readonly_fields = (
         "session_key", "channel", "handle", "state_view", "rev", "pricing_policy", "edit_policy", "order",
@@ -87,35 +88,35 @@ class SessionAdmin(ServiceActionsMixin, ReadOnlyAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("channel")
 
-    @display(description="State", ordering="state", label=SESSION_BADGES)
+    @display(description=_("State"), ordering="state", label=SESSION_BADGES)
     def state_badge(self, obj):
         return obj.state, obj.get_state_display()
 
-    @display(description="State")
+    @display(description=_("State"))
     def state_view(self, obj):
         return badge(obj.get_state_display(), SESSION_BADGES.get(obj.state, ""))
 
-    @display(description="Table / handle", ordering="handle_ref")
+    @display(description=_("Table / handle"), ordering="handle_ref")
     def handle(self, obj):
         return handle_text(obj)
 
-    @display(description="Items")
+    @display(description=_("Items"))
     def items_count(self, obj):
         return obj.items_count
 
-    @display(description="Total", ordering="total_q")
+    @display(description=_("Total"), ordering="total_q")
     def total(self, obj):
         return nowrap(format_money(obj.total_q, obj.channel.currency))
 
-    @display(description="Updated", ordering="updated_at")
+    @display(description=_("Updated"), ordering="updated_at")
     def updated(self, obj):
         return when(obj.updated_at)
 
-    @display(description="Checks")
+    @display(description=_("Checks"))
     def checks_badges(self, obj):
         return badges([(f"{code} {state}", CHECK_BADGES.get(state, "")) for code, _label, state, _c in check_rows(obj)])
 
-    @display(description="Issues")
+    @display(description=_("Issues"))
     def issues_badge(self, obj):
         issues = obj.issues
         if not issues:
@@ -127,14 +128,14 @@ class SessionAdmin(ServiceActionsMixin, ReadOnlyAdmin):
             parts.append(f"{others} warning{'s' if others > 1 else ''}")
         return badge(", ".join(parts), "danger" if blocking else "warning")
 
-    @display(description="Order")
+    @display(description=_("Order"))
     def order(self, obj):
         if obj.state != Session.State.COMMITTED:
             return "—"
         row = Order.objects.filter(session_key=obj.session_key).values_list("pk", "ref").first()
         return admin_link("order", row[0], row[1]) if row else "—"
 
-    @display(description="Items")
+    @display(description=_("Items"))
     def items_table(self, obj):
         currency = obj.channel.currency
         rows = []
@@ -151,7 +152,7 @@ class SessionAdmin(ServiceActionsMixin, ReadOnlyAdmin):
             ])
         return table(["Line", "SKU", "Name", "Qty", "Unit price", "Line total", "Notes"], rows)
 
-    @display(description="Checks")
+    @display(description=_("Checks"))
     def checks_table(self, obj):
         rows = []
         for code, label, state, check in check_rows(obj):
@@ -165,7 +166,7 @@ class SessionAdmin(ServiceActionsMixin, ReadOnlyAdmin):
             ])
         return table(["Check", "State", "For rev", "Checked at", "Result"], rows)
 
-    @display(description="Issues")
+    @display(description=_("Issues"))
     def issues_table(self, obj):
         rows = []
         for issue in obj.issues:
@@ -180,7 +181,7 @@ class SessionAdmin(ServiceActionsMixin, ReadOnlyAdmin):
             ])
         return table(["Severity", "Source", "Code", "Message", "Line", "Resolutions"], rows)
 
-    @display(description="Data")
+    @display(description=_("Data"))
     def data_view(self, obj):
         return pretty_json({k: v for k, v in (obj.data or {}).items() if k not in ("checks", "issues")})
 
@@ -213,7 +214,7 @@ class SessionAdmin(ServiceActionsMixin, ReadOnlyAdmin):
             messages.success(request, f"Session {session.session_key} abandoned.")
         return self.back_to(session)
 
-    @admin.action(description="Abandon selected open sessions", permissions=["manage"])
+    @admin.action(description=_("Abandon selected open sessions"), permissions=["manage"])
     def abandon_selected(self, request, queryset):
         sessions = list(queryset)
         done = sum(1 for session in sessions if session.is_open and self._abandon(request, session))
