@@ -29,6 +29,9 @@ TERM_DEFAULTS = {
     "returned": _("Returned"),
 }
 
+# Words callers pass as defaults (``term("session", "Draft")``), for the catalogue.
+CALLER_DEFAULTS = (gettext_noop("Draft"), gettext_noop("Tab"), gettext_noop("Round"))
+
 # A plural a channel does not name is its singular + "s" (English and Portuguese both).
 PLURALS = {"sessions": "session", "orders": "order"}
 
@@ -142,7 +145,7 @@ class Channel(models.Model):
         if key in PLURALS and terms.get(PLURALS[key]):
             return terms[PLURALS[key]] + "s"  # "Tab" → "Tabs", "Comanda" → "Comandas"
         if default is not None:
-            return str(default)
+            return translation.gettext(str(default))  # a caller's English word ("Basket", "Draft"), translated
         if key in TERM_DEFAULTS:
             return str(TERM_DEFAULTS[key])
         return key.replace("_", " ").capitalize()

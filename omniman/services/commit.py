@@ -9,6 +9,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
 
 from omniman import conf
 from omniman.exceptions import CommitError, IdempotencyError, OmnimanError, SessionError, ValidationError
@@ -49,11 +50,11 @@ class CommitService:
         if not isinstance(idempotency_key, str) or not idempotency_key.strip():
             raise ValidationError("missing_idempotency_key", context={"field": "idempotency_key"})
         if len(idempotency_key) > 255:
-            raise ValidationError("invalid_field", "idempotency_key is at most 255 characters.", {"field": "idempotency_key"})
+            raise ValidationError("invalid_field", _("idempotency_key is at most 255 characters."), {"field": "idempotency_key"})
         if not Session.objects.filter(session_key=session_key, channel__code=channel_code).exists():
             raise SessionError(
                 "not_found",
-                f"No session {session_key!r} in channel {channel_code!r}.",
+                _("No session %(session_key)s in channel %(channel_code)s.") % {"session_key": repr(session_key), "channel_code": repr(channel_code)},
                 {"session_key": session_key, "channel_code": channel_code},
             )
         scope = f"commit:{channel_code}"
@@ -99,7 +100,7 @@ def _claim_key(scope: str, key: str, *, fingerprint: str) -> IdempotencyKey | di
     if not expired and row.fingerprint != fingerprint:
         raise IdempotencyError(
             "conflict",
-            "This idempotency key was used to commit another session.",
+            _("This idempotency key was used to commit another session."),
             {"scope": scope, "key": key},
         )
     if row.status == IdempotencyKey.Status.DONE and not expired:
@@ -145,7 +146,7 @@ def _commit(
     if blocking:
         raise CommitError(
             "blocking_issues",
-            f"{len(blocking)} blocking issue(s) must be resolved first.",
+            _("%(count)s blocking issue(s) must be resolved first.") % {"count": len(blocking)},
             {"issues": blocking},
         )
     try:
@@ -238,11 +239,11 @@ def _require_checks(session: Session) -> None:
     for code in session.channel.required_checks:
         check = checks.get(code)
         if not check:
-            raise CommitError("missing_check", f"The {code!r} check has not run.", {"check_code": code})
+            raise CommitError("missing_check", _("The %(code)s check has not run.") % {"code": repr(code)}, {"check_code": code})
         if check.get("rev") != session.rev:
             raise CommitError(
                 "stale_check",
-                f"The {code!r} check ran on rev {check.get('rev')}, the session is at rev {session.rev}.",
+                _("The %(code)s check ran on rev %(check_rev)s, the session is at rev %(session_rev)s.") % {"code": repr(code), "check_rev": check.get('rev'), "session_rev": session.rev},
                 {"check_code": code, "check_rev": check.get("rev"), "session_rev": session.rev},
             )
         expires_at = check.get("expires_at")
@@ -250,7 +251,7 @@ def _require_checks(session: Session) -> None:
             moment = parse_datetime(str(expires_at))
             if moment is not None and moment <= now:
                 raise CommitError(
-                    "hold_expired", f"The {code!r} check expired at {expires_at}.", {"check_code": code, "expires_at": str(expires_at)}
+                    "hold_expired", _("The %(code)s check expired at %(expires_at)s.") % {"code": repr(code), "expires_at": expires_at}, {"check_code": code, "expires_at": str(expires_at)}
                 )
 
 

@@ -6,6 +6,7 @@ import logging
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from omniman.exceptions import InvalidTransition, OmnimanError
 from omniman.flow import TIMESTAMPED_STATUSES
@@ -39,11 +40,11 @@ class OrderService:
             .first()
         )
         if order is None:
-            raise OmnimanError("not_found", f"No order {order_ref!r}.", {"order_ref": order_ref})
+            raise OmnimanError("not_found", _("No order %(order_ref)s.") % {"order_ref": repr(order_ref)}, {"order_ref": order_ref})
         if expected_status is not None and order.status != expected_status:
             raise InvalidTransition(
                 "stale_status",
-                f"Order {order_ref} is {order.status!r}, not {expected_status!r}.",
+                _("Order %(order_ref)s is %(order_status)s, not %(expected_status)s.") % {"order_ref": order_ref, "order_status": repr(order.status), "expected_status": repr(expected_status)},
                 {"order_ref": order_ref, "expected_status": expected_status, "current_status": order.status},
             )
         return apply_transition(order, new_status, actor=actor, reason=reason)
@@ -55,7 +56,7 @@ def apply_transition(order: Order, new_status: str, *, actor: str, reason: str =
     if not flow.can(order.status, new_status):
         raise InvalidTransition(
             "invalid_transition",
-            f"Order {order.ref} cannot go from {order.status!r} to {new_status!r}.",
+            _("Order %(order_ref)s cannot go from %(order_status)s to %(new_status)s.") % {"order_ref": order.ref, "order_status": repr(order.status), "new_status": repr(new_status)},
             {"order_ref": order.ref, "from": order.status, "to": new_status, "allowed": flow.allowed_from(order.status)},
         )
     previous = order.status

@@ -44,17 +44,18 @@ def term(channel, key: str) -> str:
 
 @register.filter
 def age(moment) -> str:
-    """Compact age: ``45s``, ``12m``, ``3h``."""
+    """Compact age in the active language: ``45s``, ``12m``, ``3h05`` (``12min`` in pt-br)."""
     from django.utils import timezone
+    from django.utils.translation import gettext
 
     if moment is None:
         return ""
     seconds = max(int((timezone.now() - moment).total_seconds()), 0)
     if seconds < 60:
-        return f"{seconds}s"
+        return gettext("%(seconds)ss") % {"seconds": seconds}
     if seconds < 3600:
-        return f"{seconds // 60}m"
-    return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}"
+        return gettext("%(minutes)sm") % {"minutes": seconds // 60}
+    return gettext("%(hours)sh%(minutes)s") % {"hours": seconds // 3600, "minutes": f"{(seconds % 3600) // 60:02d}"}
 
 
 # What a session's handle is (``handle_type``), as the screen names it.
