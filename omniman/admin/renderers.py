@@ -88,4 +88,6 @@ def customer_text(data: dict[str, Any]) -> str:
 def handle_text(obj) -> str:
     if not obj.handle_ref:
         return "—"
-    return f"{obj.handle_type} {obj.handle_ref}".strip()
+    from omniman.web.templatetags.omniman_ui import handle_label
+
+    return f"{handle_label(obj.handle_type)} {obj.handle_ref}".strip()
