@@ -56,9 +56,9 @@ class DirectiveAdmin(ServiceActionsMixin, ReadOnlyAdmin):
     def concerns(self, obj):
         payload = obj.payload or {}
         if payload.get("order_ref"):
-            return nowrap(admin_link("order", obj.order_pk, f"Order {payload['order_ref']}"))
+            return nowrap(admin_link("order", obj.order_pk, _("Order %(ref)s") % {"ref": payload["order_ref"]}))
         if payload.get("session_key"):
-            return nowrap(admin_link("session", obj.session_pk, f"Session {payload['session_key']}"))
+            return nowrap(admin_link("session", obj.session_pk, _("Session %(key)s") % {"key": payload["session_key"]}))
         return "—"
 
     @display(description=_("Runs"), ordering="attempts")
@@ -111,18 +111,21 @@ class DirectiveAdmin(ServiceActionsMixin, ReadOnlyAdmin):
     def run_view(self, request, object_id):
         directive = self.get_review_object(request, object_id)
         if registry.get_directive_handler(directive.topic) is None:
-            messages.error(request, f"Directive #{directive.pk} was not run: no handler is registered for {directive.topic!r}.")
+            messages.error(
+                request,
+                _("Directive #%(pk)s was not run: no handler is registered for “%(topic)s”.") % {"pk": directive.pk, "topic": directive.topic},
+            )
             return self.back_to(directive)
         report = admin_actions.run_now([directive.pk])
         self._log(request, report.outcomes, "Run now.")
-        self._report(request, report, f"Directive #{directive.pk}")
+        self._report(request, report, _("Directive #%(pk)s") % {"pk": directive.pk})
         return self.back_to(directive)
 
     def retry_view(self, request, object_id):
         directive = self.get_review_object(request, object_id)
         report = admin_actions.retry_failed([directive.pk])
         self._log(request, report.outcomes, "Retried.")
-        self._report(request, report, f"Directive #{directive.pk}")
+        self._report(request, report, _("Directive #%(pk)s") % {"pk": directive.pk})
         return self.back_to(directive)
 
     @admin.action(description=_("Run selected now (queued ones)"), permissions=["manage"])

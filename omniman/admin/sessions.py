@@ -9,6 +9,7 @@ from typing import Any
 from django.contrib import admin, messages
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 from unfold.contrib.filters.admin import RelatedDropdownFilter
 from unfold.decorators import display
 
@@ -123,9 +124,9 @@ class SessionAdmin(ServiceActionsMixin, ReadOnlyAdmin):
             return "—"
         blocking = sum(1 for issue in issues if issue.get("severity") == "blocking")
         others = len(issues) - blocking
-        parts = [f"{blocking} blocking"] if blocking else []
+        parts = [ngettext("%(count)s blocking", "%(count)s blocking", blocking) % {"count": blocking}] if blocking else []
         if others:
-            parts.append(f"{others} warning{'s' if others > 1 else ''}")
+            parts.append(ngettext("%(count)s warning", "%(count)s warnings", others) % {"count": others})
         return badge(", ".join(parts), "danger" if blocking else "warning")
 
     @display(description=_("Order"))
@@ -144,7 +145,10 @@ class SessionAdmin(ServiceActionsMixin, ReadOnlyAdmin):
             notes = [str(meta["note"])] if meta.get("note") else []
             if meta.get("price_override"):
                 override = meta["price_override"]
-                notes.append(f"price overridden {override.get('from')} → {override.get('to')} ({override.get('reason', '')})")
+                notes.append(
+                    _("price overridden %(old)s → %(new)s (%(reason)s)")
+                    % {"old": override.get("from"), "new": override.get("to"), "reason": override.get("reason", "")}
+                )
             rows.append([
                 item.get("line_id"), item.get("sku"), item.get("name") or "", qty_text(item.get("qty")),
                 format_money(item.get("unit_price_q") or 0, currency), format_money(item.get("line_total_q") or 0, currency),
@@ -203,7 +207,10 @@ class SessionAdmin(ServiceActionsMixin, ReadOnlyAdmin):
         try:
             SessionService.abandon_session(session.session_key, session.channel.code, actor=actor(request))
         except OmnimanError as exc:
-            messages.error(request, f"Session {session.session_key} was not abandoned: {exc.message or exc.code}")
+            messages.error(
+                request,
+                _("Session %(key)s was not abandoned: %(reason)s") % {"key": session.session_key, "reason": exc.message or exc.code},
+            )
             return False
         self.log_change(request, session, "Abandoned through SessionService.abandon_session.")
         return True
@@ -211,7 +218,7 @@ class SessionAdmin(ServiceActionsMixin, ReadOnlyAdmin):
     def abandon_view(self, request, object_id):
         session = self.get_review_object(request, object_id)
         if self._abandon(request, session):
-            messages.success(request, f"Session {session.session_key} abandoned.")
+            messages.success(request, _("Session %(key)s abandoned.") % {"key": session.session_key})
         return self.back_to(session)
 
     @admin.action(description=_("Abandon selected open sessions"), permissions=["manage"])
@@ -219,7 +226,9 @@ class SessionAdmin(ServiceActionsMixin, ReadOnlyAdmin):
         sessions = list(queryset)
         done = sum(1 for session in sessions if session.is_open and self._abandon(request, session))
         skipped = sum(1 for session in sessions if not session.is_open)
-        text = f"{done} session(s) abandoned."
+        text = ngettext("%(count)s session abandoned.", "%(count)s sessions abandoned.", done) % {"count": done}
         if skipped:
-            text += f" {skipped} were not open and were left as they are."
+            text += " " + ngettext(
+                "%(count)s was not open and was left as it is.", "%(count)s were not open and were left as they are.", skipped
+            ) % {"count": skipped}
         messages.info(request, text)

@@ -109,6 +109,11 @@ class Channel(models.Model):
         return label or check_code.replace("_", " ").capitalize()
 
     @property
+    def language(self) -> str:
+        """The language of what the channel sends unattended (emails): ``config["language"]``, else ``LANGUAGE_CODE``."""
+        return str((self.config or {}).get("language") or settings.LANGUAGE_CODE)
+
+    @property
     def time_zone(self) -> str:
         """The channel's time zone (``config["time_zone"]``, e.g. ``"America/Sao_Paulo"``), else ``TIME_ZONE``."""
         return str((self.config or {}).get("time_zone") or settings.TIME_ZONE)
