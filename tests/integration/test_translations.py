@@ -224,7 +224,7 @@ def pseudo_catalogue(path: Path) -> None:
 # Data a page shows as it is: the fixture's names and codes, usernames, proper nouns.
 PROPER_NOUNS = {"Omniman", "EN", "PT", "Espresso", "Cappuccino", "Brownie", "pos", "manager", "kitchen", "Tables", "tables", "Counter",
                 "counter", "ESP", "CAP", "BROWNIE", "Coffee", "English", "Português", "Brasileiro"}
-CODE = re.compile(r"^[A-Z0-9-]*\d[A-Z0-9-]*$")  # refs, session keys, line ids
+CODE = re.compile(r"^(?=.*[\dA-Z]{4})[A-Z0-9-]+$")  # refs (ORD-…, 6R34Q5), session keys, line ids
 DATA = re.compile(r"^[\s\d.,:;/+\-−–—×·#%()R$€¥→←|✎⚠*]*$")
 SKIP_TAGS = {"script", "style", "template", "noscript", "svg"}
 
@@ -382,3 +382,15 @@ def test_pseudo_locale_admin_dashboard_and_order_page(cafe, pseudo_locale):
     order = Order.objects.get(ref=order_ref)
     page = client.get(reverse("admin:omniman_order_change", args=[order.pk])).content.decode()
     assert untranslated(page, only_id="order-review") == []
+
+
+def test_pseudo_locale_error_pages(cafe, pseudo_locale):
+    from django.template.loader import render_to_string
+
+    kitchen = pseudo_client("kitchen", "kitchen")
+    forbidden = kitchen.get("/pos/")
+    assert forbidden.status_code == 403 and untranslated(forbidden.content.decode()) == []
+    missing = pseudo_client("pos", "pos").get("/pos/no-such-channel/s/NOPE/")
+    assert missing.status_code == 404 and untranslated(missing.content.decode()) == []
+    with translation.override("pt-br"):
+        assert untranslated(render_to_string("500.html")) == []
