@@ -6,6 +6,7 @@ from django.contrib import admin
 from django.db.models import DecimalField, OuterRef, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from omniman.admin.base import ManagerAdmin, ReadOnlyAdmin
 from omniman.contrib.stock.models import StockHold, StockLevel, StockMovement
@@ -38,14 +39,14 @@ class StockLevelAdmin(ManagerAdmin):
     def get_readonly_fields(self, request, obj=None):
         return ("sku",) if obj is not None else ()
 
-    @admin.display(description="Held", ordering="held_qty")
+    @admin.display(description=_("Held"), ordering="held_qty")
     def held(self, obj):
         return getattr(obj, "held_qty", 0)
 
-    @admin.display(description="Available")
+    @admin.display(description=_("Available"))
     def available(self, obj):
         if not obj.track:
-            return "unlimited"
+            return _("unlimited")
         return max(obj.on_hand - getattr(obj, "held_qty", 0), 0)
 
     def save_model(self, request, obj, form, change):
