@@ -10,6 +10,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from django.templatetags.static import static
+from django.utils.translation import gettext_lazy
 
 from omniman.conf import DEFAULTS as OMNIMAN_DEFAULTS
 
@@ -189,7 +190,7 @@ TEMPLATES = [
 UNFOLD = {
     "SITE_TITLE": "Omniman",
     "SITE_HEADER": "Omniman",
-    "SITE_SUBHEADER": "Manager review",
+    "SITE_SUBHEADER": gettext_lazy("Manager review"),
     "SITE_SYMBOL": "hub",
     "SITE_URL": "/",
     "DASHBOARD_CALLBACK": "omniman.admin.dashboard.dashboard_callback",
