@@ -14,3 +14,6 @@ urlpatterns = [
     path("kitchen/", include("omniman.web.kitchen_urls")),
     path("api/", include("omniman.api.urls")),
 ]
+
+# A database outage met outside a view answers 503 too (omniman.web.outage).
+handler500 = "omniman.web.outage.server_error"

@@ -16,6 +16,18 @@ Registered as Django system checks (``manage.py check``, ``runserver``,
 ``migrate``) and enforced by ``config/wsgi.py`` and ``config/asgi.py`` through
 :func:`enforce_startup_checks`, since gunicorn runs no system checks. Every
 message says which variable to set.
+
+Settings and data the kernel must be able to read:
+
+E030 ``OMNIMAN["DEFAULT_CURRENCY"]`` is not an ISO 4217 currency code.
+W031 A channel's ``config`` in the database has a problem ``Channel.save()``
+     refuses (planted by a raw ``UPDATE``, a fixture, or saved before the rule
+     existed): its sessions, commits or orders may fail. One warning per channel.
+W032 A channel's ``config`` names a directive topic without a registered
+     handler: those directives would wait in the queue forever.
+
+W031 and W032 read the database, so they run when a database is named:
+``manage.py check --database default`` and ``migrate`` (warnings never stop it).
 """
 
 from __future__ import annotations
@@ -23,9 +35,11 @@ from __future__ import annotations
 from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connections
+from django.db import DatabaseError, connections
 
 from omniman import conf
+from omniman.channel_config import NO_HANDLER, config_problems
+from omniman.monetary import is_currency
 
 
 def _sqlite_allowed() -> bool:
@@ -122,7 +136,59 @@ def check_allowed_hosts(app_configs=None, **kwargs) -> list[checks.CheckMessage]
     ]
 
 
-STARTUP_CHECKS = (check_secret_key, check_allowed_hosts, check_database)
+@checks.register("omniman")
+def check_default_currency(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    currency = conf.get("DEFAULT_CURRENCY")
+    if is_currency(currency):
+        return []
+    return [
+        checks.Error(
+            f'OMNIMAN["DEFAULT_CURRENCY"] is {str(currency)[:40]!r}: not an ISO 4217 currency code.',
+            hint='Set it to three capital letters such as "BRL", "EUR" or "USD" (every channel without '
+            "its own config currency prices its orders in it).",
+            id="omniman.E030",
+        )
+    ]
+
+
+@checks.register("omniman", checks.Tags.database)
+def check_channel_configs(app_configs=None, databases=None, **kwargs) -> list[checks.CheckMessage]:
+    """Each channel's stored ``config`` against the kernel's rules (``omniman.channel_config``)."""
+    from omniman.models import Channel
+
+    messages: list[checks.CheckMessage] = []
+    for alias in databases or ():
+        try:
+            rows = list(Channel.objects.using(alias).order_by("code").values_list("code", "config"))
+        except DatabaseError:  # not migrated yet (migrate runs its checks first)
+            continue
+        for code, config in rows:
+            problems = config_problems(config)
+            broken = [p.message for p in problems if p.code != NO_HANDLER]
+            waiting = [p.message for p in problems if p.code == NO_HANDLER]
+            if broken:
+                messages.append(
+                    checks.Warning(
+                        f"Channel {code!r} (database {alias!r}) has an invalid config: {'; '.join(broken)}.",
+                        hint="Fix it in the admin (Setup → Channels), which checks it before saving; until then "
+                        "its sessions, commits or orders may fail.",
+                        obj=f"Channel {code}",
+                        id="omniman.W031",
+                    )
+                )
+            if waiting:
+                messages.append(
+                    checks.Warning(
+                        f"Channel {code!r} (database {alias!r}) enqueues directives nobody handles: {'; '.join(waiting)}.",
+                        hint="Install the app that registers the handler, or remove the topic from the channel's config.",
+                        obj=f"Channel {code}",
+                        id="omniman.W032",
+                    )
+                )
+    return messages
+
+
+STARTUP_CHECKS = (check_secret_key, check_allowed_hosts, check_database, check_default_currency)
 
 
 def _supports_json(connection) -> bool:

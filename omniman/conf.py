@@ -20,10 +20,17 @@ DEFAULTS: dict[str, Any] = {
     "DIRECTIVE_BACKOFF_BASE_SECONDS": 2,
     "DIRECTIVE_BACKOFF_MAX_SECONDS": 300,
     "DIRECTIVE_STUCK_AFTER_SECONDS": 300,
+    # Where ``process_directives --watch`` LISTENs: "" = the default database's settings, a
+    # postgres:// URL = a direct session connection (behind PgBouncer's transaction pooling),
+    # "off" = no LISTEN, poll every --interval.
+    "DIRECTIVE_LISTEN_URL": "",
     "ALLOW_SQLITE_IN_PRODUCTION": False,
     "DISPATCH_ON_COMMIT": [],
     # /healthz reports "degraded" once the oldest due, queued directive has waited this long.
     "HEALTH_DIRECTIVE_AGE_SECONDS": 300,
+    # /healthz reports "degraded" once no directive worker (or cron pass) has been seen for
+    # this long — on a database where one ever ran; 0 turns the check off.
+    "HEALTH_WORKER_AGE_SECONDS": 120,
 }
 
 

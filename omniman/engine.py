@@ -15,7 +15,11 @@ At least once, never twice at the same time:
   ``DIRECTIVE_MAX_ATTEMPTS`` runs have failed;
 * **stuck** — rows ``running`` for longer than
   ``DIRECTIVE_STUCK_AFTER_SECONDS`` (a crashed worker) are re-queued by the
-  next pass, or ``failed`` when they have no attempts left.
+  next pass, or ``failed`` when they have no attempts left;
+* **lost connection** — a run cut off by the database going away is not a
+  handler failure: :func:`execute` re-raises, and the :class:`Worker`
+  reconnects and gives the rows it held back (:func:`requeue_interrupted`)
+  at once, without waiting for the stuck timeout.
 
 Settings are read at call time. The kernel knows nothing of HTTP.
 """
@@ -34,17 +38,20 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from omniman import conf, registry
-from omniman.models import Directive
+from omniman.models import Directive, WorkerHeartbeat
+from omniman.models.worker import worker_name
 
 logger = logging.getLogger("omniman.directives")
 
 NOTIFY_CHANNEL = "omniman_directives"
 MAX_ERROR_LENGTH = 4000
+# What a lost or refused database connection raises (Django wraps the driver's errors in these).
+DATABASE_ERRORS = (OperationalError, InterfaceError)
 
 
 class _Fenced(Exception):
@@ -196,6 +203,11 @@ def execute(directive: Directive, *, then: Directive | None = None) -> str:
     batch costs one commit per directive instead of two (the commit, with its
     WAL flush, is what a directive costs). If this run fails, ``then`` stamps
     itself when it starts.
+
+    A handler's exception is recorded on the row (retry or ``failed``); the
+    database connection itself being lost is re-raised instead (``OperationalError``
+    or ``InterfaceError``): the row is still ``running`` under this attempt, for
+    the caller to give back once it reconnects.
     """
     handler = registry.get_directive_handler(directive.topic)
     if handler is None:  # unregistered since the claim: give the row back untouched
@@ -206,6 +218,7 @@ def execute(directive: Directive, *, then: Directive | None = None) -> str:
         if not _fenced_update(_STARTED_SQL, [started_at, started_at, directive.pk, directive.attempts]):
             return "fenced"
         directive.started_at = started_at
+    raw = connection.connection  # the driver's connection this run is on
     ctx = {"attempt": directive.attempts, "max_attempts": int(conf.get("DIRECTIVE_MAX_ATTEMPTS")), "actor": f"directive:{directive.topic}"}
     try:
         with transaction.atomic():
@@ -228,10 +241,29 @@ def execute(directive: Directive, *, then: Directive | None = None) -> str:
     except Exception as exc:  # the handler failed: record it, never crash the worker
         if then is not None:
             then.started_at = None  # the stamp rolled back with this run
+        if isinstance(exc, DATABASE_ERRORS) and _connection_lost(raw, exc):
+            # Not the handler's fault: the database went away (its transaction with it).
+            # The caller gives the row back once it reconnects (Worker → requeue_interrupted).
+            raise
         return _record_failure(directive, exc)
     directive.status = Directive.Status.DONE
     logger.info("directive done", extra={"directive": directive.pk, "topic": directive.topic, "attempt": directive.attempts})
     return "done"
+
+
+# SQLSTATEs of a connection cut off by the server or a pooler: class 08 (connection exception, also
+# what PgBouncer answers when its server connection died) and 57P01-57P03 (shutdown, crash, starting up).
+LOST_CONNECTION_SQLSTATES = ("57P01", "57P02", "57P03")
+
+
+def _connection_lost(raw, exc: BaseException) -> bool:
+    """True when the run lost its database connection rather than failed: the driver connection
+    ``raw`` it was on is closed or replaced (Django reconnects when it restores autocommit after
+    the failed transaction), or the server or a pooler said the connection was cut off."""
+    if raw is None or connection.connection is not raw or bool(getattr(raw, "closed", False)):
+        return True
+    sqlstate = getattr(exc.__cause__, "sqlstate", None) or ""
+    return sqlstate.startswith("08") or sqlstate in LOST_CONNECTION_SQLSTATES
 
 
 def _record_failure(directive: Directive, exc: BaseException) -> str:
@@ -276,20 +308,68 @@ def process(
     limit: int = 50,
     should_stop: Callable[[], bool] = lambda: False,
     requeue: bool = True,
+    held: list[Directive] | None = None,
 ) -> PassResult:
-    """One pass: re-queue stuck rows (unless ``requeue`` is false), then claim and run up to ``limit`` due directives."""
+    """One pass: re-queue stuck rows (unless ``requeue`` is false), then claim and run up to ``limit`` due directives.
+
+    ``held`` (a worker's list) holds the claimed rows not finished yet: if the
+    database connection is lost mid-pass, the worker gives them back with
+    :func:`requeue_interrupted` once it is back.
+    """
     result = PassResult()
     if requeue:
         result.stuck_requeued, result.stuck_failed = requeue_stuck()
     claimed = claim(topics=topics, limit=limit)
     result.claimed = len(claimed)
+    if held is not None:
+        held[:] = claimed
     for index, directive in enumerate(claimed):
         if should_stop():
             result.released += release(claimed[index:])
+            if held is not None:
+                held.clear()
             break
         following = claimed[index + 1] if index + 1 < len(claimed) else None
         result.add(directive.pk, execute(directive, then=following))
+        if held is not None:
+            held.remove(directive)
     return result
+
+
+def process_once(*, topics: Iterable[str] | None = None, limit: int = 50) -> PassResult:
+    """``process_directives`` without ``--watch`` (a cron pass): one :func:`process`, and the host's
+    ``host:pass`` heartbeat row, so ``/healthz`` and the admin see cron-only deployments too."""
+    result = process(topics=topics, limit=limit)
+    WorkerHeartbeat.objects.beat(worker_name("pass"), processed=result.claimed - result.released)
+    return result
+
+
+def requeue_interrupted(directives: Iterable[Directive], *, reason: str) -> int:
+    """Give back rows whose run was cut off (the connection was lost): queued again, due now.
+
+    Each row under its fence: a row whose run did commit (``done``), or that
+    another pass re-queued meanwhile, is left alone. A row that never started
+    gets its attempt back (as :func:`release`); one that started keeps it — its
+    handler may have had effects outside the database — and is ``failed`` if
+    that was its last attempt.
+    """
+    now = timezone.now()
+    max_attempts = int(conf.get("DIRECTIVE_MAX_ATTEMPTS"))
+    requeued = 0
+    for directive in directives:
+        if directive.started_at is None:
+            requeued += _fence(directive).update(
+                status=Directive.Status.QUEUED, attempts=directive.attempts - 1, started_at=None, updated_at=now
+            )
+        elif directive.attempts >= max_attempts:
+            _fence(directive).update(
+                status=Directive.Status.FAILED, last_error=f"{reason}; it was the last attempt ({max_attempts}): failed", updated_at=now
+            )
+        else:
+            requeued += _fence(directive).update(
+                status=Directive.Status.QUEUED, available_at=now, last_error=f"{reason}; re-queued", updated_at=now
+            )
+    return requeued
 
 
 _dispatch_held: ContextVar[bool] = ContextVar("omniman_dispatch_held", default=False)
@@ -331,24 +411,50 @@ def dispatch(directive_id: int) -> str | None:
         return None
 
 
-class Listener:
-    """A dedicated autocommit connection that ``LISTEN``\\s for enqueues (PostgreSQL only)."""
+LISTEN_OFF = "off"
 
-    def __init__(self, topics: Iterable[str] | None = None):
+
+def listen_url() -> str:
+    """``OMNIMAN["DIRECTIVE_LISTEN_URL"]``: ``""`` (LISTEN over the default database's settings),
+    a ``postgres://`` URL (a direct, session connection: what a transaction-pooling PgBouncer in
+    front of the default database needs), or ``"off"`` (no LISTEN: poll every ``--interval``)."""
+    return str(conf.get("DIRECTIVE_LISTEN_URL") or "").strip()
+
+
+class Listener:
+    """A dedicated autocommit connection that ``LISTEN``\\s for enqueues (PostgreSQL only).
+
+    It connects to ``DIRECTIVE_LISTEN_URL`` when set, else with the default
+    database's settings. ``LISTEN`` needs a session of its own: through
+    PgBouncer in transaction pooling mode it is accepted but its notifications
+    never arrive, so point ``DIRECTIVE_LISTEN_URL`` past the pooler (or turn it
+    ``off``). TCP keepalives make a silently dead peer an error, not a wait forever.
+    """
+
+    KEEPALIVES = {"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
+
+    def __init__(self, topics: Iterable[str] | None = None, *, url: str | None = None):
         import psycopg
 
-        settings = connection.settings_dict
-        params = {
-            "dbname": settings["NAME"],
-            "user": settings.get("USER") or None,
-            "password": settings.get("PASSWORD") or None,
-            "host": settings.get("HOST") or None,
-            "port": settings.get("PORT") or None,
-            "autocommit": True,
-        }
-        params.update({k: v for k, v in (settings.get("OPTIONS") or {}).items() if k in ("sslmode", "sslrootcert", "sslcert", "sslkey", "connect_timeout", "application_name")})
+        url = listen_url() if url is None else url
         self.topics = set(topics or [])
-        self.conn = psycopg.connect(**{k: v for k, v in params.items() if v is not None})
+        if url:
+            self.conn = psycopg.connect(url, autocommit=True, **{"connect_timeout": 5, **self.KEEPALIVES})
+        else:
+            settings = connection.settings_dict
+            params = {
+                "dbname": settings["NAME"],
+                "user": settings.get("USER") or None,
+                "password": settings.get("PASSWORD") or None,
+                "host": settings.get("HOST") or None,
+                "port": settings.get("PORT") or None,
+                "autocommit": True,
+                "connect_timeout": 5,
+                **self.KEEPALIVES,
+            }
+            options = settings.get("OPTIONS") or {}
+            params.update({k: v for k, v in options.items() if k in ("sslmode", "sslrootcert", "sslcert", "sslkey", "connect_timeout", "application_name")})
+            self.conn = psycopg.connect(**{k: v for k, v in params.items() if v is not None})
         self.conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
 
     def wait(self, timeout: float) -> bool:
@@ -370,19 +476,56 @@ class Worker:
 
     A stop signal lets the directive in hand finish, gives back the rest of
     the batch, and returns. Between passes it waits on ``LISTEN`` (PostgreSQL)
-    or sleeps ``interval`` (polling, the fallback and SQLite's only mode).
+    or sleeps ``interval`` (polling: the fallback, SQLite's only mode, and
+    ``DIRECTIVE_LISTEN_URL = "off"``). Even while listening it makes a pass at
+    least every ``interval``, so a lost notification only delays a directive.
+
+    It never dies of a lost database connection. An ``OperationalError`` or
+    ``InterfaceError`` (PostgreSQL restarted, a failover, the network) starts
+    an *outage*: one warning, then reconnect attempts with capped exponential
+    backoff (``RECONNECT_BASE`` doubling up to ``RECONNECT_MAX`` seconds, plus
+    jitter). Once the database answers again it gives back what it held (the
+    rows of the cut-off batch: :func:`requeue_interrupted`), logs once that it
+    is back, listens again and carries on. A lost ``LISTEN`` connection
+    alone is re-opened the same way, polling every ``interval`` meanwhile.
+
+    Each worker keeps a :class:`~omniman.models.WorkerHeartbeat` row
+    (``host:pid``) up to date at least every ``HEARTBEAT_EVERY`` seconds.
     """
 
     WAIT_SLICE = 0.5
     REQUEUE_EVERY = 5.0  # seconds between looks for stuck rows in --watch
+    HEARTBEAT_EVERY = 2.0  # seconds between heartbeat updates
+    RECONNECT_BASE = 0.25  # first delay before reconnecting after a lost connection…
+    RECONNECT_MAX = 5.0  # …doubling up to this
+    HEARTBEAT_FORGET_AFTER = timedelta(days=7)  # rows of workers not seen this long are deleted at start
 
-    def __init__(self, *, topics=None, limit: int = 50, interval: float = 2.0, log: Callable[[str], None] = lambda s: None):
+    def __init__(
+        self,
+        *,
+        topics=None,
+        limit: int = 50,
+        interval: float = 2.0,
+        log: Callable[[str], None] = lambda s: None,
+        name: str | None = None,
+    ):
         self.topics = list(topics or [])
         self.limit = limit
         self.interval = interval
         self.log = log
+        self.name = name or worker_name()
         self.stopping = threading.Event()
         self.listener: Listener | None = None
+        self.held: list[Directive] = []  # claimed by the pass in hand and not finished yet
+        self.processed = 0
+        self._started = False
+        self._unreported = 0  # processed since the last heartbeat
+        self._last_beat = float("-inf")
+        self._outage_since: float | None = None  # monotonic start of the current database outage
+        self._reconnects = 0
+        self._listen_failures = 0
+        self._listen_retry_at = 0.0
+        self._listen_lost = False
 
     def stop(self, *_args) -> None:
         self.stopping.set()
@@ -392,40 +535,153 @@ class Worker:
         signal.signal(signal.SIGINT, self.stop)
 
     def run(self, *, max_passes: int | None = None) -> int:
-        self.listener = self._listener()
-        passes = processed = 0
+        passes = 0
         last_requeue = float("-inf")
         try:
             while not self.stopping.is_set():
-                # Stuck rows are rare and slow to become stuck: look for them every few
-                # seconds, not on every wake-up (it is two UPDATEs on the hot path).
-                requeue = time.monotonic() - last_requeue >= self.REQUEUE_EVERY
-                if requeue:
-                    last_requeue = time.monotonic()
-                result = process(topics=self.topics, limit=self.limit, should_stop=self.stopping.is_set, requeue=requeue)
-                passes += 1
-                processed += result.claimed - result.released
-                if result.claimed or result.stuck_requeued or result.stuck_failed:
-                    self.log(str(result))
-                if max_passes is not None and passes >= max_passes:
-                    break
-                if result.claimed >= self.limit:
-                    continue  # a full batch: more may be due right now
-                self._wait()
+                try:
+                    if self._outage_since is not None or not self._started:
+                        self._recover()
+                    self._ensure_listener()
+                    # Stuck rows are rare and slow to become stuck: look for them every few
+                    # seconds, not on every wake-up (it is two UPDATEs on the hot path).
+                    requeue = time.monotonic() - last_requeue >= self.REQUEUE_EVERY
+                    result = process(
+                        topics=self.topics, limit=self.limit, should_stop=self.stopping.is_set, requeue=requeue, held=self.held
+                    )
+                    if requeue:
+                        last_requeue = time.monotonic()
+                    passes += 1
+                    ran = result.claimed - result.released
+                    self.processed += ran
+                    self._unreported += ran
+                    if result.claimed or result.stuck_requeued or result.stuck_failed:
+                        self.log(str(result))
+                    self._beat()
+                    if max_passes is not None and passes >= max_passes:
+                        break
+                    if result.claimed >= self.limit:
+                        continue  # a full batch: more may be due right now
+                    self._wait()
+                except DATABASE_ERRORS as exc:
+                    self._lost(exc)
+                    self._pause_before_reconnect()
         finally:
-            if self.listener is not None:
-                self.listener.close()
-            connection.close()
-        return processed
+            self._shutdown()
+        return self.processed
 
-    def _listener(self) -> Listener | None:
-        if connection.vendor != "postgresql":
-            return None
+    # -- the database connection -------------------------------------------------
+
+    def _recover(self) -> None:
+        """Reconnect (raises while the database is still away), give back what was held, say so."""
+        # A query, not just a connection: a pooler (PgBouncer) accepts clients while the database is down.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        if self.held:
+            given_back = requeue_interrupted(self.held, reason="interrupted: the worker lost its database connection")
+            logger.warning("held directives given back after the lost connection", extra={"worker": self.name, "requeued": given_back, "held": len(self.held)})
+            self.held.clear()
+        if not self._started:
+            WorkerHeartbeat.objects.prune(older_than=self.HEARTBEAT_FORGET_AFTER)
+            WorkerHeartbeat.objects.start(self.name)
+            self._last_beat = time.monotonic()
+            self._started = True
+        if self._outage_since is not None:
+            down = time.monotonic() - self._outage_since
+            logger.warning(
+                "database connection back after %.1f s; carrying on",
+                down,
+                extra={"worker": self.name, "outage_seconds": round(down, 1), "reconnect_attempts": self._reconnects},
+            )
+            self._outage_since = None
+            self._reconnects = 0
+            self._beat(force=True)
+
+    def _lost(self, exc: BaseException) -> None:
+        """The database went away: say so once per outage, drop both connections."""
+        if self._outage_since is None:
+            self._outage_since = time.monotonic()
+            logger.warning(
+                "database connection lost (%s); reconnecting with backoff up to %g s",
+                type(exc).__name__,
+                self.RECONNECT_MAX,
+                extra={"worker": self.name, "error": f"{type(exc).__name__}: {exc}".strip()[:500], "held": len(self.held)},
+            )
+        self._reconnects += 1
+        _close_quietly(connection)
+        self._drop_listener()
+        # Part of the outage (logged above): LISTEN again as soon as the database is back.
+        self._listen_retry_at = 0.0
+        self._listen_failures = 0
+        self._listen_lost = False
+
+    def _pause_before_reconnect(self) -> None:
+        delay = min(self.RECONNECT_BASE * (2 ** max(self._reconnects - 1, 0)), self.RECONNECT_MAX)
+        self.stopping.wait(delay + delay * random.uniform(0, 0.1))
+
+    def _beat(self, *, force: bool = False) -> None:
+        if not force and time.monotonic() - self._last_beat < self.HEARTBEAT_EVERY:
+            return
+        WorkerHeartbeat.objects.beat(self.name, processed=self._unreported)
+        self._unreported = 0
+        self._last_beat = time.monotonic()
+
+    def _shutdown(self) -> None:
+        self._drop_listener()
         try:
-            return Listener(self.topics)
-        except Exception:  # noqa: BLE001 - polling still works
-            logger.exception("LISTEN failed; falling back to polling every %s s", self.interval)
-            return None
+            if self.held:  # stopped during an outage: give back what it can, the stuck pass does the rest
+                requeue_interrupted(self.held, reason="interrupted: the worker stopped without its database connection")
+                self.held.clear()
+            if self._started and self._outage_since is None:
+                self._beat(force=True)
+        except DATABASE_ERRORS:
+            pass
+        finally:
+            _close_quietly(connection)
+
+    # -- LISTEN ---------------------------------------------------------------------
+
+    def _ensure_listener(self) -> None:
+        """LISTEN if it should and does not; after a failure, try again with backoff (polling meanwhile)."""
+        if self.listener is not None or not self._listening_wanted():
+            return
+        if time.monotonic() < self._listen_retry_at:
+            return
+        try:
+            self.listener = Listener(self.topics)
+        except Exception as exc:  # noqa: BLE001 - polling still works
+            # The whole database away? Then this is an outage (raised here, logged once by _lost).
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+            self._listen_failures += 1
+            delay = min(self.RECONNECT_BASE * (2 ** (self._listen_failures - 1)), self.RECONNECT_MAX)
+            self._listen_retry_at = time.monotonic() + delay
+            if self._listen_failures == 1:
+                logger.warning(
+                    "LISTEN failed (%s); polling every %g s until it works again",
+                    type(exc).__name__,
+                    self.interval,
+                    extra={"worker": self.name, "error": f"{type(exc).__name__}: {exc}".strip()[:500]},
+                )
+            return
+        if self._listen_failures:
+            logger.warning("LISTEN again after %d failed attempts", self._listen_failures, extra={"worker": self.name})
+        elif self._listen_lost:
+            logger.warning("LISTEN connection was lost; LISTENing again", extra={"worker": self.name})
+        self._listen_failures = 0
+        self._listen_lost = False
+
+    @staticmethod
+    def _listening_wanted() -> bool:
+        return connection.vendor == "postgresql" and listen_url().lower() != LISTEN_OFF
+
+    def _drop_listener(self) -> None:
+        if self.listener is not None:
+            try:
+                self.listener.close()
+            except Exception:  # noqa: BLE001, S110 - it is already gone
+                pass
+            self.listener = None
 
     def _wait(self) -> None:
         """Until a relevant enqueue is announced, ``interval`` passes, or a stop signal."""
@@ -434,16 +690,27 @@ class Worker:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
+            self._beat()
             slice_ = min(self.WAIT_SLICE, remaining)
             if self.listener is None:
+                if self._listen_failures and time.monotonic() >= self._listen_retry_at and self._listening_wanted():
+                    return  # time to try LISTEN again (and a pass: what it missed meanwhile)
                 self.stopping.wait(slice_)
                 continue
             try:
                 if self.listener.wait(slice_):
                     return
-            except Exception:  # noqa: BLE001 - connection lost: poll from now on
-                logger.exception("LISTEN connection lost; polling every %s s", self.interval)
-                self.listener = None
+            except Exception:  # noqa: BLE001 - LISTEN connection lost: a pass now, which LISTENs again
+                self._drop_listener()
+                self._listen_lost = True
+                return  # the pass finds out whether the whole database is away; nothing announced meanwhile is missed
 
 
-__all__ = ["PassResult", "backoff_seconds", "claim", "dispatch", "execute", "process", "release", "requeue_stuck", "Listener", "Worker"]
+def _close_quietly(conn) -> None:
+    try:
+        conn.close()
+    except Exception:  # noqa: BLE001, S110 - closing a dead connection
+        conn.connection = None
+
+
+__all__ = ["PassResult", "backoff_seconds", "claim", "dispatch", "execute", "process", "process_once", "release", "requeue_interrupted", "requeue_stuck", "Listener", "Worker"]

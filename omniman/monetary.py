@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import cache
+from typing import Any
 
 from babel.numbers import get_currency_precision
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
 
 QTY_PLACES = 3
 MAX_QTY = Decimal("1000000")
@@ -77,3 +81,58 @@ def format_money(amount_q: int, currency: str = "", locale: str | None = None) -
     from omniman.formatting import format_money as format_in_locale
 
     return format_in_locale(amount_q, currency, locale)
+
+
+# -- currencies -------------------------------------------------------------------
+
+INVALID_CURRENCY = "invalid_currency"
+
+
+@cache
+def _known_currencies() -> frozenset[str]:
+    from babel.numbers import list_currencies
+
+    return frozenset(list_currencies())
+
+
+def is_currency(code: Any) -> bool:
+    """Is ``code`` an ISO 4217 currency code (three capital ASCII letters, known to Babel)?
+
+    ``"BRL"``, ``"EUR"`` and ``"USD"`` are; ``"usd"``, ``"DOLLARS-US"``, ``"<b>"``, ``""`` are not.
+    """
+    return (
+        isinstance(code, str)
+        and len(code) == 3
+        and code.isascii()
+        and code.isalpha()
+        and code.isupper()
+        and code in _known_currencies()
+    )
+
+
+def validate_currency(code: Any) -> None:
+    """A Django validator: ``ValidationError`` (code ``invalid_currency``) unless :func:`is_currency`."""
+    if not is_currency(code):
+        raise ValidationError(
+            _("%(value)s is not an ISO 4217 currency code such as 'BRL' (three capital letters)."),
+            code=INVALID_CURRENCY,
+            params={"value": repr(code)[:40]},
+        )
+
+
+# -- prices -----------------------------------------------------------------------
+
+INVALID_PRICE = "invalid_price"
+
+
+def validate_price_q(value: Any) -> None:
+    """A Django validator for a stored unit price: an integer from 0 to ``MAX_UNIT_PRICE_Q``.
+
+    ``ValidationError`` code ``invalid_price`` (the kernel's code for a bad price) otherwise.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_UNIT_PRICE_Q:
+        raise ValidationError(
+            _("A price is a whole number of cents from 0 to %(max)s; %(value)s is not."),
+            code=INVALID_PRICE,
+            params={"max": MAX_UNIT_PRICE_Q, "value": repr(value)[:40]},
+        )

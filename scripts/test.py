@@ -25,6 +25,7 @@ import _bootstrap
 REPO = _bootstrap.REPO
 RESULTS = REPO / ".test-results"
 CHROMIUM = "/usr/bin/chromium"
+PGBOUNCER = "/usr/sbin/pgbouncer"
 DEFAULT_POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 NO_TESTS_COLLECTED = 5  # pytest.ExitCode.NO_TESTS_COLLECTED
 
@@ -43,6 +44,7 @@ def main() -> None:
 
     _bootstrap.ensure_venv("test")
     ensure_chromium()
+    ensure_pgbouncer()
     ensure_gettext()
 
     passes: list[tuple[str, str]] = []
@@ -108,6 +110,22 @@ def ensure_chromium() -> None:
         print("+ " + " ".join(command), flush=True)
         if subprocess.run(command, env=env).returncode != 0:
             print("WARNING: could not install chromium; browser tests will be skipped.")
+            return
+
+
+def ensure_pgbouncer() -> None:
+    """The database-restart tests also run the engine behind Debian's PgBouncer; install it when possible."""
+    if os.path.exists(PGBOUNCER) or shutil.which("pgbouncer"):
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        print(f"NOTE: {PGBOUNCER} is missing (Debian package 'pgbouncer'); the PgBouncer tests will be skipped.")
+        return
+    print("The PgBouncer tests need pgbouncer; installing Debian's pgbouncer package:", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (["apt-get", "update"], ["apt-get", "install", "-y", "--no-install-recommends", "pgbouncer"]):
+        print("+ " + " ".join(command), flush=True)
+        if subprocess.run(command, env=env).returncode != 0:
+            print("WARNING: could not install pgbouncer; the PgBouncer tests will be skipped.")
             return
 
 

@@ -16,11 +16,11 @@ Every list and detail page runs a bounded number of queries, whatever its rows.
 The package: ``site`` (the door and the sidebar), ``base`` (the permission
 mixins other apps' admins build on), ``renderers``, ``filters``, one module per
 model admin (``orders``, ``sessions``, ``directives``, ``channels``,
-``idempotency``), ``actions`` (run now / retry) and ``dashboard``. Django's
+``idempotency``, ``workers``), ``actions`` (run now / retry) and ``dashboard``. Django's
 admin autodiscovery imports this package, which registers the model admins.
 """
 
-from omniman.admin import checks, channels, directives, idempotency, orders, sessions  # noqa: F401  (registers them)
+from omniman.admin import checks, channels, directives, idempotency, orders, sessions, workers  # noqa: F401  (registers them)
 from omniman.admin.base import (
     ManagerAdmin,
     ManagerInline,
@@ -30,7 +30,7 @@ from omniman.admin.base import (
     ReadOnlyInline,
     ServiceActionsMixin,
 )
-from omniman.admin.channels import channel_config_problems
+from omniman.channel_config import channel_config_problems  # kept here too: its home before the kernel had it
 
 __all__ = [
     "channel_config_problems",

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from omniman import engine
 from omniman.models import Directive
@@ -25,11 +26,11 @@ from omniman.models import Directive
 RUN_NOW_LIMIT = 25
 
 OUTCOME_WORDS = {
-    "done": "done",
-    "retried": "failed and re-queued with backoff",
-    "failed": "failed (no attempts left)",
-    "fenced": "finished by another worker first",
-    "released": "given back (no handler any more)",
+    "done": _("done"),
+    "retried": _("failed and re-queued with backoff"),
+    "failed": _("failed (no attempts left)"),
+    "fenced": _("finished by another worker first"),
+    "released": _("given back (no handler any more)"),
 }
 
 
@@ -49,17 +50,17 @@ class RunReport:
     def summary(self) -> str:
         parts = []
         if self.requeued:
-            parts.append(f"{self.requeued} put back in the queue")
+            parts.append(_("%(n)s put back in the queue") % {"n": self.requeued})
         if self.outcomes:
             ran = ", ".join(f"{n} {OUTCOME_WORDS.get(outcome, outcome)}" for outcome, n in sorted(self.counts.items()))
-            parts.append(f"ran {len(self.outcomes)}: {ran}")
+            parts.append(_("ran %(n)s: %(outcomes)s") % {"n": len(self.outcomes), "outcomes": ran})
         if self.not_run:
             parts.append(
-                f"{len(self.not_run)} not run (not queued, held by a worker, or no handler for the topic)"
+                _("%(n)s not run (not queued, held by a worker, or no handler for the topic)") % {"n": len(self.not_run)}
             )
         if self.left_for_workers:
-            parts.append(f"{len(self.left_for_workers)} left queued and due for the workers")
-        return "; ".join(parts) or "nothing to run"
+            parts.append(_("%(n)s left queued and due for the workers") % {"n": len(self.left_for_workers)})
+        return "; ".join(str(part) for part in parts) or str(_("nothing to run"))
 
 
 def make_due(ids: Iterable[int]) -> int:

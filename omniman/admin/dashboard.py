@@ -14,8 +14,10 @@ from django.db.models import Count, Min, Sum
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
-from omniman.models import Channel, Directive, Order, Session
+from omniman import conf
+from omniman.models import Channel, Directive, Order, Session, WorkerHeartbeat
 from omniman.monetary import format_money
 
 # Columns in the order a status is usually reached; statuses a channel adds come after.
@@ -107,9 +109,31 @@ def directive_health() -> dict[str, Any]:
     }
 
 
+def worker_health(now=None) -> dict[str, Any]:
+    """The directive workers' heartbeats: how many beat within ``HEALTH_WORKER_AGE_SECONDS``, and the
+    freshest few; ``missing`` when none has (on a database where one ever ran) — as ``/healthz`` judges."""
+    now = now or timezone.now()
+    threshold = int(conf.get("HEALTH_WORKER_AGE_SECONDS"))
+    summary = WorkerHeartbeat.objects.summary(within=timedelta(seconds=threshold), now=now)
+    unseen = now - summary["last_seen"] if summary["last_seen"] else None
+    return {
+        "alive": summary["alive"],
+        "ever": summary["last_seen"] is not None,
+        "missing": threshold > 0 and unseen is not None and not summary["alive"],
+        "unseen_seconds": int(unseen.total_seconds()) if unseen is not None else None,
+        "unseen_text": describe_age(unseen) if unseen is not None else "",
+        "threshold_seconds": threshold,
+        "recent": [
+            {"name": beat.name, "seen_text": describe_age(now - beat.last_seen_at), "processed": beat.processed}
+            for beat in WorkerHeartbeat.objects.order_by("-last_seen_at", "name")[:3]
+        ],
+        "link": _changelist("workerheartbeat"),
+    }
+
+
 def describe_age(delta: timedelta | None) -> str:
     if delta is None:
-        return gettext("nothing waiting")
+        return str(_("nothing waiting"))
     seconds = int(delta.total_seconds())
     if seconds < 60:
         return gettext("%(s)s s") % {"s": seconds}
@@ -125,10 +149,11 @@ def dashboard_callback(request, context: dict[str, Any]) -> dict[str, Any]:
         {
             "orders_today": orders_today(),
             "directives": directive_health(),
+            "workers": worker_health(),
             "open_sessions": Session.objects.filter(state=Session.State.OPEN).count(),
             "open_sessions_link": _changelist("session", state__exact=Session.State.OPEN),
             "today": timezone.localdate(),
-            "title": gettext("Dashboard"),
+            "title": _("Dashboard"),
         }
     )
     return context

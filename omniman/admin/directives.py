@@ -102,7 +102,7 @@ class DirectiveAdmin(ServiceActionsMixin, ReadOnlyAdmin):
         level = messages.SUCCESS if report.outcomes and set(counts) == {"done"} else messages.WARNING
         if not report.outcomes and not report.requeued:
             level = messages.WARNING
-        messages.add_message(request, level, f"{what}: {report.summary()}.")
+        messages.add_message(request, level, _("%(what)s: %(summary)s.") % {"what": what, "summary": report.summary()})
 
     def _log(self, request, ids, message: str) -> None:
         for directive in Directive.objects.filter(pk__in=list(ids)).only("id", "topic", "status"):
@@ -113,7 +113,8 @@ class DirectiveAdmin(ServiceActionsMixin, ReadOnlyAdmin):
         if registry.get_directive_handler(directive.topic) is None:
             messages.error(
                 request,
-                _("Directive #%(pk)s was not run: no handler is registered for “%(topic)s”.") % {"pk": directive.pk, "topic": directive.topic},
+                _("Directive #%(pk)s was not run: no handler is registered for %(topic)r.")
+                % {"pk": directive.pk, "topic": directive.topic},
             )
             return self.back_to(directive)
         report = admin_actions.run_now([directive.pk])
@@ -132,10 +133,10 @@ class DirectiveAdmin(ServiceActionsMixin, ReadOnlyAdmin):
     def run_selected(self, request, queryset):
         report = admin_actions.run_now(queryset.values_list("pk", flat=True))
         self._log(request, report.outcomes, "Run now.")
-        self._report(request, report, "Run now")
+        self._report(request, report, _("Run now"))
 
     @admin.action(description=_("Retry selected failed directives"), permissions=["manage"])
     def retry_selected(self, request, queryset):
         report = admin_actions.retry_failed(queryset.values_list("pk", flat=True))
         self._log(request, report.outcomes, "Retried.")
-        self._report(request, report, "Retry")
+        self._report(request, report, _("Retry"))

@@ -12,7 +12,18 @@ from unfold.decorators import display
 
 from omniman.admin.base import ReadOnlyAdmin, ReadOnlyInline, ServiceActionsMixin
 from omniman.admin.filters import CreatedOnFilter, OrderStatusFilter
-from omniman.admin.renderers import STATUS_BADGES, admin_link, badge, customer_text, handle_text, nowrap, pretty_json, qty_text, when
+from omniman.admin.renderers import (
+    STATUS_BADGES,
+    admin_link,
+    badge,
+    customer_text,
+    handle_text,
+    nowrap,
+    pretty_json,
+    price_override_text,
+    qty_text,
+    when,
+)
 from omniman import formatting
 from omniman.exceptions import InvalidTransition, OmnimanError
 from omniman.models import Order, OrderEvent, OrderItem, Session
@@ -50,10 +61,7 @@ class OrderItemInline(ReadOnlyInline):
             parts.append(str(meta["note"]))
         override = meta.get("price_override")
         if override:
-            parts.append(
-                _("price overridden %(old)s → %(new)s (%(reason)s)")
-                % {"old": override.get("from"), "new": override.get("to"), "reason": override.get("reason", "")}
-            )
+            parts.append(price_override_text(override))
         return "; ".join(parts) or "—"
 
 
@@ -65,8 +73,8 @@ def event_summary(event: OrderEvent) -> str:
     if event.type == events.NOTE:
         return str(payload.get("text", ""))
     if event.type == events.CREATED:
-        return _("status %(status)s, %(count)s items, rev %(rev)s") % {
-            "status": payload.get("status"), "count": payload.get("items_count"), "rev": payload.get("rev")
+        return _("status %(status)s, %(items)s items, rev %(rev)s") % {
+            "status": payload.get("status"), "items": payload.get("items_count"), "rev": payload.get("rev"),
         }
     if event.type == events.PRICE_OVERRIDDEN:
         return f"{payload.get('sku')}: {payload.get('from')} → {payload.get('to')} ({payload.get('reason', '')})"
@@ -213,8 +221,8 @@ class OrderAdmin(ServiceActionsMixin, ReadOnlyAdmin):
             return self.back_to(order)
         messages.success(
             request,
-            _("Order %(ref)s: %(old)s → %(new)s.")
-            % {"ref": order.ref, "old": order.channel.term(expected), "new": order.channel.term(new_status)},
+            _("Order %(ref)s: %(from)s → %(to)s.")
+            % {"ref": order.ref, "from": order.channel.term(expected), "to": order.channel.term(new_status)},
         )
         return self.back_to(order)
 
@@ -224,7 +232,7 @@ class OrderAdmin(ServiceActionsMixin, ReadOnlyAdmin):
         if not text:
             messages.error(request, _("A note needs some text."))
         elif len(text) > NOTE_MAX_LENGTH:
-            messages.error(request, _("A note has at most %(count)s characters; nothing was saved.") % {"count": NOTE_MAX_LENGTH})
+            messages.error(request, _("A note has at most %(max)s characters; nothing was saved.") % {"max": NOTE_MAX_LENGTH})
         else:
             events.note_added(order, actor=actor(request), text=text)
             messages.success(request, _("Note added to order %(ref)s.") % {"ref": order.ref})

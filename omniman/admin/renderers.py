@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
+from django.utils.translation import gettext_lazy as _
 
 from omniman import formatting
 
@@ -91,3 +92,10 @@ def handle_text(obj) -> str:
     from omniman.web.templatetags.omniman_ui import handle_label
 
     return f"{handle_label(obj.handle_type)} {obj.handle_ref}".strip()
+
+
+def price_override_text(override: dict[str, Any]) -> str:
+    """A line's manual price change, as the order and session pages show it."""
+    return _("price overridden %(from)s → %(to)s (%(reason)s)") % {
+        "from": override.get("from"), "to": override.get("to"), "reason": override.get("reason", ""),
+    }

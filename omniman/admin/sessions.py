@@ -14,7 +14,19 @@ from unfold.contrib.filters.admin import RelatedDropdownFilter
 from unfold.decorators import display
 
 from omniman.admin.base import ReadOnlyAdmin, ServiceActionsMixin
-from omniman.admin.renderers import SESSION_BADGES, admin_link, badge, badges, handle_text, nowrap, pretty_json, qty_text, table, when
+from omniman.admin.renderers import (
+    SESSION_BADGES,
+    admin_link,
+    badge,
+    badges,
+    handle_text,
+    nowrap,
+    pretty_json,
+    price_override_text,
+    qty_text,
+    table,
+    when,
+)
 from omniman.exceptions import OmnimanError
 from omniman.models import Order, Session
 from omniman.monetary import format_money
@@ -124,9 +136,9 @@ class SessionAdmin(ServiceActionsMixin, ReadOnlyAdmin):
             return "—"
         blocking = sum(1 for issue in issues if issue.get("severity") == "blocking")
         others = len(issues) - blocking
-        parts = [ngettext("%(count)s blocking", "%(count)s blocking", blocking) % {"count": blocking}] if blocking else []
+        parts = [ngettext("%(n)s blocking", "%(n)s blocking", blocking) % {"n": blocking}] if blocking else []
         if others:
-            parts.append(ngettext("%(count)s warning", "%(count)s warnings", others) % {"count": others})
+            parts.append(ngettext("%(n)s warning", "%(n)s warnings", others) % {"n": others})
         return badge(", ".join(parts), "danger" if blocking else "warning")
 
     @display(description=_("Order"))
@@ -145,16 +157,13 @@ class SessionAdmin(ServiceActionsMixin, ReadOnlyAdmin):
             notes = [str(meta["note"])] if meta.get("note") else []
             if meta.get("price_override"):
                 override = meta["price_override"]
-                notes.append(
-                    _("price overridden %(old)s → %(new)s (%(reason)s)")
-                    % {"old": override.get("from"), "new": override.get("to"), "reason": override.get("reason", "")}
-                )
+                notes.append(price_override_text(override))
             rows.append([
                 item.get("line_id"), item.get("sku"), item.get("name") or "", qty_text(item.get("qty")),
                 format_money(item.get("unit_price_q") or 0, currency), format_money(item.get("line_total_q") or 0, currency),
                 "; ".join(notes) or "—",
             ])
-        return table(["Line", "SKU", "Name", "Qty", "Unit price", "Line total", "Notes"], rows)
+        return table([_("Line"), _("SKU"), _("Name"), _("Qty"), _("Unit price"), _("Line total"), _("Notes")], rows)
 
     @display(description=_("Checks"))
     def checks_table(self, obj):
@@ -168,7 +177,7 @@ class SessionAdmin(ServiceActionsMixin, ReadOnlyAdmin):
                 _checked_at(check.get("checked_at")),
                 json.dumps(result, ensure_ascii=False, default=str)[:300] if result else "—",
             ])
-        return table(["Check", "State", "For rev", "Checked at", "Result"], rows)
+        return table([_("Check"), _("State"), _("For rev"), _("Checked at"), _("Result")], rows)
 
     @display(description=_("Issues"))
     def issues_table(self, obj):
@@ -183,7 +192,7 @@ class SessionAdmin(ServiceActionsMixin, ReadOnlyAdmin):
                 " ".join(str(issue[k]) for k in ("line_id", "sku") if issue.get(k)) or "—",
                 ", ".join(str(a.get("label") or a.get("id")) for a in issue.get("actions") or []) or "—",
             ])
-        return table(["Severity", "Source", "Code", "Message", "Line", "Resolutions"], rows)
+        return table([_("Severity"), _("Source"), _("Code"), _("Message"), _("Line"), _("Resolutions")], rows)
 
     @display(description=_("Data"))
     def data_view(self, obj):
@@ -226,9 +235,9 @@ class SessionAdmin(ServiceActionsMixin, ReadOnlyAdmin):
         sessions = list(queryset)
         done = sum(1 for session in sessions if session.is_open and self._abandon(request, session))
         skipped = sum(1 for session in sessions if not session.is_open)
-        text = ngettext("%(count)s session abandoned.", "%(count)s sessions abandoned.", done) % {"count": done}
+        text = ngettext("%(n)s session abandoned.", "%(n)s sessions abandoned.", done) % {"n": done}
         if skipped:
             text += " " + ngettext(
-                "%(count)s was not open and was left as it is.", "%(count)s were not open and were left as they are.", skipped
-            ) % {"count": skipped}
+                "%(n)s was not open and was left as it is.", "%(n)s were not open and were left as they are.", skipped
+            ) % {"n": skipped}
         messages.info(request, text)

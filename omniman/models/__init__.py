@@ -1,9 +1,10 @@
-"""Omniman's models: Channel, Session, Order (+ items, events), Directive, IdempotencyKey."""
+"""Omniman's models: Channel, Session, Order (+ items, events), Directive, IdempotencyKey, WorkerHeartbeat."""
 
 from omniman.models.channel import Channel
 from omniman.models.directive import Directive
 from omniman.models.idempotency import IdempotencyKey
 from omniman.models.order import Order, OrderEvent, OrderItem
 from omniman.models.session import Session
+from omniman.models.worker import WorkerHeartbeat
 
-__all__ = ["Channel", "Session", "Order", "OrderItem", "OrderEvent", "Directive", "IdempotencyKey"]
+__all__ = ["Channel", "Session", "Order", "OrderItem", "OrderEvent", "Directive", "IdempotencyKey", "WorkerHeartbeat"]

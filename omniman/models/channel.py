@@ -3,12 +3,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import gettext_noop
 
 from omniman import conf
+from omniman.channel_config import config_problems
 from omniman.flow import OrderFlow, build_order_flow
 
 
@@ -44,7 +46,11 @@ class Channel(models.Model):
     """Where orders come from (POS counter, table tabs, web shop, marketplace).
 
     ``config`` carries the per-origin differences: required checks, the order
-    flow, post-commit directives, terminology, currency.
+    flow, post-commit directives, terminology, currency. It is checked by
+    ``omniman.channel_config``: ``save()`` refuses a config the kernel cannot
+    read (its shape, its flow, its currency), ``clean()`` also one whose
+    directive topics have no registered handler — each problem a
+    ``ValidationError`` on ``config`` with a stable code.
     """
 
     class PricingPolicy(models.TextChoices):
@@ -69,6 +75,19 @@ class Channel(models.Model):
 
     def __str__(self) -> str:
         return self.name or self.code
+
+    def clean(self) -> None:
+        super().clean()
+        self._refuse_config_problems(handlers=True)
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self._refuse_config_problems(handlers=False)
+        super().save(*args, **kwargs)
+
+    def _refuse_config_problems(self, *, handlers: bool) -> None:
+        problems = config_problems(self.config, handlers=handlers)
+        if problems:
+            raise ValidationError({"config": [ValidationError(p.message, code=p.code) for p in problems]})
 
     # -- config helpers -------------------------------------------------------
 

@@ -2,24 +2,29 @@
 
 No login; exempt from the https redirect (``SECURE_REDIRECT_EXEMPT``) so a load
 balancer can probe it over plain http inside the network — with a ``Host``
-that ``ALLOWED_HOSTS`` accepts. Four queries, whatever the volume:
+that ``ALLOWED_HOSTS`` accepts. Five queries, whatever the volume:
 
 - ``database``: ``SELECT 1`` answered (and how long it took);
 - ``migrations``: how many migrations are not applied yet (two: the
   recorder looks for its table, then reads it);
 - ``directives``: due, queued directives (``available_at <= now``), how long
-  the oldest has waited, and how many have ``failed``.
+  the oldest has waited, and how many have ``failed``;
+- ``workers``: how long ago a directive worker (``process_directives``: its
+  heartbeat row) was last seen, and how many were seen within the threshold.
 
 ``status`` is ``error`` (HTTP 503) when the database is unreachable or
 migrations are pending (then the checks after the failed one are left out);
 ``degraded`` (HTTP 200: the web process is fine, the
 workers are not keeping up) when the oldest due directive has waited longer
-than ``OMNIMAN["HEALTH_DIRECTIVE_AGE_SECONDS"]``; ``ok`` (HTTP 200) otherwise.
+than ``OMNIMAN["HEALTH_DIRECTIVE_AGE_SECONDS"]``, or when no worker has been
+seen for ``OMNIMAN["HEALTH_WORKER_AGE_SECONDS"]`` on a database where one ever
+ran (0 turns that off); ``ok`` (HTTP 200) otherwise.
 """
 
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
@@ -31,7 +36,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
 from omniman import conf
-from omniman.models import Directive
+from omniman.models import Directive, WorkerHeartbeat
 
 OK, DEGRADED, ERROR = "ok", "degraded", "error"
 
@@ -72,8 +77,17 @@ def directives_check(now=None) -> dict[str, Any]:
     }
 
 
+def workers_check(now=None) -> dict[str, Any]:
+    """When a directive worker was last seen (``None``: never, on this database) and how many are alive."""
+    now = now or timezone.now()
+    threshold = int(conf.get("HEALTH_WORKER_AGE_SECONDS"))
+    row = WorkerHeartbeat.objects.summary(within=timedelta(seconds=threshold), now=now)
+    age = round(max((now - row["last_seen"]).total_seconds(), 0.0), 1) if row["last_seen"] else None
+    return {"last_seen_age_seconds": age, "alive": row["alive"] if threshold > 0 else None, "threshold_seconds": threshold}
+
+
 def health_report() -> dict[str, Any]:
-    """The ``/healthz`` body: ``{"status", "checks": {"database", "migrations", "directives"}}``."""
+    """The ``/healthz`` body: ``{"status", "checks": {"database", "migrations", "directives", "workers"}}``."""
     checks: dict[str, Any] = {"database": database_check()}
     if not checks["database"]["ok"]:
         return {"status": ERROR, "checks": checks}
@@ -82,11 +96,14 @@ def health_report() -> dict[str, Any]:
         if checks["migrations"]["pending"]:  # the directive table may not even exist yet
             return {"status": ERROR, "checks": checks}
         checks["directives"] = directives_check()
+        checks["workers"] = workers_check()
     except DatabaseError as exc:  # the database went away between two queries
         checks["database"] = {"ok": False, "error": type(exc).__name__}
         return {"status": ERROR, "checks": checks}
-    directives = checks["directives"]
-    status = DEGRADED if directives["oldest_due_age_seconds"] > directives["threshold_seconds"] else OK
+    directives, workers = checks["directives"], checks["workers"]
+    late = directives["oldest_due_age_seconds"] > directives["threshold_seconds"]
+    unseen = bool(workers["threshold_seconds"]) and workers["last_seen_age_seconds"] is not None and not workers["alive"]
+    status = DEGRADED if late or unseen else OK
     return {"status": status, "checks": checks}
 
 

@@ -20,7 +20,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from omniman import engine
-from omniman.models import Channel, Directive, IdempotencyKey, Order, OrderEvent, OrderItem, Session
+from omniman.models import Channel, Directive, IdempotencyKey, Order, OrderEvent, OrderItem, Session, WorkerHeartbeat
 from omniman.services import ModifyService, OrderService, SessionService, SessionWriteService
 from tests.factories import commit, create_order_at, create_session_at, make_channel
 from tests.testapp.handlers import AlwaysFails
@@ -614,6 +614,27 @@ def test_dashboard_shows_today_the_queue_and_open_sessions(manager):
     assert manager.get(cell).status_code == 200
 
 
+def test_the_dashboard_says_when_no_worker_was_seen(manager):
+    body = manager.get("/admin/").content.decode()
+    assert 'id="directive-workers"' in body and "none yet" in body  # no worker ever ran: not an alarm
+    now = timezone.now()
+    WorkerHeartbeat.objects.create(name="box:41", host="box", pid=41, started_at=now - timedelta(hours=2),
+                                   last_seen_at=now - timedelta(minutes=7), processed=120)
+    response = manager.get("/admin/")
+    workers = response.context["workers"]
+    assert workers["missing"] and workers["alive"] == 0 and 7 * 60 <= workers["unseen_seconds"] < 8 * 60
+    body = response.content.decode()
+    assert "no worker seen for 7 min" in body and "box:41: seen 7 min ago, 120 run" in body
+    WorkerHeartbeat.objects.beat("box:42", processed=3)
+    response = manager.get("/admin/")
+    assert not response.context["workers"]["missing"] and response.context["workers"]["alive"] == 1
+    assert "1 alive" in response.content.decode()
+    # The rows themselves: read-only.
+    listing = manager.get("/admin/omniman/workerheartbeat/")
+    assert listing.status_code == 200 and "box:42" in listing.content.decode()
+    assert manager.get("/admin/omniman/workerheartbeat/add/").status_code == 403
+
+
 def test_the_sidebar_lists_the_review_first_and_counts_failed_directives(manager):
     failed = Directive.objects.enqueue("test.fail", {})
     Directive.objects.filter(pk=failed.pk).update(status="failed")
@@ -644,6 +665,7 @@ def _populate(n: int) -> None:
         session = create_session_at(channel, lines=2)
         Directive.objects.enqueue("test.record", {"session_key": session.session_key})
         OrderEvent.objects.create(order=order, type="note", actor="t", payload={"text": "x"})
+        WorkerHeartbeat.objects.beat(f"host:{order.pk}")
 
 
 @pytest.mark.parametrize("url", ["/admin/", ORDERS, SESSIONS, DIRECTIVES, CHANNELS, "/admin/omniman/idempotencykey/"])

@@ -277,3 +277,22 @@ def test_postgres_trigger_notifies_due_directives_on_commit():
         assert [n.payload for n in listener.notifies(timeout=0.3)] == []  # nothing for the future one
     finally:
         listener.close()
+
+
+def test_each_run_keeps_a_heartbeat_row():
+    import socket
+
+    from omniman.models import WorkerHeartbeat
+
+    enqueue(n=2)
+    run_command("--limit", "10")  # a cron pass: one row per host, shared by its passes
+    enqueue(n=1)
+    run_command()
+    (cron,) = WorkerHeartbeat.objects.filter(name=f"{socket.gethostname()}:pass")
+    assert cron.processed == 3 and cron.pid is None
+    worker = engine.Worker(interval=0.05, name="box:123")
+    enqueue(n=2)
+    assert worker.run(max_passes=2) == 2
+    beat = WorkerHeartbeat.objects.get(name="box:123")
+    assert (beat.host, beat.pid, beat.processed) == ("box", 123, 2)
+    assert beat.started_at <= beat.last_seen_at

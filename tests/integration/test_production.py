@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from omniman import checks
 from omniman.logs import REDACTED, JSONFormatter, PlainFormatter
-from omniman.models import Directive
+from omniman.models import Directive, WorkerHeartbeat
 from omniman.services import CommitService, ModifyService, SessionService
 from tests.factories import make_channel
 
@@ -224,6 +224,8 @@ def test_healthz_ok_without_login(client):
         "queued_due": 0,
         "failed": 0,
     }
+    # No worker ever ran on this database: reported, not judged.
+    assert body["checks"]["workers"] == {"last_seen_age_seconds": None, "alive": 0, "threshold_seconds": 120}
 
 
 def test_healthz_degraded_when_the_oldest_due_directive_waits_too_long(client):
@@ -241,6 +243,21 @@ def test_healthz_degraded_when_the_oldest_due_directive_waits_too_long(client):
     assert 590 <= directives["oldest_due_age_seconds"] <= 700
     with override_settings(OMNIMAN={"HEALTH_DIRECTIVE_AGE_SECONDS": 3600}):
         assert client.get("/healthz").json()["status"] == "ok"
+
+
+def test_healthz_degraded_when_no_worker_was_seen_for_the_threshold(client):
+    now = timezone.now()
+    WorkerHeartbeat.objects.create(name="web-1:41", host="web-1", pid=41, started_at=now - timedelta(hours=1), last_seen_at=now - timedelta(minutes=5))
+    body = client.get("/healthz").json()
+    assert body["status"] == "degraded"
+    assert body["checks"]["workers"]["alive"] == 0 and 290 <= body["checks"]["workers"]["last_seen_age_seconds"] <= 400
+    with override_settings(OMNIMAN={"HEALTH_WORKER_AGE_SECONDS": 0}):  # the check turned off
+        assert client.get("/healthz").json()["status"] == "ok"
+    WorkerHeartbeat.objects.beat("web-2:7")  # a live worker beside the dead one's row
+    response = client.get("/healthz")
+    body = response.json()
+    assert response.status_code == 200 and body["status"] == "ok"
+    assert body["checks"]["workers"]["alive"] == 1 and body["checks"]["workers"]["last_seen_age_seconds"] < 5
 
 
 def test_healthz_error_when_migrations_are_pending(client, monkeypatch):
@@ -270,11 +287,12 @@ def test_healthz_error_when_the_database_is_down(client, monkeypatch):
 
 
 def test_healthz_query_count_does_not_grow(client, django_assert_num_queries):
-    with django_assert_num_queries(4):
+    with django_assert_num_queries(5):
         client.get("/healthz")
     for _ in range(20):
         Directive.objects.enqueue("test.noop", {})
-    with django_assert_num_queries(4):
+        WorkerHeartbeat.objects.beat(f"host:{_}")
+    with django_assert_num_queries(5):
         assert client.get("/healthz").status_code == 200
 
 

@@ -1,6 +1,13 @@
 from __future__ import annotations
 
+from typing import Any
+
+from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from omniman.monetary import validate_price_q
 
 
 class Category(models.Model):
@@ -26,7 +33,13 @@ class Product(models.Model):
     sku = models.CharField(max_length=64, unique=True)
     name = models.CharField(max_length=255)
     category = models.ForeignKey(Category, null=True, blank=True, on_delete=models.PROTECT, related_name="products")
-    price_q = models.BigIntegerField(null=True, blank=True, help_text="Price in cents; empty means not for sale at a set price.")
+    price_q = models.BigIntegerField(
+        _("price (cents)"),
+        null=True,
+        blank=True,
+        validators=[validate_price_q],
+        help_text=_("Price in cents, never negative; empty means not for sale at a set price."),
+    )
     station = models.CharField(max_length=32, blank=True, default="", help_text="Kitchen station that prepares it.")
     barcode = models.CharField(max_length=64, blank=True, default="", db_index=True)
     is_active = models.BooleanField(default=True)
@@ -38,6 +51,22 @@ class Product(models.Model):
     class Meta:
         ordering = ["sort_order", "name"]
         indexes = [models.Index(fields=["is_active", "category", "sort_order"], name="catalog_product_grid")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(price_q__isnull=True) | Q(price_q__gte=0),
+                name="catalog_product_price_not_negative",
+                violation_error_code="invalid_price",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.sku} — {self.name}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Refuses a negative (or absurd) price whoever saves: the admin, a script, the demo."""
+        if self.price_q is not None:
+            try:
+                validate_price_q(self.price_q)
+            except ValidationError as exc:
+                raise ValidationError({"price_q": exc.error_list}) from exc
+        super().save(*args, **kwargs)

@@ -31,7 +31,7 @@ class Command(BaseCommand):
             self.stderr.write(f"No handler registered for: {', '.join(unknown)} (those rows are left untouched).")
         log = self.stdout.write if verbosity >= 1 else (lambda message: None)
         if not watch:
-            result = engine.process(topics=topics, limit=limit)
+            result = engine.process_once(topics=topics, limit=limit)
             log(f"process_directives: {result}")
             return
         worker = engine.Worker(topics=topics, limit=limit, interval=interval, log=log)

@@ -6,7 +6,8 @@ import statistics
 import time
 
 import pytest
-from django.db import connection
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from omniman.contrib.catalog import get_catalog
@@ -228,3 +229,47 @@ def test_a_name_prefix_outranks_a_name_containing_the_text_at_scale(big_catalog)
     assert len(found) == 950  # 500 "Cake …" + 500 "… Cake …", 50 of them "Cake Cake …"
     starts = [item.name.lower().startswith("cake") for item in found]
     assert starts == sorted(starts, reverse=True) and any(starts) and not all(starts)
+
+
+# -- prices are never negative ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("price_q", [-5, -1, 10**10 + 1])
+def test_a_product_refuses_a_price_out_of_bounds_on_save(price_q):
+    with pytest.raises(ValidationError) as caught:
+        Product.objects.create(sku="NEG", name="Negative", price_q=price_q)
+    assert [e.code for e in caught.value.error_dict["price_q"]] == ["invalid_price"]
+    assert not Product.objects.filter(sku="NEG").exists()
+    with pytest.raises(ValidationError) as caught:
+        Product(sku="NEG", name="Negative", price_q=price_q).full_clean()
+    assert [e.code for e in caught.value.error_dict["price_q"]] == ["invalid_price"]
+
+
+def test_zero_and_no_price_are_prices():
+    Product.objects.create(sku="FREE", name="Free water", price_q=0).full_clean()
+    Product.objects.create(sku="ASK", name="Market price", price_q=None).full_clean()
+
+
+def test_the_database_refuses_a_negative_price_behind_the_model():
+    product = Product.objects.create(sku="OK", name="Fine", price_q=500)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Product.objects.filter(pk=product.pk).update(price_q=-5)
+    assert Product.objects.get(pk=product.pk).price_q == 500
+
+
+def _product_form(**fields) -> dict:
+    return {"sku": "NEG", "name": "Negative", "price_q": "-5", "station": "", "barcode": "", "sort_order": 0, "is_active": "on", **fields}
+
+
+def test_the_admin_refuses_a_negative_price_with_a_field_error(admin_client):
+    response = admin_client.post("/admin/omniman_catalog/product/add/", _product_form())
+    assert response.status_code == 200
+    assert [e.code for e in response.context["adminform"].form.errors.as_data()["price_q"]] == ["invalid_price"]
+    assert not Product.objects.filter(sku="NEG").exists()
+    product = Product.objects.create(sku="OK", name="Fine", price_q=500)
+    response = admin_client.post(f"/admin/omniman_catalog/product/{product.pk}/change/", _product_form(sku="OK", name="Renamed"))
+    assert response.status_code == 200
+    assert [e.code for e in response.context["adminform"].form.errors.as_data()["price_q"]] == ["invalid_price"]
+    product.refresh_from_db()
+    assert (product.name, product.price_q) == ("Fine", 500)
+

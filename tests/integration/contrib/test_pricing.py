@@ -583,3 +583,16 @@ def test_the_app_registers_its_extensions():
     assert [v.code for v in registry.get_validators("commit") if v.code == "pricing.priced"] == ["pricing.priced"]
     orders = {m.code: m.order for m in registry.get_modifiers() if m.code.startswith("pricing.")}
     assert orders == {"pricing.item": 10, "pricing.line": 20, "pricing.totals": 90}
+
+
+def test_the_admin_refuses_a_negative_price_list_price_with_a_field_error(admin_client):
+    form = {
+        "code": "happy", "name": "Happy hour", "priority": 0, "is_active": "on",
+        "items-TOTAL_FORMS": 1, "items-INITIAL_FORMS": 0, "items-MIN_NUM_FORMS": 0, "items-MAX_NUM_FORMS": 1000,
+        "items-0-sku": "ESP", "items-0-price_q": "-5",
+    }
+    response = admin_client.post("/admin/omniman_pricing/pricelist/add/", form)
+    assert response.status_code == 200
+    formset = response.context["inline_admin_formsets"][0].formset
+    assert [e.code for e in formset.forms[0].errors.as_data()["price_q"]] == ["min_value"]
+    assert not PriceList.objects.exists() and not PriceListItem.objects.exists()

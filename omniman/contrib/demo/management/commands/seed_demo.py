@@ -8,7 +8,8 @@ from decimal import Decimal
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.core.management.base import BaseCommand
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from omniman import engine
@@ -152,9 +153,14 @@ class Command(BaseCommand):
 
     def _channels(self) -> int:
         for spec in CHANNELS:
-            defaults = {k: v for k, v in spec.items() if k != "code"}
-            defaults["name"] = self.names.get(spec["code"], spec["name"])
-            Channel.objects.get_or_create(code=spec["code"], defaults=defaults)
+            if Channel.objects.filter(code=spec["code"]).exists():
+                continue
+            channel = Channel(**{**spec, "name": self.names.get(spec["code"], spec["name"])})
+            try:
+                channel.full_clean()  # the kernel's rules, handlers included, as the admin applies them
+            except ValidationError as exc:
+                raise CommandError(f"Demo channel {spec['code']!r} is invalid: {exc.messages}") from exc
+            channel.save()
         return len(CHANNELS)
 
     # -- sessions and orders ---------------------------------------------------
