@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.auth.signals import user_logged_in
+from django.db import InterfaceError, OperationalError
 from django.dispatch import receiver
 from django.utils import translation
 from django.views.decorators.http import require_POST
@@ -19,6 +20,7 @@ from django.views.i18n import set_language as django_set_language
 from omniman.web.models import LanguagePreference
 
 SESSION_KEY = "omniman_language"
+DATABASE_ERRORS = (OperationalError, InterfaceError)
 
 
 def supported(code: str | None) -> str | None:
@@ -62,7 +64,11 @@ class UserLanguageMiddleware:
         session = getattr(request, "session", None)
         language = None
         if session is not None and settings.SESSION_COOKIE_NAME in request.COOKIES:
-            language = supported(session.get(SESSION_KEY))
+            try:
+                language = supported(session.get(SESSION_KEY))
+            except DATABASE_ERRORS:
+                # The database is down: the view meets it again and answers 503 (omniman.web.outage).
+                language = None
         if language and language != translation.get_language():
             translation.activate(language)
             request.LANGUAGE_CODE = language
