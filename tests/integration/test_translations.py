@@ -215,7 +215,8 @@ def pseudo_catalogue(path: Path) -> None:
             catalog.add(msgid, pseudo(msgid), context=context or None)
     for (_context, text), top in plurals.items():
         context, _, msgid = text.rpartition("\x04")
-        catalog.add((msgid, msgid), tuple(pseudo(msgid) for _ in range(max(top + 1, 2))), context=context or None)
+        forms = max(top + 1, catalog.num_plurals)  # CLDR gives pt three forms (one, many, other)
+        catalog.add((msgid, msgid), tuple(pseudo(msgid) for _ in range(forms)), context=context or None)
     path.mkdir(parents=True)
     with (path / "django.mo").open("wb") as handle:
         write_mo(handle, catalog)
@@ -394,3 +395,5 @@ def test_pseudo_locale_error_pages(cafe, pseudo_locale):
     assert missing.status_code == 404 and untranslated(missing.content.decode()) == []
     with translation.override("pt-br"):
         assert untranslated(render_to_string("500.html")) == []
+        outage = render_to_string("errors/database_unavailable.html", {"retry_after": 5})
+        assert untranslated(outage) == []
