@@ -38,7 +38,8 @@ def find_session(session_key: str, channel_code: str, *, lock: bool = False) -> 
     if session is None:
         raise SessionError(
             "not_found",
-            _("No session %(session_key)s in channel %(channel_code)s.") % {"session_key": repr(session_key), "channel_code": repr(channel_code)},
+            _("No session %(session_key)s in channel %(channel_code)s.")
+            % {"session_key": repr(session_key), "channel_code": repr(channel_code)},
             {"session_key": session_key, "channel_code": channel_code},
         )
     return session

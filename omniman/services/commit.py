@@ -54,7 +54,8 @@ class CommitService:
         if not Session.objects.filter(session_key=session_key, channel__code=channel_code).exists():
             raise SessionError(
                 "not_found",
-                _("No session %(session_key)s in channel %(channel_code)s.") % {"session_key": repr(session_key), "channel_code": repr(channel_code)},
+                _("No session %(session_key)s in channel %(channel_code)s.")
+                % {"session_key": repr(session_key), "channel_code": repr(channel_code)},
                 {"session_key": session_key, "channel_code": channel_code},
             )
         scope = f"commit:{channel_code}"
@@ -239,11 +240,13 @@ def _require_checks(session: Session) -> None:
     for code in session.channel.required_checks:
         check = checks.get(code)
         if not check:
-            raise CommitError("missing_check", _("The %(code)s check has not run.") % {"code": repr(code)}, {"check_code": code})
+            raise CommitError("missing_check", _("The %(code)s check has not run.")
+                % {"code": repr(code)}, {"check_code": code})
         if check.get("rev") != session.rev:
             raise CommitError(
                 "stale_check",
-                _("The %(code)s check ran on rev %(check_rev)s, the session is at rev %(session_rev)s.") % {"code": repr(code), "check_rev": check.get('rev'), "session_rev": session.rev},
+                _("The %(code)s check ran on rev %(check_rev)s, the session is at rev %(session_rev)s.")
+                % {"code": repr(code), "check_rev": check.get('rev'), "session_rev": session.rev},
                 {"check_code": code, "check_rev": check.get("rev"), "session_rev": session.rev},
             )
         expires_at = check.get("expires_at")
@@ -251,7 +254,8 @@ def _require_checks(session: Session) -> None:
             moment = parse_datetime(str(expires_at))
             if moment is not None and moment <= now:
                 raise CommitError(
-                    "hold_expired", _("The %(code)s check expired at %(expires_at)s.") % {"code": repr(code), "expires_at": expires_at}, {"check_code": code, "expires_at": str(expires_at)}
+                    "hold_expired", _("The %(code)s check expired at %(expires_at)s.")
+                        % {"code": repr(code), "expires_at": expires_at}, {"check_code": code, "expires_at": str(expires_at)}
                 )
 
 

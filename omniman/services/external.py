@@ -61,7 +61,8 @@ def map_status(channel: Channel, platform_status: str) -> str:
     if target is None:
         raise ValidationError(
             "invalid_field",
-            _("Unknown status %(platform_status)s for channel %(channel_code)s.") % {"platform_status": repr(platform_status), "channel_code": repr(channel.code)},
+            _("Unknown status %(platform_status)s for channel %(channel_code)s.")
+            % {"platform_status": repr(platform_status), "channel_code": repr(channel.code)},
             {"field": "status", "status": platform_status, "allowed": sorted(mapping)},
         )
     return target
@@ -73,7 +74,8 @@ def _check_external_id(external_id: Any) -> str:
     external_id = external_id.strip()
     if len(external_id) > MAX_EXTERNAL_ID_LENGTH:
         raise ValidationError(
-            "invalid_field", _("external_id is at most %(max_external_id_length)s characters.") % {"max_external_id_length": MAX_EXTERNAL_ID_LENGTH}, {"field": "external_id"}
+            "invalid_field", _("external_id is at most %(max_external_id_length)s characters.")
+                % {"max_external_id_length": MAX_EXTERNAL_ID_LENGTH}, {"field": "external_id"}
         )
     return external_id
 
@@ -102,7 +104,8 @@ def _walk(order: Order, target: str, *, actor: str, reason: str) -> bool:
     if steps is None:
         raise InvalidTransition(
             "invalid_transition",
-            _("Order %(order_ref)s cannot go from %(order_status)s to %(target)s.") % {"order_ref": order.ref, "order_status": repr(order.status), "target": repr(target)},
+            _("Order %(order_ref)s cannot go from %(order_status)s to %(target)s.")
+            % {"order_ref": order.ref, "order_status": repr(order.status), "target": repr(target)},
             {"order_ref": order.ref, "from": order.status, "to": target},
         )
     for step in steps:
@@ -165,7 +168,8 @@ class ExternalOrderService:
             if session.session_key != session_key or (session.data.get("ingest") or {}).get("fingerprint") != fingerprint:
                 raise IdempotencyError(
                     "conflict",
-                    _("Another open session holds external order %(external_id)s.") % {"external_id": repr(external_id)},
+                    _("Another open session holds external order %(external_id)s.")
+                    % {"external_id": repr(external_id)},
                     {"external_id": external_id, "session_key": session.session_key},
                 )
             result = CommitService.commit(
@@ -206,7 +210,8 @@ class ExternalOrderService:
         if order is None:
             raise SessionError(
                 "not_found",
-                _("No external order %(external_id)s in channel %(channel_code)s.") % {"external_id": repr(external_id), "channel_code": repr(channel.code)},
+                _("No external order %(external_id)s in channel %(channel_code)s.")
+                % {"external_id": repr(external_id), "channel_code": repr(channel.code)},
                 {"external_id": external_id, "channel_code": channel.code},
             )
         moved = _walk(order, target, actor=actor, reason=reason or f"external status {status}")
@@ -221,7 +226,8 @@ def _existing_order(session_key: str, external_id: str, fingerprint: str) -> Ord
     if stored.get("fingerprint") != fingerprint:
         raise IdempotencyError(
             "conflict",
-            _("External order %(external_id)s was already delivered with other content.") % {"external_id": repr(external_id)},
+            _("External order %(external_id)s was already delivered with other content.")
+            % {"external_id": repr(external_id)},
             {"external_id": external_id, "order_ref": order.ref},
         )
     return order

@@ -36,7 +36,8 @@ ITEM_OPS = frozenset(
 def _required(op: dict, field: str) -> Any:
     value = op.get(field)
     if value is None or (isinstance(value, str) and not value.strip()):
-        raise ValidationError("missing_field", _("%(op)s: %(field)s is required.") % {"op": op.get('op'), "field": repr(field)}, {"field": field})
+        raise ValidationError("missing_field", _("%(op)s: %(field)s is required.")
+            % {"op": op.get('op'), "field": repr(field)}, {"field": field})
     return value
 
 
@@ -44,7 +45,8 @@ def _sku(op: dict, field: str = "sku") -> str:
     value = _required(op, field)
     if not isinstance(value, str) or len(value.strip()) > MAX_SKU_LENGTH:
         raise ValidationError(
-            "invalid_field", _("%(field)s must be text of at most %(max_sku_length)s characters.") % {"field": field, "max_sku_length": MAX_SKU_LENGTH}, {"field": field}
+            "invalid_field", _("%(field)s must be text of at most %(max_sku_length)s characters.")
+                % {"field": field, "max_sku_length": MAX_SKU_LENGTH}, {"field": field}
         )
     return value.strip()
 
@@ -55,7 +57,8 @@ def _name(op: dict, default: str) -> str:
         return default
     if not isinstance(value, str) or len(value) > MAX_NAME_LENGTH:
         raise ValidationError(
-            "invalid_field", _("name must be text of at most %(max_name_length)s characters.") % {"max_name_length": MAX_NAME_LENGTH}, {"field": "name"}
+            "invalid_field", _("name must be text of at most %(max_name_length)s characters.")
+                % {"max_name_length": MAX_NAME_LENGTH}, {"field": "name"}
         )
     return value.strip() or default
 
@@ -66,7 +69,8 @@ def _qty(op: dict, field: str = "qty") -> str:
     if qty is None:
         raise ValidationError(
             "invalid_qty",
-            _("%(field)s must be a positive number with at most 3 decimal places (and at most %(max_qty)s).") % {"field": field, "max_qty": MAX_QTY},
+            _("%(field)s must be a positive number with at most 3 decimal places (and at most %(max_qty)s).")
+            % {"field": field, "max_qty": MAX_QTY},
             {"field": field, "value": str(value)},
         )
     return qty_to_str(qty)
@@ -77,7 +81,8 @@ def _price(op: dict, field: str = "unit_price_q") -> int:
     price = parse_price_q(value)
     if price is None:
         raise ValidationError(
-            "invalid_price", _("%(field)s must be a non-negative integer amount in cents.") % {"field": field}, {"field": field, "value": str(value)}
+            "invalid_price", _("%(field)s must be a non-negative integer amount in cents.")
+                % {"field": field}, {"field": field, "value": str(value)}
         )
     return price
 
@@ -110,7 +115,8 @@ def _set_path(target: dict, parts: list[str], value: Any, *, path: str) -> None:
         if child is None:
             child = node[part] = {}
         elif not isinstance(child, dict):
-            raise ValidationError("invalid_path", _("%(part)s is not an object.") % {"part": repr(part)}, {"path": path})
+            raise ValidationError("invalid_path", _("%(part)s is not an object.")
+                % {"part": repr(part)}, {"path": path})
         node = child
     node[parts[-1]] = value
 
@@ -119,7 +125,8 @@ def _find_line(session: Session, line_id: str) -> dict[str, Any]:
     for line in session.lines:
         if line["line_id"] == line_id:
             return line
-    raise ValidationError("unknown_line_id", _("No line %(line_id)s.") % {"line_id": repr(line_id)}, {"line_id": line_id})
+    raise ValidationError("unknown_line_id", _("No line %(line_id)s.")
+        % {"line_id": repr(line_id)}, {"line_id": line_id})
 
 
 def _new_line_id(session: Session) -> str:
@@ -138,7 +145,8 @@ def _meta(op: dict) -> dict[str, Any]:
         raise ValidationError("invalid_field", _("meta must be an object."), {"field": "meta"})
     for key in RESERVED_META_KEYS:
         if key in meta:
-            raise ValidationError("reserved_path", _("meta.%(key)s is written by override_price only.") % {"key": key}, {"path": key})
+            raise ValidationError("reserved_path", _("meta.%(key)s is written by override_price only.")
+                % {"key": key}, {"path": key})
     return ensure_json(dict(meta), "meta")
 
 
@@ -213,7 +221,8 @@ def merge_lines(session: Session, op: dict, ctx: dict) -> None:
         )
     merged = parse_qty(parse_qty(source["qty"]) + parse_qty(target["qty"]))
     if merged is None:
-        raise ValidationError("invalid_qty", _("The merged quantity exceeds %(max_qty)s.") % {"max_qty": MAX_QTY}, {"field": "qty"})
+        raise ValidationError("invalid_qty", _("The merged quantity exceeds %(max_qty)s.")
+            % {"max_qty": MAX_QTY}, {"field": "qty"})
     target["qty"] = qty_to_str(merged)
     session.lines.remove(source)
 
@@ -267,7 +276,8 @@ def apply_ops(session: Session, ops: Any, *, ctx: dict, allow_locked: bool = Fal
         handler = OPS.get(name) if isinstance(name, str) else None
         if handler is None:
             raise ValidationError(
-                "unsupported_op", _("Unsupported op %(name)s.") % {"name": repr(name)}, {"op": str(name), "op_index": index, "supported": sorted(OPS)}
+                "unsupported_op", _("Unsupported op %(name)s.")
+                    % {"name": repr(name)}, {"op": str(name), "op_index": index, "supported": sorted(OPS)}
             )
         if locked and name in ITEM_OPS:
             raise SessionError("locked", context={"op": name, "op_index": index})

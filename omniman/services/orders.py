@@ -40,11 +40,13 @@ class OrderService:
             .first()
         )
         if order is None:
-            raise OmnimanError("not_found", _("No order %(order_ref)s.") % {"order_ref": repr(order_ref)}, {"order_ref": order_ref})
+            raise OmnimanError("not_found", _("No order %(order_ref)s.")
+                % {"order_ref": repr(order_ref)}, {"order_ref": order_ref})
         if expected_status is not None and order.status != expected_status:
             raise InvalidTransition(
                 "stale_status",
-                _("Order %(order_ref)s is %(order_status)s, not %(expected_status)s.") % {"order_ref": order_ref, "order_status": repr(order.status), "expected_status": repr(expected_status)},
+                _("Order %(order_ref)s is %(order_status)s, not %(expected_status)s.")
+                % {"order_ref": order_ref, "order_status": repr(order.status), "expected_status": repr(expected_status)},
                 {"order_ref": order_ref, "expected_status": expected_status, "current_status": order.status},
             )
         return apply_transition(order, new_status, actor=actor, reason=reason)
@@ -56,7 +58,8 @@ def apply_transition(order: Order, new_status: str, *, actor: str, reason: str =
     if not flow.can(order.status, new_status):
         raise InvalidTransition(
             "invalid_transition",
-            _("Order %(order_ref)s cannot go from %(order_status)s to %(new_status)s.") % {"order_ref": order.ref, "order_status": repr(order.status), "new_status": repr(new_status)},
+            _("Order %(order_ref)s cannot go from %(order_status)s to %(new_status)s.")
+            % {"order_ref": order.ref, "order_status": repr(order.status), "new_status": repr(new_status)},
             {"order_ref": order.ref, "from": order.status, "to": new_status, "allowed": flow.allowed_from(order.status)},
         )
     previous = order.status

@@ -28,7 +28,8 @@ class _NoDatabase:
     def __call__(self, execute, sql, params, many, context):
         raise OmnimanError(
             "pipeline_violation",
-            _("%(who)s queried the database; modifiers and validators do no IO (load data in a modifier's prepare() hook instead).") % {"who": self.who},
+            _("%(who)s queried the database; modifiers and validators do no IO (load data in a modifier's prepare() hook instead).")
+            % {"who": self.who},
             {"extension": self.who},
         )
 
@@ -81,7 +82,8 @@ def recompute_line_totals(session: Session) -> None:
         if qty is None or price is None:
             raise OmnimanError(
                 "pipeline_violation",
-                _("Line %(line_id)s has an invalid qty or unit_price_q after the modifiers.") % {"line_id": repr(line.get('line_id'))},
+                _("Line %(line_id)s has an invalid qty or unit_price_q after the modifiers.")
+                % {"line_id": repr(line.get('line_id'))},
                 {"line_id": line.get("line_id")},
             )
         line["line_total_q"] = monetary_mult(qty, price)
@@ -113,7 +115,8 @@ def run_modifiers(session: Session, ctx: dict[str, Any]) -> None:
             if repriced:
                 raise OmnimanError(
                     "pipeline_violation",
-                    _("modifier %(modifier_code)s repriced an external session.") % {"modifier_code": repr(modifier.code)},
+                    _("modifier %(modifier_code)s repriced an external session.")
+                    % {"modifier_code": repr(modifier.code)},
                     {"modifier": modifier.code, "line_ids": repriced},
                 )
 
@@ -127,7 +130,8 @@ def run_validators(session: Session, stage: str, ctx: dict[str, Any]) -> None:
         if fingerprint(session) != before:
             raise OmnimanError(
                 "pipeline_violation",
-                _("validator %(validator_code)s mutated the session; validators are read-only gates.") % {"validator_code": repr(validator.code)},
+                _("validator %(validator_code)s mutated the session; validators are read-only gates.")
+                % {"validator_code": repr(validator.code)},
                 {"validator": validator.code},
             )
 

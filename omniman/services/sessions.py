@@ -203,7 +203,8 @@ def require_rev(session: Session, expected_rev: Any) -> None:
     if expected_rev is not None and _as_rev(expected_rev) != session.rev:
         raise SessionError(
             "stale_rev",
-            _("The session is at rev %(session_rev)s, not %(expected_rev)s.") % {"session_rev": session.rev, "expected_rev": expected_rev},
+            _("The session is at rev %(session_rev)s, not %(expected_rev)s.")
+            % {"session_rev": session.rev, "expected_rev": expected_rev},
             {"session_key": session.session_key, "expected_rev": expected_rev, "current_rev": session.rev},
         )
 
@@ -274,7 +275,8 @@ class SessionWriteService:
 
 def _normalize_issue(issue: Any, check_code: str, index: int) -> dict[str, Any]:
     def bad(why: str) -> ValidationError:
-        return ValidationError("invalid_issue", _("Issue %(index)s: %(why)s.") % {"index": index, "why": why}, {"index": index})
+        return ValidationError("invalid_issue", _("Issue %(index)s: %(why)s.")
+            % {"index": index, "why": why}, {"index": index})
 
     if not isinstance(issue, dict):
         raise bad(_("not an object"))
@@ -359,7 +361,8 @@ class ResolveService:
         except Exception as exc:
             raise IssueResolveError(
                 "resolver_error",
-                _("The %(source)s resolver failed: %(type)s: %(exc)s") % {"source": repr(issue.get('source')), "type": type(exc).__name__, "exc": exc},
+                _("The %(source)s resolver failed: %(type)s: %(exc)s")
+                % {"source": repr(issue.get('source')), "type": type(exc).__name__, "exc": exc},
                 {"issue_id": issue_id, "action_id": action_id, "source": issue.get("source")},
             ) from exc
         if not isinstance(resolved, Session):
