@@ -11,6 +11,7 @@ class OmnimanConfig(AppConfig):
 
     def ready(self) -> None:
         from omniman import checks  # noqa: F401  (registers the system checks)
+        from omniman import engine  # noqa: F401  (dispatches DISPATCH_ON_COMMIT topics on signals.directive_enqueued)
 
 
 class ManagerAdminConfig(admin_apps.AdminConfig):

@@ -45,6 +45,7 @@ from django.utils import timezone
 from omniman import conf, registry
 from omniman.models import Directive, WorkerHeartbeat
 from omniman.models.worker import worker_name
+from omniman.signals import directive_enqueued
 
 logger = logging.getLogger("omniman.directives")
 
@@ -392,6 +393,16 @@ def dispatch_held() -> Iterator[None]:
 
 def dispatch_is_held() -> bool:
     return _dispatch_held.get()
+
+
+def _dispatch_on_commit(sender, directive: Directive, **kwargs) -> None:
+    """``DISPATCH_ON_COMMIT`` topics run right after the enqueuing transaction commits
+    (never inside ``dispatch_held()``). Connected to ``signals.directive_enqueued``."""
+    if directive.topic in (conf.get("DISPATCH_ON_COMMIT") or ()) and not dispatch_is_held():
+        transaction.on_commit(lambda: dispatch(directive.pk))
+
+
+directive_enqueued.connect(_dispatch_on_commit, dispatch_uid="omniman.engine.dispatch_on_commit")
 
 
 def dispatch(directive_id: int) -> str | None:

@@ -56,4 +56,15 @@ class IssueResolver(Protocol):
     def resolve(self, *, session: Session, issue: dict, action: dict, ctx: dict[str, Any]) -> Session: ...
 
 
-__all__ = ["Modifier", "Validator", "DirectiveHandler", "IssueResolver"]
+@runtime_checkable
+class TicketSource(Protocol):
+    """Pickup numbers for orders, for the POS's confirmation and the kitchen board.
+
+    Optional: ``omniman.contrib.refs`` registers one; without a source no
+    ticket is shown. Called from views: one query for all the refs, no write.
+    """
+
+    def tickets_for(self, order_refs: list[str]) -> dict[str, int]: ...
+
+
+__all__ = ["Modifier", "Validator", "DirectiveHandler", "IssueResolver", "TicketSource"]

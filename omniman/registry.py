@@ -9,13 +9,16 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from omniman.protocols import DirectiveHandler, IssueResolver, Modifier, Validator
+from omniman.protocols import DirectiveHandler, IssueResolver, Modifier, TicketSource, Validator
 
 _lock = threading.RLock()
 _modifiers: dict[str, Modifier] = {}
 _validators: dict[str, Validator] = {}
 _directive_handlers: dict[str, DirectiveHandler] = {}
 _issue_resolvers: dict[str, IssueResolver] = {}
+# At most one, under the key "default": an optional capability a contrib app provides.
+_ticket_sources: dict[str, TicketSource] = {}
+_REGISTRIES = (_modifiers, _validators, _directive_handlers, _issue_resolvers, _ticket_sources)
 
 STAGES = ("draft", "commit")
 
@@ -64,6 +67,16 @@ def register_issue_resolver(resolver: IssueResolver) -> IssueResolver:
     return resolver
 
 
+def register_ticket_source(source: TicketSource) -> TicketSource:
+    """The pickup numbers' source (``omniman.contrib.refs`` registers one); only one may be registered."""
+    _require(source, TicketSource, "TicketSource", ("tickets_for",))
+    with _lock:
+        if _ticket_sources:
+            raise ValueError(f"a ticket source is already registered: {_ticket_sources['default']!r}")
+        _ticket_sources["default"] = source
+    return source
+
+
 def get_modifiers() -> list[Modifier]:
     """Registered modifiers, sorted by ``order`` (then ``code``, for a stable tie-break)."""
     with _lock:
@@ -93,24 +106,34 @@ def get_issue_resolver(source: str) -> IssueResolver | None:
         return _issue_resolvers.get(source)
 
 
+def get_ticket_source() -> TicketSource | None:
+    """The registered ticket source, or ``None`` (no pickup numbers: ``omniman.contrib.refs`` is not installed)."""
+    with _lock:
+        return _ticket_sources.get("default")
+
+
+def tickets_for(order_refs: list[str]) -> dict[str, int]:
+    """Pickup numbers by order ref from the registered source; ``{}`` without one."""
+    source = get_ticket_source()
+    return source.tickets_for(list(order_refs)) if source is not None and order_refs else {}
+
+
 def clear() -> None:
     """Forget every registration (tests)."""
     with _lock:
-        _modifiers.clear()
-        _validators.clear()
-        _directive_handlers.clear()
-        _issue_resolvers.clear()
+        for target in _REGISTRIES:
+            target.clear()
 
 
-def snapshot() -> tuple[dict, dict, dict, dict]:
+def snapshot() -> tuple[dict, ...]:
     """Copy the current registrations, to ``restore()`` them later (tests)."""
     with _lock:
-        return dict(_modifiers), dict(_validators), dict(_directive_handlers), dict(_issue_resolvers)
+        return tuple(dict(target) for target in _REGISTRIES)
 
 
-def restore(state: tuple[dict, dict, dict, dict]) -> None:
+def restore(state: tuple[dict, ...]) -> None:
     with _lock:
-        for target, saved in zip((_modifiers, _validators, _directive_handlers, _issue_resolvers), state):
+        for target, saved in zip(_REGISTRIES, state, strict=True):
             target.clear()
             target.update(saved)
 
@@ -120,11 +143,14 @@ __all__ = [
     "register_validator",
     "register_directive_handler",
     "register_issue_resolver",
+    "register_ticket_source",
     "get_modifiers",
     "get_validators",
     "get_directive_handler",
     "get_directive_handlers",
     "get_issue_resolver",
+    "get_ticket_source",
+    "tickets_for",
     "clear",
     "snapshot",
     "restore",

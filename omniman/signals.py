@@ -8,3 +8,6 @@ order_created = Signal()
 order_status_changed = Signal()
 # Sent after the transaction that abandoned a Session commits: ``session``, ``actor``.
 session_abandoned = Signal()
+# Sent inside the enqueuing transaction, right after a Directive row is created: ``directive``.
+# (omniman.engine dispatches the DISPATCH_ON_COMMIT topics from it: the models never import the engine.)
+directive_enqueued = Signal()

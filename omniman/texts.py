@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_lazy
 
 
 def message(msgid: str, key: str = "message", **params: Any) -> dict[str, Any]:
@@ -42,3 +42,26 @@ def localized(issue: dict[str, Any]) -> dict[str, Any]:
         "message": translated(issue),
         "actions": [{**action, "label": translated(action, "label")} for action in issue.get("actions") or []],
     }
+
+
+# What a session's handle is (``handle_type``), as screens name it.
+HANDLE_LABELS = {
+    "table": gettext_lazy("Table"),
+    "order": gettext_lazy("Order"),
+    "customer": gettext_lazy("Customer"),
+    "external": gettext_lazy("External"),
+}
+
+
+def handle_label(handle_type: str) -> str:
+    """``"table"`` → ``Table`` (``Mesa`` in pt-br); an unknown type capitalized."""
+    label = HANDLE_LABELS.get(handle_type or "")
+    return str(label) if label else (handle_type or "").replace("_", " ").capitalize()
+
+
+def status_label(status: str) -> str:
+    """An order status in the active language (``"ready"`` → ``Ready``, ``Pronto``), no channel's words."""
+    from omniman.models.channel import TERM_DEFAULTS
+
+    label = TERM_DEFAULTS.get(status or "")
+    return str(label) if label else (status or "").replace("_", " ").capitalize()

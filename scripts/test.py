@@ -1,7 +1,12 @@
 #!/usr/bin/env python3
-"""Run the whole test suite twice: on SQLite, then on PostgreSQL.
+"""Run the whole test suite twice (on SQLite, then on PostgreSQL), then the no-contrib pass.
 
-    python3 scripts/test.py [--sqlite-only | --postgres-only] [--require-postgres] [pytest args...]
+    python3 scripts/test.py [--sqlite-only | --postgres-only] [--no-nocontrib] [--require-postgres] [pytest args...]
+
+The third, shorter pass ("nocontrib") runs the kernel, operator-app and API
+suites on SQLite with tests.settings_nocontrib, which installs no
+``omniman.contrib`` app: every contrib app is optional (a test that needs one
+is skipped there, with the reason). --sqlite-only and --postgres-only leave it out.
 
 PostgreSQL comes from OMNIMAN_TEST_POSTGRES_URL (default
 postgres://postgres@127.0.0.1:5432/postgres). If it is unreachable the
@@ -28,6 +33,9 @@ CHROMIUM = "/usr/bin/chromium"
 PGBOUNCER = "/usr/sbin/pgbouncer"
 DEFAULT_POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 NO_TESTS_COLLECTED = 5  # pytest.ExitCode.NO_TESTS_COLLECTED
+# The no-contrib pass: the kernel, web and API suites (the contrib apps' own tests need their apps).
+NOCONTRIB_SETTINGS = "tests.settings_nocontrib"
+NOCONTRIB_ARGS = ["tests/unit", "tests/integration", "--ignore=tests/integration/contrib", "-m", "not e2e and not deploy"]
 
 
 def main() -> None:
@@ -40,6 +48,7 @@ def main() -> None:
     parser.add_argument(
         "--require-postgres", action="store_true", help="fail instead of skipping when PostgreSQL is unreachable"
     )
+    parser.add_argument("--no-nocontrib", action="store_true", help="leave out the no-contrib pass")
     args, pytest_args = parser.parse_known_args()
 
     _bootstrap.ensure_venv("test")
@@ -68,6 +77,13 @@ def main() -> None:
 
     RESULTS.mkdir(exist_ok=True)
     exit_codes = {name: run_pass(name, url, pytest_args) for name, url in passes}
+    if not (args.sqlite_only or args.postgres_only or args.no_nocontrib):
+        url = f"sqlite:///{REPO / '.test-db-nocontrib.sqlite3'}"
+        # The caller's options (-x, -k …) apply; its test paths, if any, replace the default selection.
+        paths = [arg for arg in pytest_args if not arg.startswith("-") and (REPO / arg.split("::")[0]).exists()]
+        options = [arg for arg in pytest_args if arg not in paths]
+        selection = (paths + NOCONTRIB_ARGS[2:]) if paths else NOCONTRIB_ARGS
+        exit_codes["nocontrib"] = run_pass("nocontrib", url, [*selection, *options], settings=NOCONTRIB_SETTINGS)
 
     print()
     totals = [0, 0, 0]
@@ -88,11 +104,11 @@ def main() -> None:
     sys.exit(0 if all(code == 0 for code in exit_codes.values()) else 1)
 
 
-def run_pass(name: str, database_url: str, pytest_args: list[str]) -> int:
+def run_pass(name: str, database_url: str, pytest_args: list[str], settings: str = "tests.settings") -> int:
     report = RESULTS / f"{name}.xml"
     report.unlink(missing_ok=True)
-    env = {**os.environ, "DATABASE_URL": database_url, "DJANGO_SETTINGS_MODULE": "tests.settings"}
-    print(f"\n=== {name}: pytest with DATABASE_URL={redact(database_url)} ===", flush=True)
+    env = {**os.environ, "DATABASE_URL": database_url, "DJANGO_SETTINGS_MODULE": settings}
+    print(f"\n=== {name}: pytest with DATABASE_URL={redact(database_url)}, {settings} ===", flush=True)
     command = [sys.executable, "-m", "pytest", *pytest_args, f"--junitxml={report}"]
     return subprocess.run(command, cwd=REPO, env=env).returncode
 

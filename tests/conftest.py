@@ -1,8 +1,9 @@
-"""Shared fixtures: a clean registry per test, database-vendor markers."""
+"""Shared fixtures: a clean registry per test, database-vendor and contrib-app markers."""
 
 from __future__ import annotations
 
 import pytest
+from django.apps import apps
 from django.db import connection
 
 from omniman import registry
@@ -17,6 +18,7 @@ def registry_state():
 
 
 def pytest_collection_modifyitems(config, items):
+    skip_without_contrib_apps(items)
     if connection.vendor == "postgresql":
         return
     skip = pytest.mark.skip(
@@ -25,3 +27,16 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "postgres" in item.keywords:
             item.add_marker(skip)
+
+
+def skip_without_contrib_apps(items):
+    """``@pytest.mark.contrib("omniman.contrib.refs", …)``: skipped when one of those apps is not installed.
+
+    tests/settings_nocontrib.py installs none (scripts/test.py's "nocontrib" pass);
+    the other passes install them all, so nothing is skipped there.
+    """
+    for item in items:
+        needed = [app for marker in item.iter_markers("contrib") for app in marker.args]
+        missing = [app for app in dict.fromkeys(needed) if not apps.is_installed(app)]
+        if missing:
+            item.add_marker(pytest.mark.skip(reason=f"needs {', '.join(missing)} in INSTALLED_APPS (not installed in this run)"))

@@ -14,6 +14,7 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
 from omniman import formatting
+from omniman.texts import handle_label
 
 STATUS_BADGES = {
     "new": "info",
@@ -89,8 +90,6 @@ def customer_text(data: dict[str, Any]) -> str:
 def handle_text(obj) -> str:
     if not obj.handle_ref:
         return "—"
-    from omniman.web.templatetags.omniman_ui import handle_label
-
     return f"{handle_label(obj.handle_type)} {obj.handle_ref}".strip()
 
 

@@ -8,7 +8,7 @@ from django.db.models import QuerySet
 
 from omniman.exceptions import OmnimanError, SessionError
 from omniman.models import Channel, Order, Session
-from omniman.services._common import find_session
+from omniman.services import find_session
 
 ORDER_ORDERINGS = {
     "-created_at": ("-created_at", "-id"),
@@ -81,3 +81,7 @@ def order(ref: str) -> Order:
         raise OmnimanError("not_found", f"No order {ref!r}.", {"order_ref": ref})
     return found
 
+
+
+# The API's reads (a 404 with a stable code for what is missing); no write.
+__all__ = ["ORDER_ORDERINGS", "channels", "channel", "sessions", "session", "orders", "order"]

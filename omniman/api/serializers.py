@@ -11,8 +11,7 @@ from rest_framework import serializers
 from omniman.api.signatures import channel_secret
 from omniman.models import Channel, Order, OrderEvent, OrderItem, Session
 from omniman.monetary import MAX_UNIT_PRICE_Q, qty_to_str
-from omniman.services.external import status_map
-from omniman.services.ops import MAX_NAME_LENGTH, MAX_SKU_LENGTH, OPS, RESERVED_DATA_KEYS
+from omniman.services import MAX_NAME_LENGTH, MAX_SKU_LENGTH, OPS, RESERVED_DATA_KEYS, status_map
 
 MAX_OPS = 200
 MAX_ITEMS = 500

@@ -7,6 +7,8 @@ from django.db import IntegrityError, connections, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from omniman.signals import directive_enqueued
+
 ACTIVE_STATUSES = ("queued", "running")
 
 
@@ -86,17 +88,14 @@ class DirectiveManager(models.Manager):
 
 
 def _announce(directive: Directive) -> None:
-    """Run ``DISPATCH_ON_COMMIT`` topics right after the enqueuing transaction commits.
+    """Tell the engine a directive was enqueued (``signals.directive_enqueued``).
 
-    ``--watch`` workers are woken by the database itself: on PostgreSQL an
-    ``AFTER INSERT`` trigger (migration 0002) sends ``NOTIFY omniman_directives``,
-    delivered when the transaction commits. Inside ``engine.dispatch_held()``
-    nothing is dispatched here.
+    The engine runs ``DISPATCH_ON_COMMIT`` topics right after the enqueuing
+    transaction commits. ``--watch`` workers are woken by the database itself:
+    on PostgreSQL an ``AFTER INSERT`` trigger (migration 0002) sends ``NOTIFY
+    omniman_directives``, delivered when the transaction commits.
     """
-    from omniman import conf, engine
-
-    if directive.topic in (conf.get("DISPATCH_ON_COMMIT") or ()) and not engine.dispatch_is_held():
-        transaction.on_commit(lambda: engine.dispatch(directive.pk))
+    directive_enqueued.send(sender=Directive, directive=directive)
 
 
 class Directive(models.Model):

@@ -2,15 +2,23 @@
 
 Each public method runs in one transaction, locks the row it changes
 (``select_for_update``), re-reads it, compares, and only then writes.
+
+The public surface is ``__all__`` below (and the ``omniman.services.events``
+module): the operator app, the API, the admin and the contrib apps import
+from ``omniman.services`` only, never from its modules (import-linter's
+"private modules" contract in pyproject.toml enforces it).
 """
 
+from omniman.services._common import find_session
 from omniman.services.commit import CommitService
-from omniman.services.external import ExternalOrderService
+from omniman.services.external import ExternalOrderService, external_session_key, status_map
 from omniman.services.maintenance import MaintenanceService
+from omniman.services.ops import MAX_NAME_LENGTH, MAX_SKU_LENGTH, OPS, RESERVED_DATA_KEYS
 from omniman.services.orders import OrderService
-from omniman.services.sessions import ModifyService, ResolveService, SessionService, SessionWriteService
+from omniman.services.sessions import ModifyService, ResolveService, SessionService, SessionWriteService, require_rev
 
 __all__ = [
+    # Use cases.
     "SessionService",
     "ModifyService",
     "SessionWriteService",
@@ -19,4 +27,14 @@ __all__ = [
     "OrderService",
     "ExternalOrderService",
     "MaintenanceService",
+    # Reads and guards the layers above share with the services.
+    "find_session",  # a session by key and channel (session_not_found), optionally row-locked
+    "require_rev",  # stale_rev unless the caller saw the session's current rev
+    "status_map",  # a channel's external → internal status names (ingestion)
+    "external_session_key",  # the session key of an external order (channel, external id)
+    # The op vocabulary of modify_session (SPEC §5) and its bounds.
+    "OPS",
+    "MAX_SKU_LENGTH",
+    "MAX_NAME_LENGTH",
+    "RESERVED_DATA_KEYS",
 ]

@@ -23,11 +23,12 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.vary import vary_on_headers
 
-from omniman import conf
+from omniman import conf, registry
+from omniman.contrib.catalog import get_catalog
 from omniman.exceptions import OmnimanError
 from omniman.formatting import format_qty
+from omniman.texts import status_label
 from omniman.models import Channel, Order, OrderEvent
-from omniman.models.channel import TERM_DEFAULTS
 from omniman.services import OrderService
 from omniman.web.roles import KITCHEN, MANAGER, actor, role_required
 
@@ -109,19 +110,13 @@ def _stations_of(orders) -> dict[str, str]:
     skus = {item.sku for order in orders for item in order.items.all() if not (item.meta or {}).get("station")}
     if not skus:
         return {}
-    try:
-        from omniman.contrib.catalog import get_catalog
-    except ImportError:  # pragma: no cover - catalog not installed
-        return {}
+    # Without omniman.contrib.catalog (and no CATALOG_BACKEND) the catalog is empty: no station.
     return {sku: entry.station for sku, entry in get_catalog().get_many(sorted(skus)).items()}
 
 
 def _tickets(orders) -> dict[str, int]:
-    try:
-        from omniman.contrib.refs.services import RefService
-    except ImportError:  # pragma: no cover
-        return {}
-    return RefService.tickets_for([order.ref for order in orders])
+    """Pickup numbers from the registered ticket source (omniman.contrib.refs); none without one."""
+    return registry.tickets_for([order.ref for order in orders])
 
 
 def build_board(station: str = EXPO, channel_code: str = "") -> Board:
@@ -170,7 +165,7 @@ def build_board(station: str = EXPO, channel_code: str = "") -> Board:
         for status in board_columns():
             terms.setdefault(status, order.channel.term(status))
     for status in board_columns():
-        terms.setdefault(status, str(TERM_DEFAULTS.get(status) or status.capitalize()))
+        terms.setdefault(status, status_label(status))
     return Board(
         station=station,
         channel=channel_code,

@@ -22,13 +22,12 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect, reswap, trigger_client_event
 
-from omniman import engine
+from omniman import engine, registry
 from omniman.contrib.catalog import get_catalog
 from omniman.exceptions import OmnimanError, ValidationError
 from omniman.models import Channel, Session
 from omniman.monetary import parse_qty
-from omniman.services import CommitService, ModifyService, OrderService, ResolveService, SessionService
-from omniman.services.sessions import require_rev
+from omniman.services import CommitService, ModifyService, OrderService, ResolveService, SessionService, require_rev
 from omniman.web import selectors
 from omniman.web.errors import banner_for, status_for
 from omniman.web.roles import MANAGER, POS, actor, has_role, role_required
@@ -528,11 +527,8 @@ def commit(request, channel_code, session_key):
 
 
 def _ticket(order_ref: str) -> int | None:
-    try:
-        from omniman.contrib.refs.services import RefService
-    except ImportError:  # refs not installed
-        return None
-    return RefService.ticket_for(order_ref)
+    """The order's pickup number from the registered ticket source (omniman.contrib.refs); None without one."""
+    return registry.tickets_for([order_ref]).get(order_ref)
 
 
 @require_POST

@@ -163,3 +163,19 @@ def rounds_today(channel: Channel, handle_type: str, handle_ref: str) -> list[Or
 def open_orders_of_handle(channel: Channel, handle_type: str, handle_ref: str) -> list[Order]:
     """The table's orders of today not yet in a terminal status."""
     return list(_handle_today(channel, handle_type, handle_ref).exclude(status__in=channel.order_flow.terminal_statuses))
+
+
+# The operator app's reads (one query per screen region, no write); the rest is private.
+__all__ = [
+    "GRID_SIZE",
+    "SEARCH_SIZE",
+    "active_channels",
+    "channel_or_none",
+    "open_sessions",
+    "session_on_screen",
+    "CheckState",
+    "SessionScreen",
+    "session_screen",
+    "rounds_today",
+    "open_orders_of_handle",
+]

@@ -167,6 +167,7 @@ def test_the_admin_change_form_refuses_a_bad_currency(manager, value):
 # -- seed_demo ----------------------------------------------------------------------
 
 
+@pytest.mark.contrib("omniman.contrib.demo", "omniman.contrib.catalog", "omniman.contrib.pricing", "omniman.contrib.stock")
 def test_seed_demo_channels_pass_the_kernels_rules():
     from django.core.management import call_command
 

@@ -90,6 +90,7 @@ def test_image_healthcheck_probe_runs_and_fails_on_an_unreachable_server():
 # -- compose.yaml ---------------------------------------------------------------------
 
 
+@pytest.mark.contrib("omniman.contrib.stock")  # the schedule runs its release_expired_holds
 def test_compose_runs_web_worker_schedule_migrate_and_postgres():
     compose = yaml.safe_load((REPO / "compose.yaml").read_text())
     services = compose["services"]

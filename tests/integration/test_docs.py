@@ -32,6 +32,12 @@ import pytest
 
 from omniman import registry
 
+# The pages document the whole project: their examples run with every contrib app installed.
+pytestmark = pytest.mark.contrib(
+    "omniman.contrib.catalog", "omniman.contrib.pricing", "omniman.contrib.stock", "omniman.contrib.payment",
+    "omniman.contrib.notifications", "omniman.contrib.refs", "omniman.contrib.demo",
+)
+
 REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "docs"
 

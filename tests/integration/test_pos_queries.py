@@ -25,7 +25,7 @@ from omniman.contrib.stock.models import StockLevel
 from omniman.models import Channel, Directive, Session
 from omniman.services import CommitService, ModifyService, SessionService
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.contrib("omniman.contrib.catalog", "omniman.contrib.pricing")]
 
 HX = {"HTTP_HX_REQUEST": "true"}
 CATEGORIES = 8

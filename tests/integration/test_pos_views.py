@@ -40,7 +40,8 @@ from omniman.web import pos as pos_views
 from omniman.services import ModifyService, SessionService, SessionWriteService
 from tests.factories import DbState
 
-pytestmark = pytest.mark.django_db
+# The POS screens over the demo café (its catalog, prices and stock).
+pytestmark = [pytest.mark.django_db, pytest.mark.contrib("omniman.contrib.demo", "omniman.contrib.catalog", "omniman.contrib.pricing", "omniman.contrib.stock")]
 
 HX = {"HTTP_HX_REQUEST": "true"}
 DISPATCH = {"DISPATCH_ON_COMMIT": ["stock.hold", "pricing.check", "refs.assign_ticket"]}

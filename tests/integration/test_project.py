@@ -36,6 +36,7 @@ def _counts():
 
 
 @override_settings(DEBUG=True)
+@pytest.mark.contrib("omniman.contrib.demo", "omniman.contrib.catalog", "omniman.contrib.pricing", "omniman.contrib.stock")
 def test_seed_demo_builds_the_cafe_and_is_idempotent():
     out = io.StringIO()
     call_command("seed_demo", stdout=out)
@@ -65,6 +66,7 @@ def test_seed_demo_builds_the_cafe_and_is_idempotent():
 
 
 @override_settings(DEBUG=False)
+@pytest.mark.contrib("omniman.contrib.demo", "omniman.contrib.catalog", "omniman.contrib.pricing", "omniman.contrib.stock")
 def test_seed_demo_prints_no_passwords_in_production():
     out = io.StringIO()
     call_command("seed_demo", stdout=out)
@@ -82,6 +84,7 @@ def test_admin_requires_login(client):
 
 
 @override_settings(DEBUG=True)
+@pytest.mark.contrib("omniman.contrib.demo", "omniman.contrib.catalog", "omniman.contrib.pricing", "omniman.contrib.stock")
 def test_admin_shows_orders_read_only(admin_client):
     call_command("seed_demo", "--no-users", stdout=io.StringIO())
     order = Order.objects.first()

@@ -74,3 +74,24 @@ class ModelCatalogBackend:
             .values(*FIELDS)
         )
         return [_item(row) for row in rows]
+
+    def alternatives_many(self, skus: list[str]) -> dict[str, list[CatalogItem]]:
+        """Each SKU's active alternatives (other than itself), in ``alternatives()``'s order.
+
+        Two queries for all the SKUs (the ``alternatives`` pairs, then ``get_many``).
+        A subclass that overrides ``alternatives()`` is asked once per SKU instead.
+        """
+        if type(self).alternatives is not ModelCatalogBackend.alternatives:
+            return {sku: [alt for alt in self.alternatives(sku) if alt.sku != sku] for sku in skus}
+        pairs = list(
+            Product.alternatives.through.objects.filter(from_product__sku__in=skus)
+            # The order of alternatives().
+            .order_by("to_product__sort_order", "to_product__name", "to_product__sku")
+            .values_list("from_product__sku", "to_product__sku")
+        )
+        items = self.get_many(sorted({alt for sku, alt in pairs if alt != sku}))
+        options: dict[str, list[CatalogItem]] = {sku: [] for sku in skus}
+        for sku, alt in pairs:
+            if alt != sku and alt in items:
+                options[sku].append(items[alt])
+        return options

@@ -17,6 +17,8 @@ class Category(models.Model):
     is_active = models.BooleanField(default=True)
 
     class Meta:
+        # Explicit: imported while the app is not installed, the model must not join the "omniman" app.
+        app_label = "omniman_catalog"
         ordering = ["sort_order", "name"]
         verbose_name_plural = "categories"
 
@@ -49,6 +51,8 @@ class Product(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        # Explicit: imported while the app is not installed, the model must not join the "omniman" app.
+        app_label = "omniman_catalog"
         ordering = ["sort_order", "name"]
         indexes = [models.Index(fields=["is_active", "category", "sort_order"], name="catalog_product_grid")]
         constraints = [

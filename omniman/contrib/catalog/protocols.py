@@ -39,4 +39,9 @@ class CatalogBackend(Protocol):
         """Active categories in display order."""
 
     def alternatives(self, sku: str) -> list[CatalogItem]:
-        """Active items the shop offers instead of ``sku`` (for "replace with …" actions)."""
+        """Active items the shop offers instead of ``sku`` (for "replace with …" actions).
+
+        A backend may also define ``alternatives_many(skus) -> {sku: [CatalogItem, …]}``
+        (the alternatives of many SKUs at once, each without itself); stock's
+        check uses it when present, else asks ``alternatives()`` once per SKU.
+        """

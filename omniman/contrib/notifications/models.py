@@ -20,6 +20,8 @@ class NotificationDelivery(models.Model):
     delivered_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        # Explicit: imported while the app is not installed, the model must not join the "omniman" app.
+        app_label = "omniman_notifications"
         ordering = ["-delivered_at", "-id"]
         constraints = [
             models.UniqueConstraint(

@@ -28,6 +28,8 @@ class MockTransaction(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        # Explicit: imported while the app is not installed, the model must not join the "omniman" app.
+        app_label = "omniman_payment"
         ordering = ["created_at", "id"]
         verbose_name = "mock gateway transaction"
 

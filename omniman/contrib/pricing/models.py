@@ -24,6 +24,8 @@ class PriceList(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        # Explicit: imported while the app is not installed, the model must not join the "omniman" app.
+        app_label = "omniman_pricing"
         ordering = ["-priority", "code"]
 
     def __str__(self) -> str:
@@ -36,6 +38,8 @@ class PriceListItem(models.Model):
     price_q = models.BigIntegerField(validators=[MinValueValidator(0)], help_text="Unit price in cents.")
 
     class Meta:
+        # Explicit: imported while the app is not installed, the model must not join the "omniman" app.
+        app_label = "omniman_pricing"
         ordering = ["price_list", "sku"]
         constraints = [
             models.UniqueConstraint(fields=["price_list", "sku"], name="pricing_one_price_per_list_and_sku"),

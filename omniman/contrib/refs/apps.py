@@ -10,6 +10,9 @@ class RefsConfig(AppConfig):
     def ready(self) -> None:
         from omniman import registry
         from omniman.contrib.refs.handlers import HANDLERS
+        from omniman.contrib.refs.services import PickupTicketSource
 
         for handler in HANDLERS:
             registry.register_directive_handler(handler())
+        # The POS's confirmation and the kitchen board ask the registry, never this app.
+        registry.register_ticket_source(PickupTicketSource())

@@ -21,6 +21,8 @@ class Ref(models.Model):
     released_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        # Explicit: imported while the app is not installed, the model must not join the "omniman" app.
+        app_label = "omniman_refs"
         ordering = ["scope", "key", "-id"]
         constraints = [
             models.UniqueConstraint(
@@ -44,6 +46,8 @@ class TicketSequence(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        # Explicit: imported while the app is not installed, the model must not join the "omniman" app.
+        app_label = "omniman_refs"
         ordering = ["-day", "scope"]
         constraints = [models.UniqueConstraint(fields=["scope", "day"], name="omniman_ticket_sequence_day")]
 

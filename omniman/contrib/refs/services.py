@@ -194,6 +194,13 @@ class RefService:
         return Ref.objects.filter(scope=scope, key=str(number)).values_list("order_ref", flat=True).first()
 
 
+class PickupTicketSource:
+    """The kernel's ``TicketSource`` (registered in ``RefsConfig.ready()``): the pickup numbers ``RefService`` allots."""
+
+    def tickets_for(self, order_refs: list[str]) -> dict[str, int]:
+        return RefService.tickets_for(order_refs)
+
+
 def _target(ref: Ref) -> str | None:
     """The ref's order ref ("" while its session is open), or ``None`` if it lapsed."""
     if ref.order_ref:

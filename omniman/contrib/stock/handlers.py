@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.apps import apps
 from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
@@ -23,6 +22,7 @@ from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext_noop
 
 from omniman import conf, texts
+from omniman.contrib.catalog import get_catalog
 from omniman.contrib.stock import get_stock_backend
 from omniman.contrib.stock.protocols import UNLIMITED, Hold, StockBackend
 from omniman.exceptions import DirectiveError, InvalidTransition, OmnimanError
@@ -227,10 +227,7 @@ def _offer_alternatives(
     """
     if not short or session.pricing_policy != Channel.PricingPolicy.INTERNAL:
         return
-    if not apps.is_installed("omniman.contrib.catalog"):
-        return
-    from omniman.contrib.catalog import get_catalog
-
+    # Without omniman.contrib.catalog (and no CATALOG_BACKEND) the catalog is empty: no alternative.
     catalog = get_catalog()
     options = _alternatives(catalog, sorted({line["sku"] for line, _got in short}))
     alt_skus = {alt.sku for alts in options.values() for alt in alts}
@@ -252,28 +249,13 @@ def _offer_alternatives(
 def _alternatives(catalog, skus: list[str]) -> dict[str, list]:
     """Each SKU's catalog alternatives (other than itself), in the catalog's order.
 
-    With the model catalog: two queries for all the SKUs (the ``alternatives``
-    pairs, then ``get_many`` for the active ones). Another catalog backend
-    is asked ``alternatives(sku)`` once per SKU.
+    The catalog's ``alternatives_many`` when it has one (the model catalog: two
+    queries for all the SKUs), else ``alternatives(sku)`` once per SKU.
     """
-    from omniman.contrib.catalog.backends import ModelCatalogBackend
-
-    if not isinstance(catalog, ModelCatalogBackend) or type(catalog).alternatives is not ModelCatalogBackend.alternatives:
-        return {sku: [alt for alt in catalog.alternatives(sku) if alt.sku != sku] for sku in skus}
-    from omniman.contrib.catalog.models import Product
-
-    pairs = list(
-        Product.alternatives.through.objects.filter(from_product__sku__in=skus)
-        # The order of ModelCatalogBackend.alternatives().
-        .order_by("to_product__sort_order", "to_product__name", "to_product__sku")
-        .values_list("from_product__sku", "to_product__sku")
-    )
-    items = catalog.get_many(sorted({alt for sku, alt in pairs if alt != sku}))
-    options: dict[str, list] = {sku: [] for sku in skus}
-    for sku, alt in pairs:
-        if alt != sku and alt in items:
-            options[sku].append(items[alt])
-    return options
+    many = getattr(catalog, "alternatives_many", None)
+    if many is not None:
+        return many(skus)
+    return {sku: [alt for alt in catalog.alternatives(sku) if alt.sku != sku] for sku in skus}
 
 
 # -- stock.commit / stock.release -------------------------------------------------

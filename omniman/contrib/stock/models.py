@@ -20,6 +20,8 @@ class StockLevel(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        # Explicit: imported while the app is not installed, the model must not join the "omniman" app.
+        app_label = "omniman_stock"
         ordering = ["sku"]
 
     def __str__(self) -> str:
@@ -45,6 +47,8 @@ class StockHold(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        # Explicit: imported while the app is not installed, the model must not join the "omniman" app.
+        app_label = "omniman_stock"
         ordering = ["-created_at", "-id"]
         indexes = [
             # Availability: the live holds of a SKU.
@@ -79,6 +83,8 @@ class StockMovement(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        # Explicit: imported while the app is not installed, the model must not join the "omniman" app.
+        app_label = "omniman_stock"
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from django import template
-from django.utils.translation import gettext_lazy
 
-from omniman import formatting
+from omniman import formatting, texts
 
 register = template.Library()
 
@@ -58,16 +57,10 @@ def age(moment) -> str:
     return gettext("%(hours)sh%(minutes)s") % {"hours": seconds // 3600, "minutes": f"{(seconds % 3600) // 60:02d}"}
 
 
-# What a session's handle is (``handle_type``), as the screen names it.
-HANDLE_LABELS = {"table": gettext_lazy("Table"), "order": gettext_lazy("Order"), "customer": gettext_lazy("Customer"),
-                 "external": gettext_lazy("External")}
-
-
 @register.filter
 def handle_label(handle_type: str) -> str:
-    """``"table"`` → ``Table`` (``Mesa`` in pt-br); an unknown type capitalized."""
-    label = HANDLE_LABELS.get(handle_type or "")
-    return str(label) if label else (handle_type or "").replace("_", " ").capitalize()
+    """``"table"`` → ``Table`` (``Mesa`` in pt-br)."""
+    return texts.handle_label(handle_type)
 
 
 @register.filter
@@ -82,7 +75,4 @@ def station_label(station: str) -> str:
 @register.filter
 def status_label(status: str) -> str:
     """An order status in the active language (``"ready"`` → ``Ready``, ``Pronto`` in pt-br), no channel's words."""
-    from omniman.models.channel import TERM_DEFAULTS
-
-    label = TERM_DEFAULTS.get(status or "")
-    return str(label) if label else (status or "").replace("_", " ").capitalize()
+    return texts.status_label(status)

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 from omniman.api.signatures import sign
 from omniman.models import Channel, Directive, Order, OrderEvent, Session
 from omniman.services import ExternalOrderService
-from omniman.services.external import external_session_key
+from omniman.services import external_session_key
 from tests.factories import DbState, make_channel
 from tests.integration.api.conftest import MARKETPLACE_CONFIG, error_of, make_user, token_client
 from tests.threads import run_together
