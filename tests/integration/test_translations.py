@@ -293,6 +293,10 @@ def pseudo_locale(tmp_path):
     trans_real._translations = {}
 
 
+# The pseudo-locale pages need a catalog and stock (the demo café's shape).
+CAFE_APPS = pytest.mark.contrib("omniman.contrib.catalog", "omniman.contrib.stock")
+
+
 @pytest.fixture
 def cafe():
     drinks = Category.objects.create(code="coffee", name="Coffee", sort_order=1)
@@ -332,6 +336,7 @@ def pseudo_client(username: str, *roles: str, superuser: bool = False) -> Client
     return client
 
 
+@CAFE_APPS
 def test_pseudo_locale_pos_pages(cafe, pseudo_locale):
     client = pseudo_client("pos", "pos")
     session = tab_with_lines_and_an_issue(cafe)
@@ -356,6 +361,7 @@ def test_pseudo_locale_pos_pages(cafe, pseudo_locale):
     assert "R$ 1.234,56" in pages["tab"].content.decode().replace("\xa0", " ")  # the locale's money, pt-BR
 
 
+@CAFE_APPS
 def test_pseudo_locale_kitchen_and_login(cafe, pseudo_locale):
     session = tab_with_lines_and_an_issue(cafe)
     ModifyService.modify_session(session.session_key, cafe.code, [{"op": "set_qty", "line_id": session.lines[1]["line_id"], "qty": 1}], ctx={"actor": "test"})
@@ -369,6 +375,7 @@ def test_pseudo_locale_kitchen_and_login(cafe, pseudo_locale):
     assert untranslated(login.content.decode()) == []
 
 
+@CAFE_APPS
 def test_pseudo_locale_admin_dashboard_and_order_page(cafe, pseudo_locale):
     """The manager review's own regions (unfold's frame is unfold's catalogue)."""
     session = tab_with_lines_and_an_issue(cafe)
@@ -385,6 +392,7 @@ def test_pseudo_locale_admin_dashboard_and_order_page(cafe, pseudo_locale):
     assert untranslated(page, only_id="order-review") == []
 
 
+@CAFE_APPS
 def test_pseudo_locale_error_pages(cafe, pseudo_locale):
     from django.template.loader import render_to_string
 
