@@ -1,7 +1,8 @@
 """Omniman errors: a stable machine ``code``, a human ``message``, a ``context`` dict.
 
-Tests and docs assert the code, never the message. HTTP mapping lives in the
-API's exception handler and in the operator UI's error mapper, not here.
+Tests and docs assert the code, never the message. The HTTP status of a code is
+decided once, here (``http_status``); the API's exception handler and the
+operator UI's error mapper both ask it.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ MESSAGES: dict[str, Any] = {
     # orders
     "stale_status": _("The order's status changed since you loaded it."),
     "invalid_transition": _("This status change is not allowed."),
+    "forbidden_transition": _("Your role may not make this status change."),
     # model layer
     "immutable": _("This record is immutable."),
     "unsupported_snapshot_version": _("Unknown order snapshot version."),
@@ -133,12 +135,36 @@ WORLD_CHANGED_CODES = frozenset(
 GONE_CODES = frozenset({"not_found", "channel_not_found"})
 # Bad input that is not a ValidationError.
 REFUSED_INPUT_CODES = frozenset({"invalid_transition", "validation_failed"})
+# Allowed, but not to this caller's role (the channel's flow says who may).
+FORBIDDEN_CODES = frozenset({"forbidden_transition"})
+
+
+def http_status(error: OmnimanError, *, form: bool = False) -> int:
+    """The HTTP status an error answers with, for the API's handler and the operator UI's mapper (SPEC §4).
+
+    409 when the world changed under the caller, 404 for what is gone, 403 for
+    a move the caller's role may not make, 400 for
+    refused input — 422 instead where a ``form`` is re-rendered with its
+    errors in place (the HTMX views) — and 500 for anything else: an
+    extension or the kernel broke its contract.
+    """
+    if error.code in WORLD_CHANGED_CODES:
+        return 409
+    if error.code in GONE_CODES:
+        return 404
+    if error.code in FORBIDDEN_CODES:
+        return 403
+    if isinstance(error, ValidationError) or error.code in REFUSED_INPUT_CODES:
+        return 422 if form else 400
+    return 500
 
 
 __all__ = [
     "WORLD_CHANGED_CODES",
     "GONE_CODES",
     "REFUSED_INPUT_CODES",
+    "FORBIDDEN_CODES",
+    "http_status",
     "OmnimanError",
     "ValidationError",
     "SessionError",

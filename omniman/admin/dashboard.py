@@ -22,7 +22,8 @@ from omniman.monetary import format_money
 
 # Columns in the order a status is usually reached; statuses a channel adds come after.
 STATUS_ORDER = ["new", "confirmed", "processing", "ready", "dispatched", "delivered", "completed", "returned", "cancelled"]
-NOT_SOLD = {"cancelled", "returned"}
+# Not sales, besides each channel's cancel status (``order_flow.cancel_status``): goods that came back.
+NOT_SOLD = {"returned"}
 
 
 def start_of_today() -> datetime:
@@ -45,6 +46,7 @@ def orders_today() -> dict[str, Any]:
         .order_by()
     )
     channels = {c.pk: c for c in Channel.objects.all()}
+    flows: dict = {}
     counts: dict[int, dict[str, int]] = {}
     sales: dict[int, dict[str, int]] = {}
     statuses: set[str] = set()
@@ -52,7 +54,8 @@ def orders_today() -> dict[str, Any]:
         counts.setdefault(row["channel_id"], {}).setdefault(row["status"], 0)
         counts[row["channel_id"]][row["status"]] += row["n"]
         statuses.add(row["status"])
-        if row["status"] not in NOT_SOLD:
+        flow = flows.get(row["channel_id"]) or flows.setdefault(row["channel_id"], channels[row["channel_id"]].order_flow)
+        if row["status"] not in NOT_SOLD and row["status"] != flow.cancel_status:
             by_currency = sales.setdefault(row["channel_id"], {})
             by_currency[row["currency"]] = by_currency.get(row["currency"], 0) + (row["total"] or 0)
     columns = sorted(statuses, key=lambda s: (STATUS_ORDER.index(s) if s in STATUS_ORDER else len(STATUS_ORDER), s))

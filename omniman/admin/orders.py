@@ -28,8 +28,8 @@ from omniman import formatting
 from omniman.exceptions import InvalidTransition, OmnimanError
 from omniman.models import Order, OrderEvent, OrderItem, Session
 from omniman.monetary import format_money
+from omniman.roles import actor_of, roles_of
 from omniman.services import OrderService, events
-from omniman.web.roles import actor
 
 NOTE_MAX_LENGTH = 2000
 
@@ -175,13 +175,15 @@ class OrderAdmin(ServiceActionsMixin, ReadOnlyAdmin):
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None:
+            flow, roles = obj.flow, roles_of(request.user)
             context["review"] = {
                 "status": obj.status,
                 "status_badge": badge(obj.channel.term(obj.status), STATUS_BADGES.get(obj.status, "")),
                 "terminal": obj.is_terminal,
                 "next": [
-                    {"status": s, "label": obj.channel.term(s), "danger": s in ("cancelled", "returned")}
+                    {"status": s, "label": obj.channel.term(s), "danger": s == flow.cancel_status}
                     for s in obj.get_allowed_transitions()
+                    if flow.may_transition(roles, obj.status, s)
                 ],
                 "can_manage": self.has_manage_permission(request, obj),
                 "note_max_length": NOTE_MAX_LENGTH,
@@ -197,9 +199,17 @@ class OrderAdmin(ServiceActionsMixin, ReadOnlyAdmin):
             messages.error(request, _("The form was incomplete: nothing was changed. Reload the page and try again."))
             return self.back_to(order)
         try:
-            OrderService.transition(order.ref, new_status, actor=actor(request), expected_status=expected, reason=reason)
+            OrderService.transition(
+                order.ref, new_status, actor=actor_of(request.user), expected_status=expected, reason=reason, roles=roles_of(request.user)
+            )
         except InvalidTransition as exc:
-            if exc.code == "stale_status":
+            if exc.code == "forbidden_transition":
+                messages.error(
+                    request,
+                    _("Your role may not move order %(ref)s to %(status)s. Nothing was changed.")
+                    % {"ref": order.ref, "status": order.channel.term(new_status)},
+                )
+            elif exc.code == "stale_status":
                 current = exc.context.get("current_status")
                 messages.error(
                     request,
@@ -234,6 +244,6 @@ class OrderAdmin(ServiceActionsMixin, ReadOnlyAdmin):
         elif len(text) > NOTE_MAX_LENGTH:
             messages.error(request, _("A note has at most %(max)s characters; nothing was saved.") % {"max": NOTE_MAX_LENGTH})
         else:
-            events.note_added(order, actor=actor(request), text=text)
+            events.note_added(order, actor=actor_of(request.user), text=text)
             messages.success(request, _("Note added to order %(ref)s.") % {"ref": order.ref})
         return self.back_to(order)

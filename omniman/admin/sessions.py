@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib import admin, messages
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from unfold.contrib.filters.admin import RelatedDropdownFilter
@@ -30,41 +29,13 @@ from omniman.admin.renderers import (
 from omniman.exceptions import OmnimanError
 from omniman.models import Order, Session
 from omniman.monetary import format_money
+from omniman.roles import actor_of
 from omniman.services import SessionService
-from omniman.web.roles import actor
 
 
 def check_rows(session: Session) -> list[tuple[str, str, str, dict]]:
-    """(code, label, state, check) for the channel's required checks and any other check present."""
-    checks = session.checks
-    codes = list(dict.fromkeys([*session.channel.required_checks, *checks]))
-    now = timezone.now()
-    rows = []
-    for code in codes:
-        check = checks.get(code)
-        if check is None:
-            state = "pending"
-        elif check.get("rev") != session.rev:
-            state = "stale"
-        else:
-            state = check.get("status") or "ok"
-            if _is_past(check.get("expires_at"), now):
-                state = "expired"
-        rows.append((code, session.channel.check_label(code), state, check or {}))
-    return rows
-
-
-def _is_past(value: Any, now: datetime) -> bool:
-    """Is ``value`` (an ISO 8601 instant, as a check's ``expires_at``) before ``now``?"""
-    if not value:
-        return False
-    try:
-        moment = datetime.fromisoformat(str(value))
-    except ValueError:
-        return False
-    if timezone.is_naive(moment):
-        moment = timezone.make_aware(moment)
-    return moment <= now
+    """(code, label, state, check) for the channel's required checks and any other check present (``Session.check_states``)."""
+    return [(c.code, c.label, c.state, c.check) for c in session.check_states(every=True)]
 
 
 def _checked_at(value: Any) -> str:
@@ -74,7 +45,7 @@ def _checked_at(value: Any) -> str:
         return "—" if value is None else str(value)
 
 
-CHECK_BADGES = {"ok": "success", "pending": "", "stale": "warning", "expired": "warning", "issues": "danger", "failed": "danger"}
+CHECK_BADGES = {"ok": "success", "missing": "", "stale": "warning", "expired": "warning", "issues": "danger", "failed": "danger"}
 
 
 @admin.register(Session)
@@ -214,7 +185,7 @@ class SessionAdmin(ServiceActionsMixin, ReadOnlyAdmin):
 
     def _abandon(self, request, session) -> bool:
         try:
-            SessionService.abandon_session(session.session_key, session.channel.code, actor=actor(request))
+            SessionService.abandon_session(session.session_key, session.channel.code, actor=actor_of(request.user))
         except OmnimanError as exc:
             messages.error(
                 request,

@@ -26,7 +26,7 @@ from unfold.forms import AuthenticationForm
 from unfold.settings import get_config
 from unfold.sites import UnfoldAdminSite
 
-from omniman.web.roles import MANAGER, has_role
+from omniman.roles import MANAGER, has_role
 
 
 def is_manager(user) -> bool:

@@ -1,6 +1,6 @@
 """The API's one exception handler: every error answers ``{"error": {"code", "message", "context"}}``.
 
-Kernel errors (``OmnimanError``) get their status from their code (SPEC §4);
+Kernel errors (``OmnimanError``) get their status from their code (``omniman.exceptions.http_status``, SPEC §4);
 Django REST framework's own errors (validation, authentication, permissions,
 parse errors, unknown paths, methods, throttling) keep their status and get a
 stable code. Anything else is a bug: Django answers 500 and logs it.
@@ -17,28 +17,11 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from omniman.exceptions import (
-    GONE_CODES,
-    REFUSED_INPUT_CODES,
-    WORLD_CHANGED_CODES,
-    OmnimanError,
-    ValidationError,
-)
+from omniman.exceptions import OmnimanError, http_status
 
 logger = logging.getLogger("omniman.api")
 
 INVALID = "invalid"
-
-
-def status_for(error: OmnimanError) -> int:
-    """The HTTP status of a kernel error (500: an extension or the kernel broke its contract)."""
-    if error.code in WORLD_CHANGED_CODES:
-        return status.HTTP_409_CONFLICT
-    if error.code in GONE_CODES:
-        return status.HTTP_404_NOT_FOUND
-    if isinstance(error, ValidationError) or error.code in REFUSED_INPUT_CODES:
-        return status.HTTP_400_BAD_REQUEST
-    return status.HTTP_500_INTERNAL_SERVER_ERROR
 
 
 def error_body(code: str, message: str, context: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -48,7 +31,7 @@ def error_body(code: str, message: str, context: dict[str, Any] | None = None) -
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """``REST_FRAMEWORK["EXCEPTION_HANDLER"]``."""
     if isinstance(exc, OmnimanError):
-        code = status_for(exc)
+        code = http_status(exc)
         if code >= 500:
             logger.error("kernel error in the API: %r", exc, exc_info=exc)
         set_rollback()

@@ -1,8 +1,10 @@
-"""Who may call what: roles are the Django groups of the operator app (``omniman.web.roles``).
+"""Who may call what: roles are Django groups (``omniman.roles``).
 
 - read (GET): ``pos``, ``kitchen``, ``manager``, ``integration``
 - sessions (open, modify, commit, resolve): ``pos``, ``manager``
-- order transitions: ``pos``, ``kitchen``, ``manager`` (the POS closes tables, the kitchen bumps)
+- order transitions: ``pos``, ``kitchen``, ``manager`` (the POS closes tables, the kitchen bumps) — and
+  then only the moves the channel's flow gives the role (``OrderFlow.may_transition``, checked by
+  ``OrderService.transition(roles=…)``: ``forbidden_transition``, 403)
 - the ``override_price`` op: ``manager`` only
 - external orders (ingestion, status updates): ``integration``, ``manager``
 
@@ -14,7 +16,7 @@ from __future__ import annotations
 from rest_framework.authtoken.models import Token
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
-from omniman.web.roles import INTEGRATION, KITCHEN, MANAGER, POS, has_role
+from omniman.roles import INTEGRATION, KITCHEN, MANAGER, POS, has_role
 
 READERS = (POS, KITCHEN, MANAGER, INTEGRATION)
 SESSION_WRITERS = (POS, MANAGER)

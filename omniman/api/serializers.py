@@ -284,10 +284,7 @@ class SessionDetailSerializer(SessionSerializer):
         return [dict(line, qty=str(line["qty"])) for line in session.lines]
 
     def get_totals(self, session: Session) -> dict[str, int]:
-        totals = dict((session.data or {}).get("totals") or {})
-        totals.setdefault("items_q", session.total_q)
-        totals.setdefault("total_q", session.total_q)
-        return totals
+        return session.totals
 
     def get_data(self, session: Session) -> dict[str, Any]:
         return {k: v for k, v in (session.data or {}).items() if k not in RESERVED_DATA_KEYS}

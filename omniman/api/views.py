@@ -45,6 +45,7 @@ from omniman.api.serializers import (
     SessionSerializer,
     TransitionRequestSerializer,
 )
+from omniman.roles import roles_of
 from omniman.services import CommitService, ExternalOrderService, ModifyService, OrderService, ResolveService, SessionService
 
 PRICE_OVERRIDE_OP = "override_price"
@@ -55,7 +56,7 @@ def errors(*codes: int) -> dict[int, OpenApiResponse]:
     described = {
         400: "Invalid input (code `invalid` with `context.fields`, or a kernel code such as `invalid_qty`).",
         401: "Not authenticated (`not_authenticated`, `authentication_failed`, `invalid_signature`).",
-        403: "Authenticated without the role (`permission_denied`).",
+        403: "Authenticated without the role (`permission_denied`), or a status change the role may not make (`forbidden_transition`).",
         404: "`not_found` or `channel_not_found`.",
         409: "The world changed under you: `stale_rev`, `already_committed`, `locked`, `conflict`…",
     }
@@ -293,6 +294,9 @@ class OrderTransitionView(APIView):
 
     @extend_schema(
         summary="Move the order to another status of its channel's flow",
+        description="The move must be allowed by the channel's flow (`invalid_transition`, 400) and given to the "
+        "caller's role by the flow's `permissions` (`forbidden_transition`, 403): by default the kitchen makes the "
+        "kitchen's moves only, and only a manager cancels.",
         request=TransitionRequestSerializer,
         responses={200: OrderDetailSerializer, **errors(400, 404, 409)},
     )
@@ -304,6 +308,7 @@ class OrderTransitionView(APIView):
             actor=actor(request),
             expected_status=payload.get("expected_status"),
             reason=payload["reason"],
+            roles=roles_of(request.user),
         )
         return Response(OrderDetailSerializer(selectors.order(ref)).data)
 

@@ -8,6 +8,7 @@ from django.db import models
 from omniman.exceptions import OmnimanError
 from omniman.flow import OrderFlow
 from omniman.models.channel import Channel
+from omniman.models.session import totals_over
 
 SNAPSHOT_VERSION = 1
 SUPPORTED_SNAPSHOT_VERSIONS = (1,)
@@ -161,6 +162,16 @@ class Order(models.Model):
             )
         return copy.deepcopy(snapshot)
 
+    @property
+    def totals(self) -> dict[str, Any]:
+        """What the order charged, to show: the totals its session showed at commit (``Session.totals``)."""
+        return totals_over(((self.snapshot or {}).get("data") or {}).get("totals"), self.total_q)
+
+    @property
+    def charged_q(self) -> int:
+        """The order's total as charged (service included): ``totals["total_q"]``."""
+        return int(self.totals["total_q"])
+
     # -- status flow ----------------------------------------------------------
 
     @property
@@ -177,12 +188,18 @@ class Order(models.Model):
     def can_transition_to(self, status: str) -> bool:
         return self.flow.can(self.status, status)
 
-    def transition_status(self, new_status: str, *, actor: str = "system", expected_status: str | None = None, reason: str = "") -> Order:
+    def may_transition_to(self, status: str, roles) -> bool:
+        """May someone with ``roles`` move this order to ``status`` now (``OrderFlow.may_transition``)?"""
+        return self.flow.may_transition(roles, self.status, status)
+
+    def transition_status(
+        self, new_status: str, *, actor: str = "system", expected_status: str | None = None, reason: str = "", roles=None
+    ) -> Order:
         """Move to ``new_status`` through ``OrderService.transition`` and refresh this instance."""
         from omniman.services import OrderService
 
         fresh = OrderService.transition(
-            self.ref, new_status, actor=actor, expected_status=expected_status, reason=reason
+            self.ref, new_status, actor=actor, expected_status=expected_status, reason=reason, roles=roles
         )
         for name in self.STATUS_FIELDS + ("updated_at",):
             setattr(self, name, getattr(fresh, name))

@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from datetime import datetime
+from datetime import timezone as dt_timezone
 from decimal import Decimal
 from typing import Any
 
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from omniman.models.channel import Channel
 
@@ -18,10 +23,80 @@ def copy_json(value: Any) -> Any:
     return value
 
 
+def totals_over(stored: Any, total_q: int) -> dict[str, Any]:
+    """``stored`` totals (a pricing modifier's summary) with ``items_q`` and ``total_q`` defaulting to ``total_q``."""
+    totals = dict(stored) if isinstance(stored, dict) else {}
+    totals.setdefault("items_q", total_q)
+    totals.setdefault("total_q", total_q)
+    return totals
+
+
 def _item_for_reading(line: dict[str, Any]) -> dict[str, Any]:
     item = copy_json(line)
     item["qty"] = Decimal(str(item["qty"]))
     return item
+
+
+def parse_instant(value: Any) -> datetime | None:
+    """An ISO 8601 instant (as a check's ``expires_at``) as an aware datetime; ``None`` if absent or unreadable."""
+    if not value:
+        return None
+    moment = value if isinstance(value, datetime) else parse_datetime(str(value))
+    if moment is not None and timezone.is_naive(moment):
+        moment = timezone.make_aware(moment, dt_timezone.utc)
+    return moment
+
+
+@dataclass(frozen=True)
+class CheckState:
+    """Where one check of a session stands (``Session.check_states()``).
+
+    ``state`` is one of:
+
+    * ``"missing"`` — it never ran (or was cleared by a modification);
+    * ``"stale"`` — it ran on an older revision of the session;
+    * ``"expired"`` — it ran on this revision, but its hold (``expires_at``) is past;
+    * otherwise the status the check wrote for this revision: ``"ok"``,
+      ``"issues"`` (it raised issues that are still there), ``"failed"``, or any
+      other status its handler writes.
+
+    The commit refuses a required check that is missing, stale or expired
+    (``missing_check``, ``stale_check``, ``hold_expired``); it reads the rest
+    through the session's issues.
+    """
+
+    MISSING = "missing"
+    STALE = "stale"
+    EXPIRED = "expired"
+    OK = "ok"
+    ISSUES = "issues"
+    FAILED = "failed"
+    # The commit's error code for each state that blocks it.
+    COMMIT_ERRORS = {MISSING: "missing_check", STALE: "stale_check", EXPIRED: "hold_expired"}
+
+    code: str
+    label: str
+    state: str
+    required: bool = True
+    check: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pending(self) -> bool:
+        """Waiting for a run on the current revision (missing or stale)."""
+        return self.state in (self.MISSING, self.STALE)
+
+    @property
+    def blocks_commit(self) -> bool:
+        return self.required and self.state in self.COMMIT_ERRORS
+
+    @property
+    def commit_error(self) -> str | None:
+        """The commit's error code for this check, or ``None`` if it does not stop the commit."""
+        return self.COMMIT_ERRORS.get(self.state) if self.required else None
+
+    @property
+    def expires_at(self) -> datetime | None:
+        return parse_instant(self.check.get("expires_at"))
 
 
 class Session(models.Model):
@@ -88,6 +163,42 @@ class Session(models.Model):
     @property
     def is_open(self) -> bool:
         return self.state == self.State.OPEN
+
+    def check_state(self, code: str, *, now: datetime | None = None, required: bool = True) -> CheckState:
+        """Where the check ``code`` stands on this revision (see ``CheckState``)."""
+        data = self.data or {}
+        check = copy_json((data.get("checks") or {}).get(code) or {})
+        if not check:
+            state = CheckState.MISSING
+        elif check.get("rev") != self.rev:
+            state = CheckState.STALE
+        else:
+            expires_at = parse_instant(check.get("expires_at"))
+            if expires_at is not None and expires_at <= (now or timezone.now()):
+                state = CheckState.EXPIRED
+            elif any(issue.get("source") == code for issue in data.get("issues") or []):
+                state = CheckState.ISSUES
+            else:
+                state = str(check.get("status") or CheckState.OK)
+        return CheckState(code=code, label=self.channel.check_label(code), state=state, required=required, check=check)
+
+    def check_states(self, *, every: bool = False, now: datetime | None = None) -> list[CheckState]:
+        """The state of each check the channel requires on commit (in its order), then, with ``every``, of any other check written."""
+        now = now or timezone.now()
+        required = self.channel.required_checks
+        codes = list(required)
+        if every:
+            codes += [code for code in ((self.data or {}).get("checks") or {}) if code not in required]
+        return [self.check_state(code, now=now, required=code in required) for code in codes]
+
+    @property
+    def totals(self) -> dict[str, Any]:
+        """What the session owes, to show: ``data["totals"]`` as a pricing modifier wrote it, over ``items_q`` and ``total_q`` from the lines.
+
+        The one totals source of the screens and the API: without a totals
+        modifier (no service charge, no discounts) both are ``total_q``.
+        """
+        return totals_over((self.data or {}).get("totals"), self.total_q)
 
     def save(self, *args, **kwargs):
         # The total is derived, never trusted: it is always the sum of the line totals.

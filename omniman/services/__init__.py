@@ -13,8 +13,8 @@ from omniman.services._common import find_session
 from omniman.services.commit import CommitService
 from omniman.services.external import ExternalOrderService, external_session_key, status_map
 from omniman.services.maintenance import MaintenanceService
-from omniman.services.ops import MAX_NAME_LENGTH, MAX_SKU_LENGTH, OPS, RESERVED_DATA_KEYS
-from omniman.services.orders import OrderService
+from omniman.services.ops import MAX_NAME_LENGTH, MAX_SKU_LENGTH, OPS, RESERVED_DATA_KEYS, find_line
+from omniman.services.orders import OrderService, apply_auto_transition, lock_order
 from omniman.services.sessions import ModifyService, ResolveService, SessionService, SessionWriteService, require_rev
 
 __all__ = [
@@ -37,4 +37,8 @@ __all__ = [
     "MAX_SKU_LENGTH",
     "MAX_NAME_LENGTH",
     "RESERVED_DATA_KEYS",
+    # The one order lock and the one automatic move, for services outside the kernel (contrib apps).
+    "lock_order",  # an order's row, locked, with its channel (not_found, or the caller's error)
+    "apply_auto_transition",  # order_flow.auto_transitions[key], if the flow allows it now
+    "find_line",  # a session's stored line (unknown_line_id)
 ]

@@ -8,7 +8,6 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
 from omniman import conf
@@ -218,6 +217,7 @@ def _commit(
     enqueue_on_enter(order, None, order.status, entry="created")
     on_create = flow.auto_transitions.get("on_create")
     if on_create and on_create != order.status:
+        # Strict, unlike the handlers' apply_auto_transition: a flow whose on_create is not allowed fails every commit.
         apply_transition(order, on_create, actor=actor, reason="auto_transitions.on_create")
 
     transaction.on_commit(lambda: order_created.send(sender=Order, order=order))
@@ -235,28 +235,27 @@ def _commit(
 
 
 def _require_checks(session: Session) -> None:
-    checks = session.data.get("checks") or {}
-    now = timezone.now()
-    for code in session.channel.required_checks:
-        check = checks.get(code)
-        if not check:
-            raise CommitError("missing_check", _("The %(code)s check has not run.")
-                % {"code": repr(code)}, {"check_code": code})
-        if check.get("rev") != session.rev:
+    """Every required check ran on this revision and its hold is live (``Session.check_states()``)."""
+    for check in session.check_states():
+        code = check.commit_error
+        if code == "missing_check":
             raise CommitError(
-                "stale_check",
-                _("The %(code)s check ran on rev %(check_rev)s, the session is at rev %(session_rev)s.")
-                % {"code": repr(code), "check_rev": check.get('rev'), "session_rev": session.rev},
-                {"check_code": code, "check_rev": check.get("rev"), "session_rev": session.rev},
+                code, _("The %(code)s check has not run.") % {"code": repr(check.code)}, {"check_code": check.code}
             )
-        expires_at = check.get("expires_at")
-        if expires_at:
-            moment = parse_datetime(str(expires_at))
-            if moment is not None and moment <= now:
-                raise CommitError(
-                    "hold_expired", _("The %(code)s check expired at %(expires_at)s.")
-                        % {"code": repr(code), "expires_at": expires_at}, {"check_code": code, "expires_at": str(expires_at)}
-                )
+        if code == "stale_check":
+            raise CommitError(
+                code,
+                _("The %(code)s check ran on rev %(check_rev)s, the session is at rev %(session_rev)s.")
+                % {"code": repr(check.code), "check_rev": check.check.get("rev"), "session_rev": session.rev},
+                {"check_code": check.code, "check_rev": check.check.get("rev"), "session_rev": session.rev},
+            )
+        if code == "hold_expired":
+            expires_at = str(check.check.get("expires_at"))
+            raise CommitError(
+                code,
+                _("The %(code)s check expired at %(expires_at)s.") % {"code": repr(check.code), "expires_at": expires_at},
+                {"check_code": check.code, "expires_at": expires_at},
+            )
 
 
 def _create_order(**fields: Any) -> Order:

@@ -21,7 +21,7 @@ from django.utils.translation import gettext as _
 from omniman.exceptions import IdempotencyError, InvalidTransition, SessionError, ValidationError
 from omniman.models import Channel, Order
 from omniman.services.commit import CommitService
-from omniman.services.orders import apply_transition
+from omniman.services.orders import apply_transition, lock_order
 from omniman.services.sessions import SessionService
 
 logger = logging.getLogger("omniman.services")
@@ -176,7 +176,7 @@ class ExternalOrderService:
                 session_key, channel.code, idempotency_key=external_idempotency_key(channel.code, external_id), actor=actor
             )
             if target and target != channel.order_flow.initial_status:
-                order = Order.objects.select_related("channel").select_for_update(of=("self",)).get(ref=result["order_ref"])
+                order = lock_order(result["order_ref"])
                 _walk(order, target, actor=actor, reason=f"external status {status}")
                 result["status"] = order.status
         logger.info(
@@ -201,19 +201,16 @@ class ExternalOrderService:
         if not isinstance(status, str) or not status:
             raise ValidationError("missing_field", _("status is required."), {"field": "status"})
         target = map_status(channel, status)
-        order = (
-            Order.objects.select_related("channel")
-            .select_for_update(of=("self",))
-            .filter(channel=channel, session_key=external_session_key(channel.code, external_id))
-            .first()
-        )
-        if order is None:
-            raise SessionError(
+        order = lock_order(
+            channel=channel,
+            session_key=external_session_key(channel.code, external_id),
+            missing=SessionError(
                 "not_found",
                 _("No external order %(external_id)s in channel %(channel_code)s.")
                 % {"external_id": repr(external_id), "channel_code": repr(channel.code)},
                 {"external_id": external_id, "channel_code": channel.code},
-            )
+            ),
+        )
         moved = _walk(order, target, actor=actor, reason=reason or f"external status {status}")
         return order, moved
 

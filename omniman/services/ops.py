@@ -121,7 +121,8 @@ def _set_path(target: dict, parts: list[str], value: Any, *, path: str) -> None:
     node[parts[-1]] = value
 
 
-def _find_line(session: Session, line_id: str) -> dict[str, Any]:
+def find_line(session: Session, line_id: str) -> dict[str, Any]:
+    """The session's stored line ``line_id``; ``ValidationError("unknown_line_id")`` if it is not there."""
     for line in session.lines:
         if line["line_id"] == line_id:
             return line
@@ -176,17 +177,17 @@ def add_line(session: Session, op: dict, ctx: dict) -> None:
 
 
 def remove_line(session: Session, op: dict, ctx: dict) -> None:
-    line = _find_line(session, _line_id(op))
+    line = find_line(session, _line_id(op))
     session.lines.remove(line)
 
 
 def set_qty(session: Session, op: dict, ctx: dict) -> None:
-    line = _find_line(session, _line_id(op))
+    line = find_line(session, _line_id(op))
     line["qty"] = _qty(op)
 
 
 def replace_sku(session: Session, op: dict, ctx: dict) -> None:
-    line = _find_line(session, _line_id(op))
+    line = find_line(session, _line_id(op))
     sku = _sku(op)
     if op.get("unit_price_q") is not None:
         line["unit_price_q"] = _price(op)
@@ -211,8 +212,8 @@ def merge_lines(session: Session, op: dict, ctx: dict) -> None:
     target_id = _line_id(op, "into_line_id")
     if source_id == target_id:
         raise ValidationError("invalid_merge", _("A line cannot be merged into itself."), {"line_id": source_id})
-    source = _find_line(session, source_id)
-    target = _find_line(session, target_id)
+    source = find_line(session, source_id)
+    target = find_line(session, target_id)
     if source["sku"] != target["sku"]:
         raise ValidationError(
             "invalid_merge",
@@ -228,7 +229,7 @@ def merge_lines(session: Session, op: dict, ctx: dict) -> None:
 
 
 def set_line_meta(session: Session, op: dict, ctx: dict) -> None:
-    line = _find_line(session, _line_id(op))
+    line = find_line(session, _line_id(op))
     parts = _path(op, RESERVED_META_KEYS)
     if "value" not in op:
         raise ValidationError("missing_field", _("set_line_meta: 'value' is required."), {"field": "value"})
@@ -236,7 +237,7 @@ def set_line_meta(session: Session, op: dict, ctx: dict) -> None:
 
 
 def override_price(session: Session, op: dict, ctx: dict) -> None:
-    line = _find_line(session, _line_id(op))
+    line = find_line(session, _line_id(op))
     if op.get("unit_price_q") is None:
         raise ValidationError("missing_field", _("override_price: 'unit_price_q' is required."), {"field": "unit_price_q"})
     price = _price(op)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -27,21 +29,18 @@ class OrderService:
         actor: str = "system",
         expected_status: str | None = None,
         reason: str = "",
+        roles: Iterable[str] | None = None,
     ) -> Order:
         """Move an order to ``new_status`` if its channel's flow allows it.
 
         ``expected_status`` makes the move conditional on what the caller saw:
         when two screens bump one order, the late one gets ``stale_status``.
+        ``roles`` are the roles of the person (or client) asking: the move must
+        be one their flow's ``permissions`` give one of them
+        (``InvalidTransition("forbidden_transition")`` otherwise). ``None`` is
+        the system itself (handlers, commits, ingestion): not checked.
         """
-        order = (
-            Order.objects.select_related("channel")
-            .select_for_update(of=("self",))
-            .filter(ref=order_ref)
-            .first()
-        )
-        if order is None:
-            raise OmnimanError("not_found", _("No order %(order_ref)s.")
-                % {"order_ref": repr(order_ref)}, {"order_ref": order_ref})
+        order = lock_order(order_ref)
         if expected_status is not None and order.status != expected_status:
             raise InvalidTransition(
                 "stale_status",
@@ -49,7 +48,58 @@ class OrderService:
                 % {"order_ref": order_ref, "order_status": repr(order.status), "expected_status": repr(expected_status)},
                 {"order_ref": order_ref, "expected_status": expected_status, "current_status": order.status},
             )
+        if roles is not None:
+            require_permission(order, new_status, roles)
         return apply_transition(order, new_status, actor=actor, reason=reason)
+
+
+def require_permission(order: Order, new_status: str, roles: Iterable[str]) -> None:
+    """``forbidden_transition`` unless ``roles`` may move the order to ``new_status`` (a move its flow does not allow is left to ``apply_transition``)."""
+    flow = order.flow
+    roles = set(roles)
+    if flow.can(order.status, new_status) and not flow.may_transition(roles, order.status, new_status):
+        raise InvalidTransition(
+            "forbidden_transition",
+            _("Your role may not move order %(order_ref)s from %(order_status)s to %(new_status)s.")
+            % {"order_ref": order.ref, "order_status": repr(order.status), "new_status": repr(new_status)},
+            {
+                "order_ref": order.ref,
+                "from": order.status,
+                "to": new_status,
+                "roles": sorted(roles),
+                "allowed_roles": flow.roles_for(order.status, new_status),
+            },
+        )
+
+
+def lock_order(order_ref: str | None = None, *, missing: OmnimanError | None = None, **lookup: Any) -> Order:
+    """Lock an order's row and return the order with its channel: the one order lock of every service.
+
+    Call it inside a transaction. The order is found by ``order_ref``, or by
+    ``lookup`` (``channel=…, session_key=…``); only the order's row is locked
+    (``SELECT … FOR UPDATE OF``), never its channel's. No such order raises
+    ``missing`` (default ``OmnimanError("not_found")``).
+    """
+    rows = Order.objects.select_related("channel").select_for_update(of=("self",))
+    order = rows.filter(**lookup).first() if lookup else rows.filter(ref=order_ref or "").first()
+    if order is None:
+        context = {"order_ref": order_ref} if not lookup else {key: str(value) for key, value in lookup.items()}
+        raise missing or OmnimanError("not_found", _("No order %(order_ref)s.")
+            % {"order_ref": repr(order_ref or context)}, context)
+    return order
+
+
+def apply_auto_transition(order: Order, key: str, *, actor: str) -> Order | None:
+    """Move a locked order to its flow's ``auto_transitions[key]`` if the flow allows it now; ``None`` if not moved.
+
+    ``key`` is ``on_create``, ``on_stock_commit`` or ``on_payment_confirm``.
+    An order that already left for somewhere the target cannot be reached
+    from (another actor moved it first) stays where it is.
+    """
+    target = order.flow.auto_transitions.get(key)
+    if not target or target == order.status or not order.can_transition_to(target):
+        return None
+    return apply_transition(order, target, actor=actor, reason=f"auto_transitions.{key}")
 
 
 def apply_transition(order: Order, new_status: str, *, actor: str, reason: str = "") -> Order:

@@ -1,29 +1,15 @@
-"""The operator UI's one error mapper: an OmnimanError code → an HTTP status (SPEC §4)."""
+"""The operator UI's one error mapper: an OmnimanError code → an HTTP status (the kernel's ``http_status``) and a banner."""
 
 from __future__ import annotations
 
 from django.utils.translation import gettext_lazy as _
 
-from omniman.exceptions import (
-    GONE_CODES,
-    REFUSED_INPUT_CODES,
-    WORLD_CHANGED_CODES,
-    OmnimanError,
-    ValidationError,
-)
+from omniman.exceptions import OmnimanError, http_status
 
 
 def status_for(error: OmnimanError, *, htmx_form: bool = True) -> int:
-    """409 when the world changed under the user, 404 for what is gone, 422 (a form) or 400 for bad input."""
-    if error.code in WORLD_CHANGED_CODES:
-        return 409
-    if error.code in GONE_CODES:
-        return 404
-    if isinstance(error, ValidationError):
-        return 422 if htmx_form else 400
-    if error.code in REFUSED_INPUT_CODES:
-        return 422 if htmx_form else 400
-    return 500
+    """The kernel's ``http_status``; refused input in an HTMX form answers 422 (the form re-rendered), not 400."""
+    return http_status(error, form=htmx_form)
 
 
 MESSAGES = {

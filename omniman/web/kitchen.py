@@ -10,6 +10,7 @@ board and a notice, never an error page.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -18,8 +19,8 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
 from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
 from django.utils.translation import gettext_lazy
 from django.views.decorators.vary import vary_on_headers
 
@@ -28,13 +29,15 @@ from omniman.contrib.catalog import get_catalog
 from omniman.exceptions import OmnimanError
 from omniman.formatting import format_qty
 from omniman.texts import status_label
+from omniman.flow import DEFAULT_ORDER_FLOW, OrderFlow
 from omniman.models import Channel, Order, OrderEvent
 from omniman.services import OrderService
-from omniman.web.roles import KITCHEN, MANAGER, actor, role_required
+from omniman.roles import KITCHEN, MANAGER, roles_of
+from omniman.web.roles import actor, role_required
 
 kitchen_required = role_required(KITCHEN, MANAGER)
 
-COLUMNS = ("new", "confirmed", "processing", "ready")
+COLUMNS = tuple(DEFAULT_ORDER_FLOW["kitchen_statuses"])
 EXPO = "expo"
 RECALL_MINUTES = 15
 DEFAULT_WARN_MINUTES = 5
@@ -49,18 +52,32 @@ STATION_LABELS = {
 
 
 def board_columns() -> list[str]:
+    """The board's columns: ``OMNIMAN["KITCHEN_COLUMNS"]``, else the default flow's ``kitchen_statuses``.
+
+    A channel's own ``order_flow.kitchen_statuses`` chooses in which of them its orders appear.
+    """
     return list(conf.get("KITCHEN_COLUMNS", COLUMNS))
 
 
-def next_status(order: Order) -> str | None:
-    """Where one tap sends the card: the next board column, else ``completed``, never ``cancelled``."""
-    allowed = [s for s in order.channel.order_flow.allowed_from(order.status) if s != "cancelled"]
-    columns = board_columns()
+def on_board(order: Order, flow: OrderFlow, columns: list[str]) -> bool:
+    return order.status in columns and order.status in flow.kitchen_statuses
+
+
+def next_status(order: Order, flow: OrderFlow | None = None, roles: Iterable[str] | None = None) -> str | None:
+    """Where one tap sends the card: the next kitchen column, else the flow's done status, never its cancel status.
+
+    With ``roles``, only a move the flow's ``permissions`` give them (``None``: no tap for this viewer).
+    """
+    flow = flow or order.flow
+    allowed = [s for s in flow.allowed_from(order.status) if s != flow.cancel_status]
+    if roles is not None:
+        allowed = [s for s in allowed if flow.may_transition(roles, order.status, s)]
+    columns = [s for s in board_columns() if s in flow.kitchen_statuses]
     later = [s for s in allowed if s in columns and columns.index(s) > columns.index(order.status)] if order.status in columns else []
     if later:
         return min(later, key=columns.index)
-    if "completed" in allowed:
-        return "completed"
+    if flow.done_status and flow.done_status in allowed:
+        return flow.done_status
     return allowed[0] if allowed else None
 
 
@@ -119,7 +136,8 @@ def _tickets(orders) -> dict[str, int]:
     return registry.tickets_for([order.ref for order in orders])
 
 
-def build_board(station: str = EXPO, channel_code: str = "") -> Board:
+def build_board(station: str = EXPO, channel_code: str = "", roles: Iterable[str] | None = None) -> Board:
+    """The board; with ``roles`` (the viewer's), a card offers only the moves they may make."""
     orders = list(
         _filtered(channel_code).select_related("channel").prefetch_related("items").order_by("created_at", "id")
     )
@@ -128,34 +146,30 @@ def build_board(station: str = EXPO, channel_code: str = "") -> Board:
     columns: dict[str, list[Card]] = defaultdict(list)
     all_day: Counter = Counter()
     names: dict[str, str] = {}
+    board = board_columns()
+    flows: dict[int, OrderFlow] = {}
     for order in orders:
+        flow = flows.get(order.channel_id) or flows.setdefault(order.channel_id, order.flow)
+        if not on_board(order, flow, board):
+            continue  # its channel's flow keeps this status off the kitchen
         items = []
         for item in order.items.all():
             item_station = (item.meta or {}).get("station") or stations.get(item.sku, "")
             if station != EXPO and item_station != station:
                 continue
             items.append(item)
-            if order.status != "ready":
+            if order.status != flow.ready_status:
                 all_day[item.sku] += item.qty
                 names[item.sku] = item.name
         if not items:
             continue  # nothing for this station
         config = (order.channel.config or {}).get("kitchen") or {}
-        ticket = tickets.get(order.ref)
-        if order.handle_type == "table":
-            label = _("Table %(number)s") % {"number": order.handle_ref}
-        elif ticket:
-            label = f"#{ticket}"
-        elif order.handle_ref:
-            label = order.handle_ref
-        else:
-            label = order.ref[-6:]
         columns[order.status].append(
             Card(
                 order=order,
-                label=label,
+                label=card_label(order, tickets.get(order.ref), flow),
                 items=items,
-                next_status=next_status(order),
+                next_status=next_status(order, flow, roles),
                 warn_seconds=int(config.get("warn_minutes", DEFAULT_WARN_MINUTES)) * 60,
                 late_seconds=int(config.get("late_minutes", DEFAULT_LATE_MINUTES)) * 60,
             )
@@ -178,6 +192,16 @@ def build_board(station: str = EXPO, channel_code: str = "") -> Board:
     )
 
 
+def card_label(order: Order, ticket: int | None = None, flow: OrderFlow | None = None) -> str:
+    """How the kitchen calls an order: its table, its pickup number, its handle, or the end of its ref."""
+    flow = flow or order.flow
+    if flow.is_table(order.handle_type):
+        return _("Table %(table)s") % {"table": order.handle_ref}
+    if ticket:
+        return f"#{ticket}"
+    return order.handle_ref or order.ref[-6:]
+
+
 def _qty(value) -> str:
     return format_qty(value)
 
@@ -193,7 +217,11 @@ def recalled_orders(channel_code: str = "") -> list[Order]:
     orders = Order.objects.filter(pk__in=refs).select_related("channel").prefetch_related("items")
     if channel_code:
         orders = orders.filter(channel__code=channel_code)
-    return list(orders.order_by("-updated_at")[:20])
+    recalled = list(orders.order_by("-updated_at")[:20])
+    tickets = _tickets(recalled)
+    for order in recalled:
+        order.kitchen_label = card_label(order, tickets.get(order.ref))
+    return recalled
 
 
 def _params(request) -> tuple[str, str]:
@@ -206,7 +234,7 @@ def _params(request) -> tuple[str, str]:
 @kitchen_required
 def board_view(request):
     station, channel = _params(request)
-    board = build_board(station, channel)
+    board = build_board(station, channel, roles_of(request.user))
     recall = request.GET.get("recall") == "1"
     context = {"board": board, "recall": recall, "recalled": recalled_orders(channel) if recall else []}
     return render(request, "kitchen/board.html", context)
@@ -222,7 +250,7 @@ def board_poll(request):
         response = HttpResponse(status=204)
         response["Cache-Control"] = "no-store"
         return response
-    board = build_board(station, channel)
+    board = build_board(station, channel, roles_of(request.user))
     return render(request, "kitchen/board.html#board", {"board": board})
 
 
@@ -239,10 +267,15 @@ def bump(request):
     elif order.status != expected:
         notice = _("%(order)s was already moved on another screen.") % {"order": order.ref[-6:]}
     else:
-        target = next_status(order)
+        roles = roles_of(request.user)
+        target = next_status(order, roles=roles)
+        if target is None and next_status(order) is not None:
+            notice = _("%(ref)s: your role may not move this order on.") % {"ref": order.ref[-6:]}
         try:
             if target:
-                OrderService.transition(ref, target, actor=actor(request), expected_status=expected, reason="kitchen bump")
+                OrderService.transition(
+                    ref, target, actor=actor(request), expected_status=expected, reason="kitchen bump", roles=roles
+                )
         except OmnimanError as exc:
             notice = (
                 _("%(order)s was already moved on another screen.") % {"order": order.ref[-6:]}
@@ -252,5 +285,5 @@ def bump(request):
     if not request.htmx:
         url = reverse("kitchen:board") + f"?station={station}&channel={channel}"
         return redirect(url)
-    board = build_board(station, channel)
+    board = build_board(station, channel, roles_of(request.user))
     return render(request, "kitchen/board.html#board", {"board": board, "notice": notice})

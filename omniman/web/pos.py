@@ -30,7 +30,8 @@ from omniman.monetary import parse_qty
 from omniman.services import CommitService, ModifyService, OrderService, ResolveService, SessionService, require_rev
 from omniman.web import selectors
 from omniman.web.errors import banner_for, status_for
-from omniman.web.roles import MANAGER, POS, actor, has_role, role_required
+from omniman.roles import MANAGER, POS, has_role
+from omniman.web.roles import actor, role_required
 
 pos_required = role_required(POS, MANAGER)
 MAX_TEXT = 500

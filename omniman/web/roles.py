@@ -1,4 +1,7 @@
-"""Roles are Django groups: ``pos``, ``kitchen``, ``manager`` (and ``integration`` for API clients). A superuser counts as a manager."""
+"""The operator app's door: ``role_required`` (a view decorator) and ``actor(request)``.
+
+The roles themselves live below every layer, in ``omniman.roles``.
+"""
 
 from __future__ import annotations
 
@@ -13,25 +16,7 @@ from django.shortcuts import resolve_url
 from django.utils.translation import gettext as _
 from django_htmx.http import HttpResponseClientRedirect
 
-POS, KITCHEN, MANAGER = "pos", "kitchen", "manager"
-# Machine clients (a marketplace connector) that deliver external orders through the API.
-INTEGRATION = "integration"
-
-
-def roles_of(user) -> set[str]:
-    if not user.is_authenticated:
-        return set()
-    cached = getattr(user, "_omniman_roles", None)
-    if cached is None:
-        cached = set(user.groups.values_list("name", flat=True))
-        if user.is_superuser:
-            cached.add(MANAGER)
-        user._omniman_roles = cached
-    return cached
-
-
-def has_role(user, *roles: str) -> bool:
-    return bool(roles_of(user) & set(roles))
+from omniman.roles import actor_of, has_role
 
 
 def role_required(*roles: str):
@@ -56,4 +41,5 @@ def role_required(*roles: str):
 
 
 def actor(request) -> str:
-    return f"user:{request.user.get_username()}"
+    """Who a request's changes are recorded as (``omniman.roles.actor_of``)."""
+    return actor_of(request.user)

@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from django.db.models import Case, IntegerField, Q, Value, When
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
-from omniman.models import Channel, Order, Session
+from omniman.models import CheckState, Channel, Order, Session
 from omniman.texts import localized
 
 GRID_SIZE = 48
@@ -59,13 +57,6 @@ def session_on_screen(channel_code: str, session_key: str) -> Session | None:
 
 
 @dataclass
-class CheckState:
-    code: str
-    label: str
-    state: str  # "pending" | "ok" | "issues" | "expired"
-
-
-@dataclass
 class SessionScreen:
     session: Session
     channel: Channel
@@ -85,7 +76,8 @@ class SessionScreen:
 
     @property
     def pending_checks(self) -> bool:
-        return any(c.state in ("pending", "expired") for c in self.checks)
+        """A required check must (re)run before the commit: missing, stale or expired."""
+        return any(c.blocks_commit for c in self.checks)
 
     @property
     def table_total_q(self) -> int:
@@ -93,35 +85,14 @@ class SessionScreen:
         return self.rounds_total_q + int(self.totals.get("total_q", self.session.total_q))
 
 
-def _expired(value: Any, now: datetime) -> bool:
-    moment = parse_datetime(str(value)) if value else None
-    return bool(moment and moment <= now)
-
-
 def session_screen(session: Session, *, with_rounds: bool = True) -> SessionScreen:
     """Everything the session screen shows: lines, checks, issues, totals, the table's rounds."""
     channel = session.channel
-    data = session.data or {}
-    stored_checks = data.get("checks") or {}
-    issues = [localized(issue) for issue in data.get("issues") or [] if isinstance(issue, dict)]
-    now = timezone.now()
-    checks = []
-    for code in channel.required_checks:
-        check = stored_checks.get(code)
-        if not check or check.get("rev") != session.rev:
-            state = "pending"
-        elif _expired(check.get("expires_at"), now):
-            state = "expired"
-        elif any(i.get("source") == code for i in issues):
-            state = "issues"
-        else:
-            state = "ok"
-        checks.append(CheckState(code=code, label=channel.check_label(code), state=state))
+    issues = [localized(issue) for issue in session.issues if isinstance(issue, dict)]
+    checks = session.check_states()
     blocking = any(i.get("severity", "blocking") == "blocking" for i in issues)
-    ready = all(c.state in ("ok", "issues") for c in checks)
-    totals = dict(data.get("totals") or {})
-    totals.setdefault("items_q", session.total_q)
-    totals.setdefault("total_q", session.total_q)
+    ready = not any(c.blocks_commit for c in checks)
+    totals = session.totals
     screen = SessionScreen(
         session=session,
         channel=channel,
@@ -135,16 +106,9 @@ def session_screen(session: Session, *, with_rounds: bool = True) -> SessionScre
     )
     if with_rounds and session.handle_ref:
         screen.rounds = rounds_today(channel, session.handle_type, session.handle_ref)
-        for order in screen.rounds:
-            order.charged_q = _charged(order)
-        screen.rounds_total_q = sum(order.charged_q for order in screen.rounds if order.status != "cancelled")
+        cancelled = channel.order_flow.cancel_status
+        screen.rounds_total_q = sum(order.charged_q for order in screen.rounds if order.status != cancelled)
     return screen
-
-
-def _charged(order: Order) -> int:
-    """An order's total as charged: the totals its session showed (service included), else its items."""
-    totals = ((order.snapshot or {}).get("data") or {}).get("totals") or {}
-    return int(totals.get("total_q", order.total_q))
 
 
 def _handle_today(channel: Channel, handle_type: str, handle_ref: str):
@@ -161,8 +125,8 @@ def rounds_today(channel: Channel, handle_type: str, handle_ref: str) -> list[Or
 
 
 def open_orders_of_handle(channel: Channel, handle_type: str, handle_ref: str) -> list[Order]:
-    """The table's orders of today not yet in a terminal status."""
-    return list(_handle_today(channel, handle_type, handle_ref).exclude(status__in=channel.order_flow.terminal_statuses))
+    """The table's orders of today still active (``order_flow.active_statuses``: by default, not yet terminal)."""
+    return list(_handle_today(channel, handle_type, handle_ref).filter(status__in=channel.order_flow.active_statuses))
 
 
 # The operator app's reads (one query per screen region, no write); the rest is private.

@@ -4,7 +4,7 @@ from django.shortcuts import redirect
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
-from omniman.web.roles import KITCHEN, MANAGER, POS, has_role
+from omniman.roles import KITCHEN, MANAGER, POS, has_role
 
 
 @require_GET

@@ -323,7 +323,7 @@ def test_session_list_filters_and_shows_checks_and_issues(manager):
     SessionService.abandon_session(abandoned.session_key, abandoned.channel.code)
     body = manager.get(f"{SESSIONS}?state__exact=open").content.decode()
     assert session.session_key in body and abandoned.session_key not in body
-    assert "stock issues" in body and "payment pending" in body
+    assert "stock issues" in body and "payment missing" in body  # Session.check_states()
     assert "1 blocking" in body
     body = manager.get(f"{SESSIONS}?channel__id__exact={abandoned.channel_id}").content.decode()
     assert abandoned.session_key in body and session.session_key not in body
@@ -333,7 +333,7 @@ def test_session_detail_shows_items_checks_and_issues(manager):
     session = _checked_session()
     body = manager.get(f"{SESSIONS}{session.pk}/change/").content.decode()
     assert "SKU-0" in body and "R$10.00" in body
-    assert "Stock (stock)" in body and "Payment (payment)" in body and "pending" in body
+    assert "Stock (stock)" in body and "Payment (payment)" in body and "missing" in body
     assert "insufficient_stock" in body and "Only 1 Burger left" in body and "Reduce to 1" in body and "blocking" in body
     assert 'action="/admin/omniman/session/%d/abandon/"' % session.pk in body
 
@@ -349,7 +349,7 @@ def test_a_stale_or_expired_check_says_so(manager):
     assert "payment expired" in body and "stock issues" in body
     ModifyService.modify_session(session.session_key, session.channel.code, [{"op": "set_data", "path": "x", "value": 1}])
     body = manager.get(SESSIONS).content.decode()
-    assert "stock pending" in body  # a modification clears the checks of the old rev
+    assert "stock missing" in body  # a modification clears the checks of the old rev
 
 
 def test_abandon_goes_through_the_service(manager):
@@ -691,3 +691,15 @@ def test_detail_pages_run_a_bounded_number_of_queries(manager):
     assert _queries(manager, order_page(large)) == _queries(manager, order_page(small))
     s1, s8 = create_session_at(make_channel(), lines=1), create_session_at(make_channel(), lines=8)
     assert _queries(manager, f"{SESSIONS}{s8.pk}/change/") == _queries(manager, f"{SESSIONS}{s1.pk}/change/")
+
+
+def test_the_dashboard_leaves_each_channels_cancel_status_out_of_the_sales(manager):
+    deli = make_channel(
+        "deli",
+        config={"order_flow": {"transitions": {"new": ["done", "void"]}, "terminal_statuses": ["done", "void"], "cancel_status": "void"}},
+    )
+    create_order_at("done", deli)
+    create_order_at("void", deli)
+    table = manager.get("/admin/").context["orders_today"]
+    assert table["columns"] == ["done", "void"]
+    assert {row["channel"].code: row["sales"] for row in table["rows"]} == {"deli": "BRL 10.00"}

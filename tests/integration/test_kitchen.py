@@ -13,7 +13,7 @@ from django.utils.html import escape
 
 from omniman.models import Order, OrderEvent
 from omniman.services import OrderService
-from omniman.web.kitchen import board_version, next_status
+from omniman.web.kitchen import board_version, build_board, next_status
 from tests.factories import commit, create_session_at, make_channel
 
 pytestmark = pytest.mark.django_db
@@ -169,3 +169,31 @@ def test_board_query_count_is_the_same_for_5_and_200_orders(kitchen_client):
         counts[target] = len(ctx.captured_queries)
     assert counts[5] == counts[200], counts
     assert counts[200] <= 12
+
+
+def test_the_board_asks_each_channels_flow_for_its_statuses_and_tables(kitchen_client):
+    deli = make_channel(
+        "deli",
+        config={
+            "order_flow": {
+                "transitions": {"new": ["confirmed", "void"], "confirmed": ["ready", "void"], "ready": ["served", "void"]},
+                "terminal_statuses": ["served", "void"],
+                "cancel_status": "void",
+                "done_status": "served",
+                "kitchen_statuses": ["confirmed", "ready"],
+                "table_handle_types": ["booth"],
+            }
+        },
+    )
+    fresh = Order.objects.get(ref=commit(create_session_at(deli, lines=1, handle_type="booth", handle_ref="3"))["order_ref"])
+    assert not any(card.order == fresh for _s, _l, cards in build_board().columns for card in cards)  # "new" is not its kitchen status
+    OrderService.transition(fresh.ref, "confirmed")
+    order = Order.objects.get(pk=fresh.pk)
+    assert next_status(order) == "ready"  # the next kitchen status, never "void"
+    response = kitchen_client.get("/kitchen/")
+    assert "Booth" not in response.content.decode() and "Table 3" in response.content.decode()
+    OrderService.transition(order.ref, "ready")
+    order = Order.objects.get(pk=order.pk)
+    assert next_status(order) == "served"  # the flow's done status
+    kitchen_client.post("/kitchen/bump/", {"order_ref": order.ref, "expected_status": "ready"}, HTTP_HX_REQUEST="true")
+    assert Order.objects.get(pk=order.pk).status == "served"

@@ -182,3 +182,45 @@ def test_commit_with_expected_rev_refuses_a_session_that_moved_on():
     assert IdempotencyKey.objects.get(key="k").status == "failed"
     result = CommitService.commit(session.session_key, session.channel.code, idempotency_key="k", expected_rev=seen + 1)
     assert result["items_count"] == 2
+
+
+# -- the one order lock and the one auto-transition ------------------------------------
+
+
+def test_lock_order_finds_by_ref_or_lookup_and_raises_what_the_caller_chose():
+    from django.db import transaction
+
+    from omniman.exceptions import OmnimanError, SessionError
+    from omniman.services import lock_order
+
+    order = create_order_at("confirmed")
+    with transaction.atomic():
+        assert lock_order(order.ref).pk == order.pk
+        assert lock_order(channel=order.channel, session_key=order.session_key).pk == order.pk
+    with pytest.raises(OmnimanError) as caught, transaction.atomic():
+        lock_order("ORD-NOPE")
+    assert caught.value.code == "not_found" and caught.value.context == {"order_ref": "ORD-NOPE"}
+    with pytest.raises(SessionError) as caught, transaction.atomic():
+        lock_order(channel=order.channel, session_key="gone", missing=SessionError("not_found", context={"x": 1}))
+    assert caught.value.context == {"x": 1}
+
+
+def test_apply_auto_transition_moves_when_the_flow_allows_and_otherwise_leaves_the_order():
+    from django.db import transaction
+
+    from omniman.services import apply_auto_transition, lock_order
+
+    channel = make_channel("autos", config={"order_flow": {"auto_transitions": {"on_stock_commit": "processing"}}})
+    order = create_order_at("confirmed", channel)
+    with transaction.atomic():
+        locked = lock_order(order.ref)
+        assert apply_auto_transition(locked, "on_payment_confirm", actor="pay") is None  # no such key configured
+        assert apply_auto_transition(locked, "on_stock_commit", actor="stock") is locked
+    assert locked.status == "processing"
+    event = order.events.filter(type="status_changed").last()
+    assert (event.actor, event.payload["reason"]) == ("stock", "auto_transitions.on_stock_commit")
+    done = create_order_at("completed", channel)
+    with transaction.atomic():
+        assert apply_auto_transition(lock_order(done.ref), "on_stock_commit", actor="stock") is None
+    done.refresh_from_db()
+    assert done.status == "completed"

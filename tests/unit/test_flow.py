@@ -66,3 +66,41 @@ def test_path_is_the_shortest_walk_along_the_flow():
     assert flow.path("new", "completed") == ["confirmed", "ready", "completed"]
     assert flow.path("dispatched", "completed") == ["delivered", "completed"]
     assert flow.path("completed", "new") is None  # terminal: nowhere to go
+
+
+def test_status_roles_default_to_the_default_flows_names():
+    flow = build_order_flow(None)
+    assert (flow.cancel_status, flow.done_status, flow.ready_status) == ("cancelled", "completed", "ready")
+    assert flow.kitchen_statuses == ["new", "confirmed", "processing", "ready"]
+    assert flow.active_statuses == [s for s in flow.statuses if s not in ("completed", "cancelled")]
+    assert flow.is_active("ready") and not flow.is_active("cancelled")
+    assert flow.is_table("table") and not flow.is_table("") and not flow.is_table("external")
+    assert flow.table_handle_type == "table"
+
+
+def test_status_roles_are_configured_per_flow():
+    flow = build_order_flow(
+        {
+            "cancel_status": "void",
+            "done_status": "",
+            "active_statuses": ["new"],
+            "table_handle_types": [],
+            "kitchen_statuses": None,
+        }
+    )
+    assert (flow.cancel_status, flow.done_status) == ("void", "")
+    assert flow.active_statuses == ["new"] and flow.kitchen_statuses == []
+    assert not flow.is_table("table") and flow.table_handle_type == ""
+
+
+def test_validate_order_flow_checks_the_status_roles():
+    assert validate_order_flow({"done_status": "completed", "kitchen_statuses": ["ready"], "active_statuses": None}) == []
+    assert validate_order_flow({"cancel_status": "void", "kitchen_statuses": ["ready", "oven"], "table_handle_types": [""]}) == [
+        "order_flow.table_handle_types must be a list of names",
+    ]
+    assert validate_order_flow({"cancel_status": "void", "kitchen_statuses": ["ready", "oven"]}) == [
+        "order_flow.cancel_status: unknown status 'void'",
+        "order_flow.kitchen_statuses: unknown status 'oven'",
+    ]
+    assert validate_order_flow({"done_status": 3}) == ["order_flow.done_status must be a str"]
+    assert validate_order_flow({"transitions": None}) == ["order_flow.transitions must be a dict"]

@@ -8,9 +8,8 @@ from django.db import transaction
 
 from omniman.contrib.payment import events, get_backend
 from omniman.contrib.payment.exceptions import PaymentError
-from omniman.exceptions import InvalidTransition
 from omniman.models import Order
-from omniman.services import OrderService
+from omniman.services import apply_auto_transition, lock_order
 
 logger = logging.getLogger("omniman.payment")
 
@@ -29,20 +28,13 @@ REFUND_DECLINED = "refund_declined"
 
 
 def _lock_order(order_ref: str) -> Order:
-    order = (
-        Order.objects.select_related("channel")
-        .select_for_update(of=("self",))
-        .filter(ref=order_ref or "")
-        .first()
-    )
-    if order is None:
-        raise PaymentError("order_not_found", f"No order {order_ref!r}.", {"order_ref": order_ref})
-    return order
+    return lock_order(order_ref, missing=PaymentError("order_not_found", f"No order {order_ref!r}.", {"order_ref": order_ref}))
 
 
 def _refunds_on_entry(order: Order) -> bool:
     """The order sits in a status that means "give the money back": never charge it now."""
-    return order.status == "cancelled" or REFUND_TOPIC in order.flow.topics_on_enter(order.status)
+    flow = order.flow
+    return order.status == flow.cancel_status or REFUND_TOPIC in flow.topics_on_enter(order.status)
 
 
 class PaymentService:
@@ -93,7 +85,7 @@ class PaymentService:
                 return DECLINED
             events.captured(order, actor=actor, amount_q=order.total_q, transaction_id=capture.transaction_id)
         logger.info("payment captured", extra={"order_ref": order.ref, "amount_q": order.total_q})
-        _apply_payment_confirm(order, actor=actor)
+        apply_auto_transition(order, "on_payment_confirm", actor=actor)
         return CAPTURED
 
     @staticmethod
@@ -133,19 +125,6 @@ class PaymentService:
         events.refunded(order, actor=actor, amount_q=amount_q, transaction_id=transaction_id, refund_id=result.transaction_id)
         logger.info("payment refunded", extra={"order_ref": order.ref, "amount_q": amount_q})
         return REFUNDED
-
-
-def _apply_payment_confirm(order: Order, *, actor: str) -> None:
-    target = order.flow.auto_transitions.get("on_payment_confirm")
-    if not target or target == order.status or not order.can_transition_to(target):
-        return
-    try:
-        OrderService.transition(
-            order.ref, target, actor=actor, expected_status=order.status, reason="auto_transitions.on_payment_confirm"
-        )
-    except InvalidTransition as exc:
-        if exc.code not in ("stale_status", "invalid_transition"):
-            raise
 
 
 __all__ = ["PaymentService"]

@@ -12,11 +12,11 @@ from django.utils import timezone
 
 from omniman.contrib.refs.exceptions import RefError
 from omniman.contrib.refs.models import Ref, TicketSequence
-from omniman.models import Order, Session
+from omniman.models import Channel, Order, Session
+from omniman.services import lock_order
 
 logger = logging.getLogger("omniman.refs")
 
-TABLE_HANDLE_TYPE = "table"
 TICKET_ASSIGNED = "ticket.assigned"
 # Scopes whose refs Omniman writes itself: "table:<channel>" is read from the
 # sessions' handles, "pickup:<channel>:<day>" by assign_ticket().
@@ -92,19 +92,22 @@ class RefService:
         """Where ``key`` points now, or ``None``.
 
         ``table:<channel>`` scopes are read from the kernel's sessions: the open
-        session whose handle is ``("table", key)``. A ref bound to a session
+        session whose handle is a table of the channel's flow
+        (``order_flow.table_handle_types``, default ``"table"``) and ``key``. A ref bound to a session
         resolves to the session's order once it is committed, and to nothing
         once it is abandoned.
         """
         scope, key = _check(scope, key)
         if _kind(scope) == "table":
             channel_code = scope.split(":", 1)[1] if ":" in scope else ""
+            channel = Channel.objects.filter(code=channel_code).only("config").first()
+            tables = channel.order_flow.table_handle_types if channel is not None else []
             session_key = (
-                Session.objects.filter(
-                    channel__code=channel_code, handle_type=TABLE_HANDLE_TYPE, handle_ref=key, state=Session.State.OPEN
-                )
+                Session.objects.filter(channel=channel, handle_type__in=tables, handle_ref=key, state=Session.State.OPEN)
                 .values_list("session_key", flat=True)
                 .first()
+                if tables
+                else None
             )
             return Locator(scope, key, session_key=session_key) if session_key else None
         ref = Ref.objects.filter(scope=scope, key=key, released_at__isnull=True).first()
@@ -162,11 +165,7 @@ class RefService:
         the next number of the order's channel for the day the order was
         created, writes the ``pickup:<channel>:<day>`` ref and the event.
         """
-        order = (
-            Order.objects.select_related("channel").select_for_update(of=("self",)).filter(ref=order_ref or "").first()
-        )
-        if order is None:
-            raise RefError("order_not_found", f"No order {order_ref!r}.", {"order_ref": order_ref})
+        order = lock_order(order_ref, missing=RefError("order_not_found", f"No order {order_ref!r}.", {"order_ref": order_ref}))
         assigned = order.events.filter(type=TICKET_ASSIGNED).values_list("payload", flat=True).first()
         if assigned is not None:
             return int(assigned["ticket"])

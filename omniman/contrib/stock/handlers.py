@@ -25,10 +25,10 @@ from omniman import conf, texts
 from omniman.contrib.catalog import get_catalog
 from omniman.contrib.stock import get_stock_backend
 from omniman.contrib.stock.protocols import UNLIMITED, Hold, StockBackend
-from omniman.exceptions import DirectiveError, InvalidTransition, OmnimanError
+from omniman.exceptions import DirectiveError
 from omniman.models import Channel, Order, Session
 from omniman.monetary import qty_to_str
-from omniman.services import OrderService, SessionWriteService
+from omniman.services import SessionWriteService, apply_auto_transition, lock_order
 
 # Issue texts, stored with their ids (omniman.texts) so each screen shows them in its language.
 ONLY_AVAILABLE = gettext_noop("%(name)s: only %(available)s of %(requested)s available.")
@@ -100,14 +100,11 @@ class StockHoldHandler:
 
 def _already_checked(session: Session, check_code: str, backend: StockBackend) -> bool:
     """The check for this revision is written and its holds are still live."""
-    check = (session.data.get("checks") or {}).get(check_code)
-    if not check or check.get("rev") != session.rev:
+    check = session.check_state(check_code)
+    if check.pending or check.state == check.EXPIRED:
         return False
-    result = check.get("result") or {}
+    result = check.check.get("result") or {}
     if not isinstance(result, dict) or not isinstance(result.get("holds"), list):
-        return False
-    expires_at = parse_datetime(str(check.get("expires_at") or result.get("expires_at") or ""))
-    if expires_at is not None and expires_at <= timezone.now():
         return False
     live = {hold.id for hold in backend.holds_for_reference(session.session_key)}
     return live == set(result["holds"])
@@ -261,34 +258,9 @@ def _alternatives(catalog, skus: list[str]) -> dict[str, list]:
 # -- stock.commit / stock.release -------------------------------------------------
 
 
-def _lock_order(order_ref: str) -> Order:
-    order = (
-        Order.objects.select_related("channel")
-        .select_for_update(of=("self",))
-        .filter(ref=order_ref)
-        .first()
-    )
-    if order is None:
-        raise OmnimanError("not_found", f"No order {order_ref!r}.", {"order_ref": order_ref})
-    return order
-
-
 def _sold(order: Order) -> dict[str, Decimal]:
     rows = order.items.values("sku").annotate(total=Sum("qty")).order_by("sku")
     return {row["sku"]: row["total"] for row in rows}
-
-
-def apply_auto_transition(order: Order, key: str, *, actor: str) -> Order | None:
-    """Move the order to ``auto_transitions[key]`` if its flow allows it now; ``None`` if not moved."""
-    target = order.channel.order_flow.auto_transitions.get(key)
-    if not target or target == order.status or not order.can_transition_to(target):
-        return None
-    try:
-        return OrderService.transition(order.ref, target, actor=actor, expected_status=order.status, reason=f"auto_transitions.{key}")
-    except InvalidTransition as exc:
-        if exc.code in ("stale_status", "invalid_transition"):
-            return None  # another actor moved it first
-        raise
 
 
 def stock_committed(order: Order, *, actor: str, session_key: str, holds: list, sold: dict[str, Decimal]):
@@ -324,7 +296,7 @@ class StockCommitHandler:
         payload = message.payload or {}
         _required(payload, "order_ref")
         actor = ctx.get("actor") or f"directive:{self.topic}"
-        order = _lock_order(payload["order_ref"])
+        order = lock_order(payload["order_ref"])
         if order.events.filter(type__in=(STOCK_COMMITTED, STOCK_RELEASED)).exists():
             return
         backend = get_stock_backend()
@@ -360,7 +332,7 @@ class StockReleaseHandler:
         payload = message.payload or {}
         _required(payload, "order_ref")
         actor = ctx.get("actor") or f"directive:{self.topic}"
-        order = _lock_order(payload["order_ref"])
+        order = lock_order(payload["order_ref"])
         if order.events.filter(type=STOCK_RELEASED).exists():
             return
         backend = get_stock_backend()
@@ -396,7 +368,6 @@ __all__ = [
     "StockReleaseSessionHandler",
     "HANDLERS",
     "hold_and_check",
-    "apply_auto_transition",
     "STOCK_COMMITTED",
     "STOCK_RELEASED",
 ]

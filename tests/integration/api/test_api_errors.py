@@ -7,7 +7,8 @@ from django.test import override_settings
 from rest_framework import exceptions
 from rest_framework.test import APIClient
 
-from omniman.api.exceptions import exception_handler, status_for
+from omniman.api.exceptions import exception_handler
+from omniman.exceptions import http_status as status_for
 from omniman.exceptions import CommitError, InvalidTransition, OmnimanError, SessionError, ValidationError
 from tests.factories import DbState, create_session_at
 from tests.integration.api.conftest import error_of, make_user

@@ -147,6 +147,16 @@ def test_a_table_resolves_to_its_open_session_and_frees_itself_on_commit():
     assert Ref.objects.count() == 0  # nothing stored: the session's handle is the table's state
 
 
+def test_a_table_is_what_the_channels_flow_calls_a_table():
+    make_channel("diner", config={"order_flow": {"table_handle_types": ["booth"]}})
+    SessionService.open_session("diner", handle_type="table", handle_ref="5")
+    booth = SessionService.open_session("diner", handle_type="booth", handle_ref="5")
+    assert RefService.resolve("table:diner", "5") == Locator("table:diner", "5", session_key=booth.session_key)
+    make_channel("takeaway", config={"order_flow": {"table_handle_types": []}})
+    SessionService.open_session("takeaway", handle_type="table", handle_ref="1")
+    assert RefService.resolve("table:takeaway", "1") is None  # a flow without tables
+
+
 @pytest.mark.parametrize("scope", ["table:tables", "pickup:tables", "pickup:tables:2026-01-01"])
 def test_tables_and_tickets_cannot_be_bound_or_released_by_hand(scope):
     tab = create_session_at(make_channel("tables"), handle_type="table", handle_ref="5")
