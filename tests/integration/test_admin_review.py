@@ -702,4 +702,4 @@ def test_the_dashboard_leaves_each_channels_cancel_status_out_of_the_sales(manag
     create_order_at("void", deli)
     table = manager.get("/admin/").context["orders_today"]
     assert table["columns"] == ["done", "void"]
-    assert {row["channel"].code: row["sales"] for row in table["rows"]} == {"deli": "BRL 10.00"}
+    assert {row["channel"].code: row["sales"] for row in table["rows"]} == {"deli": "R$10.00"}
