@@ -71,6 +71,10 @@ OP_SCHEMA = {
         "line_id": _TEXT,
         "from_line_id": _TEXT,
         "into_line_id": _TEXT,
+        "delta": {
+            "oneOf": [{"type": "number"}, {"type": "string"}],
+            "description": "adjust_qty: a non-zero step, either sign, at most 3 decimal places (\"+1\", -1); at zero the line goes.",
+        },
         "path": {"type": "string", "description": "Dot-separated (set_data, set_line_meta)."},
         "value": {"description": "Any JSON (set_data, set_line_meta)."},
         "reason": {"type": "string", "description": "override_price (managers only)."},
@@ -124,6 +128,13 @@ class CommitRequestSerializer(serializers.Serializer):
     idempotency_key = serializers.CharField(
         max_length=255, help_text="Minted once per commit intent and reused on every retry."
     )
+    expected_rev = _expected_rev()
+
+
+class SessionActionSerializer(serializers.Serializer):
+    """Park, resume, close a table: the session's channel and, optionally, the rev you read."""
+
+    channel_code = _channel_code()
     expected_rev = _expected_rev()
 
 

@@ -39,6 +39,7 @@ from omniman.api.serializers import (
     OrderListQuerySerializer,
     OrderSerializer,
     ResolveRequestSerializer,
+    SessionActionSerializer,
     SessionDetailSerializer,
     SessionListQuerySerializer,
     SessionQuerySerializer,
@@ -46,7 +47,15 @@ from omniman.api.serializers import (
     TransitionRequestSerializer,
 )
 from omniman.roles import roles_of
-from omniman.services import CommitService, ExternalOrderService, ModifyService, OrderService, ResolveService, SessionService
+from omniman.services import (
+    CommitService,
+    ExternalOrderService,
+    ModifyService,
+    OrderService,
+    ResolveService,
+    SessionService,
+    TableService,
+)
 
 PRICE_OVERRIDE_OP = "override_price"
 
@@ -257,6 +266,64 @@ class SessionResolveView(APIView):
             action_id=payload["action_id"],
             ctx={"actor": actor(request)},
             expected_rev=payload.get("expected_rev"),
+        )
+        return _session_response(session)
+
+
+class SessionParkView(APIView):
+    permission_classes = [CanWriteSessions]
+
+    @extend_schema(
+        summary="Park the session (leave it open for later)",
+        description="Sets `data.parked` (rev + 1); parking a parked session changes nothing. Any later change "
+        "(modify) resumes it.",
+        request=SessionActionSerializer,
+        responses={200: SessionDetailSerializer, **errors(400, 404, 409)},
+    )
+    def post(self, request, key: str):
+        payload = _body(SessionActionSerializer, request)
+        session = SessionService.park(
+            key, payload["channel_code"], expected_rev=payload.get("expected_rev"), actor=actor(request)
+        )
+        return _session_response(session)
+
+
+class SessionResumeView(APIView):
+    permission_classes = [CanWriteSessions]
+
+    @extend_schema(
+        summary="Resume a parked session",
+        description="Clears `data.parked` (rev + 1); a session that is not parked is returned as it is.",
+        request=SessionActionSerializer,
+        responses={200: SessionDetailSerializer, **errors(400, 404, 409)},
+    )
+    def post(self, request, key: str):
+        payload = _body(SessionActionSerializer, request)
+        session = SessionService.resume(
+            key, payload["channel_code"], expected_rev=payload.get("expected_rev"), actor=actor(request)
+        )
+        return _session_response(session)
+
+
+class SessionCloseTableView(APIView):
+    permission_classes = [CanWriteSessions]
+
+    @extend_schema(
+        summary="Close a table: complete its orders of today, abandon its empty round",
+        description="All or nothing. 400 `not_a_table` (the session has no table handle), 400 `round_not_sent` "
+        "(the open round has items), 409 `stale_rev`, 404 `not_found`, 403 `forbidden_transition` (the flow does not "
+        "let the caller's roles complete the rounds). Answers the tab as it is now.",
+        request=SessionActionSerializer,
+        responses={200: SessionDetailSerializer, **errors(400, 404, 409)},
+    )
+    def post(self, request, key: str):
+        payload = _body(SessionActionSerializer, request)
+        session = TableService.close(
+            key,
+            payload["channel_code"],
+            expected_rev=payload.get("expected_rev"),
+            actor=actor(request),
+            roles=roles_of(request.user),
         )
         return _session_response(session)
 

@@ -16,6 +16,7 @@ from omniman.services.maintenance import MaintenanceService
 from omniman.services.ops import MAX_NAME_LENGTH, MAX_SKU_LENGTH, OPS, RESERVED_DATA_KEYS, find_line
 from omniman.services.orders import OrderService, apply_auto_transition, lock_order
 from omniman.services.sessions import ModifyService, ResolveService, SessionService, SessionWriteService, require_rev
+from omniman.services.tables import TableService, orders_of_handle_today
 
 __all__ = [
     # Use cases.
@@ -27,11 +28,13 @@ __all__ = [
     "OrderService",
     "ExternalOrderService",
     "MaintenanceService",
+    "TableService",
     # Reads and guards the layers above share with the services.
     "find_session",  # a session by key and channel (session_not_found), optionally row-locked
     "require_rev",  # stale_rev unless the caller saw the session's current rev
     "status_map",  # a channel's external → internal status names (ingestion)
     "external_session_key",  # the session key of an external order (channel, external id)
+    "orders_of_handle_today",  # a handle's (a table's) orders since local midnight, oldest first
     # The op vocabulary of modify_session (SPEC §5) and its bounds.
     "OPS",
     "MAX_SKU_LENGTH",

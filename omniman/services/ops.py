@@ -1,4 +1,4 @@
-"""The eight session ops. Each edits the locked session in memory; the pipeline saves.
+"""The session ops. Each edits the locked session in memory; the pipeline saves.
 
 Ops raise ``ValidationError`` (bad input) or ``SessionError("locked")``; any
 error aborts the whole modification before anything is written.
@@ -9,13 +9,14 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from django.utils.translation import gettext as _
 
 from omniman.exceptions import SessionError, ValidationError
 from omniman.models import Channel, Session
-from omniman.monetary import MAX_QTY, parse_price_q, parse_qty, qty_to_str
+from omniman.monetary import MAX_QTY, parse_price_q, parse_qty, qty_to_str, to_decimal
 from omniman.services._common import ensure_json
 
 RESERVED_DATA_KEYS = ("checks", "issues")
@@ -26,7 +27,16 @@ MAX_NAME_LENGTH = 255
 
 # Ops that change items: refused on a session whose edit policy is "locked".
 ITEM_OPS = frozenset(
-    {"add_line", "remove_line", "set_qty", "replace_sku", "merge_lines", "set_line_meta", "override_price"}
+    {
+        "add_line",
+        "remove_line",
+        "set_qty",
+        "adjust_qty",
+        "replace_sku",
+        "merge_lines",
+        "set_line_meta",
+        "override_price",
+    }
 )
 
 
@@ -186,6 +196,38 @@ def set_qty(session: Session, op: dict, ctx: dict) -> None:
     line["qty"] = _qty(op)
 
 
+def adjust_qty(session: Session, op: dict, ctx: dict) -> None:
+    """Add ``delta`` (negative to take away) to a line's qty; at zero or below the line goes."""
+    line = find_line(session, _line_id(op))
+    value = _required(op, "delta")
+    delta = _delta(value)
+    if delta is None:
+        raise ValidationError(
+            "invalid_qty",
+            f"delta must be a non-zero number with at most 3 decimal places (and at most {MAX_QTY} either way).",
+            {"field": "delta", "value": str(value)},
+        )
+    new = parse_qty(line["qty"]) + delta
+    if new <= 0:
+        session.lines.remove(line)
+        return
+    if parse_qty(new) is None:
+        raise ValidationError("invalid_qty", f"The quantity would exceed {MAX_QTY}.", {"field": "delta", "value": str(value)})
+    line["qty"] = qty_to_str(new)
+
+
+def _delta(value: Any) -> Decimal | None:
+    """A non-zero step of at most 3 decimal places, either sign (``"+1"``, ``-1``, ``"0.5"``), or ``None``."""
+    try:
+        number = to_decimal(value)
+    except (TypeError, ValueError, ArithmeticError):
+        return None
+    size = parse_qty(abs(number)) if number.is_finite() else None
+    if size is None:
+        return None
+    return size if number > 0 else -size
+
+
 def replace_sku(session: Session, op: dict, ctx: dict) -> None:
     line = find_line(session, _line_id(op))
     sku = _sku(op)
@@ -255,6 +297,7 @@ OPS: dict[str, Callable[[Session, dict, dict], None]] = {
     "add_line": add_line,
     "remove_line": remove_line,
     "set_qty": set_qty,
+    "adjust_qty": adjust_qty,
     "replace_sku": replace_sku,
     "set_data": set_data,
     "merge_lines": merge_lines,

@@ -1,4 +1,4 @@
-"""Session use cases: open, modify, write a check, resolve an issue, abandon."""
+"""Session use cases: open, modify, park and resume, write a check, resolve an issue, abandon."""
 
 from __future__ import annotations
 
@@ -15,13 +15,15 @@ from omniman import registry
 from omniman.exceptions import IssueResolveError, OmnimanError, SessionError, ValidationError
 from omniman.models import Channel, Directive, Session
 from omniman.services import pipeline
-from omniman.services._common import ensure_json, lock_session, new_session_key, require_open
+from omniman.services._common import ensure_json, find_session, lock_session, new_session_key, require_open
 from omniman.services.ops import RESERVED_DATA_KEYS
 from omniman.signals import session_abandoned
 
 logger = logging.getLogger("omniman.services")
 
 SEVERITIES = ("blocking", "warning")
+# ``data["parked"]``: left open for later (a draft on the list). Any change resumes it.
+PARKED = "parked"
 
 
 class SessionService:
@@ -92,6 +94,47 @@ class SessionService:
 
     @staticmethod
     @transaction.atomic
+    def park(
+        session_key: str, channel_code: str, *, expected_rev: int | None = None, actor: str = "system"
+    ) -> Session:
+        """Leave an open session for later: ``data["parked"] = True`` (rev + 1, as any change).
+
+        Parking a parked session changes nothing. The next modification of the
+        session (an op, through ``ModifyService``) resumes it.
+        """
+        return _set_parked(session_key, channel_code, True, expected_rev=expected_rev, actor=actor)
+
+    @staticmethod
+    @transaction.atomic
+    def resume(
+        session_key: str, channel_code: str, *, expected_rev: int | None = None, actor: str = "system"
+    ) -> Session:
+        """Take a parked session back: ``data["parked"] = False`` (rev + 1). A session not parked is returned as it is."""
+        return _set_parked(session_key, channel_code, False, expected_rev=expected_rev, actor=actor)
+
+    @staticmethod
+    def open_next(session_key: str, channel_code: str, *, actor: str = "system", replay: bool = False) -> Session | None:
+        """The session that follows a committed one on the same screen.
+
+        A handle's session (a table's tab) goes on with the handle's next round
+        (get-or-open, so two screens land on the same one); a basket without a
+        handle is followed by a new basket — except for a ``replay`` of the
+        commit (a double click), whose first request already opened it
+        (``None``: go back to the list). A session still open is its own next one.
+        """
+        committed = find_session(session_key, channel_code)
+        if committed.state == Session.State.OPEN:
+            return committed
+        if committed.handle_ref:
+            return SessionService.open_session(
+                channel_code, handle_type=committed.handle_type, handle_ref=committed.handle_ref, actor=actor
+            )
+        if replay:
+            return None
+        return SessionService.open_session(channel_code, actor=actor)
+
+    @staticmethod
+    @transaction.atomic
     def recheck(session_key: str, channel_code: str, *, expected_rev: int | None = None) -> list[Directive]:
         """(Re-)enqueue the channel's check directives for the session's current rev.
 
@@ -136,6 +179,29 @@ class SessionService:
         return session
 
 
+def _set_parked(session_key: str, channel_code: str, parked: bool, *, expected_rev: Any, actor: str) -> Session:
+    session = lock_session(session_key, channel_code)
+    require_open(session)
+    require_rev(session, expected_rev)
+    if bool(session.data.get(PARKED)) == parked:
+        return session
+    session = pipeline.modify(session, [{"op": "set_data", "path": PARKED, "value": parked}], ctx={"actor": actor})
+    logger.info(
+        "session parked" if parked else "session resumed",
+        extra={"session_key": session_key, "channel": channel_code, "actor": actor, "rev": session.rev},
+    )
+    return session
+
+
+def _resuming(session: Session, ops: Any) -> Any:
+    """``ops`` plus the resume of a parked session, unless the ops set ``parked`` themselves."""
+    if not session.data.get(PARKED) or not isinstance(ops, (list, tuple)) or not ops:
+        return ops  # not parked, or ops the pipeline refuses as they are
+    if any(isinstance(op, dict) and op.get("op") == "set_data" and op.get("path") == PARKED for op in ops):
+        return ops
+    return [*ops, {"op": "set_data", "path": PARKED, "value": False}]
+
+
 def _initial_data(data: Any) -> dict[str, Any]:
     if data is None:
         return {}
@@ -178,13 +244,14 @@ class ModifyService:
         """Apply ``ops`` atomically; ``rev`` goes up by one; checks and issues clear.
 
         With ``expected_rev``, a session that moved on since the caller read it
-        raises ``SessionError("stale_rev")`` and nothing is applied.
+        raises ``SessionError("stale_rev")`` and nothing is applied. A parked
+        session is resumed by the change (``data["parked"]`` back to ``False``).
         """
         ctx = dict(ctx or {})
         session = lock_session(session_key, channel_code)
         require_open(session)
         require_rev(session, expected_rev)
-        session = pipeline.modify(session, ops, ctx=ctx)
+        session = pipeline.modify(session, _resuming(session, ops), ctx=ctx)
         logger.info(
             "session modified",
             extra={

@@ -9,12 +9,10 @@ non-HTMX POST redirects (post/redirect/get); an HTMX POST re-renders the cart.
 from __future__ import annotations
 
 from contextlib import nullcontext
-from decimal import Decimal, InvalidOperation
 
 from django.contrib import messages
 from django.middleware.csrf import get_token
 from django.utils.html import format_html
-from django.db import transaction
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -24,18 +22,16 @@ from django_htmx.http import HttpResponseClientRedirect, reswap, trigger_client_
 
 from omniman import engine, registry
 from omniman.contrib.catalog import get_catalog
-from omniman.exceptions import OmnimanError, ValidationError
+from omniman.contrib.catalog.services import CatalogOrderingService
+from omniman.exceptions import OmnimanError, SessionError, ValidationError
 from omniman.models import Channel, Session
-from omniman.monetary import parse_qty
-from omniman.services import CommitService, ModifyService, OrderService, ResolveService, SessionService, require_rev
-from omniman.web import selectors
+from omniman.services import CommitService, ModifyService, ResolveService, SessionService, TableService
+from omniman.web import forms, selectors
 from omniman.web.errors import banner_for, status_for
-from omniman.roles import MANAGER, POS, has_role
+from omniman.roles import MANAGER, POS, has_role, roles_of
 from omniman.web.roles import actor, role_required
 
 pos_required = role_required(POS, MANAGER)
-MAX_TEXT = 500
-MAX_PRICE = Decimal("100000000")  # in currency units: 10^10 cents, the kernel's bound
 
 
 def _channel(code: str) -> Channel:
@@ -95,7 +91,11 @@ def channel_view(request, channel_code):
 def open_session(request, channel_code):
     """Get-or-open: ``table`` opens (or goes to) that table's tab; without it, a new basket."""
     channel = _channel(channel_code)
-    table = request.POST.get("table", "").strip()[:32]
+    form = forms.OpenForm(request.POST)
+    if not form.is_valid():
+        context = {"channel": channel, "sessions": selectors.open_sessions(channel), "query": "", "open_form": form}
+        return render(request, "pos/channel.html", context, status=422)
+    table = form.cleaned_data["table"]
     try:
         if table:
             session = SessionService.open_session(channel.code, handle_type="table", handle_ref=table, actor=actor(request))
@@ -284,48 +284,68 @@ def _delta(request, before: Session, after: Session, **extra) -> HttpResponse | 
     return reswap(response, "none")  # everything in it is out of band
 
 
-def _failure(request, channel: Channel, session_key: str, error: OmnimanError, *, line_id: str = "") -> HttpResponse:
-    """A refused change: nothing was applied; show the current session and say why."""
+def _failure(
+    request, channel: Channel, session_key: str, error: OmnimanError, *, line_id: str = "", form=None, editor: str = ""
+) -> HttpResponse:
+    """A refused change: nothing was applied; show the current session and say why.
+
+    The form comes back as the person filled it (``editor`` names the one to
+    reopen: ``note``/``price`` on ``line_id``, or ``customer``), with the
+    error next to its field when the kernel named one.
+    """
     status = status_for(error, htmx_form=True)
     session = _session(channel, session_key)
     banner = banner_for(error, session_word=_word(channel))
     kind = "conflict" if status == 409 else "error"
+    field = (error.context or {}).get("field")
+    if form is not None and form.is_bound and field in form.fields and not form.has_error(field) and status != 409:
+        form.add_error(field, error.message or banner)
+    extra = {"banner": banner, "banner_kind": kind, "error_line_id": line_id, "form": form, "editor": editor}
+    if editor in ("note", "price"):
+        extra["editing"] = line_id
     if request.htmx:
-        return _cart(request, session, status=status, banner=banner, banner_kind=kind, error_line_id=line_id)
-    return _page(request, session, status=status, banner=banner, banner_kind=kind, error_line_id=line_id)
+        return _cart(request, session, status=status, **extra)
+    return _page(request, session, status=status, **extra)
 
 
-def _rev(request) -> str:
-    rev = request.POST.get("rev", "").strip()
-    if not rev:
-        raise ValidationError("missing_field", "This form is missing the session's revision; reload the page.", {"field": "rev"})
-    return rev
+def _refused(request, session: Session, form: forms.SessionForm, **kwargs) -> HttpResponse:
+    """An invalid form: 422 with its errors in place — or, from a screen that is out of date, 409."""
+    rev = form.cleaned_data.get("rev")
+    if rev is not None and rev != session.rev:
+        error: OmnimanError = SessionError(
+            "stale_rev", context={"session_key": session.session_key, "expected_rev": rev, "current_rev": session.rev}
+        )
+    else:
+        error = ValidationError("invalid_form", form.refusal(), {"fields": sorted(form.errors)})
+    return _failure(request, session.channel, session.session_key, error, form=form, **kwargs)
 
 
-def _modify(request, channel_code, session_key, build_ops, *, event=None, event_detail=None, line_id=""):
+def _change(request, channel_code, session_key, form, change, *, event=None, event_detail=None, line_id="", editor=""):
+    """Parse ``form`` (or ``form(session)``), run ``change(data, actor)`` (one service call) and answer what changed."""
     session = _session_on_screen(channel_code, session_key)
-    channel = session.channel
+    if callable(form):
+        form = form(session)
+    if not form.is_valid():
+        return _refused(request, session, form, line_id=line_id, editor=editor)
+    data = form.cleaned_data
     try:
-        rev = _rev(request)
-        require_rev(session, rev)  # seen first: a line removed elsewhere is a conflict, not bad input
-        ops = build_ops(session)
-        if (session.data or {}).get("parked"):
-            ops = [*ops, {"op": "set_data", "path": "parked", "value": False}]  # resumed
-        before = session
         with _checks_follow(request):
-            session = ModifyService.modify_session(
-                session_key, channel.code, ops, ctx={"actor": actor(request)}, expected_rev=rev
-            )
+            changed = change(data, actor(request))
     except OmnimanError as exc:
-        return _failure(request, channel, session_key, exc, line_id=line_id)
-    return _respond(request, session, event=event, event_detail=event_detail, before=before, follow_checks=True)
+        return _failure(request, session.channel, session_key, exc, line_id=line_id, form=form, editor=editor)
+    before = session if session.rev == data["rev"] else None  # the screen the form came from
+    return _respond(request, changed, event=event, event_detail=event_detail, before=before, follow_checks=True)
 
 
-def _text(request, name: str, *, limit: int = MAX_TEXT) -> str:
-    value = request.POST.get(name, "").strip()
-    if len(value) > limit:
-        raise ValidationError("invalid_field", f"{name.capitalize()} is too long (at most {limit} characters).", {"field": name})
-    return value
+def _modify(request, channel_code, session_key, form, build_ops, **kwargs):
+    """``_change`` with the ops ``build_ops(data)`` returns, through ``ModifyService``."""
+
+    def change(data, who):
+        return ModifyService.modify_session(
+            session_key, channel_code, build_ops(data), ctx={"actor": who}, expected_rev=data["rev"]
+        )
+
+    return _change(request, channel_code, session_key, form, change, **kwargs)
 
 
 @require_POST
@@ -333,37 +353,21 @@ def _text(request, name: str, *, limit: int = MAX_TEXT) -> str:
 def add_item(request, channel_code, session_key):
     """Add a product: the grid's button (``sku``) or the search box (``q``: a scanned SKU/barcode or a name)."""
 
-    def ops(session):
-        sku = request.POST.get("sku", "").strip()
-        query = request.POST.get("q", "").strip()
-        catalog = get_catalog()
-        item = catalog.get(sku) if sku else None
-        if item is None and query and not sku:
-            found = catalog.search(query[:64], limit=1)
-            item = found[0] if found else None
-        if item is None:
-            wanted = sku or query
-            raise ValidationError(
-                "unknown_product", f"No product matches “{wanted}”." if wanted else "Pick a product.", {"sku": wanted}
-            )
-        qty = request.POST.get("qty", "1").strip() or "1"
-        op = {"op": "add_line", "sku": item.sku, "qty": qty, "name": item.name}
-        if item.price_q is not None:
-            op["unit_price_q"] = item.price_q
-        if item.station:
-            op["meta"] = {"station": item.station}
-        return [op]
+    def change(data, who):
+        return CatalogOrderingService.add_product(
+            session_key,
+            channel_code,
+            sku=data["sku"],
+            query=data["q"],
+            qty=data["qty"],
+            expected_rev=data["rev"],
+            ctx={"actor": who},
+        )
 
     # The search box is cleared only if it still holds what was added (a scanner may already type the next code).
     detail = {"q": request.POST.get("q", "")}
-    return _modify(request, channel_code, session_key, ops, event="pos:added", event_detail=detail)
-
-
-def _find_line(session: Session, line_id: str) -> dict:
-    for line in session.lines:
-        if line["line_id"] == line_id:
-            return line
-    raise ValidationError("unknown_line_id", "That line is no longer in the session.", {"line_id": line_id})
+    form = forms.AddForm(request.POST)
+    return _change(request, channel_code, session_key, form, change, event="pos:added", event_detail=detail)
 
 
 @require_POST
@@ -371,97 +375,82 @@ def _find_line(session: Session, line_id: str) -> dict:
 def change_qty(request, channel_code, session_key, line_id):
     """``delta`` (+1 / −1: at zero the line goes) or an exact ``qty``."""
 
-    def ops(session):
-        line = _find_line(session, line_id)
-        if "delta" in request.POST:
-            delta = request.POST["delta"].strip()
-            if delta not in ("1", "-1", "+1"):
-                raise ValidationError("invalid_qty", "The step must be +1 or −1.", {"field": "delta"})
-            new = parse_qty(line["qty"]) + Decimal(delta)
-            if new <= 0:
-                return [{"op": "remove_line", "line_id": line_id}]
-            return [{"op": "set_qty", "line_id": line_id, "qty": str(new)}]
-        return [{"op": "set_qty", "line_id": line_id, "qty": request.POST.get("qty", "").strip()}]
+    def ops(data):
+        if data["delta"]:
+            return [{"op": "adjust_qty", "line_id": line_id, "delta": data["delta"]}]
+        return [{"op": "set_qty", "line_id": line_id, "qty": data["qty"]}]
 
-    return _modify(request, channel_code, session_key, ops, line_id=line_id)
+    return _modify(request, channel_code, session_key, forms.QtyForm(request.POST), ops, line_id=line_id)
 
 
 @require_POST
 @pos_required
 def remove_line(request, channel_code, session_key, line_id):
-    return _modify(request, channel_code, session_key, lambda s: [{"op": "remove_line", "line_id": line_id}], line_id=line_id)
+    form = forms.SessionForm(request.POST)
+    return _modify(request, channel_code, session_key, form, lambda data: [{"op": "remove_line", "line_id": line_id}], line_id=line_id)
 
 
 @require_POST
 @pos_required
 def line_note(request, channel_code, session_key, line_id):
-    def ops(session):
-        _find_line(session, line_id)
-        return [{"op": "set_line_meta", "line_id": line_id, "path": "note", "value": _text(request, "note", limit=200)}]
+    def ops(data):
+        return [{"op": "set_line_meta", "line_id": line_id, "path": "note", "value": data["note"]}]
 
-    return _modify(request, channel_code, session_key, ops, line_id=line_id)
+    form = forms.NoteForm(request.POST)
+    return _modify(request, channel_code, session_key, form, ops, line_id=line_id, editor="note")
 
 
 @require_POST
 @role_required(MANAGER)
 def override_price(request, channel_code, session_key, line_id):
-    """Managers only: a new unit price (in currency units, e.g. ``12.50``) with a reason."""
+    """Managers only: a new unit price (in currency units, ``12.50`` or ``12,50``) with a reason."""
+    who = actor(request)
 
-    def ops(session):
-        raw = request.POST.get("price", "").strip().replace(",", ".")
-        try:
-            price = Decimal(raw)
-            valid = price.is_finite() and 0 <= price <= MAX_PRICE and price == price.quantize(Decimal("0.01"))
-        except InvalidOperation:
-            valid = False
-        if not valid:
-            raise ValidationError(
-                "invalid_price", "Price must be an amount like 12.50 (at most 2 decimals).", {"field": "price"}
-            )
-        reason = _text(request, "reason", limit=200)
+    def ops(data):
         return [
-            {
-                "op": "override_price",
-                "line_id": line_id,
-                "unit_price_q": int(price * 100),
-                "reason": reason,
-                "actor": actor(request),
-            }
+            {"op": "override_price", "line_id": line_id, "unit_price_q": data["price"], "reason": data["reason"], "actor": who}
         ]
 
-    return _modify(request, channel_code, session_key, ops, line_id=line_id)
+    form = lambda session: forms.PriceForm(request.POST, currency=session.channel.currency)  # noqa: E731
+    return _modify(request, channel_code, session_key, form, ops, line_id=line_id, editor="price")
 
 
 @require_POST
 @pos_required
 def customer(request, channel_code, session_key):
-    def ops(session):
+    def ops(data):
         return [
-            {"op": "set_data", "path": "customer.name", "value": _text(request, "name", limit=120)},
-            {"op": "set_data", "path": "customer.phone", "value": _text(request, "phone", limit=40)},
-            {"op": "set_data", "path": "notes", "value": _text(request, "notes")},
+            {"op": "set_data", "path": "customer.name", "value": data["name"]},
+            {"op": "set_data", "path": "customer.phone", "value": data["phone"]},
+            {"op": "set_data", "path": "notes", "value": data["notes"]},
         ]
 
-    return _modify(request, channel_code, session_key, ops)
+    return _modify(request, channel_code, session_key, forms.CustomerForm(request.POST), ops, editor="customer")
 
 
 @require_POST
 @pos_required
 def resolve(request, channel_code, session_key):
-    channel = _channel(channel_code)
+    def change(data, who):
+        return ResolveService.resolve(
+            session_key,
+            channel_code,
+            issue_id=data["issue_id"],
+            action_id=data["action_id"],
+            ctx={"actor": who},
+            expected_rev=data["rev"],
+        )
+
+    form = forms.ResolveForm(request.POST)
+    session = _session_on_screen(channel_code, session_key)
+    if not form.is_valid():
+        return _refused(request, session, form)
     try:
         with _checks_follow(request):
-            session = ResolveService.resolve(
-                session_key,
-                channel.code,
-                issue_id=request.POST.get("issue_id", ""),
-                action_id=request.POST.get("action_id", ""),
-                ctx={"actor": actor(request)},
-                expected_rev=_rev(request),
-            )
+            changed = change(form.cleaned_data, actor(request))
     except OmnimanError as exc:
-        return _failure(request, channel, session_key, exc)
-    return _respond(request, session, follow_checks=True)
+        return _failure(request, session.channel, session_key, exc, form=form)
+    return _respond(request, changed, follow_checks=True)
 
 
 @require_POST
@@ -473,11 +462,13 @@ def check_now(request, channel_code, session_key):
     (``auto=1``): that one answers 204 when the session moved on, since the
     newer change asks for its own checks, and never asks again.
     """
-    channel = _channel(channel_code)
-    auto = request.POST.get("auto") == "1"
+    before = _session_on_screen(channel_code, session_key)
+    channel = before.channel
+    form = forms.CheckForm(request.POST)
+    if not form.is_valid():
+        return _refused(request, before, form)
+    rev, auto = form.cleaned_data["rev"], form.cleaned_data["auto"]
     try:
-        rev = _rev(request)
-        before = _session(channel, session_key)
         with engine.dispatch_held():  # dispatched right below, once
             directives = SessionService.recheck(session_key, channel.code, expected_rev=rev)
     except OmnimanError as exc:
@@ -496,34 +487,32 @@ def check_now(request, channel_code, session_key):
 @require_POST
 @pos_required
 def commit(request, channel_code, session_key):
-    channel = _channel(channel_code)
+    session = _session_on_screen(channel_code, session_key)
+    channel = session.channel
+    form = forms.CommitForm(request.POST)
+    if not form.is_valid():
+        return _refused(request, session, form)
+    who = actor(request)
     try:
         result = CommitService.commit(
             session_key,
             channel.code,
-            idempotency_key=request.POST.get("idempotency_key", "").strip(),
-            ctx={"actor": actor(request)},
-            actor=actor(request),
-            expected_rev=_rev(request),
+            idempotency_key=form.cleaned_data["idempotency_key"],
+            ctx={"actor": who},
+            actor=who,
+            expected_rev=form.cleaned_data["rev"],
         )
     except OmnimanError as exc:
         return _failure(request, channel, session_key, exc)
-    session = _session(channel, session_key)
     order_word = channel.term("order", "Order")
     text = f"{order_word} {result['order_ref']} sent."
     ticket = _ticket(result["order_ref"])
     if ticket:
         text = f"{order_word} {result['order_ref']} · pickup #{ticket}."
     messages.success(request, text)
-    if session.handle_ref:
-        # A table: the next round opens (get-or-open) on the same tab screen.
-        nxt = SessionService.open_session(channel.code, handle_type=session.handle_type, handle_ref=session.handle_ref, actor=actor(request))
-        url = _session_url(nxt)
-    elif result["idempotent"]:
-        # A replay (double click, resubmitted page): the first request opened the next basket.
-        url = reverse("pos:channel", args=[channel.code])
-    else:
-        url = _session_url(SessionService.open_session(channel.code, actor=actor(request)))
+    # A table goes on with its next round; a basket with a new one (a replay's first request opened it).
+    nxt = SessionService.open_next(session_key, channel.code, actor=who, replay=result["idempotent"])
+    url = _session_url(nxt) if nxt is not None else reverse("pos:channel", args=[channel.code])
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
 
@@ -536,15 +525,13 @@ def _ticket(order_ref: str) -> int | None:
 @pos_required
 def park(request, channel_code, session_key):
     """Leave the session open for later (a draft) and go back to the list."""
-    channel = _channel(channel_code)
+    session = _session_on_screen(channel_code, session_key)
+    channel = session.channel
+    form = forms.SessionForm(request.POST)
+    if not form.is_valid():
+        return _refused(request, session, form)
     try:
-        ModifyService.modify_session(
-            session_key,
-            channel.code,
-            [{"op": "set_data", "path": "parked", "value": True}],
-            ctx={"actor": actor(request)},
-            expected_rev=_rev(request),
-        )
+        SessionService.park(session_key, channel.code, expected_rev=form.cleaned_data["rev"], actor=actor(request))
     except OmnimanError as exc:
         return _failure(request, channel, session_key, exc)
     messages.info(request, f"{_word(channel)} parked: resume it from the list.")
@@ -556,26 +543,15 @@ def park(request, channel_code, session_key):
 @pos_required
 def close_table(request, channel_code, session_key):
     """Settle a table: its orders of today are completed and its empty round closed — all or nothing."""
-    channel = _channel(channel_code)
+    session = _session_on_screen(channel_code, session_key)
+    channel = session.channel
+    form = forms.SessionForm(request.POST)
+    if not form.is_valid():
+        return _refused(request, session, form)
     try:
-        rev = _rev(request)
-        with transaction.atomic():
-            session = (
-                Session.objects.select_for_update().select_related("channel").filter(channel=channel, session_key=session_key).first()
-            )
-            if session is None:
-                raise Http404("No such session")
-            if session.handle_type != "table" or not session.handle_ref:
-                raise ValidationError("not_a_table", "Only a table's tab can be closed.")
-            require_rev(session, rev)
-            if session.state == Session.State.OPEN and session.lines:
-                raise ValidationError("round_not_sent", "Send or clear the current round before closing the table.")
-            who = actor(request)
-            for order in selectors.open_orders_of_handle(channel, session.handle_type, session.handle_ref):
-                for status in order.channel.order_flow.path(order.status, "completed") or []:
-                    OrderService.transition(order.ref, status, actor=who, reason="table closed")
-            if session.state == Session.State.OPEN:
-                SessionService.abandon_session(session.session_key, channel.code, actor=who)
+        session = TableService.close(
+            session_key, channel.code, expected_rev=form.cleaned_data["rev"], actor=actor(request), roles=roles_of(request.user)
+        )
     except OmnimanError as exc:
         return _failure(request, channel, session_key, exc)
     messages.success(request, f"Table {session.handle_ref} closed.")

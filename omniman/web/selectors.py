@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db.models import Case, IntegerField, Q, Value, When
-from django.utils import timezone
 
 from omniman.models import CheckState, Channel, Order, Session
+from omniman.services import orders_of_handle_today
 from omniman.texts import localized
 
 GRID_SIZE = 48
@@ -111,22 +111,9 @@ def session_screen(session: Session, *, with_rounds: bool = True) -> SessionScre
     return screen
 
 
-def _handle_today(channel: Channel, handle_type: str, handle_ref: str):
-    """Orders of this handle (a table) created since local midnight, oldest first."""
-    start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
-    return Order.objects.filter(
-        channel=channel, handle_type=handle_type, handle_ref=handle_ref, created_at__gte=start
-    ).order_by("created_at", "id")
-
-
 def rounds_today(channel: Channel, handle_type: str, handle_ref: str) -> list[Order]:
     """The table's rounds of today with their items (two queries)."""
-    return list(_handle_today(channel, handle_type, handle_ref).prefetch_related("items"))
-
-
-def open_orders_of_handle(channel: Channel, handle_type: str, handle_ref: str) -> list[Order]:
-    """The table's orders of today still active (``order_flow.active_statuses``: by default, not yet terminal)."""
-    return list(_handle_today(channel, handle_type, handle_ref).filter(status__in=channel.order_flow.active_statuses))
+    return list(orders_of_handle_today(channel, handle_type, handle_ref).prefetch_related("items"))
 
 
 # The operator app's reads (one query per screen region, no write); the rest is private.
@@ -141,5 +128,4 @@ __all__ = [
     "SessionScreen",
     "session_screen",
     "rounds_today",
-    "open_orders_of_handle",
 ]

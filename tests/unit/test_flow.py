@@ -68,6 +68,36 @@ def test_path_is_the_shortest_walk_along_the_flow():
     assert flow.path("completed", "new") is None  # terminal: nowhere to go
 
 
+def test_statuses_are_listed_in_first_mention_order():
+    flow = build_order_flow(None)
+    assert flow.statuses == [
+        "new", "confirmed", "cancelled", "processing", "ready", "dispatched", "completed", "delivered", "returned",
+    ]
+    custom = build_order_flow({"initial_status": "draft", "transitions": {"draft": ["sent"]}, "terminal_statuses": ["void"]})
+    assert custom.statuses == ["draft", "sent", "void"]
+
+
+def test_unknown_statuses_and_cycles():
+    flow = build_order_flow({"transitions": {"a": ["b"], "b": ["a", "c"]}, "terminal_statuses": ["c"], "initial_status": "a"})
+    assert flow.allowed_from("zzz") == [] and not flow.can("zzz", "a")
+    assert flow.path("a", "c") == ["b", "c"]  # the cycle a ↔ b is walked once
+    assert flow.path("a", "zzz") is None
+
+
+def test_on_enter_topics_and_auto_transitions_are_copies():
+    config = {"on_enter": {"ready": ["notify"]}, "auto_transitions": {"on_create": "confirmed"}}
+    flow = build_order_flow(config)
+    topics = flow.topics_on_enter("ready")
+    topics.append("other")
+    assert flow.topics_on_enter("ready") == ["notify"] and flow.topics_on_enter("new") == []
+    config["on_enter"]["ready"].append("late")
+    assert flow.topics_on_enter("ready") == ["notify"]  # built once: later edits of the config do not leak in
+    assert flow.auto_transitions == {"on_create": "confirmed"}
+
+
+def test_empty_values_fall_back_to_the_default():
+    flow = build_order_flow({"initial_status": "", "terminal_statuses": None, "transitions": None})
+    assert flow.initial_status == "new" and flow.terminal_statuses == [] and flow.transitions == {}
 def test_status_roles_default_to_the_default_flows_names():
     flow = build_order_flow(None)
     assert (flow.cancel_status, flow.done_status, flow.ready_status) == ("cancelled", "completed", "ready")

@@ -96,7 +96,7 @@ def manager_token(rows, keep_connection) -> str:
 
 
 def test_every_path_is_fuzzed():
-    assert len(OPERATIONS) == 14 and ("POST", "/api/channels/{code}/orders/") in OPERATIONS
+    assert len(OPERATIONS) == 17 and ("POST", "/api/channels/{code}/orders/") in OPERATIONS
     assert ("POST", "/api/sessions/{key}/modify/", "negative") in RUNS
     assert ("POST", "/api/orders/{ref}/transition/", "real-rows") in RUNS
 

@@ -1,0 +1,75 @@
+"""Ordering from the catalog: add a product to a session by SKU, barcode or name.
+
+The kernel knows nothing of catalogs (layers: kernel ← contrib ← web/api/admin),
+so this use case lives here: the catalog finds the product, then the kernel's
+``ModifyService`` adds it as an ``add_line`` op (name, catalog price, kitchen
+station in ``meta``). The lookup runs before the session's row lock: it reads
+only the catalog, and an unknown product is refused whatever the session's rev.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from omniman.contrib.catalog import get_catalog
+from omniman.contrib.catalog.protocols import CatalogItem
+from omniman.exceptions import ValidationError
+from omniman.models import Session
+from omniman.services import ModifyService
+
+MAX_QUERY = 64
+
+
+class CatalogOrderingService:
+    @staticmethod
+    def find_product(*, sku: str = "", query: str = "") -> CatalogItem:
+        """The active product with this ``sku``; else, with no ``sku``, the best match for ``query``
+        (an exact SKU or barcode — a scan — first, then a name). ``ValidationError("unknown_product")`` otherwise."""
+        sku = (sku or "").strip()
+        query = (query or "").strip()[:MAX_QUERY]
+        catalog = get_catalog()
+        item = catalog.get(sku) if sku else None
+        if item is None and query and not sku:
+            found = catalog.search(query, limit=1)
+            item = found[0] if found else None
+        if item is None:
+            wanted = sku or query
+            raise ValidationError(
+                "unknown_product",
+                f"No product matches “{wanted}”." if wanted else "Pick a product.",
+                {"sku": wanted, "field": "sku" if sku or not query else "q"},
+            )
+        return item
+
+    @staticmethod
+    def add_product(
+        session_key: str,
+        channel_code: str,
+        *,
+        sku: str = "",
+        query: str = "",
+        qty: Any = "1",
+        expected_rev: Any = None,
+        ctx: dict[str, Any] | None = None,
+    ) -> Session:
+        """Add one catalog product to the session (``find_product`` picks it).
+
+        The line carries the catalog's name and price (``unit_price_q``, when the
+        catalog has one) and ``meta.station`` (the kitchen station). Errors:
+        ``unknown_product`` and every ``modify_session`` error (``stale_rev``,
+        ``locked``, ``invalid_qty``…); nothing is written on any of them.
+        """
+        item = CatalogOrderingService.find_product(sku=sku, query=query)
+        return ModifyService.modify_session(
+            session_key, channel_code, [add_line_op(item, qty)], ctx=ctx, expected_rev=expected_rev
+        )
+
+
+def add_line_op(item: CatalogItem, qty: Any = "1") -> dict[str, Any]:
+    """The ``add_line`` op of a catalog product."""
+    op: dict[str, Any] = {"op": "add_line", "sku": item.sku, "qty": qty, "name": item.name}
+    if item.price_q is not None:
+        op["unit_price_q"] = item.price_q
+    if item.station:
+        op["meta"] = {"station": item.station}
+    return op

@@ -1,0 +1,223 @@
+"""The POS's forms: every POST is parsed here before a service is called.
+
+A bad input never reaches a service: the view answers 422 with the form's
+errors next to its fields and the text the person typed kept in them. The
+fields check shape and bounds (a money amount, a quantity, a rev, text
+lengths); the kernel still checks meaning (an unknown line, a stale rev).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+from babel.numbers import get_currency_precision
+from django import forms
+from django.utils.formats import get_format
+from django.utils.translation import gettext_lazy as _
+
+from omniman.monetary import MAX_QTY, MAX_UNIT_PRICE_Q, parse_qty, qty_to_str
+
+MAX_REV = 2**31 - 1
+
+
+def minor_units(currency: str) -> int:
+    """How many decimal places an amount of ``currency`` has (``"BRL"`` → 2, ``"JPY"`` → 0; unknown → 2), per Babel's CLDR data."""
+    return get_currency_precision(currency.upper()) if currency else 2
+
+
+def _decimal_text(value: str) -> str:
+    """``value`` with the locale's decimal separator (and ``,``) read as a point; no grouping allowed."""
+    text = value.strip()
+    for separator in {get_format("DECIMAL_SEPARATOR"), ","} - {"."}:
+        text = text.replace(separator, ".")
+    return text
+
+
+class TextField(forms.CharField):
+    """Stripped text of at most ``limit`` characters; too long says which field and its limit."""
+
+    default_error_messages = {
+        "too_long": _("%(label)s is too long (at most %(limit)d characters)."),
+        "required": _("%(label)s is required."),
+    }
+
+    def __init__(self, *, limit: int, required: bool = False, **kwargs):
+        self.limit = limit
+        super().__init__(required=required, strip=True, **kwargs)
+
+    def validate(self, value):
+        if value in self.empty_values and self.required:
+            raise forms.ValidationError(self.error_messages["required"], code="required", params={"label": self.label})
+        if value and len(value) > self.limit:
+            raise forms.ValidationError(
+                self.error_messages["too_long"], code="too_long", params={"label": self.label, "limit": self.limit}
+            )
+
+    def widget_attrs(self, widget):
+        return {**super().widget_attrs(widget), "maxlength": str(self.limit)}
+
+
+class MoneyField(forms.Field):
+    """An amount typed in currency units (``12.50`` or ``12,50``), cleaned to integer quanta (``1250``).
+
+    Non-negative, at most the currency's minor units of decimals, at most
+    ``MAX_UNIT_PRICE_Q`` quanta. No exponent, no grouping, no NaN.
+    """
+
+    default_error_messages = {
+        "invalid": _("Enter an amount like 12.50 (at most %(places)d decimals)."),
+        "negative": _("The amount cannot be negative."),
+        "too_large": _("The amount is too large."),
+    }
+
+    def __init__(self, *, currency: str = "", **kwargs):
+        self.places = minor_units(currency)
+        super().__init__(**kwargs)
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        text = _decimal_text(str(value))
+        invalid = forms.ValidationError(self.error_messages["invalid"], code="invalid", params={"places": self.places})
+        body = text.lstrip("+-")
+        if not body or body.count(".") > 1 or not body.replace(".", "").isdigit() or len(body) > 40:
+            raise invalid
+        try:
+            amount = Decimal(text)
+        except InvalidOperation:
+            raise invalid from None
+        if amount < 0:
+            raise forms.ValidationError(self.error_messages["negative"], code="negative")
+        quanta = amount.scaleb(self.places)
+        if quanta != quanta.to_integral_value():
+            raise invalid
+        if quanta > MAX_UNIT_PRICE_Q:
+            raise forms.ValidationError(self.error_messages["too_large"], code="too_large")
+        return int(quanta)
+
+
+class QtyField(forms.Field):
+    """A positive quantity with at most 3 decimals (``2``, ``1.5``, ``1,5``), cleaned to its canonical text."""
+
+    default_error_messages = {
+        "invalid": _("The qty must be a positive number with at most 3 decimal places (and at most %(max)s)."),
+    }
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        qty = parse_qty(_decimal_text(str(value))) if len(str(value)) <= 40 else None
+        if qty is None:
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid", params={"max": MAX_QTY})
+        return qty_to_str(qty)
+
+
+class RevField(forms.IntegerField):
+    """The session's rev the form was rendered at (hidden)."""
+
+    default_error_messages = {
+        "required": _("This form is missing the session's revision; reload the page."),
+        "invalid": _("This form's revision is not valid; reload the page."),
+        "min_value": _("This form's revision is not valid; reload the page."),
+        "max_value": _("This form's revision is not valid; reload the page."),
+    }
+    widget = forms.HiddenInput
+
+    def __init__(self, **kwargs):
+        super().__init__(min_value=0, max_value=MAX_REV, **kwargs)
+
+
+class DeltaField(forms.ChoiceField):
+    """A +/− step: ``"1"``, ``"+1"`` or ``"-1"``, cleaned to ``"1"`` or ``"-1"``."""
+
+    default_error_messages = {"invalid_choice": _("The step must be +1 or −1.")}
+
+    def __init__(self, **kwargs):
+        super().__init__(choices=[("1", "+1"), ("+1", "+1"), ("-1", "−1")], **kwargs)
+
+    def clean(self, value):
+        value = super().clean((value or "").strip() if isinstance(value, str) else value)
+        return value.lstrip("+") if value else value
+
+
+# -- the POS's forms ------------------------------------------------------------------
+
+
+class SessionForm(forms.Form):
+    """Every form that changes a session carries the rev it was rendered at."""
+
+    rev = RevField()
+
+    def refusal(self) -> str:
+        """The first error, for the banner."""
+        for errors in self.errors.values():
+            for message in errors:
+                return message
+        return ""
+
+
+class AddForm(SessionForm):
+    sku = TextField(limit=64, label=_("Product"))
+    q = forms.CharField(required=False, strip=True)  # a scan or a name: what fits the search is used
+    qty = QtyField(required=False)
+
+    def clean_q(self):
+        return self.cleaned_data["q"][:64]
+
+    def clean_qty(self):
+        return self.cleaned_data["qty"] or "1"
+
+
+class QtyForm(SessionForm):
+    """A line's +/− (``delta``) or an exact ``qty``."""
+
+    delta = DeltaField(required=False)
+    qty = QtyField(required=False)
+
+    def clean(self):
+        cleaned = super().clean()
+        if not self.has_error("delta") and not self.has_error("qty") and not cleaned.get("delta") and not cleaned.get("qty"):
+            self.add_error("qty", forms.ValidationError(QtyField.default_error_messages["invalid"], code="required", params={"max": MAX_QTY}))
+        return cleaned
+
+
+class NoteForm(SessionForm):
+    note = TextField(limit=200, label=_("Note"))
+
+
+class PriceForm(SessionForm):
+    """A manager's unit price override, in currency units, with a reason."""
+
+    reason = TextField(limit=200, required=True, label=_("Reason"))
+
+    def __init__(self, *args, currency: str = "", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["price"] = MoneyField(currency=currency, label=_("Price"))
+        self.order_fields(["rev", "price", "reason"])
+
+
+class CustomerForm(SessionForm):
+    name = TextField(limit=120, label=_("Name"))
+    phone = TextField(limit=40, label=_("Phone"))
+    notes = TextField(limit=500, label=_("Notes"))
+
+
+class ResolveForm(SessionForm):
+    issue_id = forms.CharField(required=False, max_length=255)
+    action_id = forms.CharField(required=False, max_length=255)
+
+
+class CheckForm(SessionForm):
+    auto = forms.BooleanField(required=False)
+
+
+class CommitForm(SessionForm):
+    idempotency_key = forms.CharField(
+        max_length=255, error_messages={"required": _("This form has no idempotency key; reload the page.")}
+    )
+
+
+class OpenForm(forms.Form):
+    """A table to open (or go to); without one, a new basket."""
+
+    table = TextField(limit=32, label=_("Table"))

@@ -1,0 +1,92 @@
+"""The channel page (``pos.index``, ``pos.channel_view``, ``pos.open_session``): terminology, search, open a table, a new basket.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from omniman.models import Session
+from omniman.services import SessionService
+from tests.integration.web.helpers import (
+    CAFE,
+    HX,
+    basket,
+    url,
+    text,
+    template_names,
+    assert_cart,
+    assert_page,
+)
+
+pytestmark = [pytest.mark.django_db, CAFE]
+
+
+def test_channel_pages_use_the_channels_terminology(pos):
+    tables = text(pos.get(reverse("pos:channel", args=["tables"])))
+    counter = text(pos.get(reverse("pos:channel", args=["counter"])))
+    marketplace = text(pos.get(reverse("pos:channel", args=["marketplace"])))
+    assert "<th>Tab</th>" in tables and "New tab" in tables and "No open tabs." in tables
+    assert "<th>Basket</th>" in counter and "New basket" in counter
+    assert "<th>Draft</th>" in marketplace and "New draft" in marketplace
+    tab = basket("tables", "BURG", table="5")
+    cart = assert_cart(pos.get(url("session", tab), HTTP_HX_REQUEST="true", HTTP_HX_TARGET="cart"))
+    assert 'aria-label="Tab"' in cart and "Table 5" in cart and "Send round" in cart
+    draft = SessionService.open_session(
+        "marketplace", handle_type="marketplace", handle_ref="MKT-1", items=[{"sku": "BURG", "qty": 1, "unit_price_q": 3490}]
+    )
+    page = assert_page(pos.get(url("session", draft)))
+    assert 'aria-label="Draft"' in page
+    counter_cart = assert_cart(pos.get(url("session", basket("counter", "ESP")), HTTP_HX_REQUEST="true", HTTP_HX_TARGET="cart"))
+    assert 'aria-label="Basket"' in counter_cart and "Place order" in counter_cart
+
+
+def test_channel_search_by_table_name_or_phone(pos):
+    t7 = basket("tables", "BURG", table="7")
+    ana = basket("tables", table="40", data={"customer": {"name": "Ana Lima", "phone": "+55 11 2345-6890"}})
+    bob = basket("tables", table="3", data={"customer": {"name": "Bob", "phone": "+55 21 98888-1111"}})
+    page = pos.get(reverse("pos:channel", args=["tables"]))
+    assert page.status_code == 200 and "pos/channel.html" in template_names(page)
+    for key in (t7, ana, bob):
+        assert key.session_key in text(page)
+
+    def found(query, *, htmx=False):
+        headers = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "sessions"} if htmx else {}
+        response = pos.get(reverse("pos:channel", args=["tables"]), {"q": query}, **headers)
+        assert response.status_code == 200
+        return {s.session_key for s in (t7, ana, bob) if s.session_key in text(response)}, response
+
+    assert found("7")[0] == {t7.session_key}
+    assert found("ana")[0] == {ana.session_key}  # name, case-insensitive
+    assert found("98888")[0] == {bob.session_key}  # phone
+    keys, partial = found("lima", htmx=True)
+    assert keys == {ana.session_key}
+    body = text(partial)
+    assert 'id="sessions"' in body and "<html" not in body
+    assert "pos/channel.html#sessions" in template_names(partial)
+    assert "HX-Request" in partial["Vary"]
+    empty = text(found("zzz")[1])
+    assert "Nothing matches “zzz”." in empty
+
+
+def test_open_table_is_get_or_open(pos):
+    response = pos.post(reverse("pos:open", args=["tables"]), {"table": "7"})
+    tab = Session.objects.get(channel__code="tables", handle_ref="7", state="open")
+    assert response.status_code == 302 and response["Location"] == url("session", tab)
+    assert tab.handle_type == "table"
+    # Occupied: the same tab, with htmx and without; no second session.
+    again = pos.post(reverse("pos:open", args=["tables"]), {"table": " 7 "}, **HX)
+    assert again.status_code == 200 and again["HX-Redirect"] == url("session", tab)
+    assert pos.post(reverse("pos:open", args=["tables"]), {"table": "7"})["Location"] == url("session", tab)
+    assert Session.objects.filter(channel__code="tables", handle_ref="7").count() == 1
+    page = assert_page(pos.get(url("session", tab)))
+    assert "Table 7" in page
+
+
+def test_new_basket_opens_a_new_session_each_time(pos):
+    first = pos.post(reverse("pos:open", args=["counter"]))
+    second = pos.post(reverse("pos:open", args=["counter"]), **HX)
+    sessions = list(Session.objects.filter(channel__code="counter", state="open").order_by("id"))
+    assert len(sessions) == 2 and all(s.handle_ref == "" for s in sessions)
+    assert first["Location"] == url("session", sessions[0])
+    assert second["HX-Redirect"] == url("session", sessions[1])
