@@ -204,7 +204,8 @@ def adjust_qty(session: Session, op: dict, ctx: dict) -> None:
     if delta is None:
         raise ValidationError(
             "invalid_qty",
-            f"delta must be a non-zero number with at most 3 decimal places (and at most {MAX_QTY} either way).",
+            _("delta must be a non-zero number with at most 3 decimal places (and at most %(max_qty)s either way).")
+            % {"max_qty": MAX_QTY},
             {"field": "delta", "value": str(value)},
         )
     new = parse_qty(line["qty"]) + delta
@@ -212,7 +213,9 @@ def adjust_qty(session: Session, op: dict, ctx: dict) -> None:
         session.lines.remove(line)
         return
     if parse_qty(new) is None:
-        raise ValidationError("invalid_qty", f"The quantity would exceed {MAX_QTY}.", {"field": "delta", "value": str(value)})
+        raise ValidationError(
+            "invalid_qty", _("The quantity would exceed %(max_qty)s.") % {"max_qty": MAX_QTY}, {"field": "delta", "value": str(value)}
+        )
     line["qty"] = qty_to_str(new)
 
 
