@@ -362,6 +362,52 @@ def test_pseudo_locale_pos_pages(cafe, pseudo_locale):
 
 
 @CAFE_APPS
+def test_pseudo_locale_pos_forms_refusals_and_messages(cafe, pseudo_locale):
+    """The POS forms' field errors, the table and product refusals and the flash messages (omniman/web/forms.py, pos.py)."""
+    client = pseudo_client("manager", "pos", "manager")
+    session = tab_with_lines_and_an_issue(cafe)
+    key, rev, line_id = session.session_key, session.rev, session.lines[0]["line_id"]
+    refusals = {
+        "money field": client.post(reverse("pos:price", args=["tables", key, line_id]), {"rev": rev, "price": "abc", "reason": ""}, **HX),
+        "text too long": client.post(reverse("pos:note", args=["tables", key, line_id]), {"rev": rev, "note": "x" * 201}, **HX),
+        "no rev": client.post(reverse("pos:note", args=["tables", key, line_id]), {"note": "ok"}, **HX),
+        "bad step": client.post(reverse("pos:qty", args=["tables", key, line_id]), {"rev": rev, "delta": "5"}, **HX),
+        "unknown product": client.post(reverse("pos:add", args=["tables", key]), {"rev": rev, "q": "zzz"}, **HX),
+        "close with a round": client.post(reverse("pos:close_table", args=["tables", key]), {"rev": rev}, **HX),
+        "table too long": client.post(reverse("pos:open", args=["tables"]), {"table": "7" * 33}),
+    }
+    for name, response in refusals.items():
+        assert response.status_code == 422, (name, response.status_code)
+        html = response.content.decode()
+        assert 'class="field-error"' in html or 'role="alert"' in html, name
+        assert untranslated(html) == [], (name, untranslated(html))
+    assert Session.objects.get(pk=session.pk).rev == rev  # nothing written
+    parked = client.post(reverse("pos:park", args=["tables", key]), {"rev": rev})
+    assert parked.status_code == 302
+    listing = client.get(parked["Location"]).content.decode()
+    assert '<p class="flash-info">⟦⟦' in listing  # the message and the session's word, both through the catalogue
+    assert untranslated(listing) == []
+
+
+@CAFE_APPS
+def test_pos_messages_in_portuguese(cafe):
+    client = pseudo_client("pos", "pos")
+    session = tab_with_lines_and_an_issue(cafe)
+    refused = client.post(reverse("pos:close_table", args=["tables", session.session_key]), {"rev": session.rev}, **HX)
+    assert refused.status_code == 422
+    assert "Envie ou limpe a rodada atual antes de fechar a mesa." in refused.content.decode()
+    money = pseudo_client("manager", "pos", "manager").post(
+        reverse("pos:price", args=["tables", session.session_key, session.lines[0]["line_id"]]),
+        {"rev": session.rev, "price": "abc", "reason": "x"},
+        **HX,
+    )
+    assert money.status_code == 422 and "Digite um valor como 12,50 (no máximo 2 casas decimais)." in money.content.decode()
+    client.post(reverse("pos:park", args=["tables", session.session_key]), {"rev": session.rev})
+    listing = client.get(reverse("pos:channel", args=["tables"])).content.decode()
+    assert "Venda em espera: retome pela lista." in listing
+
+
+@CAFE_APPS
 def test_pseudo_locale_kitchen_and_login(cafe, pseudo_locale):
     session = tab_with_lines_and_an_issue(cafe)
     ModifyService.modify_session(session.session_key, cafe.code, [{"op": "set_qty", "line_id": session.lines[1]["line_id"], "qty": 1}], ctx={"actor": "test"})
