@@ -10,6 +10,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from django.templatetags.static import static
+from django.utils.translation import gettext_lazy
 
 from omniman.conf import DEFAULTS as OMNIMAN_DEFAULTS
 
@@ -150,9 +151,13 @@ MIDDLEWARE = [
     "omniman.web.csp.ContentSecurityPolicyMiddleware",
     "omniman.web.clean_input.CleanInputMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The language: the user's choice (session/cookie, set at login from their
+    # preference), else the browser's Accept-Language, else LANGUAGE_CODE.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "omniman.web.language.UserLanguageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -176,6 +181,8 @@ TEMPLATES = [
             ],
             "builtins": [
                 "template_partials.templatetags.partials",
+                # {% translate %} and {% blocktranslate %} in every template and partial, no {% load i18n %} needed.
+                "django.templatetags.i18n",
                 "omniman.web.templatetags.omniman_ui",
             ],
         },
@@ -186,7 +193,7 @@ TEMPLATES = [
 UNFOLD = {
     "SITE_TITLE": "Omniman",
     "SITE_HEADER": "Omniman",
-    "SITE_SUBHEADER": "Manager review",
+    "SITE_SUBHEADER": gettext_lazy("Manager review"),
     "SITE_SYMBOL": "hub",
     "SITE_URL": "/",
     "DASHBOARD_CALLBACK": "omniman.admin.dashboard.dashboard_callback",
@@ -272,7 +279,16 @@ LOGIN_URL = "/accounts/login/"
 # Signing in without ?next= lands on the role home (/pos/, /kitchen/ or /admin/).
 LOGIN_REDIRECT_URL = "/"
 
-LANGUAGE_CODE = "en-us"
+# The default language (docs/guides/languages.rst); the browser's, or the user's
+# choice in the operator app, wins over it.
+LANGUAGE_CODE = os.environ.get("LANGUAGE_CODE", "en-us").strip().lower() or "en-us"
+LANGUAGES = [
+    ("en", "English"),
+    ("pt-br", "Português (Brasil)"),
+]
+# Omniman's catalogue ships in the package (omniman/locale); a project puts its
+# overrides here, searched first.
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True

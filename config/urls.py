@@ -1,13 +1,15 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from omniman.web import health, views
+from omniman.web import health, language, views
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", health.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
+    # The header's language switcher (Django's set_language, plus the user's stored choice).
+    path("i18n/setlang/", language.set_language, name="set_language"),
     path("pos/", include("omniman.web.urls")),
     path("kitchen/", include("omniman.web.kitchen_urls")),
     path("api/", include("omniman.api.urls")),

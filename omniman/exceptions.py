@@ -9,50 +9,54 @@ from __future__ import annotations
 
 from typing import Any
 
-# Default human messages, by code. A raise site may pass a more specific one.
-MESSAGES: dict[str, str] = {
+from django.utils.translation import gettext_lazy as _
+
+# Default human messages, by code (translated: the message is in the active
+# language when the error is raised; the code never changes). A raise site may
+# pass a more specific one, through gettext with its values as %(name)s.
+MESSAGES: dict[str, Any] = {
     # ops
-    "unsupported_op": "Unsupported operation.",
-    "missing_field": "A required field is missing.",
-    "invalid_field": "A field has an invalid value.",
-    "invalid_qty": "Quantity must be a positive number with at most 3 decimal places.",
-    "invalid_price": "Price must be a non-negative integer amount in cents.",
-    "missing_unit_price_q": "This channel uses external pricing: unit_price_q is required.",
-    "unknown_line_id": "No line with this id in the session.",
-    "invalid_merge": "Only two different lines of the same SKU can be merged.",
-    "reserved_path": "This path is reserved and cannot be written directly.",
-    "invalid_path": "Invalid path.",
-    "invalid_issue": "Invalid issue.",
+    "unsupported_op": _("Unsupported operation."),
+    "missing_field": _("A required field is missing."),
+    "invalid_field": _("A field has an invalid value."),
+    "invalid_qty": _("Quantity must be a positive number with at most 3 decimal places."),
+    "invalid_price": _("Price must be a non-negative integer amount in cents."),
+    "missing_unit_price_q": _("This channel uses external pricing: unit_price_q is required."),
+    "unknown_line_id": _("No line with this id in the session."),
+    "invalid_merge": _("Only two different lines of the same SKU can be merged."),
+    "reserved_path": _("This path is reserved and cannot be written directly."),
+    "invalid_path": _("Invalid path."),
+    "invalid_issue": _("Invalid issue."),
     # sessions
-    "not_found": "Not found.",
-    "channel_not_found": "Unknown or inactive channel.",
-    "already_committed": "The session has already been committed.",
-    "abandoned": "The session has been abandoned.",
-    "locked": "This session's items cannot be edited (locked edit policy).",
-    "stale_rev": "The session changed since you loaded it.",
-    "session_key_conflict": "This session key belongs to another channel.",
+    "not_found": _("Not found."),
+    "channel_not_found": _("Unknown or inactive channel."),
+    "already_committed": _("The session has already been committed."),
+    "abandoned": _("The session has been abandoned."),
+    "locked": _("This session's items cannot be edited (locked edit policy)."),
+    "stale_rev": _("The session changed since you loaded it."),
+    "session_key_conflict": _("This session key belongs to another channel."),
     # commit
-    "in_progress": "A commit with this idempotency key is in progress.",
-    "empty_session": "The session has no items.",
-    "missing_check": "A required check has not run yet.",
-    "stale_check": "A required check ran on an older revision of the session.",
-    "hold_expired": "A required check's hold has expired.",
-    "blocking_issues": "The session has blocking issues.",
-    "validation_failed": "The session failed validation.",
-    "missing_idempotency_key": "An idempotency key is required.",
-    "conflict": "This idempotency key was used for another request.",
+    "in_progress": _("A commit with this idempotency key is in progress."),
+    "empty_session": _("The session has no items."),
+    "missing_check": _("A required check has not run yet."),
+    "stale_check": _("A required check ran on an older revision of the session."),
+    "hold_expired": _("A required check's hold has expired."),
+    "blocking_issues": _("The session has blocking issues."),
+    "validation_failed": _("The session failed validation."),
+    "missing_idempotency_key": _("An idempotency key is required."),
+    "conflict": _("This idempotency key was used for another request."),
     # resolve
-    "issue_not_found": "No such issue in the session.",
-    "action_not_found": "No such action for this issue.",
-    "resolver_error": "The issue resolver failed.",
+    "issue_not_found": _("No such issue in the session."),
+    "action_not_found": _("No such action for this issue."),
+    "resolver_error": _("The issue resolver failed."),
     # orders
-    "stale_status": "The order's status changed since you loaded it.",
-    "invalid_transition": "This status change is not allowed.",
-    "forbidden_transition": "Your role may not make this status change.",
+    "stale_status": _("The order's status changed since you loaded it."),
+    "invalid_transition": _("This status change is not allowed."),
+    "forbidden_transition": _("Your role may not make this status change."),
     # model layer
-    "immutable": "This record is immutable.",
-    "unsupported_snapshot_version": "Unknown order snapshot version.",
-    "pipeline_violation": "A modifier or validator broke the pipeline contract.",
+    "immutable": _("This record is immutable."),
+    "unsupported_snapshot_version": _("Unknown order snapshot version."),
+    "pipeline_violation": _("A modifier or validator broke the pipeline contract."),
 }
 
 
@@ -61,7 +65,7 @@ class OmnimanError(Exception):
 
     def __init__(self, code: str, message: str = "", context: dict[str, Any] | None = None):
         self.code = code
-        self.message = message or MESSAGES.get(code, code.replace("_", " ").capitalize() + ".")
+        self.message = str(message or MESSAGES.get(code) or code.replace("_", " ").capitalize() + ".")
         self.context = dict(context or {})
         super().__init__(code, self.message, self.context)
 

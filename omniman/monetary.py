@@ -1,4 +1,4 @@
-"""Money is an integer number of quanta (cents); quantities are Decimals."""
+"""Money is an integer number of quanta (the currency's minor units: cents for BRL, yen for JPY); quantities are Decimals."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import cache
 from typing import Any
 
+from babel.numbers import get_currency_precision
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
@@ -71,12 +72,21 @@ def parse_price_q(value) -> int | None:
     return value
 
 
-def format_money(amount_q: int, currency: str = "") -> str:
-    """``1250, "BRL"`` → ``"BRL 12.50"``: a plain rendering for logs and the admin."""
-    sign = "-" if amount_q < 0 else ""
-    whole, cents = divmod(abs(int(amount_q)), 100)
-    text = f"{sign}{whole:,}.{cents:02d}"
-    return f"{currency} {text}".strip()
+def minor_units(code: str) -> int:
+    """Decimal places of a currency's minor unit (ISO 4217, via Babel's CLDR data): BRL 2, JPY 0, KWD 3.
+
+    An amount ``amount_q`` of ``code`` is ``amount_q / 10 ** minor_units(code)``;
+    an unknown or empty code counts as 2.
+    """
+    return get_currency_precision((code or "").strip().upper()) if code and code.strip() else 2
+
+
+def format_money(amount_q: int, currency: str = "", locale: str | None = None) -> str:
+    """``1250, "BRL"`` → ``"R$12.50"`` (en), ``"R$ 12,50"`` (pt-br): ``omniman.formatting.format_money``
+    in the active language (or ``locale``), kept here for its callers."""
+    from omniman.formatting import format_money as format_in_locale
+
+    return format_in_locale(amount_q, currency, locale)
 
 
 # -- currencies -------------------------------------------------------------------

@@ -54,6 +54,7 @@ def main() -> None:
     _bootstrap.ensure_venv("test")
     ensure_chromium()
     ensure_pgbouncer()
+    ensure_gettext()
 
     passes: list[tuple[str, str]] = []
     if not args.postgres_only:
@@ -141,6 +142,22 @@ def ensure_pgbouncer() -> None:
         print("+ " + " ".join(command), flush=True)
         if subprocess.run(command, env=env).returncode != 0:
             print("WARNING: could not install pgbouncer; the PgBouncer tests will be skipped.")
+            return
+
+
+def ensure_gettext() -> None:
+    """The catalogue test runs makemessages, which needs GNU gettext (Debian package 'gettext')."""
+    if shutil.which("xgettext") and shutil.which("msguniq"):
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        print("NOTE: GNU gettext is missing (Debian package 'gettext'); the makemessages test will be skipped.")
+        return
+    print("The translation catalogue test needs GNU gettext; installing Debian's gettext package:", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (["apt-get", "update"], ["apt-get", "install", "-y", "--no-install-recommends", "gettext"]):
+        print("+ " + " ".join(command), flush=True)
+        if subprocess.run(command, env=env).returncode != 0:
+            print("WARNING: could not install gettext; the makemessages test will be skipped.")
             return
 
 

@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 from django.db.models import Count, Min, Sum
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from omniman import conf
@@ -138,12 +139,12 @@ def describe_age(delta: timedelta | None) -> str:
         return str(_("nothing waiting"))
     seconds = int(delta.total_seconds())
     if seconds < 60:
-        return f"{seconds} s"
+        return gettext("%(s)s s") % {"s": seconds}
     if seconds < 3600:
-        return f"{seconds // 60} min"
+        return gettext("%(m)s min") % {"m": seconds // 60}
     if seconds < 86400:
-        return f"{seconds // 3600} h {seconds % 3600 // 60} min"
-    return f"{seconds // 86400} d {seconds % 86400 // 3600} h"
+        return gettext("%(h)s h %(m)s min") % {"h": seconds // 3600, "m": seconds % 3600 // 60}
+    return gettext("%(d)s d %(h)s h") % {"d": seconds // 86400, "h": seconds % 86400 // 3600}
 
 
 def dashboard_callback(request, context: dict[str, Any]) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from django.contrib import admin, messages
-from django.utils import formats, timezone
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from unfold.contrib.filters.admin import RelatedDropdownFilter
 from unfold.decorators import display
@@ -24,6 +24,7 @@ from omniman.admin.renderers import (
     qty_text,
     when,
 )
+from omniman import formatting
 from omniman.exceptions import InvalidTransition, OmnimanError
 from omniman.models import Order, OrderEvent, OrderItem, Session
 from omniman.monetary import format_money
@@ -90,7 +91,7 @@ class OrderEventInline(ReadOnlyInline):
     @display(description=_("At"))
     def at(self, obj):
         local = timezone.localtime(obj.created_at)
-        return nowrap(formats.date_format(local, "j M Y H:i:s"), title=local.isoformat())
+        return nowrap(formatting.format_datetime(local, format="medium"), title=local.isoformat())
 
     @display(description=_("What happened"))
     def summary(self, obj):
@@ -213,7 +214,7 @@ class OrderAdmin(ServiceActionsMixin, ReadOnlyAdmin):
                 messages.error(
                     request,
                     _(
-                        "Order %(ref)s changed meanwhile: it is now %(current)r, not %(expected)r. "
+                        "Order %(ref)s changed meanwhile: it is now “%(current)s”, not “%(expected)s”. "
                         "Nothing was changed; check it and choose again."
                     )
                     % {"ref": order.ref, "current": order.channel.term(current), "expected": order.channel.term(expected)},
@@ -221,8 +222,8 @@ class OrderAdmin(ServiceActionsMixin, ReadOnlyAdmin):
             else:
                 messages.error(
                     request,
-                    _("Order %(ref)s cannot move to %(status)r from where it is. Nothing was changed.")
-                    % {"ref": order.ref, "status": new_status},
+                    _("Order %(ref)s cannot move to “%(status)s” from where it is. Nothing was changed.")
+                    % {"ref": order.ref, "status": order.channel.term(new_status)},
                 )
             return self.back_to(order)
         except OmnimanError as exc:

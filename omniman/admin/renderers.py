@@ -8,10 +8,13 @@ from typing import Any
 
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import formats, timezone
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
+
+from omniman import formatting
+from omniman.texts import handle_label
 
 STATUS_BADGES = {
     "new": "info",
@@ -60,17 +63,21 @@ def nowrap(text: Any, title: str = "") -> str:
 
 
 def when(value: datetime | None) -> str:
-    """A compact local time: ``10:25:32`` today, ``26 Nov 2026 10:25`` before (the full instant on hover)."""
+    """A compact local time in the active language: ``10:25:32`` today (``10:25:32 AM`` in en),
+    ``26 de nov. de 2026 10:25`` before (the full instant on hover)."""
     if value is None:
         return "—"
     local = timezone.localtime(value)
-    text = local.strftime("%H:%M:%S") if local.date() == timezone.localdate() else formats.date_format(local, "j M Y H:i")
+    if local.date() == timezone.localdate():
+        text = formatting.format_time(local, format="medium")
+    else:
+        text = formatting.format_datetime(local, format="medium")
     return nowrap(text, title=local.isoformat(timespec="seconds"))
 
 
 def qty_text(qty: Any) -> str:
-    text = str(qty)
-    return text.rstrip("0").rstrip(".") if "." in text else text
+    """A quantity in the active language (``2``, ``0.5``; ``0,5`` in pt-br), as the POS writes it."""
+    return formatting.format_qty(qty)
 
 
 def customer_text(data: dict[str, Any]) -> str:
@@ -83,7 +90,7 @@ def customer_text(data: dict[str, Any]) -> str:
 def handle_text(obj) -> str:
     if not obj.handle_ref:
         return "—"
-    return f"{obj.handle_type} {obj.handle_ref}".strip()
+    return f"{handle_label(obj.handle_type)} {obj.handle_ref}".strip()
 
 
 def price_override_text(override: dict[str, Any]) -> str:

@@ -2,12 +2,44 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils import translation
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import gettext_noop
 
 from omniman import conf
 from omniman.channel_config import config_problems
 from omniman.flow import OrderFlow, build_order_flow
+
+
+# The words a channel's terminology can replace, and the statuses of the default flow.
+TERM_DEFAULTS = {
+    "session": _("Basket"),
+    "sessions": _("Baskets"),
+    "order": _("Order"),
+    "orders": _("Orders"),
+    "new": _("New"),
+    "confirmed": _("Confirmed"),
+    "processing": _("Processing"),
+    "ready": _("Ready"),
+    "dispatched": _("Dispatched"),
+    "delivered": _("Delivered"),
+    "completed": _("Completed"),
+    "cancelled": _("Cancelled"),
+    "returned": _("Returned"),
+}
+
+# Words callers pass as defaults (``term("session", "Draft")``), for the catalogue.
+CALLER_DEFAULTS = (gettext_noop("Draft"), gettext_noop("Tab"), gettext_noop("Round"))
+
+# A plural a channel does not name is its singular + "s" (English and Portuguese both).
+PLURALS = {"sessions": "session", "orders": "order"}
+
+# Labels of the checks Omniman's contrib apps provide (a configured label that is
+# one of these English words is shown translated).
+CHECK_LABELS = {"stock": gettext_noop("Stock"), "pricing": gettext_noop("Pricing")}
 
 
 class Channel(models.Model):
@@ -22,12 +54,12 @@ class Channel(models.Model):
     """
 
     class PricingPolicy(models.TextChoices):
-        INTERNAL = "internal", "Internal (the hub prices items)"
-        EXTERNAL = "external", "External (prices come with the items)"
+        INTERNAL = "internal", _("Internal (the hub prices items)")
+        EXTERNAL = "external", _("External (prices come with the items)")
 
     class EditPolicy(models.TextChoices):
-        OPEN = "open", "Open"
-        LOCKED = "locked", "Locked (items cannot be edited)"
+        OPEN = "open", _("Open")
+        LOCKED = "locked", _("Locked (items cannot be edited)")
 
     code = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=200)
@@ -86,18 +118,63 @@ class Channel(models.Model):
 
     def check_label(self, check_code: str) -> str:
         spec = ((self.config or {}).get("checks") or {}).get(check_code) or {}
-        return spec.get("label") or check_code.replace("_", " ").capitalize()
+        label = spec.get("label")
+        if isinstance(label, dict):  # one label per language, like the terminology
+            code = (translation.get_language() or settings.LANGUAGE_CODE).lower()
+            label = label.get(code) or label.get(code.split("-")[0])
+        label = str(label or CHECK_LABELS.get(check_code) or "")
+        if label in CHECK_LABELS.values():
+            return translation.gettext(label)
+        return label or check_code.replace("_", " ").capitalize()
+
+    @property
+    def language(self) -> str:
+        """The language of what the channel sends unattended (emails): ``config["language"]``, else ``LANGUAGE_CODE``."""
+        return str((self.config or {}).get("language") or settings.LANGUAGE_CODE)
+
+    @property
+    def time_zone(self) -> str:
+        """The channel's time zone (``config["time_zone"]``, e.g. ``"America/Sao_Paulo"``), else ``TIME_ZONE``."""
+        return str((self.config or {}).get("time_zone") or settings.TIME_ZONE)
+
+    def terms(self, language: str | None = None) -> dict[str, str]:
+        """The channel's words in ``language`` (the active one by default).
+
+        ``config["terminology"]`` is either one dict for every language
+        (``{"session": "Tab"}``) or one per language
+        (``{"en": {"session": "Tab"}, "pt-br": {"session": "Comanda"}}``), looked
+        up by the full code (``pt-br``), then its base (``pt``). A language the
+        channel does not name gets none: the translated defaults apply, so a
+        Portuguese screen never shows the English word.
+        """
+        terminology: dict[str, Any] = (self.config or {}).get("terminology") or {}
+        if not terminology or not any(isinstance(value, dict) for value in terminology.values()):
+            return {key: str(value) for key, value in terminology.items() if value and not isinstance(value, dict)}
+        code = (language or translation.get_language() or settings.LANGUAGE_CODE).lower()
+        for candidate in (code, code.split("-")[0]):
+            words = terminology.get(candidate)
+            if isinstance(words, dict):
+                return {key: str(value) for key, value in words.items() if value}
+        for candidate, words in terminology.items():
+            if isinstance(words, dict) and candidate.lower().split("-")[0] == code.split("-")[0]:
+                return {key: str(value) for key, value in words.items() if value}
+        return {}
 
     def term(self, key: str, default: str | None = None) -> str:
-        """The channel's word for ``key`` (``"session"``, ``"order"``, a status…)."""
-        terms: dict[str, Any] = (self.config or {}).get("terminology") or {}
+        """The channel's word for ``key`` (``"session"``, ``"order"``, a status…) in the active language."""
+        terms = self.terms()
         value = terms.get(key)
         if value:
-            return str(value)
+            return value
+        if key in PLURALS and terms.get(PLURALS[key]):
+            return terms[PLURALS[key]] + "s"  # "Tab" → "Tabs", "Comanda" → "Comandas"
         if default is not None:
-            return default
+            return translation.gettext(str(default))  # a caller's English word ("Basket", "Draft"), translated
+        if key in TERM_DEFAULTS:
+            return str(TERM_DEFAULTS[key])
         return key.replace("_", " ").capitalize()
 
     @property
-    def terminology(self) -> dict[str, str]:
+    def terminology(self) -> dict[str, Any]:
+        """``config["terminology"]`` as configured (one dict, or one per language)."""
         return dict((self.config or {}).get("terminology") or {})

@@ -6,6 +6,8 @@ import json
 import secrets
 from typing import Any
 
+from django.utils.translation import gettext as _
+
 from omniman import conf
 from omniman.exceptions import SessionError, ValidationError
 from omniman.models import Channel, Session
@@ -42,7 +44,8 @@ def find_session(session_key: str, channel_code: str, *, lock: bool = False) -> 
             raise SessionError("channel_not_found", f"No channel {channel_code!r}.", {"channel_code": channel_code})
         raise SessionError(
             "not_found",
-            f"No session {session_key!r} in channel {channel_code!r}.",
+            _("No session %(session_key)s in channel %(channel_code)s.")
+            % {"session_key": repr(session_key), "channel_code": repr(channel_code)},
             {"session_key": session_key, "channel_code": channel_code},
         )
     return session
@@ -61,7 +64,7 @@ def ensure_json(value: Any, field: str) -> Any:
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise ValidationError(
-            "invalid_field", f"{field} must be JSON: {exc}", {"field": field}
+            "invalid_field", _("%(field)s must be JSON: %(exc)s") % {"field": field, "exc": exc}, {"field": field}
         ) from None
     return value
 

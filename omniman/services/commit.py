@@ -8,6 +8,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from omniman import conf
 from omniman.exceptions import CommitError, IdempotencyError, OmnimanError, ValidationError
@@ -48,7 +49,7 @@ class CommitService:
         if not isinstance(idempotency_key, str) or not idempotency_key.strip():
             raise ValidationError("missing_idempotency_key", context={"field": "idempotency_key"})
         if len(idempotency_key) > 255:
-            raise ValidationError("invalid_field", "idempotency_key is at most 255 characters.", {"field": "idempotency_key"})
+            raise ValidationError("invalid_field", _("idempotency_key is at most 255 characters."), {"field": "idempotency_key"})
         find_session(session_key, channel_code)  # not_found / channel_not_found before a key is claimed
         scope = f"commit:{channel_code}"
         claimed = _claim_key(scope, idempotency_key, fingerprint=session_key)
@@ -93,7 +94,7 @@ def _claim_key(scope: str, key: str, *, fingerprint: str) -> IdempotencyKey | di
     if not expired and row.fingerprint != fingerprint:
         raise IdempotencyError(
             "conflict",
-            "This idempotency key was used to commit another session.",
+            _("This idempotency key was used to commit another session."),
             {"scope": scope, "key": key},
         )
     if row.status == IdempotencyKey.Status.DONE and not expired:
@@ -139,7 +140,7 @@ def _commit(
     if blocking:
         raise CommitError(
             "blocking_issues",
-            f"{len(blocking)} blocking issue(s) must be resolved first.",
+            _("%(count)s blocking issue(s) must be resolved first.") % {"count": len(blocking)},
             {"issues": blocking},
         )
     try:
@@ -232,16 +233,23 @@ def _require_checks(session: Session) -> None:
     for check in session.check_states():
         code = check.commit_error
         if code == "missing_check":
-            raise CommitError(code, f"The {check.code!r} check has not run.", {"check_code": check.code})
+            raise CommitError(
+                code, _("The %(code)s check has not run.") % {"code": repr(check.code)}, {"check_code": check.code}
+            )
         if code == "stale_check":
             raise CommitError(
                 code,
-                f"The {check.code!r} check ran on rev {check.check.get('rev')}, the session is at rev {session.rev}.",
+                _("The %(code)s check ran on rev %(check_rev)s, the session is at rev %(session_rev)s.")
+                % {"code": repr(check.code), "check_rev": check.check.get("rev"), "session_rev": session.rev},
                 {"check_code": check.code, "check_rev": check.check.get("rev"), "session_rev": session.rev},
             )
         if code == "hold_expired":
             expires_at = str(check.check.get("expires_at"))
-            raise CommitError(code, f"The {check.code!r} check expired at {expires_at}.", {"check_code": check.code, "expires_at": expires_at})
+            raise CommitError(
+                code,
+                _("The %(code)s check expired at %(expires_at)s.") % {"code": repr(check.code), "expires_at": expires_at},
+                {"check_code": check.code, "expires_at": expires_at},
+            )
 
 
 def _create_order(**fields: Any) -> Order:

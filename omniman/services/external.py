@@ -16,6 +16,7 @@ import logging
 from typing import Any
 
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from omniman.exceptions import IdempotencyError, InvalidTransition, SessionError, ValidationError
 from omniman.models import Channel, Order
@@ -60,7 +61,8 @@ def map_status(channel: Channel, platform_status: str) -> str:
     if target is None:
         raise ValidationError(
             "invalid_field",
-            f"Unknown status {platform_status!r} for channel {channel.code!r}.",
+            _("Unknown status %(platform_status)s for channel %(channel_code)s.")
+            % {"platform_status": repr(platform_status), "channel_code": repr(channel.code)},
             {"field": "status", "status": platform_status, "allowed": sorted(mapping)},
         )
     return target
@@ -68,11 +70,12 @@ def map_status(channel: Channel, platform_status: str) -> str:
 
 def _check_external_id(external_id: Any) -> str:
     if not isinstance(external_id, str) or not external_id.strip():
-        raise ValidationError("missing_field", "external_id is required.", {"field": "external_id"})
+        raise ValidationError("missing_field", _("external_id is required."), {"field": "external_id"})
     external_id = external_id.strip()
     if len(external_id) > MAX_EXTERNAL_ID_LENGTH:
         raise ValidationError(
-            "invalid_field", f"external_id is at most {MAX_EXTERNAL_ID_LENGTH} characters.", {"field": "external_id"}
+            "invalid_field", _("external_id is at most %(max_external_id_length)s characters.")
+                % {"max_external_id_length": MAX_EXTERNAL_ID_LENGTH}, {"field": "external_id"}
         )
     return external_id
 
@@ -101,7 +104,8 @@ def _walk(order: Order, target: str, *, actor: str, reason: str) -> bool:
     if steps is None:
         raise InvalidTransition(
             "invalid_transition",
-            f"Order {order.ref} cannot go from {order.status!r} to {target!r}.",
+            _("Order %(order_ref)s cannot go from %(order_status)s to %(target)s.")
+            % {"order_ref": order.ref, "order_status": repr(order.status), "target": repr(target)},
             {"order_ref": order.ref, "from": order.status, "to": target},
         )
     for step in steps:
@@ -133,7 +137,7 @@ class ExternalOrderService:
         external_id = _check_external_id(external_id)
         channel = _active_channel(channel_code)
         if not isinstance(items, (list, tuple)) or not items:
-            raise ValidationError("missing_field", "An external order needs at least one item.", {"field": "items"})
+            raise ValidationError("missing_field", _("An external order needs at least one item."), {"field": "items"})
         data = dict(data or {})
         target = map_status(channel, status) if status else ""
         fingerprint = content_fingerprint(list(items), data)
@@ -164,7 +168,8 @@ class ExternalOrderService:
             if session.session_key != session_key or (session.data.get("ingest") or {}).get("fingerprint") != fingerprint:
                 raise IdempotencyError(
                     "conflict",
-                    f"Another open session holds external order {external_id!r}.",
+                    _("Another open session holds external order %(external_id)s.")
+                    % {"external_id": repr(external_id)},
                     {"external_id": external_id, "session_key": session.session_key},
                 )
             result = CommitService.commit(
@@ -194,14 +199,15 @@ class ExternalOrderService:
         external_id = _check_external_id(external_id)
         channel = _active_channel(channel_code)
         if not isinstance(status, str) or not status:
-            raise ValidationError("missing_field", "status is required.", {"field": "status"})
+            raise ValidationError("missing_field", _("status is required."), {"field": "status"})
         target = map_status(channel, status)
         order = lock_order(
             channel=channel,
             session_key=external_session_key(channel.code, external_id),
             missing=SessionError(
                 "not_found",
-                f"No external order {external_id!r} in channel {channel.code!r}.",
+                _("No external order %(external_id)s in channel %(channel_code)s.")
+                % {"external_id": repr(external_id), "channel_code": repr(channel.code)},
                 {"external_id": external_id, "channel_code": channel.code},
             ),
         )
@@ -217,7 +223,8 @@ def _existing_order(session_key: str, external_id: str, fingerprint: str) -> Ord
     if stored.get("fingerprint") != fingerprint:
         raise IdempotencyError(
             "conflict",
-            f"External order {external_id!r} was already delivered with other content.",
+            _("External order %(external_id)s was already delivered with other content.")
+            % {"external_id": repr(external_id)},
             {"external_id": external_id, "order_ref": order.ref},
         )
     return order

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+from django.utils.translation import gettext as _
+
 from omniman.exceptions import SessionError, ValidationError
 from omniman.models import Channel, Session
 from omniman.monetary import MAX_QTY, parse_price_q, parse_qty, qty_to_str, to_decimal
@@ -45,7 +47,8 @@ ITEM_OPS = frozenset(
 def _required(op: dict, field: str) -> Any:
     value = op.get(field)
     if value is None or (isinstance(value, str) and not value.strip()):
-        raise ValidationError("missing_field", f"{op.get('op')}: {field!r} is required.", {"field": field})
+        raise ValidationError("missing_field", _("%(op)s: %(field)s is required.")
+            % {"op": op.get('op'), "field": repr(field)}, {"field": field})
     return value
 
 
@@ -53,7 +56,8 @@ def _sku(op: dict, field: str = "sku") -> str:
     value = _required(op, field)
     if not isinstance(value, str) or len(value) > MAX_SKU_LENGTH:
         raise ValidationError(
-            "invalid_field", f"{field} must be text of at most {MAX_SKU_LENGTH} characters.", {"field": field}
+            "invalid_field", _("%(field)s must be text of at most %(max_sku_length)s characters.")
+                % {"field": field, "max_sku_length": MAX_SKU_LENGTH}, {"field": field}
         )
     return value.strip()
 
@@ -64,7 +68,8 @@ def _name(op: dict, default: str) -> str:
         return default
     if not isinstance(value, str) or len(value) > MAX_NAME_LENGTH:
         raise ValidationError(
-            "invalid_field", f"name must be text of at most {MAX_NAME_LENGTH} characters.", {"field": "name"}
+            "invalid_field", _("name must be text of at most %(max_name_length)s characters.")
+                % {"max_name_length": MAX_NAME_LENGTH}, {"field": "name"}
         )
     return value.strip() or default
 
@@ -75,7 +80,8 @@ def _qty(op: dict, field: str = "qty") -> str:
     if qty is None:
         raise ValidationError(
             "invalid_qty",
-            f"{field} must be a positive number with at most 3 decimal places (and at most {MAX_QTY}).",
+            _("%(field)s must be a positive number with at most 3 decimal places (and at most %(max_qty)s).")
+            % {"field": field, "max_qty": MAX_QTY},
             {"field": field, "value": str(value)},
         )
     return qty_to_str(qty)
@@ -86,7 +92,8 @@ def _price(op: dict, field: str = "unit_price_q") -> int:
     price = parse_price_q(value)
     if price is None:
         raise ValidationError(
-            "invalid_price", f"{field} must be a non-negative integer amount in cents.", {"field": field, "value": str(value)}
+            "invalid_price", _("%(field)s must be a non-negative integer amount in cents.")
+                % {"field": field}, {"field": field, "value": str(value)}
         )
     return price
 
@@ -101,14 +108,14 @@ def _line_id(op: dict, field: str = "line_id") -> str:
 def _path(op: dict, reserved: tuple[str, ...]) -> list[str]:
     value = _required(op, "path")
     if not isinstance(value, str):
-        raise ValidationError("invalid_path", "path must be dot-separated text.", {"path": str(value)})
+        raise ValidationError("invalid_path", _("path must be dot-separated text."), {"path": str(value)})
     parts = value.split(".")
     if not all(PATH_SEGMENT.match(part) for part in parts):
         raise ValidationError(
-            "invalid_path", "Each path segment is 1-64 letters, digits, '_' or '-'.", {"path": value}
+            "invalid_path", _("Each path segment is 1-64 letters, digits, '_' or '-'."), {"path": value}
         )
     if parts[0] in reserved:
-        raise ValidationError("reserved_path", f"{parts[0]!r} is reserved.", {"path": value})
+        raise ValidationError("reserved_path", _("%(key)s is reserved.") % {"key": repr(parts[0])}, {"path": value})
     return parts
 
 
@@ -119,7 +126,8 @@ def _set_path(target: dict, parts: list[str], value: Any, *, path: str) -> None:
         if child is None:
             child = node[part] = {}
         elif not isinstance(child, dict):
-            raise ValidationError("invalid_path", f"{part!r} is not an object.", {"path": path})
+            raise ValidationError("invalid_path", _("%(part)s is not an object.")
+                % {"part": repr(part)}, {"path": path})
         node = child
     node[parts[-1]] = value
 
@@ -129,7 +137,8 @@ def find_line(session: Session, line_id: str) -> dict[str, Any]:
     for line in session.lines:
         if line["line_id"] == line_id:
             return line
-    raise ValidationError("unknown_line_id", f"No line {line_id!r}.", {"line_id": line_id})
+    raise ValidationError("unknown_line_id", _("No line %(line_id)s.")
+        % {"line_id": repr(line_id)}, {"line_id": line_id})
 
 
 def _new_line_id(session: Session) -> str:
@@ -145,10 +154,11 @@ def _meta(op: dict) -> dict[str, Any]:
     if meta is None:
         return {}
     if not isinstance(meta, dict):
-        raise ValidationError("invalid_field", "meta must be an object.", {"field": "meta"})
+        raise ValidationError("invalid_field", _("meta must be an object."), {"field": "meta"})
     for key in RESERVED_META_KEYS:
         if key in meta:
-            raise ValidationError("reserved_path", f"meta.{key} is written by override_price only.", {"path": key})
+            raise ValidationError("reserved_path", _("meta.%(key)s is written by override_price only.")
+                % {"key": key}, {"path": key})
     return ensure_json(dict(meta), "meta")
 
 
@@ -195,7 +205,8 @@ def adjust_qty(session: Session, op: dict, ctx: dict) -> None:
     if delta is None:
         raise ValidationError(
             "invalid_qty",
-            f"delta must be a non-zero number with at most 3 decimal places (and at most {MAX_QTY} either way).",
+            _("delta must be a non-zero number with at most 3 decimal places (and at most %(max_qty)s either way).")
+            % {"max_qty": MAX_QTY},
             {"field": "delta", "value": str(value)},
         )
     new = parse_qty(line["qty"]) + delta
@@ -203,7 +214,9 @@ def adjust_qty(session: Session, op: dict, ctx: dict) -> None:
         session.lines.remove(line)
         return
     if parse_qty(new) is None:
-        raise ValidationError("invalid_qty", f"The quantity would exceed {MAX_QTY}.", {"field": "delta", "value": str(value)})
+        raise ValidationError(
+            "invalid_qty", _("The quantity would exceed %(max_qty)s.") % {"max_qty": MAX_QTY}, {"field": "delta", "value": str(value)}
+        )
     line["qty"] = qty_to_str(new)
 
 
@@ -239,7 +252,7 @@ def replace_sku(session: Session, op: dict, ctx: dict) -> None:
 def set_data(session: Session, op: dict, ctx: dict) -> None:
     parts = _path(op, RESERVED_DATA_KEYS)
     if "value" not in op:
-        raise ValidationError("missing_field", "set_data: 'value' is required.", {"field": "value"})
+        raise ValidationError("missing_field", _("set_data: 'value' is required."), {"field": "value"})
     value = ensure_json(op["value"], "value")
     _set_path(session.data, parts, value, path=op["path"])
     ensure_data_size(session.data, "value")
@@ -249,18 +262,19 @@ def merge_lines(session: Session, op: dict, ctx: dict) -> None:
     source_id = _line_id(op, "from_line_id")
     target_id = _line_id(op, "into_line_id")
     if source_id == target_id:
-        raise ValidationError("invalid_merge", "A line cannot be merged into itself.", {"line_id": source_id})
+        raise ValidationError("invalid_merge", _("A line cannot be merged into itself."), {"line_id": source_id})
     source = find_line(session, source_id)
     target = find_line(session, target_id)
     if source["sku"] != target["sku"]:
         raise ValidationError(
             "invalid_merge",
-            "Only lines of the same SKU can be merged.",
+            _("Only lines of the same SKU can be merged."),
             {"from_sku": source["sku"], "into_sku": target["sku"]},
         )
     merged = parse_qty(parse_qty(source["qty"]) + parse_qty(target["qty"]))
     if merged is None:
-        raise ValidationError("invalid_qty", f"The merged quantity exceeds {MAX_QTY}.", {"field": "qty"})
+        raise ValidationError("invalid_qty", _("The merged quantity exceeds %(max_qty)s.")
+            % {"max_qty": MAX_QTY}, {"field": "qty"})
     target["qty"] = qty_to_str(merged)
     session.lines.remove(source)
 
@@ -269,18 +283,18 @@ def set_line_meta(session: Session, op: dict, ctx: dict) -> None:
     line = find_line(session, _line_id(op))
     parts = _path(op, RESERVED_META_KEYS)
     if "value" not in op:
-        raise ValidationError("missing_field", "set_line_meta: 'value' is required.", {"field": "value"})
+        raise ValidationError("missing_field", _("set_line_meta: 'value' is required."), {"field": "value"})
     _set_path(line["meta"], parts, ensure_json(op["value"], "value"), path=op["path"])
 
 
 def override_price(session: Session, op: dict, ctx: dict) -> None:
     line = find_line(session, _line_id(op))
     if op.get("unit_price_q") is None:
-        raise ValidationError("missing_field", "override_price: 'unit_price_q' is required.", {"field": "unit_price_q"})
+        raise ValidationError("missing_field", _("override_price: 'unit_price_q' is required."), {"field": "unit_price_q"})
     price = _price(op)
     reason = _required(op, "reason")
     if not isinstance(reason, str):
-        raise ValidationError("invalid_field", "reason must be text.", {"field": "reason"})
+        raise ValidationError("invalid_field", _("reason must be text."), {"field": "reason"})
     actor = op.get("actor") or (ctx or {}).get("actor") or "system"
     previous = line["meta"].get("price_override")
     original = previous["from"] if previous else line["unit_price_q"]
@@ -304,18 +318,19 @@ OPS: dict[str, Callable[[Session, dict, dict], None]] = {
 def apply_ops(session: Session, ops: Any, *, ctx: dict, allow_locked: bool = False) -> None:
     """Apply ``ops`` in order to the (locked, in-memory) session."""
     if not isinstance(ops, (list, tuple)) or not ops:
-        raise ValidationError("missing_field", "ops must be a non-empty list.", {"field": "ops"})
+        raise ValidationError("missing_field", _("ops must be a non-empty list."), {"field": "ops"})
     locked = session.edit_policy == Channel.EditPolicy.LOCKED and not allow_locked
     for index, op in enumerate(ops):
         if not isinstance(op, dict):
-            raise ValidationError("unsupported_op", "Each op is an object with an 'op' key.", {"op_index": index})
+            raise ValidationError("unsupported_op", _("Each op is an object with an 'op' key."), {"op_index": index})
         name = op.get("op")
         if name is None or name == "":
-            raise ValidationError("missing_field", "Each op needs an 'op' name.", {"field": "op", "op_index": index})
+            raise ValidationError("missing_field", _("Each op needs an 'op' name."), {"field": "op", "op_index": index})
         handler = OPS.get(name) if isinstance(name, str) else None
         if handler is None:
             raise ValidationError(
-                "unsupported_op", f"Unsupported op {name!r}.", {"op": str(name), "op_index": index, "supported": sorted(OPS)}
+                "unsupported_op", _("Unsupported op %(name)s.")
+                    % {"name": repr(name)}, {"op": str(name), "op_index": index, "supported": sorted(OPS)}
             )
         if locked and name in ITEM_OPS:
             raise SessionError("locked", context={"op": name, "op_index": index})

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from omniman.exceptions import InvalidTransition, OmnimanError
 from omniman.flow import TIMESTAMPED_STATUSES
@@ -43,7 +44,8 @@ class OrderService:
         if expected_status is not None and order.status != expected_status:
             raise InvalidTransition(
                 "stale_status",
-                f"Order {order_ref} is {order.status!r}, not {expected_status!r}.",
+                _("Order %(order_ref)s is %(order_status)s, not %(expected_status)s.")
+                % {"order_ref": order_ref, "order_status": repr(order.status), "expected_status": repr(expected_status)},
                 {"order_ref": order_ref, "expected_status": expected_status, "current_status": order.status},
             )
         if roles is not None:
@@ -58,7 +60,8 @@ def require_permission(order: Order, new_status: str, roles: Iterable[str]) -> N
     if flow.can(order.status, new_status) and not flow.may_transition(roles, order.status, new_status):
         raise InvalidTransition(
             "forbidden_transition",
-            f"Your role may not move order {order.ref} from {order.status!r} to {new_status!r}.",
+            _("Your role may not move order %(order_ref)s from %(order_status)s to %(new_status)s.")
+            % {"order_ref": order.ref, "order_status": repr(order.status), "new_status": repr(new_status)},
             {
                 "order_ref": order.ref,
                 "from": order.status,
@@ -81,7 +84,8 @@ def lock_order(order_ref: str | None = None, *, missing: OmnimanError | None = N
     order = rows.filter(**lookup).first() if lookup else rows.filter(ref=order_ref or "").first()
     if order is None:
         context = {"order_ref": order_ref} if not lookup else {key: str(value) for key, value in lookup.items()}
-        raise missing or OmnimanError("not_found", f"No order {order_ref or context!r}.", context)
+        raise missing or OmnimanError("not_found", _("No order %(order_ref)s.")
+            % {"order_ref": repr(order_ref or context)}, context)
     return order
 
 
@@ -104,7 +108,8 @@ def apply_transition(order: Order, new_status: str, *, actor: str, reason: str =
     if not flow.can(order.status, new_status):
         raise InvalidTransition(
             "invalid_transition",
-            f"Order {order.ref} cannot go from {order.status!r} to {new_status!r}.",
+            _("Order %(order_ref)s cannot go from %(order_status)s to %(new_status)s.")
+            % {"order_ref": order.ref, "order_status": repr(order.status), "new_status": repr(new_status)},
             {"order_ref": order.ref, "from": order.status, "to": new_status, "allowed": flow.allowed_from(order.status)},
         )
     previous = order.status

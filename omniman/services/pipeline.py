@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from django.db import connections
+from django.utils.translation import gettext as _
 
 from omniman import registry
 from omniman.exceptions import OmnimanError, ValidationError
@@ -27,8 +28,8 @@ class _NoDatabase:
     def __call__(self, execute, sql, params, many, context):
         raise OmnimanError(
             "pipeline_violation",
-            f"{self.who} queried the database; modifiers and validators do no IO "
-            "(load data in a modifier's prepare() hook instead).",
+            _("%(who)s queried the database; modifiers and validators do no IO (load data in a modifier's prepare() hook instead).")
+            % {"who": self.who},
             {"extension": self.who},
         )
 
@@ -81,13 +82,14 @@ def recompute_line_totals(session: Session) -> None:
         if qty is None or price is None:
             raise OmnimanError(
                 "pipeline_violation",
-                f"Line {line.get('line_id')!r} has an invalid qty or unit_price_q after the modifiers.",
+                _("Line %(line_id)s has an invalid qty or unit_price_q after the modifiers.")
+                % {"line_id": repr(line.get('line_id'))},
                 {"line_id": line.get("line_id")},
             )
         line["line_total_q"] = monetary_mult(qty, price)
         total += line["line_total_q"]
     if total > MAX_AMOUNT_Q:
-        raise ValidationError("invalid_price", "The session total is too large.", {"total_q": total})
+        raise ValidationError("invalid_price", _("The session total is too large."), {"total_q": total})
 
 
 def run_modifiers(session: Session, ctx: dict[str, Any]) -> None:
@@ -113,7 +115,8 @@ def run_modifiers(session: Session, ctx: dict[str, Any]) -> None:
             if repriced:
                 raise OmnimanError(
                     "pipeline_violation",
-                    f"modifier {modifier.code!r} repriced an external session.",
+                    _("modifier %(modifier_code)s repriced an external session.")
+                    % {"modifier_code": repr(modifier.code)},
                     {"modifier": modifier.code, "line_ids": repriced},
                 )
 
@@ -127,7 +130,8 @@ def run_validators(session: Session, stage: str, ctx: dict[str, Any]) -> None:
         if fingerprint(session) != before:
             raise OmnimanError(
                 "pipeline_violation",
-                f"validator {validator.code!r} mutated the session; validators are read-only gates.",
+                _("validator %(validator_code)s mutated the session; validators are read-only gates.")
+                % {"validator_code": repr(validator.code)},
                 {"validator": validator.code},
             )
 

@@ -9,6 +9,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
 
 from omniman import registry
 from omniman.exceptions import IssueResolveError, OmnimanError, SessionError, ValidationError
@@ -58,14 +59,14 @@ class SessionService:
         handle_type = (handle_type or "").strip()
         handle_ref = str(handle_ref or "").strip()
         if handle_ref and not handle_type:
-            raise ValidationError("missing_field", "A handle_ref needs a handle_type.", {"field": "handle_type"})
+            raise ValidationError("missing_field", _("A handle_ref needs a handle_type."), {"field": "handle_type"})
         if len(handle_type) > 32 or len(handle_ref) > 128:
-            raise ValidationError("invalid_field", "The handle is too long.", {"field": "handle_ref"})
+            raise ValidationError("invalid_field", _("The handle is too long."), {"field": "handle_ref"})
         initial_data = _initial_data(data)
         if items is not None and (not isinstance(items, (list, tuple)) or not all(isinstance(i, dict) for i in items)):
-            raise ValidationError("invalid_field", "items must be a list of objects.", {"field": "items"})
+            raise ValidationError("invalid_field", _("items must be a list of objects."), {"field": "items"})
         if session_key is not None and (not isinstance(session_key, str) or not session_key.strip() or len(session_key) > 64):
-            raise ValidationError("invalid_field", "session_key must be 1-64 characters.", {"field": "session_key"})
+            raise ValidationError("invalid_field", _("session_key must be 1-64 characters."), {"field": "session_key"})
 
         with transaction.atomic():
             existing = _existing_session(channel, handle_type, handle_ref, session_key)
@@ -215,10 +216,10 @@ def _initial_data(data: Any) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ValidationError("invalid_field", "data must be an object.", {"field": "data"})
+        raise ValidationError("invalid_field", _("data must be an object."), {"field": "data"})
     for key in RESERVED_DATA_KEYS:
         if key in data:
-            raise ValidationError("reserved_path", f"{key!r} is reserved.", {"path": key})
+            raise ValidationError("reserved_path", _("%(key)s is reserved.") % {"key": repr(key)}, {"path": key})
     data = ensure_json(dict(data), "data")
     ensure_data_size(data)
     return data
@@ -281,7 +282,8 @@ def require_rev(session: Session, expected_rev: Any) -> None:
     if expected_rev is not None and _as_rev(expected_rev) != session.rev:
         raise SessionError(
             "stale_rev",
-            f"The session is at rev {session.rev}, not {expected_rev}.",
+            _("The session is at rev %(session_rev)s, not %(expected_rev)s.")
+            % {"session_rev": session.rev, "expected_rev": expected_rev},
             {"session_key": session.session_key, "expected_rev": expected_rev, "current_rev": session.rev},
         )
 
@@ -293,7 +295,7 @@ def _as_rev(value: Any) -> int:
             return int(value)
         except (TypeError, ValueError):
             pass
-    raise ValidationError("invalid_field", "expected_rev must be an integer.", {"field": "expected_rev"})
+    raise ValidationError("invalid_field", _("expected_rev must be an integer."), {"field": "expected_rev"})
 
 
 class SessionWriteService:
@@ -316,7 +318,7 @@ class SessionWriteService:
         an expired hold. ``rev`` never changes here.
         """
         if not isinstance(check_code, str) or not check_code:
-            raise ValidationError("missing_field", "check_code is required.", {"field": "check_code"})
+            raise ValidationError("missing_field", _("check_code is required."), {"field": "check_code"})
         expected_rev = _as_rev(expected_rev)
         session = lock_session(session_key, channel_code)
         if session.state != Session.State.OPEN or session.rev != expected_rev:
@@ -333,7 +335,7 @@ class SessionWriteService:
         if expires_at:
             parsed = parse_datetime(str(expires_at)) if not isinstance(expires_at, datetime) else expires_at
             if parsed is None:
-                raise ValidationError("invalid_field", "expires_at must be ISO 8601.", {"field": "expires_at"})
+                raise ValidationError("invalid_field", _("expires_at must be ISO 8601."), {"field": "expires_at"})
             if timezone.is_naive(parsed):
                 parsed = timezone.make_aware(parsed, dt_timezone.utc)
             entry["expires_at"] = parsed.isoformat()
@@ -352,26 +354,27 @@ class SessionWriteService:
 
 def _normalize_issue(issue: Any, check_code: str, index: int) -> dict[str, Any]:
     def bad(why: str) -> ValidationError:
-        return ValidationError("invalid_issue", f"Issue {index}: {why}.", {"index": index})
+        return ValidationError("invalid_issue", _("Issue %(index)s: %(why)s.")
+            % {"index": index, "why": why}, {"index": index})
 
     if not isinstance(issue, dict):
-        raise bad("not an object")
+        raise bad(_("not an object"))
     code = issue.get("code")
     if not isinstance(code, str) or not code:
-        raise bad("a code is required")
+        raise bad(_("a code is required"))
     severity = issue.get("severity", "blocking")
     if severity not in SEVERITIES:
-        raise bad(f"severity must be one of {SEVERITIES}")
+        raise bad(_("severity must be one of %(severities)s") % {"severities": SEVERITIES})
     actions = issue.get("actions") or []
     if not isinstance(actions, list):
-        raise bad("actions must be a list")
+        raise bad(_("actions must be a list"))
     normalized_actions = []
     for position, action in enumerate(actions):
         if not isinstance(action, dict) or not action.get("id"):
-            raise bad(f"action {position} needs an id")
+            raise bad(_("action %(position)s needs an id") % {"position": position})
         ops = action.get("ops") or []
         if not isinstance(ops, list):
-            raise bad(f"action {action['id']!r}: ops must be a list")
+            raise bad(_("action %(action_id)s: ops must be a list") % {"action_id": repr(action["id"])})
         normalized_actions.append(
             {**action, "id": str(action["id"]), "label": str(action.get("label") or action["id"]), "ops": ops}
         )
@@ -437,13 +440,14 @@ class ResolveService:
         except Exception as exc:
             raise IssueResolveError(
                 "resolver_error",
-                f"The {issue.get('source')!r} resolver failed: {type(exc).__name__}: {exc}",
+                _("The %(source)s resolver failed: %(type)s: %(exc)s")
+                % {"source": repr(issue.get('source')), "type": type(exc).__name__, "exc": exc},
                 {"issue_id": issue_id, "action_id": action_id, "source": issue.get("source")},
             ) from exc
         if not isinstance(resolved, Session):
             raise IssueResolveError(
                 "resolver_error",
-                f"The {issue.get('source')!r} resolver did not return a Session.",
+                _("The %(source)s resolver did not return a Session.") % {"source": repr(issue.get('source'))},
                 {"issue_id": issue_id, "action_id": action_id, "source": issue.get("source")},
             )
         logger.info("issue resolved", extra={**log_extra, "rev": resolved.rev, "resolver": issue.get("source", "")})

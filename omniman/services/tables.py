@@ -9,6 +9,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from omniman.exceptions import ValidationError
 from omniman.models import Channel, Order, Session
@@ -54,12 +55,12 @@ class TableService:
         session = lock_session(session_key, channel_code)
         flow = session.channel.order_flow
         if not flow.is_table(session.handle_type) or not session.handle_ref:
-            raise ValidationError("not_a_table", "Only a table's tab can be closed.", {"session_key": session_key})
+            raise ValidationError("not_a_table", _("Only a table's tab can be closed."), {"session_key": session_key})
         require_rev(session, expected_rev)
         if session.state == Session.State.OPEN and session.lines:
             raise ValidationError(
                 "round_not_sent",
-                "Send or clear the current round before closing the table.",
+                _("Send or clear the current round before closing the table."),
                 {"session_key": session_key, "items_count": len(session.lines)},
             )
         rounds = orders_of_handle_today(session.channel, session.handle_type, session.handle_ref).filter(

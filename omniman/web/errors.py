@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.utils.translation import gettext_lazy as _
+
 from omniman.exceptions import OmnimanError, http_status
 
 
@@ -11,23 +13,23 @@ def status_for(error: OmnimanError, *, htmx_form: bool = True) -> int:
 
 
 MESSAGES = {
-    "stale_rev": "This {session} changed on another screen. Your change was not applied — here is the current {session}.",
-    "already_committed": "This {session} was already sent. Nothing was changed.",
-    "abandoned": "This {session} was closed on another screen. Nothing was changed.",
-    "in_progress": "This order is already being placed — one moment.",
-    "locked": "This {session}'s items come from the channel and cannot be edited here.",
-    "blocking_issues": "Resolve the issues marked below before sending.",
-    "missing_check": "The checks have not finished yet: press “Check now”.",
-    "stale_check": "The checks are out of date: press “Check now”.",
-    "hold_expired": "The stock hold expired: press “Check now” to hold again.",
-    "empty_session": "Add an item first.",
-    "issue_not_found": "That issue was already resolved — here is the current {session}.",
-    "action_not_found": "That action is no longer offered — here is the current {session}.",
+    "stale_rev": _("This %(session)s changed on another screen. Your change was not applied — here is the current %(session)s."),
+    "already_committed": _("This %(session)s was already sent. Nothing was changed."),
+    "abandoned": _("This %(session)s was closed on another screen. Nothing was changed."),
+    "in_progress": _("This order is already being placed — one moment."),
+    "locked": _("This %(session)s's items come from the channel and cannot be edited here."),
+    "blocking_issues": _("Resolve the issues marked below before sending."),
+    "missing_check": _("The checks have not finished yet: press “Check now”."),
+    "stale_check": _("The checks are out of date: press “Check now”."),
+    "hold_expired": _("The stock hold expired: press “Check now” to hold again."),
+    "empty_session": _("Add an item first."),
+    "issue_not_found": _("That issue was already resolved — here is the current %(session)s."),
+    "action_not_found": _("That action is no longer offered — here is the current %(session)s."),
 }
 
 
 def banner_for(error: OmnimanError, *, session_word: str) -> str:
     template = MESSAGES.get(error.code)
     if template:
-        return template.format(session=session_word.lower())
+        return str(template) % {"session": session_word.lower()}
     return error.message

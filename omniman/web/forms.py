@@ -10,19 +10,13 @@ from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
 
-from babel.numbers import get_currency_precision
 from django import forms
 from django.utils.formats import get_format
 from django.utils.translation import gettext_lazy as _
 
-from omniman.monetary import MAX_QTY, MAX_UNIT_PRICE_Q, parse_qty, qty_to_str
+from omniman.monetary import MAX_QTY, MAX_UNIT_PRICE_Q, minor_units, parse_qty, qty_to_str
 
 MAX_REV = 2**31 - 1
-
-
-def minor_units(currency: str) -> int:
-    """How many decimal places an amount of ``currency`` has (``"BRL"`` → 2, ``"JPY"`` → 0; unknown → 2), per Babel's CLDR data."""
-    return get_currency_precision(currency.upper()) if currency else 2
 
 
 def _decimal_text(value: str) -> str:

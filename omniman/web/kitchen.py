@@ -21,11 +21,14 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
+from django.utils.translation import gettext_lazy
 from django.views.decorators.vary import vary_on_headers
 
 from omniman import conf, registry
 from omniman.contrib.catalog import get_catalog
 from omniman.exceptions import OmnimanError
+from omniman.formatting import format_qty
+from omniman.texts import status_label
 from omniman.flow import DEFAULT_ORDER_FLOW, OrderFlow
 from omniman.models import Channel, Order, OrderEvent
 from omniman.services import OrderService
@@ -39,6 +42,13 @@ EXPO = "expo"
 RECALL_MINUTES = 15
 DEFAULT_WARN_MINUTES = 5
 DEFAULT_LATE_MINUTES = 10
+# The stations' names on the filter bar (a station without one shows its code).
+STATION_LABELS = {
+    EXPO: gettext_lazy("Expo"),
+    "bar": gettext_lazy("Bar"),
+    "kitchen": gettext_lazy("Kitchen"),
+    "pastry": gettext_lazy("Pastry"),
+}
 
 
 def board_columns() -> list[str]:
@@ -167,11 +177,13 @@ def build_board(station: str = EXPO, channel_code: str = "", roles: Iterable[str
     terms = {}
     for order in orders:
         for status in board_columns():
-            terms.setdefault(status, order.channel.term(status, status.capitalize()))
+            terms.setdefault(status, order.channel.term(status))
+    for status in board_columns():
+        terms.setdefault(status, status_label(status))
     return Board(
         station=station,
         channel=channel_code,
-        columns=[(status, terms.get(status, status.capitalize()), columns.get(status, [])) for status in board_columns()],
+        columns=[(status, terms[status], columns.get(status, [])) for status in board_columns()],
         all_day=[(names[sku], _qty(qty)) for sku, qty in sorted(all_day.items(), key=lambda kv: (-kv[1], names[kv[0]]))],
         stations=[EXPO, "bar", "kitchen", "pastry"],
         channels=list(Channel.objects.filter(is_active=True).order_by("display_order", "code")),
@@ -191,7 +203,7 @@ def card_label(order: Order, ticket: int | None = None, flow: OrderFlow | None =
 
 
 def _qty(value) -> str:
-    return format(value.normalize(), "f")
+    return format_qty(value)
 
 
 def recalled_orders(channel_code: str = "") -> list[Order]:
@@ -251,9 +263,9 @@ def bump(request):
     notice = ""
     order = Order.objects.select_related("channel").filter(ref=ref).first()
     if order is None:
-        notice = "That order no longer exists."
+        notice = _("That order no longer exists.")
     elif order.status != expected:
-        notice = f"{order.ref[-6:]} was already moved on another screen."
+        notice = _("%(order)s was already moved on another screen.") % {"order": order.ref[-6:]}
     else:
         roles = roles_of(request.user)
         target = next_status(order, roles=roles)
@@ -266,7 +278,7 @@ def bump(request):
                 )
         except OmnimanError as exc:
             notice = (
-                f"{order.ref[-6:]} was already moved on another screen."
+                _("%(order)s was already moved on another screen.") % {"order": order.ref[-6:]}
                 if exc.code == "stale_status"
                 else exc.message
             )

@@ -16,6 +16,7 @@ from django.utils.html import format_html
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect, reswap, trigger_client_event
@@ -505,10 +506,10 @@ def commit(request, channel_code, session_key):
     except OmnimanError as exc:
         return _failure(request, channel, session_key, exc)
     order_word = channel.term("order", "Order")
-    text = f"{order_word} {result['order_ref']} sent."
+    text = _("%(order)s %(ref)s sent.") % {"order": order_word, "ref": result["order_ref"]}
     ticket = _ticket(result["order_ref"])
     if ticket:
-        text = f"{order_word} {result['order_ref']} · pickup #{ticket}."
+        text = _("%(order)s %(ref)s · pickup #%(ticket)s.") % {"order": order_word, "ref": result["order_ref"], "ticket": ticket}
     messages.success(request, text)
     # A table goes on with its next round; a basket with a new one (a replay's first request opened it).
     nxt = SessionService.open_next(session_key, channel.code, actor=who, replay=result["idempotent"])
@@ -534,7 +535,7 @@ def park(request, channel_code, session_key):
         SessionService.park(session_key, channel.code, expected_rev=form.cleaned_data["rev"], actor=actor(request))
     except OmnimanError as exc:
         return _failure(request, channel, session_key, exc)
-    messages.info(request, f"{_word(channel)} parked: resume it from the list.")
+    messages.info(request, _("%(session)s parked: resume it from the list.") % {"session": _word(channel)})
     url = reverse("pos:channel", args=[channel.code])
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
@@ -554,6 +555,6 @@ def close_table(request, channel_code, session_key):
         )
     except OmnimanError as exc:
         return _failure(request, channel, session_key, exc)
-    messages.success(request, f"Table {session.handle_ref} closed.")
+    messages.success(request, _("Table %(table)s closed.") % {"table": session.handle_ref})
     url = reverse("pos:channel", args=[channel.code])
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import resolve_url
+from django.utils.translation import gettext as _
 from django_htmx.http import HttpResponseClientRedirect
 
 from omniman.roles import actor_of, has_role
@@ -31,7 +32,7 @@ def role_required(*roles: str):
                     return HttpResponseClientRedirect(f"{resolve_url(settings.LOGIN_URL)}?{urlencode({'next': page})}")
                 return redirect_to_login(request.get_full_path())
             if not has_role(request.user, *roles):
-                raise PermissionDenied(f"This screen needs the role {' or '.join(roles)}.")
+                raise PermissionDenied(_("This screen needs the role %(roles)s.") % {"roles": " / ".join(roles)})
             return view(request, *args, **kwargs)
 
         return wrapper

@@ -13,6 +13,7 @@ from django.db.models import Case, IntegerField, Q, Value, When
 
 from omniman.models import CheckState, Channel, Order, Session
 from omniman.services import orders_of_handle_today
+from omniman.texts import localized
 
 GRID_SIZE = 48
 SEARCH_SIZE = 12
@@ -87,7 +88,7 @@ class SessionScreen:
 def session_screen(session: Session, *, with_rounds: bool = True) -> SessionScreen:
     """Everything the session screen shows: lines, checks, issues, totals, the table's rounds."""
     channel = session.channel
-    issues = session.issues
+    issues = [localized(issue) for issue in session.issues if isinstance(issue, dict)]
     checks = session.check_states()
     blocking = any(i.get("severity", "blocking") == "blocking" for i in issues)
     ready = not any(c.blocks_commit for c in checks)

@@ -1,6 +1,7 @@
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
 from omniman.roles import KITCHEN, MANAGER, POS, has_role
@@ -16,4 +17,4 @@ def home(request):
         return redirect("kitchen:board")
     if request.user.is_staff:
         return redirect("admin:index")
-    raise PermissionDenied("There is no screen for your role yet.")
+    raise PermissionDenied(_("There is no screen for your role yet."))

@@ -55,6 +55,11 @@ def test_parse_price_q(value, expected):
     assert parse_price_q(value) == expected
 
 
-def test_format_money():
-    assert format_money(123456, "BRL") == "BRL 1,234.56"
-    assert format_money(-5) == "-0.05"
+def test_format_money_keeps_its_name_and_follows_the_active_language():
+    from django.utils import translation
+
+    with translation.override("en"):
+        assert format_money(123456, "BRL") == "R$1,234.56"
+        assert format_money(-5) == "-0.05"
+    with translation.override("pt-br"):
+        assert format_money(123456, "BRL") == "R$\xa01.234,56"

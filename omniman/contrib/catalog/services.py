@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext as _
+
 from omniman.contrib.catalog import get_catalog
 from omniman.contrib.catalog.protocols import CatalogItem
 from omniman.exceptions import ValidationError
@@ -36,7 +38,7 @@ class CatalogOrderingService:
             wanted = sku or query
             raise ValidationError(
                 "unknown_product",
-                f"No product matches “{wanted}”." if wanted else "Pick a product.",
+                _("No product matches “%(query)s”.") % {"query": wanted} if wanted else _("Pick a product."),
                 {"sku": wanted, "field": "sku" if sku or not query else "q"},
             )
         return item

@@ -14,9 +14,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.core.mail import send_mail
+from django.utils import translation
+from django.utils.translation import gettext
 
 from omniman import conf
 from omniman.contrib.notifications.exceptions import NotificationError
+from omniman.formatting import format_money, format_qty
 from omniman.models import Order
 
 logger = logging.getLogger("omniman.notifications")
@@ -60,15 +63,17 @@ def order_message(*, event: str, order: Order, payload: dict[str, Any]) -> dict[
 
 
 def _text(message: dict[str, Any], order: Order) -> str:
+    """The email body, in the channel's language (``config["language"]``, else ``LANGUAGE_CODE``)."""
     channel = order.channel
-    lines = [
-        f"{channel.term('order', 'Order')} {order.ref} — {channel.term(order.status)}",
-        f"{message['event']} · {channel.name or channel.code}",
-        "",
-    ]
-    for item in message["order"]["items"]:
-        lines.append(f"{item['qty']} × {item['name'] or item['sku']}")
-    lines += ["", f"Total: {order.total_q / 100:.2f} {order.currency}"]
+    with translation.override(channel.language):
+        lines = [
+            f"{channel.term('order')} {order.ref} — {channel.term(order.status)}",
+            f"{message['event']} · {channel.name or channel.code}",
+            "",
+        ]
+        for item in message["order"]["items"]:
+            lines.append(f"{format_qty(item['qty'])} × {item['name'] or item['sku']}")
+        lines += ["", gettext("Total: %(total)s") % {"total": format_money(order.total_q, order.currency)}]
     return "\n".join(lines)
 
 
@@ -102,7 +107,8 @@ class EmailBackend:
         if not recipients:
             return {"skipped": "no recipient"}
         message = order_message(event=event, order=order, payload=payload)
-        subject = config.get("subject") or f"{order.channel.term('order', 'Order')} {order.ref}: {order.channel.term(order.status)}"
+        with translation.override(order.channel.language):
+            subject = config.get("subject") or f"{order.channel.term('order')} {order.ref}: {order.channel.term(order.status)}"
         sent = send_mail(subject, _text(message, order), config.get("from") or None, list(recipients), fail_silently=False)
         return {"to": list(recipients), "sent": sent}
 

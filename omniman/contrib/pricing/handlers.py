@@ -5,12 +5,22 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.utils.translation import gettext_noop
+
+from omniman import texts
 from omniman.contrib.catalog import get_catalog
 from omniman.contrib.pricing import get_pricing_backend
 from omniman.contrib.pricing.modifiers import MISSING_OPTIONS, PRICE_MISSING
 from omniman.exceptions import DirectiveError
 from omniman.models import Channel, Session
 from omniman.services import SessionWriteService
+
+# Issue texts, stored with their ids (omniman.texts) so each screen shows them in its language.
+NO_PRICE = gettext_noop("%(name)s has no price.")
+NO_PRICE_FOR_OPTIONS = gettext_noop("%(name)s: no price for option(s) %(options)s.")
+REMOVE_ITEM = gettext_noop("Remove %(name)s")
+REMOVE_OPTION = gettext_noop("Remove option %(option)s")
+REPLACE_WITH = gettext_noop("Replace with %(name)s")
 
 logger = logging.getLogger("omniman.contrib.pricing")
 
@@ -83,27 +93,27 @@ def price_issues(session: Session, *, source: str = "pricing") -> list[dict[str,
         name = line.get("name") or line["sku"]
         missing_options = list(line["meta"].get(MISSING_OPTIONS) or [])
         actions: list[dict[str, Any]] = [
-            {"id": "remove", "label": f"Remove {name}", "ops": [{"op": "remove_line", "line_id": line["line_id"]}]}
+            {"id": "remove", **texts.message(REMOVE_ITEM, "label", name=name), "ops": [{"op": "remove_line", "line_id": line["line_id"]}]}
         ]
         if missing_options:
-            message = f"{name}: no price for option(s) {', '.join(names.get(s, s) for s in missing_options)}."
+            text = texts.message(NO_PRICE_FOR_OPTIONS, name=name, options=", ".join(names.get(s, s) for s in missing_options))
             kept = line["meta"].get("options") or []
             for sku in missing_options:
                 remaining = [entry for entry in kept if _option_sku(entry) != sku]
                 actions.append(
                     {
                         "id": f"remove_option:{sku}",
-                        "label": f"Remove option {names.get(sku, sku)}",
+                        **texts.message(REMOVE_OPTION, "label", option=names.get(sku, sku)),
                         "ops": [{"op": "set_line_meta", "line_id": line["line_id"], "path": "options", "value": remaining}],
                     }
                 )
         else:
-            message = f"{name} has no price."
+            text = texts.message(NO_PRICE, name=name)
             for item in [item for item in alternatives.get(line["sku"], []) if item.sku in priced][:MAX_ALTERNATIVES]:
                 actions.append(
                     {
                         "id": f"replace:{item.sku}",
-                        "label": f"Replace with {item.name}",
+                        **texts.message(REPLACE_WITH, "label", name=item.name),
                         "ops": [{"op": "replace_sku", "line_id": line["line_id"], "sku": item.sku, "name": item.name}],
                     }
                 )
@@ -115,7 +125,7 @@ def price_issues(session: Session, *, source: str = "pricing") -> list[dict[str,
                 "severity": "blocking",
                 "line_id": line["line_id"],
                 "sku": line["sku"],
-                "message": message,
+                **text,
                 "context": {"name": name, "missing_options": missing_options},
                 "actions": actions,
             }

@@ -46,7 +46,7 @@ class StockLevelAdmin(ManagerAdmin):
     @admin.display(description=_("Available"))
     def available(self, obj):
         if not obj.track:
-            return "unlimited"
+            return _("unlimited")
         return max(obj.on_hand - getattr(obj, "held_qty", 0), 0)
 
     def save_model(self, request, obj, form, change):

@@ -18,8 +18,10 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext_noop
 
-from omniman import conf
+from omniman import conf, texts
 from omniman.contrib.catalog import get_catalog
 from omniman.contrib.stock import get_stock_backend
 from omniman.contrib.stock.protocols import UNLIMITED, Hold, StockBackend
@@ -27,6 +29,13 @@ from omniman.exceptions import DirectiveError
 from omniman.models import Channel, Order, Session
 from omniman.monetary import qty_to_str
 from omniman.services import SessionWriteService, apply_auto_transition, lock_order
+
+# Issue texts, stored with their ids (omniman.texts) so each screen shows them in its language.
+ONLY_AVAILABLE = gettext_noop("%(name)s: only %(available)s of %(requested)s available.")
+OUT_OF_STOCK = gettext_noop("%(name)s is out of stock.")
+REDUCE_TO = gettext_noop("Reduce to %(qty)s")
+REMOVE_LINE = gettext_noop("Remove line")
+REPLACE_WITH = gettext_noop("Replace with %(name)s")
 
 logger = logging.getLogger("omniman.stock")
 
@@ -178,24 +187,24 @@ def _issue(line: dict[str, Any], got: Decimal, check_code: str) -> dict[str, Any
     name = line.get("name") or line["sku"]
     actions = []
     if got > 0:
-        message = f"{name}: only {_text(got)} of {_text(requested)} available."
+        text = texts.message(ONLY_AVAILABLE, name=name, available=_text(got), requested=_text(requested))
         actions.append(
             {
                 "id": "reduce",
-                "label": f"Reduce to {_text(got)}",
+                **texts.message(REDUCE_TO, "label", qty=_text(got)),
                 "ops": [{"op": "set_qty", "line_id": line["line_id"], "qty": _text(got)}],
             }
         )
     else:
-        message = f"{name} is out of stock."
-    actions.append({"id": "remove", "label": "Remove line", "ops": [{"op": "remove_line", "line_id": line["line_id"]}]})
+        text = texts.message(OUT_OF_STOCK, name=name)
+    actions.append({"id": "remove", **texts.message(REMOVE_LINE, "label"), "ops": [{"op": "remove_line", "line_id": line["line_id"]}]})
     return {
         "source": check_code,
         "code": "insufficient_stock" if got > 0 else "out_of_stock",
         "severity": "blocking",
         "line_id": line["line_id"],
         "sku": line["sku"],
-        "message": message,
+        **text,
         "context": {"requested": _text(requested), "available": _text(got)},
         "actions": actions,
     }
@@ -231,7 +240,7 @@ def _offer_alternatives(
             op: dict[str, Any] = {"op": "replace_sku", "line_id": line["line_id"], "sku": alt.sku, "name": alt.name}
             if alt.price_q is not None:
                 op["unit_price_q"] = alt.price_q
-            issue["actions"].append({"id": f"replace:{alt.sku}", "label": f"Replace with {alt.name}", "ops": [op]})
+            issue["actions"].append({"id": f"replace:{alt.sku}", **texts.message(REPLACE_WITH, "label", name=alt.name), "ops": [op]})
 
 
 def _alternatives(catalog, skus: list[str]) -> dict[str, list]:

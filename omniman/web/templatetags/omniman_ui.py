@@ -2,54 +2,77 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from django import template
 
-register = template.Library()
+from omniman import formatting, texts
 
-SYMBOLS = {"BRL": "R$", "USD": "$", "EUR": "€", "GBP": "£"}
+register = template.Library()
 
 
 @register.filter
 def money(amount_q, currency: str = "") -> str:
-    """``1250|money:"BRL"`` → ``R$ 12.50``."""
+    """``1250|money:"BRL"`` → ``R$12.50`` (en), ``R$ 12,50`` (pt-br): the active language, the currency's decimals."""
     if amount_q in (None, ""):
         return "—"
-    amount = int(amount_q)
-    sign = "−" if amount < 0 else ""
-    whole, cents = divmod(abs(amount), 100)
-    symbol = SYMBOLS.get(currency, currency)
-    return f"{sign}{symbol} {whole:,}.{cents:02d}".strip()
+    return formatting.format_money(amount_q, currency)
 
 
 @register.filter
 def qty(value) -> str:
-    """``Decimal("2.000")`` → ``2``; ``Decimal("0.5")`` → ``0.5``."""
-    try:
-        number = Decimal(str(value))
-    except Exception:  # noqa: BLE001
-        return str(value)
-    return format(number.normalize(), "f")
+    """``Decimal("2.000")`` → ``2``; ``Decimal("0.5")`` → ``0.5`` (en), ``0,5`` (pt-br)."""
+    return formatting.format_qty(value)
+
+
+@register.filter
+def clock(moment, channel=None) -> str:
+    """The time of day in the active language and the channel's time zone (``14:05`` in pt-br)."""
+    return formatting.format_time(moment, time_zone=channel.time_zone if channel is not None else None)
+
+
+@register.filter
+def when(moment, channel=None) -> str:
+    """Date and time in the active language and the channel's time zone."""
+    return formatting.format_datetime(moment, time_zone=channel.time_zone if channel is not None else None)
 
 
 @register.filter
 def term(channel, key: str) -> str:
-    """The channel's word for ``key`` (``{{ channel|term:"session" }}`` → ``Tab``)."""
-    defaults = {"session": "Basket", "order": "Order"}
-    return channel.term(key, defaults.get(key))
+    """The channel's word for ``key`` in the active language (``{{ channel|term:"session" }}`` → ``Tab``, ``Comanda``)."""
+    return channel.term(key)
 
 
 @register.filter
 def age(moment) -> str:
-    """Compact age: ``45s``, ``12m``, ``3h``."""
+    """Compact age in the active language: ``45s``, ``12m``, ``3h05`` (``12min`` in pt-br)."""
     from django.utils import timezone
+    from django.utils.translation import gettext
 
     if moment is None:
         return ""
     seconds = max(int((timezone.now() - moment).total_seconds()), 0)
     if seconds < 60:
-        return f"{seconds}s"
+        return gettext("%(seconds)ss") % {"seconds": seconds}
     if seconds < 3600:
-        return f"{seconds // 60}m"
-    return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}"
+        return gettext("%(minutes)sm") % {"minutes": seconds // 60}
+    return gettext("%(hours)sh%(minutes)s") % {"hours": seconds // 3600, "minutes": f"{(seconds % 3600) // 60:02d}"}
+
+
+@register.filter
+def handle_label(handle_type: str) -> str:
+    """``"table"`` → ``Table`` (``Mesa`` in pt-br)."""
+    return texts.handle_label(handle_type)
+
+
+@register.filter
+def station_label(station: str) -> str:
+    """A kitchen station's name (``"pastry"`` → ``Pastry``, ``Confeitaria`` in pt-br)."""
+    from omniman.web.kitchen import STATION_LABELS
+
+    label = STATION_LABELS.get(station or "")
+    return str(label) if label else (station or "").replace("_", " ").capitalize()
+
+
+@register.filter
+def status_label(status: str) -> str:
+    """An order status in the active language (``"ready"`` → ``Ready``, ``Pronto`` in pt-br), no channel's words."""
+    return texts.status_label(status)

@@ -443,13 +443,24 @@ def test_the_check_reports_each_unpriced_line_with_actions(menu):
         "line_id": fish,
         "sku": "FISH",
         "message": "Fish of the day has no price.",
+        # The English text's id and parameters, for screens in other languages (omniman.texts).
+        "message_id": "%(name)s has no price.",
+        "params": {"name": "Fish of the day"},
         "context": {"name": "Fish of the day", "missing_options": []},
         "actions": [
-            {"id": "remove", "label": "Remove Fish of the day", "ops": [{"op": "remove_line", "line_id": fish}]},
+            {
+                "id": "remove",
+                "label": "Remove Fish of the day",
+                "label_id": "Remove %(name)s",
+                "params": {"name": "Fish of the day"},
+                "ops": [{"op": "remove_line", "line_id": fish}],
+            },
             # Only priced, active alternatives: not TUNA (no price), not COD (inactive).
             {
                 "id": "replace:SALMON",
                 "label": "Replace with Salmon",
+                "label_id": "Replace with %(name)s",
+                "params": {"name": "Salmon"},
                 "ops": [{"op": "replace_sku", "line_id": fish, "sku": "SALMON", "name": "Salmon"}],
             },
         ],

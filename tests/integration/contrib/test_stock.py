@@ -310,7 +310,13 @@ def test_short_stock_is_a_blocking_issue_resolved_by_reducing():
         "sku": "BEANS",
         "context": {"requested": "5", "available": "3"},
     }
-    assert issue["actions"] == [
+    assert (issue["message_id"], issue["params"]) == (
+        "%(name)s: only %(available)s of %(requested)s available.", {"name": "Beans", "available": "3", "requested": "5"}
+    )  # the English text's id and parameters, for screens in other languages (omniman.texts)
+    assert [(a["label_id"], a["params"]) for a in issue["actions"]] == [
+        ("Reduce to %(qty)s", {"qty": "3"}), ("Remove line", {}), ("Replace with %(name)s", {"name": "Decaf beans"})
+    ]
+    assert [{k: v for k, v in action.items() if k not in ("label_id", "params")} for action in issue["actions"]] == [
         {"id": "reduce", "label": "Reduce to 3", "ops": [{"op": "set_qty", "line_id": line_id, "qty": "3"}]},
         {"id": "remove", "label": "Remove line", "ops": [{"op": "remove_line", "line_id": line_id}]},
         {

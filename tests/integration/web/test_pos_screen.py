@@ -34,7 +34,7 @@ def test_session_page_renders_cart_grid_rev_and_commit_key(pos):
     assert f'name="rev" value="{session.rev}"' in body
     assert re.search(r'name="idempotency_key" value="[0-9a-f]{32}"', body)
     assert "Espresso" in body and "Cappuccino" in body
-    assert "R$ 25.00" in body  # 6.00 + 2 × 9.50
+    assert "R$25.00" in body  # 6.00 + 2 × 9.50
     assert "Stock: pending…" in body and "Check now" in body
     # The grid shows the first category (Coffee) and the category links.
     assert 'class="cat active"' in body and ">Coffee</a>" in body and "Mocha" in body

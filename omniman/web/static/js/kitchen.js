@@ -23,7 +23,11 @@
     });
     var seconds = Math.floor((now - lastOk) / 1000);
     var beat = document.getElementById("heartbeat");
-    if (beat) { beat.textContent = "updated " + seconds + " s ago"; beat.classList.toggle("stale", seconds > 10); }
+    if (beat) {
+      // The sentence comes translated from the template (data-template), with {seconds} to fill in.
+      beat.textContent = (beat.dataset.template || "updated {seconds} s ago").replace("{seconds}", seconds);
+      beat.classList.toggle("stale", seconds > 10);
+    }
     var stale = document.getElementById("stale-banner");
     if (stale) { stale.hidden = seconds <= 10; }
   }

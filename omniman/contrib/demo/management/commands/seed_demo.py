@@ -14,7 +14,7 @@ from django.db import transaction
 
 from omniman import engine
 from omniman.contrib.catalog.models import Category, Product
-from omniman.contrib.demo.menu import ALTERNATIVES, CATEGORIES, PRODUCTS
+from omniman.contrib.demo.menu import ALTERNATIVES, CATEGORIES, PRODUCTS, PT_BR_NAMES
 from omniman.contrib.stock.models import StockLevel
 from omniman.models import Channel, Session
 from omniman.services import CommitService, ExternalOrderService, ModifyService, OrderService, SessionService
@@ -35,7 +35,7 @@ CHANNELS = [
             "pricing": {},
             "post_commit_directives": ["stock.commit", "refs.assign_ticket"],
             "order_flow": {"auto_transitions": {"on_create": "confirmed"}, "on_enter": {"cancelled": ["stock.release"]}},
-            "terminology": {"session": "Basket", "order": "Order"},
+            "terminology": {"en": {"session": "Basket", "order": "Order"}, "pt-br": {"session": "Venda", "order": "Pedido"}},
             "icon": "cash-register",
         },
     },
@@ -48,7 +48,7 @@ CHANNELS = [
             "pricing": {"service_charge_percent": 10},
             "post_commit_directives": ["stock.commit"],
             "order_flow": {"auto_transitions": {"on_create": "confirmed"}, "on_enter": {"cancelled": ["stock.release"]}},
-            "terminology": {"session": "Tab", "order": "Round"},
+            "terminology": {"en": {"session": "Tab", "order": "Round"}, "pt-br": {"session": "Comanda", "order": "Pedido"}},
             "icon": "utensils",
         },
     },
@@ -65,7 +65,7 @@ CHANNELS = [
                 "on_enter": {"cancelled": ["stock.release", "payment.refund"]},
             },
             "notifications": {"backends": [{"backend": "console"}]},
-            "terminology": {"session": "Basket", "order": "Order"},
+            "terminology": {"en": {"session": "Basket", "order": "Order"}, "pt-br": {"session": "Carrinho", "order": "Pedido"}},
             "icon": "globe",
         },
     },
@@ -78,7 +78,7 @@ CHANNELS = [
         "config": {
             "post_commit_directives": ["stock.commit"],
             "order_flow": {"auto_transitions": {"on_create": "confirmed"}, "on_enter": {"cancelled": ["stock.release"]}},
-            "terminology": {"session": "Draft", "order": "Pedido"},
+            "terminology": {"en": {"session": "Draft", "order": "Order"}, "pt-br": {"session": "Rascunho", "order": "Pedido"}},
             "icon": "motorcycle",
         },
     },
@@ -102,8 +102,16 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--no-users", action="store_true", help="Do not create the demo users.")
+        parser.add_argument(
+            "--language",
+            default=None,
+            help="Names of channels, categories and products: en or pt-br (default: LANGUAGE_CODE). "
+            "SKUs, codes and the channels' per-language terminology are the same in both.",
+        )
 
     def handle(self, *args, **options):
+        language = (options.get("language") or settings.LANGUAGE_CODE or "en").lower()
+        self.names = PT_BR_NAMES if language.startswith("pt") else {}
         with transaction.atomic():
             products = self._catalog()
             channels = self._channels()
@@ -121,12 +129,13 @@ class Command(BaseCommand):
     def _catalog(self) -> int:
         categories = {}
         for code, name, order in CATEGORIES:
+            name = self.names.get(code, name)
             categories[code], _ = Category.objects.get_or_create(code=code, defaults={"name": name, "sort_order": order})
         for position, (sku, name, category, price_q, station, barcode, on_hand) in enumerate(PRODUCTS):
             Product.objects.get_or_create(
                 sku=sku,
                 defaults={
-                    "name": name,
+                    "name": self.names.get(sku, name),
                     "category": categories[category],
                     "price_q": price_q,
                     "station": station,
@@ -146,7 +155,7 @@ class Command(BaseCommand):
         for spec in CHANNELS:
             if Channel.objects.filter(code=spec["code"]).exists():
                 continue
-            channel = Channel(**spec)
+            channel = Channel(**{**spec, "name": self.names.get(spec["code"], spec["name"])})
             try:
                 channel.full_clean()  # the kernel's rules, handlers included, as the admin applies them
             except ValidationError as exc:
