@@ -79,6 +79,6 @@ def ensure_data_size(data: dict[str, Any], field: str = "data") -> None:
     if size > limit:
         raise ValidationError(
             "data_too_large",
-            f"The session's data would be {size} bytes; at most {limit} are allowed.",
+            _("The session's data would be %(size)d bytes; at most %(limit)d are allowed.") % {"size": size, "limit": limit},
             {"field": field, "bytes": size, "max_bytes": limit},
         )
