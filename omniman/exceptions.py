@@ -133,8 +133,9 @@ WORLD_CHANGED_CODES = frozenset(
 )
 # What was asked for is not there.
 GONE_CODES = frozenset({"not_found", "channel_not_found"})
-# Bad input that is not a ValidationError.
-REFUSED_INPUT_CODES = frozenset({"invalid_transition", "validation_failed"})
+# Bad input that is not a ValidationError (and a commit refused because its channel's
+# currency, planted behind the model, is not ISO 4217: refused, never a 500).
+REFUSED_INPUT_CODES = frozenset({"invalid_transition", "validation_failed", "invalid_currency"})
 # Allowed, but not to this caller's role (the channel's flow says who may).
 FORBIDDEN_CODES = frozenset({"forbidden_transition"})
 

@@ -13,6 +13,7 @@ from django.utils.translation import gettext as _
 from omniman import conf
 from omniman.exceptions import CommitError, IdempotencyError, OmnimanError, ValidationError
 from omniman.models import Directive, IdempotencyKey, Order, OrderItem, Session
+from omniman.monetary import is_currency
 from omniman.models.order import SNAPSHOT_VERSION
 from omniman.services import events, pipeline
 from omniman.services._common import find_session, lock_session, random_code, require_open
@@ -135,6 +136,13 @@ def _commit(
     if not session.lines:
         raise CommitError("empty_session", context={"session_key": session_key})
     channel = session.channel
+    if not is_currency(channel.currency):  # a config planted behind the model (system check omniman.W031)
+        raise CommitError(
+            "invalid_currency",
+            _("This channel's currency %(currency)s is not an ISO 4217 code: a manager must correct the channel.")
+            % {"currency": repr(channel.currency)[:40]},
+            {"channel_code": channel.code, "currency": str(channel.currency)[:40]},
+        )
     _require_checks(session)
     blocking = [issue for issue in session.data.get("issues", []) if issue.get("severity", "blocking") == "blocking"]
     if blocking:

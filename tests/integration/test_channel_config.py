@@ -105,6 +105,34 @@ def test_a_session_on_a_bad_currency_channel_cannot_come_to_be():
     assert Session.objects.get(pk=session.pk).state == "committed"
 
 
+def test_a_commit_on_a_currency_planted_behind_the_model_is_refused_not_a_500(client, django_user_model):
+    """A bad currency already in the database (the system check reports it): the commit answers
+    ``invalid_currency`` (400 from the API), and writes nothing."""
+    from django.contrib.auth.models import Group
+
+    from omniman.exceptions import CommitError
+    from tests.factories import DbState
+
+    session = create_session_at(make_channel("planted-commit"))
+    Channel.objects.filter(pk=session.channel.pk).update(config={"currency": "DOLLARS-US"})
+    before = DbState(Session.objects.get(pk=session.pk))
+    with pytest.raises(CommitError) as caught:
+        CommitService.commit(session.session_key, "planted-commit", idempotency_key="k-planted")
+    assert caught.value.code == "invalid_currency"
+    assert caught.value.context == {"channel_code": "planted-commit", "currency": "DOLLARS-US"}
+    before.assert_unchanged()
+    user = django_user_model.objects.create_user("till", password="x")
+    user.groups.add(Group.objects.get_or_create(name="pos")[0])
+    client.force_login(user)
+    response = client.post(
+        f"/api/sessions/{session.session_key}/commit/",
+        {"channel_code": "planted-commit", "idempotency_key": "k-api"},
+        content_type="application/json",
+    )
+    assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_currency"
+    before.assert_unchanged()
+
+
 # -- what is already in the database: the system check ----------------------------
 
 
