@@ -99,13 +99,15 @@ URLS = '''
 from django.contrib import admin
 from django.urls import include, path
 
-from omniman.web import views
+from omniman.web import language, views
 
 urlpatterns = [
-    # The operator app's pages link to "home" (the role's start page).
+    # The operator app's pages link to "home" (the role's start page) and post the
+    # header's language switcher to "set_language".
     path("", views.home, name="home"),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("i18n/setlang/", language.set_language, name="set_language"),
     path("pos/", include("omniman.web.urls")),
     path("kitchen/", include("omniman.web.kitchen_urls")),
     path("api/", include("omniman.api.urls")),
