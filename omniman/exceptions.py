@@ -53,6 +53,15 @@ MESSAGES: dict[str, Any] = {
     "stale_status": _("The order's status changed since you loaded it."),
     "invalid_transition": _("This status change is not allowed."),
     "forbidden_transition": _("Your role may not make this status change."),
+    # adjustments (service charge, discounts) and manager approval
+    "invalid_discount": _("The discount is not valid."),
+    "reason_required": _("A reason is required."),
+    "line_not_found": _("No line with this id."),
+    "invalid_adjustment": _("The adjustment is not valid."),
+    "adjustment_not_found": _("No such adjustment."),
+    "approval_required": _("This needs a manager's approval."),
+    "approval_failed": _("The manager's PIN was not accepted."),
+    "invalid_pin": _("A PIN is 4 to 8 digits."),
     # model layer
     "immutable": _("This record is immutable."),
     "unsupported_snapshot_version": _("Unknown order snapshot version."),
@@ -107,6 +116,10 @@ class InvalidTransition(OmnimanError):
     """An order status change that the channel's flow does not allow."""
 
 
+class ApprovalError(OmnimanError):
+    """A manager's approval is needed (``approval_required``) or was not given (``approval_failed``)."""
+
+
 # What a code means to the caller, for the two places that turn errors into HTTP
 # (the API's exception handler and the operator UI's error mapper; SPEC §4).
 # "The world changed under you": a fresh read (and perhaps a retry) resolves it.
@@ -132,12 +145,12 @@ WORLD_CHANGED_CODES = frozenset(
     }
 )
 # What was asked for is not there.
-GONE_CODES = frozenset({"not_found", "channel_not_found"})
+GONE_CODES = frozenset({"not_found", "channel_not_found", "adjustment_not_found"})
 # Bad input that is not a ValidationError (and a commit refused because its channel's
 # currency, planted behind the model, is not ISO 4217: refused, never a 500).
 REFUSED_INPUT_CODES = frozenset({"invalid_transition", "validation_failed", "invalid_currency"})
 # Allowed, but not to this caller's role (the channel's flow says who may).
-FORBIDDEN_CODES = frozenset({"forbidden_transition"})
+FORBIDDEN_CODES = frozenset({"forbidden_transition", "approval_required", "approval_failed"})
 
 
 def http_status(error: OmnimanError, *, form: bool = False) -> int:
@@ -174,5 +187,6 @@ __all__ = [
     "IssueResolveError",
     "DirectiveError",
     "InvalidTransition",
+    "ApprovalError",
     "MESSAGES",
 ]

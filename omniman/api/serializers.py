@@ -449,15 +449,55 @@ class SessionItemSerializer(serializers.Serializer):
     meta = serializers.DictField()
 
 
+class AdjustmentSerializer(serializers.Serializer):
+    """A service charge, discount, surcharge, void or write-off (docs/api/adjustments.rst)."""
+
+    id = serializers.CharField(help_text="12 hex digits.")
+    kind = serializers.ChoiceField(choices=["service_charge", "discount", "surcharge", "write_off", "void"])
+    label = serializers.CharField(allow_blank=True)
+    line_id = serializers.CharField(allow_blank=True, help_text="The line it applies to; empty: the whole.")
+    percent = serializers.CharField(allow_null=True, help_text="Decimal text, e.g. \"10\"; null for a fixed amount.")
+    amount_q = serializers.IntegerField(help_text="Signed: negative takes off.")
+    requested_q = serializers.IntegerField(allow_null=True, required=False, help_text="The fixed amount asked for, before caps.")
+    reason = serializers.CharField(allow_blank=True)
+    actor = serializers.CharField(allow_blank=True)
+    approved_by = serializers.CharField(allow_blank=True, help_text="The manager who approved it, if one had to.")
+    at = serializers.CharField(help_text="ISO 8601.")
+    auto = serializers.BooleanField(help_text="True for the channel's automatic service charge.")
+
+
 class TotalsSerializer(serializers.Serializer):
-    """The receipt summary: ``items_q`` and ``total_q`` always; the rest when the channel prices (contrib.pricing)."""
+    """What is owed: the line totals plus the adjustments, computed once by the kernel (SPEC §10)."""
 
     items_q = serializers.IntegerField(help_text="Sum of the line totals.")
-    total_q = serializers.IntegerField(help_text="What the customer owes.")
-    discount_q = serializers.IntegerField(required=False, help_text="What price overrides took off.")
-    service_percent = serializers.CharField(required=False, help_text="The channel's service charge, e.g. \"10\".")
-    service_q = serializers.IntegerField(required=False)
+    discount_q = serializers.IntegerField(help_text="What the discounts took off (>= 0).")
+    service_percent = serializers.CharField(help_text="The service charge percent, e.g. \"10\" (\"0\": none).")
+    service_q = serializers.IntegerField()
+    surcharge_q = serializers.IntegerField(required=False)
+    void_q = serializers.IntegerField(required=False)
+    write_off_q = serializers.IntegerField(required=False)
+    adjustments_q = serializers.IntegerField(required=False, help_text="Signed sum of the adjustments.")
+    total_q = serializers.IntegerField(help_text="What the customer owes: items_q + adjustments_q.")
     currency = serializers.CharField(required=False, help_text="ISO 4217 code, e.g. \"BRL\".")
+    adjustments = AdjustmentSerializer(many=True)
+
+
+def typed_totals(totals: dict[str, Any]) -> dict[str, Any]:
+    """``Session.totals``/``Order.totals`` as the schema types them (an old order's stored summary may hold anything)."""
+    typed: dict[str, Any] = {"items_q": int(totals["items_q"]) if isinstance(totals.get("items_q"), int) else totals["total_q"]}
+    for name, field in TotalsSerializer().fields.items():
+        if name == "adjustments":
+            continue
+        value = totals.get(name)
+        kind = int if isinstance(field, serializers.IntegerField) else str
+        if isinstance(value, kind) and not isinstance(value, bool):
+            typed[name] = value
+    typed.setdefault("discount_q", 0)
+    typed.setdefault("service_percent", "0")
+    typed.setdefault("service_q", 0)
+    typed["total_q"] = int(totals["total_q"]) if isinstance(totals.get("total_q"), int) else typed["items_q"]
+    typed["adjustments"] = list(totals.get("adjustments") or [])
+    return typed
 
 
 class SessionSerializer(serializers.ModelSerializer):
@@ -488,14 +528,7 @@ class SessionDetailSerializer(SessionSerializer):
 
     @extend_schema_field(TotalsSerializer)
     def get_totals(self, session: Session) -> dict[str, Any]:
-        written = session.totals  # the one totals source; typed here as the schema says
-        totals: dict[str, Any] = {"items_q": session.total_q, "total_q": session.total_q}
-        for name, field in TotalsSerializer().fields.items():
-            value = written.get(name)
-            kind = int if isinstance(field, serializers.IntegerField) else str
-            if isinstance(value, kind) and not isinstance(value, bool):
-                totals[name] = value
-        return totals
+        return typed_totals(session.totals)  # the one totals computation (omniman.adjustments)
 
     def get_data(self, session: Session) -> dict[str, Any]:
         return {k: v for k, v in (session.data or {}).items() if k not in RESERVED_DATA_KEYS}
@@ -531,14 +564,20 @@ class OrderSerializer(serializers.ModelSerializer):
         child=serializers.CharField(), source="get_allowed_transitions", read_only=True
     )
     data = serializers.SerializerMethodField()
+    totals = serializers.SerializerMethodField()
 
     class Meta:
         model = Order
         fields = [
             "ref", "channel_code", "session_key", "handle_type", "handle_ref", "external_ref", "status",
-            "allowed_transitions", "currency", "total_q", "items", "data", "created_at", "updated_at",
+            "allowed_transitions", "currency", "total_q", "totals", "items", "data", "created_at", "updated_at",
             *Order.STATUS_FIELDS[1:],
         ]
+
+    @extend_schema_field(TotalsSerializer)
+    def get_totals(self, order: Order) -> dict[str, Any]:
+        """What the order charged: its items, its adjustments (service charge, discounts) and ``total_q``."""
+        return typed_totals(order.totals)
 
     def get_data(self, order: Order) -> dict[str, Any]:
         """The session's free data at commit (customer, notes…)."""

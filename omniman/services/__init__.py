@@ -10,6 +10,7 @@ from ``omniman.services`` only, never from its modules (import-linter's
 """
 
 from omniman.services._common import find_session
+from omniman.services.adjustments import AdjustmentService
 from omniman.services.commit import CommitService
 from omniman.services.external import ExternalOrderService, external_session_key, status_map
 from omniman.services.maintenance import MaintenanceService
@@ -29,6 +30,7 @@ __all__ = [
     "ExternalOrderService",
     "MaintenanceService",
     "TableService",
+    "AdjustmentService",
     # Reads and guards the layers above share with the services.
     "find_session",  # a session by key and channel (session_not_found), optionally row-locked
     "require_rev",  # stale_rev unless the caller saw the session's current rev
