@@ -169,6 +169,12 @@ def _cart(request, session: Session, *, status: int = 200, **extra) -> HttpRespo
 @vary_on_headers("HX-Request", "HX-Target")
 def session_view(request, channel_code, session_key):
     session = _session_on_screen(channel_code, session_key)
+    if not session.is_open and session.handle_ref:
+        # A round already sent, opened again by its URL (a reload, a stale tab): the table goes on in its open round.
+        current = selectors.open_session_of_handle(session.channel, session.handle_type, session.handle_ref)
+        if current is not None:
+            url = reverse("pos:session", args=[session.channel.code, current.session_key])
+            return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
     if request.htmx and request.htmx.target == "cart":
         return _cart(request, session)
     if request.htmx and request.htmx.target == "grid":
