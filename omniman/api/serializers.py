@@ -282,6 +282,55 @@ class SessionActionSerializer(serializers.Serializer):
     expected_rev = _expected_rev()
 
 
+class AdjustmentQuerySerializer(serializers.Serializer):
+    """Removing an adjustment: the session's channel and, optionally, the rev you read (query string)."""
+
+    channel_code = _channel_code()
+    expected_rev = serializers.IntegerField(
+        required=False, min_value=0, max_value=MAX_REV,
+        help_text="The rev you read; a session that moved on answers 409 stale_rev and nothing is removed.",
+    )
+
+
+@extend_schema_field({"type": "string", "maxLength": 200, "pattern": _PRESENT})
+class ReasonField(serializers.CharField):
+    """Text that must be present; a blank one reaches the kernel, which answers ``reason_required``."""
+
+
+@extend_schema_field({"oneOf": [{"type": "string", "maxLength": 20}, {"type": "number"}], "nullable": True})
+class PercentField(serializers.Field):
+    """A percent as decimal text (``"10"``, ``"12.5"``) or a JSON number; the kernel checks its range (``invalid_discount``)."""
+
+    default_error_messages = {"invalid": "A percent is decimal text such as \"10\" or a number."}
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, (str, int, float)):
+            self.fail("invalid")
+        if isinstance(data, str) and len(data) > 20:
+            self.fail("invalid")
+        return (repr(data) if isinstance(data, float) else str(data))[:40]  # the kernel checks the value
+
+    def to_representation(self, value):
+        return value
+
+
+class DiscountRequestSerializer(serializers.Serializer):
+    """A discount (or the service charge) on an open session: ``percent`` or ``amount_q``, with a ``reason``."""
+
+    channel_code = _channel_code()
+    expected_rev = _expected_rev()
+    kind = serializers.ChoiceField(
+        choices=["discount", "service_charge"], required=False, default="discount",
+        help_text="`service_charge` sets the service charge's percent (\"0\" waives it): always a manager's call.",
+    )
+    line_id = _text(64, present=False, required=False, default="", help_text="The line; empty or absent: the whole.")
+    percent = PercentField(required=False, allow_null=True, help_text="Decimal text or a number in (0, 100].")
+    amount_q = serializers.IntegerField(required=False, allow_null=True, help_text="A fixed amount in cents (> 0).")
+    reason = ReasonField(max_length=200, trim_whitespace=False, allow_blank=True, help_text="Why: required (`reason_required` when blank).")
+    approved_by = _text(150, present=False, required=False, default="", help_text="A manager's username…")
+    approval_pin = _text(8, present=False, required=False, default="", help_text="…and their PIN: their approval.")
+
+
 class ResolveRequestSerializer(serializers.Serializer):
     channel_code = _channel_code()
     issue_id = _text(255)

@@ -49,6 +49,11 @@ STATE_CODES = frozenset(
         "session_key_conflict",
         "not_a_table",  # close-table on a session whose handle is not one of the flow's tables
         "round_not_sent",  # close-table while the table's open round has items
+        "line_not_found",  # a line discount on a line the session does not have
+        # A discount is a percent or an amount (exactly one, which a JSON schema here cannot say), and never more
+        # than what is left of what it applies to (the session's amounts decide).
+        "invalid_discount",
+        "invalid_adjustment",  # the automatic service charge is waived, not removed
     }
 )
 
@@ -70,6 +75,7 @@ def seed_rows() -> dict[str, str]:
         "ref": order.ref,
         "external_id": external.external_ref,
         "channel_code": session.channel.code,
+        "adjustment_id": (session.adjustments or [{"id": "0123456789ab"}])[0]["id"],
     }
 
 
