@@ -125,6 +125,12 @@ class SessionScreen:
         return any(c.blocks_commit for c in self.checks)
 
     @property
+    def adjustment_rows(self) -> list[dict[str, Any]]:
+        """The adjustments to list under the items (a waived service charge included), each with its line's name."""
+        names = {item["line_id"]: item.get("name") or item.get("sku") for item in self.items}
+        return [{**a, "line_name": names.get(a.get("line_id"), "")} for a in self.totals.get("adjustments") or []]
+
+    @property
     def table_total_q(self) -> int:
         """What the table owes: its rounds sent today and still active, plus the round being composed (if it is
         still open: a round sent is counted once, as its order), service and discounts included."""

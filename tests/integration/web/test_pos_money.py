@@ -63,7 +63,7 @@ def test_a_sent_round_opened_again_by_its_url_is_not_counted_twice(pos):
     Session.objects.filter(pk=current.pk).update(state="abandoned")
     page = assert_page(pos.get(url("session", tab)))
     assert table_total(page) == "R$6.60"
-    assert 'class="cart-line' not in page and "Espresso" in page  # listed under the rounds sent, not as unsent lines
+    assert 'id="lines"' not in page and "1 × Espresso" in page  # listed under the rounds sent, not as unsent lines
 
 
 def test_a_stale_send_does_not_count_the_round_twice(pos):
