@@ -703,3 +703,18 @@ def test_the_dashboard_leaves_each_channels_cancel_status_out_of_the_sales(manag
     table = manager.get("/admin/").context["orders_today"]
     assert table["columns"] == ["done", "void"]
     assert {row["channel"].code: row["sales"] for row in table["rows"]} == {"deli": "R$10.00"}
+
+
+def test_the_dashboards_sales_are_what_the_tables_were_charged_service_included(manager):
+    # Issue #15: a table the POS charged R$ 39.60 (36.00 + 10 % service) was R$ 36.00 in the dashboard's sales.
+    tables = make_channel("tables", config={"service_charge_percent": 10})
+    session = create_session_at(tables, lines=0, handle_type="table", handle_ref="3")
+    session = ModifyService.modify_session(
+        session.session_key, "tables",
+        [{"op": "add_line", "sku": "A", "qty": 1, "unit_price_q": 1000}, {"op": "add_line", "sku": "B", "qty": 2, "unit_price_q": 1300}],
+    )
+    assert session.total_q == 3960
+    order = Order.objects.get(ref=commit(session)["order_ref"])
+    assert order.total_q == order.charged_q == 3960
+    table = manager.get("/admin/").context["orders_today"]
+    assert {row["channel"].code: row["sales"] for row in table["rows"]} == {"tables": "R$39.60"}
