@@ -18,6 +18,7 @@ from django.contrib.auth.models import Group
 from django.contrib.messages import get_messages
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 from django.utils import timezone
 
 from omniman import engine
@@ -718,3 +719,5 @@ def test_the_dashboards_sales_are_what_the_tables_were_charged_service_included(
     assert order.total_q == order.charged_q == 3960
     table = manager.get("/admin/").context["orders_today"]
     assert {row["channel"].code: row["sales"] for row in table["rows"]} == {"tables": "R$39.60"}
+    page = manager.get(reverse("admin:omniman_order_change", args=[order.pk])).content.decode()
+    assert "service_charge 10 %: R$3.60" in page  # the timeline names the adjustment
