@@ -721,3 +721,24 @@ def test_the_dashboards_sales_are_what_the_tables_were_charged_service_included(
     assert {row["channel"].code: row["sales"] for row in table["rows"]} == {"tables": "R$39.60"}
     page = manager.get(reverse("admin:omniman_order_change", args=[order.pk])).content.decode()
     assert "service_charge 10 %: R$3.60" in page  # the timeline names the adjustment
+
+
+def test_a_manager_sets_someones_approval_pin_in_the_admin(manager):
+    from omniman import approvals
+    from omniman.models import OperatorPin
+
+    boss = make_user("boss", groups=("manager",))
+    add = reverse("admin:omniman_operatorpin_add")
+    assert manager.get(add).status_code == 200
+    refused = manager.post(add, {"user": boss.pk, "pin": "12ab"})
+    assert refused.status_code == 200 and not OperatorPin.objects.exists()  # the form again, with its error
+    assert manager.post(add, {"user": boss.pk, "pin": "2468"}).status_code == 302
+    row = OperatorPin.objects.get(user=boss)
+    assert "2468" not in row.pin_hash and approvals.verify_pin("boss", "2468").username == "boss"
+    OperatorPin.objects.filter(pk=row.pk).update(failed_attempts=3)
+    change = reverse("admin:omniman_operatorpin_change", args=[row.pk])
+    assert manager.post(change, {"pin": "13579"}).status_code == 302
+    assert approvals.verify_pin("boss", "13579").username == "boss"
+    assert OperatorPin.objects.get(pk=row.pk).failed_attempts == 0
+    page = manager.get(change).content.decode()
+    assert "13579" not in page and row.pin_hash not in page
