@@ -9,6 +9,7 @@ L = S + "lines/<str:line_id>/"
 
 urlpatterns = [
     path("", pos.index, name="index"),
+    path("me/pin/", pos.my_pin, name="my_pin"),
     path("<slug:channel_code>/", pos.channel_view, name="channel"),
     path("<slug:channel_code>/open/", pos.open_session, name="open"),
     path(S, pos.session_view, name="session"),
@@ -20,6 +21,8 @@ urlpatterns = [
     path(S + "commit/", pos.commit, name="commit"),
     path(S + "park/", pos.park, name="park"),
     path(S + "close-table/", pos.close_table, name="close_table"),
+    path(S + "discount/", pos.discount, name="discount"),
+    path(S + "adjustments/<str:adjustment_id>/remove/", pos.remove_adjustment, name="remove_adjustment"),
     path(L + "edit/", pos.edit_line, name="edit"),
     path(L + "qty/", pos.change_qty, name="qty"),
     path(L + "remove/", pos.remove_line, name="remove"),
