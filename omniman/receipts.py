@@ -290,7 +290,9 @@ def receipt_pdf(receipt: Receipt, *, paper: int = 80) -> bytes:
         pdf.set_font("Helvetica", "B" if row.bold else "", size)
         if row.rule:
             y = pdf.get_y() + h / 2
-            pdf.dashed_line(margin, y, width - margin, y, 1, 1)
+            pdf.set_dash_pattern(dash=1, gap=1)
+            pdf.line(margin, y, width - margin, y)
+            pdf.set_dash_pattern()
             pdf.ln(h)
             continue
         if row.align == "center":

@@ -13,6 +13,8 @@ from omniman.models import Channel, Order
 from omniman.receipts import PREVIEW, RECEIPT, Receipt, ReceiptAdjustment, ReceiptLine, ReceiptPayment, ReceiptRefund
 from omniman.texts import handle_label
 
+from omniman.services.billing import _bill_orders
+
 
 def _lines(order: Order) -> list[ReceiptLine]:
     lines = []
@@ -160,7 +162,7 @@ def receipt_data(bill_ref: str, *, preview: bool = False) -> Receipt:
     if bill is None:
         raise OmnimanError("not_found", context={"bill_ref": bill_ref})
     channel = bill.channel
-    orders = list(Order.objects.filter(bill=bill).order_by("created_at", "id"))
+    orders = _bill_orders(bill)  # not the cancelled ones: what the bill's total counts
     payments = list(Payment.objects.filter(bill=bill).order_by("created_at", "id"))
     refunds = list(Refund.objects.filter(payment__bill=bill).select_related("payment").order_by("created_at", "id"))
     tickets = registry.tickets_for([order.ref for order in orders])
