@@ -224,7 +224,7 @@ def _rows(receipt: Receipt) -> list[Row]:
         if refund.reason:
             rows.append(Row(f"   {refund.reason}"))
     if receipt.due_q:
-        rows.append(Row(_("Due"), money(receipt.due_q), bold=True, large=True))
+        rows.append(Row(pgettext("amount still to pay", "Due"), money(receipt.due_q), bold=True, large=True))
     rows.append(Row(rule=True))
     if receipt.is_preview:
         rows.append(Row(_("This is not a receipt."), align="center", bold=True))
