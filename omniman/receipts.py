@@ -148,9 +148,13 @@ def method_label(method: str) -> str:
     return labels.get(method, method.replace("_", " ").capitalize())
 
 
+_DEFAULT_LABELS = {"service charge", "discount", "surcharge", "write-off", "write off", "written off", "void"}
+
+
 def adjustment_label(adjustment: ReceiptAdjustment) -> str:
-    """An adjustment's label, or its kind's name (with its percent) in the active language."""
-    if adjustment.label:
+    """An adjustment's own label, or its kind's name (with its percent) in the active language — also when
+    the stored label is only the kind's English name (written by a service under another language)."""
+    if adjustment.label and adjustment.label.strip().lower() not in _DEFAULT_LABELS:
         return adjustment.label
     names = {
         "service_charge": _("Service charge"),

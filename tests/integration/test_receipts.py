@@ -118,6 +118,10 @@ def test_the_receipt_page_prints_on_80_mm_by_default_and_58_on_request(pos_clien
     assert 'data-kind="receipt"' in page and "NOT A RECEIPT" not in page
     for text in ("Café Central", bill.ref, "Table 4", "Item 0", "R$25.50", "Visa", "AUTH42", "regular", "R$1.50", "R$10.00"):
         assert text in page, text
+    assert "Discount 10%" in page  # the kind's name and percent, in the page's language
+    page_pt = pos_client.get(url, HTTP_ACCEPT_LANGUAGE="pt-br").content.decode()
+    for text in ("RECIBO", "Mesa 4", "Desconto 10%", "Troco", "Gorjeta", "R$\xa025,50", "aut. AUTH42"):
+        assert text in page_pt, text
     assert re.search(r'class="r-change".*?R\$10\.00', page, re.S)  # the change, on its row
     assert reverse("pos:receipt_pdf", args=["cafe", bill.ref]) + "?paper=80" in page
     page_58 = pos_client.get(url, {"paper": "58"}).content.decode()
