@@ -15,7 +15,6 @@ the write-off are fixed amounts taken off before and after it.
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date as date_type
@@ -29,6 +28,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from omniman import registry, signals
+from omniman.adjustments import apply_adjustments, effective_discount_percent, make_adjustment, validate_discount
 from omniman.channel_config import approval_over_percent, payment_methods
 from omniman.exceptions import BillError, IdempotencyError, OmnimanError, ValidationError
 from omniman.models import Bill, BillEvent, Channel, Order, OrderEvent, OrderItem, Payment, Refund
@@ -61,8 +61,7 @@ ORDER_REFUND_RECORDED = "refund.recorded"
 CASH, CARD, PIX, GATEWAY = "cash", "card", "pix", "gateway"
 SPLIT_MODES = ("equal", "items", "none")
 MAX_SPLIT_PARTS = 50
-# Adjustment kinds the bill computes itself (fixed amounts), and the ones left to ``apply_adjustments``.
-FIXED_KINDS = ("void", "write_off")
+# Adjustment kinds a bill lets be taken off again (a void or a write-off stays).
 REMOVABLE_KINDS = ("discount", "surcharge", "service_charge")
 
 
@@ -225,49 +224,47 @@ def _voided_by_line(adjustments: list[dict[str, Any]]) -> dict[str, tuple[Decima
     return voided
 
 
-def _apply(lines: list[dict[str, Any]], adjustments: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """The kernel's one adjustments arithmetic (``omniman.adjustments``) over the bill's lines."""
-    from omniman.adjustments import apply_adjustments  # the kernel module shared with sessions (issue #15 §1)
-
-    return apply_adjustments(lines, adjustments)
+EXTRAS = "+"  # the line id (after the order ref) of what an order charged beyond its items (its own adjustments)
 
 
 @dataclass
 class _Computed:
     orders: list[Order]
-    lines: list[dict[str, Any]]  # after voids: line_total_q is what is left of each line
+    lines: list[dict[str, Any]]  # the bill's item lines (``bill_lines``)
+    calc_lines: list[dict[str, Any]]  # what ``apply_adjustments`` runs over: the items, plus each order's extras
     adjustments: list[dict[str, Any]]  # with amounts filled
     orders_q: int
     total_q: int
-    line_values: dict[str, int] = field(default_factory=dict)  # after voids and line discounts
+    line_values: dict[str, int] = field(default_factory=dict)  # each item line after its voids and line discounts
 
 
 def _compute(bill: Bill, adjustments: list[dict[str, Any]] | None = None, orders: list[Order] | None = None) -> _Computed:
-    """The bill's total from its orders (their charged totals) and ``adjustments`` (the bill's by default).
+    """The bill's total: the kernel's one arithmetic (``omniman.adjustments.apply_adjustments``) over its lines.
 
-    Voids take their fixed amounts off their lines; the discounts and
-    surcharges are computed by ``apply_adjustments`` over what is left; the
-    write-off comes last. The total is never negative.
+    The lines are the items of its orders plus, per order, one line of what
+    the order charged beyond its items (``<order_ref>:+``: its service charge
+    and its own discounts, as snapshotted), so the items and the extras add up
+    to the orders' charged totals; the bill's adjustments (voids, discounts,
+    surcharges, the write-off) apply over them. Never negative.
     """
     adjustments = [dict(a) for a in (bill.adjustments if adjustments is None else adjustments)]
     orders = _bill_orders(bill) if orders is None else orders
-    orders_q = sum(order.charged_q for order in orders)
     lines = bill_lines(orders)
-    voided = _voided_by_line(adjustments)
+    items_by_order: dict[str, int] = {}
     for line in lines:
-        line["line_total_q"] = max(int(line["line_total_q"]) - voided.get(line["line_id"], (0, 0))[1], 0)
-    computed_kinds = [a for a in adjustments if a.get("kind") not in FIXED_KINDS]
-    filled_by_id: dict[str, dict[str, Any]] = {}
-    if computed_kinds:
-        filled, _totals = _apply(lines, computed_kinds)
-        filled_by_id = {a["id"]: a for a in filled}
-    result = [filled_by_id.get(a.get("id"), a) if a.get("kind") not in FIXED_KINDS else a for a in adjustments]
+        items_by_order[line["order_ref"]] = items_by_order.get(line["order_ref"], 0) + int(line["line_total_q"])
+    calc_lines = [{"line_id": line["line_id"], "line_total_q": int(line["line_total_q"])} for line in lines]
+    for order in orders:
+        extras = order.charged_q - items_by_order.get(order.ref, 0)
+        if extras:
+            calc_lines.append({"line_id": line_key(order.ref, EXTRAS), "line_total_q": extras})
+    filled, totals = apply_adjustments(calc_lines, adjustments)
     values = {line["line_id"]: int(line["line_total_q"]) for line in lines}
-    for adjustment in result:
-        if adjustment.get("kind") not in FIXED_KINDS and adjustment.get("line_id") in values:
+    for adjustment in filled:
+        if adjustment.get("line_id") in values:
             values[adjustment["line_id"]] = max(values[adjustment["line_id"]] + int(adjustment.get("amount_q") or 0), 0)
-    total = orders_q + sum(int(a.get("amount_q") or 0) for a in result)
-    return _Computed(orders, lines, result, orders_q, max(total, 0), values)
+    orders_q = sum(order.charged_q for order in orders)
+    return _Computed(orders, lines, calc_lines, filled, orders_q, int(totals["total_q"]), values)
 
 
 def _paid_q(bill: Bill) -> int:
@@ -461,51 +458,24 @@ class BillService:
         bill = find_bill(bill_ref, lock=True)
         _require_open(bill)
         _require_rev(bill, expected_rev)
-        text = _reason(reason)
-        if (percent in (None, "")) == (amount_q in (None, "")):
-            raise ValidationError("invalid_discount", _("Give a percent or an amount, not both."), {"field": "percent"})
         current = _compute(bill)
-        target = line_key(order_ref, line_id) if (order_ref or line_id) else ""
+        target = line_key(str(order_ref or ""), str(line_id or "")) if (order_ref or line_id) else ""
         if target and target not in current.line_values:
             raise ValidationError("line_not_found", context={"order_ref": order_ref, "line_id": line_id})
-        base = current.line_values[target] if target else sum(
-            current.line_values.values()
-        ) + sum(int(a.get("amount_q") or 0) for a in current.adjustments if a.get("kind") == "discount" and not a.get("line_id"))
-        adjustment = {
-            "id": secrets.token_hex(6),
-            "kind": "discount",
-            "label": _("Discount"),
-            "line_id": target,
-            "percent": None,
-            "amount_q": 0,
-            "reason": text,
-            "actor": actor,
-            "approved_by": str(approved_by or ""),
-            "at": _now_iso(),
-            "auto": False,
-        }
-        if percent not in (None, ""):
-            value = _percent(percent, "percent", code="invalid_discount")
-            if not Decimal(0) < value <= Decimal(100):
-                raise ValidationError("invalid_discount", _("A discount's percent must be more than 0 and at most 100."),
-                                      {"field": "percent", "percent": str(percent)})
-            adjustment["percent"] = format(value.normalize(), "f")
-            effective = value
-        else:
-            if isinstance(amount_q, bool) or not isinstance(amount_q, int) or amount_q <= 0 or amount_q > base:
-                raise ValidationError(
-                    "invalid_discount",
-                    _("A discount's amount must be positive and at most what it applies to."),
-                    {"field": "amount_q", "amount_q": amount_q if isinstance(amount_q, int) else str(amount_q), "max_q": base},
-                )
-            adjustment["amount_q"] = -amount_q
-            effective = (Decimal(amount_q) * 100 / Decimal(base)) if base else Decimal(100)
+        parsed_percent, parsed_amount = validate_discount(
+            current.calc_lines, bill.adjustments, line_id=target, percent=percent, amount_q=amount_q, reason=reason
+        )
+        adjustment = make_adjustment(
+            "discount", label=_("Discount"), line_id=target, percent=parsed_percent, amount_q=parsed_amount,
+            reason=_reason(reason), actor=actor, approved_by=str(approved_by or ""),
+        )
+        effective = effective_discount_percent(current.calc_lines, bill.adjustments, adjustment)
         threshold = approval_over_percent(bill.channel.config)
         if effective > Decimal(str(threshold)) and not _approved(roles, approved_by, approver_roles):
             raise BillError(
                 "approval_required",
                 _("A discount over %(threshold)s%% needs a manager's approval.") % {"threshold": threshold},
-                {"threshold": threshold, "percent": str(effective.quantize(Decimal("0.01"), ROUND_HALF_UP))},
+                {"threshold": threshold, "percent": str(effective)},
             )
         if not _approved(roles, approved_by, approver_roles):
             adjustment["approved_by"] = ""
@@ -642,20 +612,11 @@ class BillService:
                                       {"field": "qty", "left": qty_to_str(left)})
             amount = item.line_total_q - voided_q if count == left else min(monetary_mult(count, item.unit_price_q),
                                                                            item.line_total_q - voided_q)
-        adjustment = {
-            "id": secrets.token_hex(6),
-            "kind": "void",
-            "label": _("Void: %(name)s") % {"name": item.name or item.sku},
-            "line_id": key,
-            "percent": None,
-            "amount_q": -int(amount),
-            "qty": qty_to_str(count),
-            "reason": text,
-            "actor": actor,
-            "approved_by": str(approved_by or "") if not _is_manager(roles) else str(approved_by or ""),
-            "at": _now_iso(),
-            "auto": False,
-        }
+        adjustment = make_adjustment(
+            "void", label=_("Void: %(name)s") % {"name": item.name or item.sku}, line_id=key, amount_q=int(amount),
+            reason=text, actor=actor, approved_by=str(approved_by or ""),
+        )
+        adjustment["qty"] = qty_to_str(count)
         before = bill.summary()
         computed = _compute(bill, [*bill.adjustments, adjustment])
         changed = _refresh_numbers(bill, computed)
@@ -685,21 +646,18 @@ class BillService:
         _require_open(bill)
         _require_rev(bill, expected_rev)
         before = bill.summary()
-        due = bill.total_q - _paid_q(bill)
-        adjustment = {
-            "id": secrets.token_hex(6), "kind": "write_off", "label": _("Write-off"), "line_id": "", "percent": None,
-            "amount_q": -max(due, 0), "reason": text, "actor": actor, "approved_by": "", "at": _now_iso(), "auto": False,
-        }
-        computed = _compute(bill, [*bill.adjustments, adjustment])
+        due = max(bill.total_q - _paid_q(bill), 0)
+        # The amount asked is what is due (a write-off without an amount would take everything, payments included).
+        adjustment = make_adjustment("write_off", label=_("Write-off"), amount_q=due, reason=text, actor=actor)
+        computed = _compute(bill, [*bill.adjustments, adjustment] if due else None)
         _refresh_numbers(bill, computed)
         bill.status = Bill.Status.WRITTEN_OFF
         bill.settled_at = timezone.now()
         bill.closed_by = actor
         bill.note = text
         _save(bill, total_changed=False)
-        _event(bill, BILL_WRITTEN_OFF, actor=actor, before=before, adjustment=adjustment)
-        _order_events(computed.orders, ORDER_BILL_WRITTEN_OFF, actor=actor,
-                      payload={"bill_ref": bill.ref, "amount_q": max(due, 0), "reason": text})
+        _event(bill, BILL_WRITTEN_OFF, actor=actor, before=before, adjustment=adjustment, amount_q=due)
+        _order_events(computed.orders, ORDER_BILL_WRITTEN_OFF, actor=actor, payload={"bill_ref": bill.ref, "amount_q": due, "reason": text})
         return bill
 
 
