@@ -46,7 +46,8 @@ def _handover(message: Directive, ctx: dict[str, Any], error: PrintingError) -> 
     payload = dict(message.payload or {})
     payload["handover"] = int(payload.get("handover") or 0) + 1
     payload["last_error"] = f"[{error.code}] {error.message}"[:500]
-    dedupe = f"{message.dedupe_key}:handover:{payload['handover']}" if message.dedupe_key else ""
+    base = message.dedupe_key.split(":handover:")[0]
+    dedupe = f"{base}:handover:{payload['handover']}" if base else ""
     delay = float(conf.get("DIRECTIVE_BACKOFF_MAX_SECONDS"))
     successor = Directive.objects.enqueue(
         message.topic, payload, dedupe_key=dedupe, available_at=timezone.now() + timedelta(seconds=delay)
