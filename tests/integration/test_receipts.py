@@ -213,6 +213,7 @@ def test_the_page_reads_a_fixed_number_of_queries(pos_client, django_assert_max_
 # -- when the bill settles ---------------------------------------------------------------------
 
 
+@pytest.mark.contrib("omniman.contrib.printing")
 def test_settling_queues_the_receipt_for_a_receipt_printer_only():
     with_printer = make_channel("cafe", config={"printers": {"receipt": "127.0.0.1:9100"}})
     bill = settled_bill(with_printer)
@@ -222,6 +223,7 @@ def test_settling_queues_the_receipt_for_a_receipt_printer_only():
     assert Directive.objects.filter(topic="print.receipt").count() == 1
 
 
+@pytest.mark.contrib("omniman.contrib.notifications")
 def test_settling_queues_the_receipt_email_when_the_customer_gave_an_address(mailoutbox):
     from omniman import engine
 

@@ -137,6 +137,15 @@ def test_a_bad_printer_config_is_refused_with_its_code(config):
     assert error.value.code == "invalid_printer_config"
 
 
+def test_a_channel_with_an_unreadable_printer_config_is_reported_by_the_system_check():
+    from omniman.contrib.printing.checks import check_printer_configs
+
+    make_channel("good", config={"printers": {"kitchen": "10.0.0.6"}})
+    make_channel("bad", config={"printers": {"kitchen": {"port": 9100}}})
+    [warning] = check_printer_configs(databases=["default"])
+    assert warning.id == "omniman_printing.W001" and warning.obj == "Channel bad" and "kitchen" in warning.msg
+
+
 def test_the_handlers_are_registered():
     assert registry.get_directive_handler(KITCHEN_TOPIC) is not None
     assert registry.get_directive_handler(RECEIPT_TOPIC) is not None
