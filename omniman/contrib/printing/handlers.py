@@ -4,7 +4,8 @@
 "session_key"}``; with more than one printer to serve, it splits into one
 directive per printer (``"printer": name``), each retried on its own.
 
-``print.receipt`` payload: ``{"bill_ref"}`` (a bill's receipt) or
+``print.receipt`` payload: ``{"bill_ref"}`` (a bill's receipt; with
+``"preview": true`` the bill before payment, "not a receipt") or
 ``{"order_ref"}`` (one order's bill, before any payment); optional
 ``"printer"`` (default ``receipt``).
 
@@ -158,7 +159,7 @@ class ReceiptHandler:
         if payload.get("bill_ref"):
             from omniman.services import receipt_data
 
-            receipt = receipt_data(str(payload["bill_ref"]))
+            receipt = receipt_data(str(payload["bill_ref"]), preview=bool(payload.get("preview")))
         elif payload.get("order_ref"):
             receipt = order_receipt(str(payload["order_ref"]))
         else:

@@ -292,3 +292,16 @@ def test_a_settled_bill_prints_its_receipt_on_the_receipt_printer(printers):
     [job] = receipt_printer.wait_for(1)
     assert b"RECEIPT" in job and b"NOT A RECEIPT" not in job and bill.ref.encode() in job and order.ref.encode() in job
     assert b"2 x Espresso" in job and b"Cash" in job and b"R$8.00" in job  # the change of R$ 20.00 for R$ 12.00
+
+
+def test_print_receipt_with_preview_prints_the_bill_marked_not_a_receipt(printers):
+    from omniman.services import BillService
+
+    receipt_printer = printers()
+    channel = tables_channel({"receipt": receipt_printer.address}, post_commit_directives=[])
+    table_order(channel, ("ESP", "Espresso", "1", 600, None))
+    bill = BillService.open(channel.code, handle_type="table", handle_ref="4")
+    directive = Directive.objects.enqueue(RECEIPT_TOPIC, {"bill_ref": bill.ref, "preview": True})
+    assert engine.process(topics=[RECEIPT_TOPIC]).outcomes == [(directive.pk, "done")]
+    [job] = receipt_printer.wait_for(1)
+    assert b"BILL - NOT A RECEIPT" in job and b"This is not a receipt." in job and b"Due" in job
