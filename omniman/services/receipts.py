@@ -72,10 +72,12 @@ def customer_of(orders: Iterable[Order]) -> dict[str, str]:
     return {"name": "", "email": ""}
 
 
-def receipt_settings(channel: Channel) -> dict[str, tuple[str, ...]]:
-    """``config["receipt"]``: ``header`` and ``footer`` lines (a string or a list of strings)."""
+def receipt_settings(channel: Channel) -> dict[str, Any]:
+    """``config["receipt"]``: ``merchant`` (the name on top; default the channel's name), ``header`` and
+    ``footer`` lines (a string or a list of strings)."""
     config = (channel.config or {}).get("receipt") or {}
-    out = {}
+    merchant = config.get("merchant") if isinstance(config, dict) else None
+    out: dict[str, Any] = {"merchant": str(merchant).strip() if isinstance(merchant, str) and merchant.strip() else (channel.name or channel.code)}
     for key in ("header", "footer"):
         value = config.get(key) if isinstance(config, dict) else None
         if isinstance(value, str):
@@ -113,7 +115,7 @@ def order_receipt(order_ref: str) -> Receipt:
     return Receipt(
         ref=order.ref,
         kind=PREVIEW,
-        merchant=channel.name or channel.code,
+        merchant=settings["merchant"],
         channel_code=channel.code,
         currency=order.currency,
         issued_at=timezone.now(),
@@ -177,7 +179,7 @@ def receipt_data(bill_ref: str, *, preview: bool = False) -> Receipt:
     return Receipt(
         ref=bill.ref,
         kind=PREVIEW if preview or not settled else RECEIPT,
-        merchant=channel.name or channel.code,
+        merchant=settings["merchant"],
         channel_code=channel.code,
         currency=bill.currency,
         issued_at=bill.settled_at if settled and bill.settled_at else timezone.now(),

@@ -47,6 +47,7 @@ def settled_bill(channel, *, rounds=2, data=None) -> Bill:
 
 def test_the_receipt_of_a_settled_bill_has_items_adjustments_payments_change_tip_and_refs():
     channel = make_channel("cafe", name="Café Central", config={"receipt": {"footer": "Obrigado!", "header": ["Rua A, 1", "CNPJ 00"]}})
+    assert receipt_data(settled_bill(make_channel("named", name="Tables", config={"receipt": {"merchant": "Café Central Ltda"}}))).merchant == "Café Central Ltda"
     bill = settled_bill(channel)
     assert bill.status == "settled"
     receipt = receipt_data(bill.ref)
@@ -135,9 +136,12 @@ def test_the_receipt_page_prints_on_80_mm_by_default_and_58_on_request(pos_clien
 def test_the_print_stylesheets_size_the_page_for_the_roll(client):
     for paper in (58, 80):
         css = b"".join(client.get(f"/static/css/receipt-{paper}.css").streaming_content).decode()
-        assert f"@page {{ size: {paper}mm auto" in css and f"--paper: {paper}mm" in css
+        assert f"@page {{ size: {paper}mm 297mm" in css and f"--paper: {paper}mm" in css
     css = b"".join(client.get("/static/css/receipt.css").streaming_content).decode()
     assert "@media print" in css and ".receipt-tools { display: none; }" in css
+    # receipt.js makes the printed page as long as the receipt (tests/e2e/test_receipt_e2e.py prints it).
+    js = b"".join(client.get("/static/js/receipt.js").streaming_content).decode()
+    assert "insertRule(`@page { size: ${width} ${height}mm" in js and "window.print()" in js
 
 
 def test_the_preview_is_marked_and_shows_the_pix_qr_for_what_is_due(pos_client):
