@@ -7,8 +7,8 @@ from typing import Any
 
 from django.utils import timezone
 
-from omniman import registry
-from omniman.exceptions import OmnimanError
+from omniman import pix, registry
+from omniman.exceptions import OmnimanError, ValidationError
 from omniman.models import Channel, Order
 from omniman.receipts import PREVIEW, RECEIPT, Receipt, ReceiptAdjustment, ReceiptLine, ReceiptPayment, ReceiptRefund
 from omniman.texts import handle_label
@@ -86,6 +86,18 @@ def receipt_settings(channel: Channel) -> dict[str, Any]:
     return out
 
 
+def pix_for(channel: Channel, due_q: int, currency: str, txid: str) -> str:
+    """The Pix code for what a bill preview says is due: only in BRL, with ``pix`` among the channel's
+    methods and a key set; ``""`` otherwise."""
+    methods = ((channel.config or {}).get("payments") or {}).get("methods") or []
+    if due_q <= 0 or currency != "BRL" or "pix" not in methods:
+        return ""
+    try:
+        return pix.brcode_for(channel.config, amount_q=due_q, txid=txid)
+    except ValidationError:
+        return ""
+
+
 def label_for(channel: Channel, handle_type: str, handle_ref: str, tickets: Iterable[int] = ()) -> str:
     """How the receipt names who pays: the table ("Table 4"), else the pickup number, else the handle."""
     if handle_ref and channel.order_flow.is_table(handle_type):
@@ -134,6 +146,7 @@ def order_receipt(order_ref: str) -> Receipt:
         customer_email=customer["email"],
         header=settings["header"],
         footer=settings["footer"],
+        pix_payload=pix_for(channel, order.total_q, order.currency, order.ref),
     )
 
 
@@ -176,9 +189,11 @@ def receipt_data(bill_ref: str, *, preview: bool = False) -> Receipt:
     customer = customer_of(orders)
     settings = receipt_settings(channel)
     settled = bill.status != Bill.Status.OPEN
+    due_q = max(bill.total_q - paid_q, 0) if not settled else 0
+    kind = PREVIEW if preview or not settled else RECEIPT
     return Receipt(
         ref=bill.ref,
-        kind=PREVIEW if preview or not settled else RECEIPT,
+        kind=kind,
         merchant=settings["merchant"],
         channel_code=channel.code,
         currency=bill.currency,
@@ -211,13 +226,14 @@ def receipt_data(bill_ref: str, *, preview: bool = False) -> Receipt:
         items_q=sum(line.total_q for line in lines),
         total_q=bill.total_q,
         paid_q=paid_q,
-        due_q=max(bill.total_q - paid_q, 0) if bill.status == Bill.Status.OPEN else 0,
+        due_q=due_q,
         tips_q=sum(payment.tip_q for payment in payments),
         change_q=sum(payment.change_q for payment in payments),
         customer_name=customer["name"],
         customer_email=customer["email"],
         header=settings["header"],
         footer=settings["footer"],
+        pix_payload=pix_for(channel, due_q, bill.currency, bill.ref) if kind == PREVIEW else "",
     )
 
 

@@ -305,3 +305,22 @@ def test_print_receipt_with_preview_prints_the_bill_marked_not_a_receipt(printer
     assert engine.process(topics=[RECEIPT_TOPIC]).outcomes == [(directive.pk, "done")]
     [job] = receipt_printer.wait_for(1)
     assert b"BILL - NOT A RECEIPT" in job and b"This is not a receipt." in job and b"Due" in job
+
+
+def test_a_printed_conta_carries_the_pix_qr_as_a_native_esc_pos_qr_code(printers):
+    from omniman import pix
+    from omniman.services import BillService
+
+    receipt_printer = printers()
+    payments = {"methods": ["cash", "pix"], "pix": {"key": "cafe@example.com", "merchant_name": "Cafe", "merchant_city": "Recife"}}
+    channel = tables_channel({"receipt": receipt_printer.address}, post_commit_directives=[], payments=payments)
+    table_order(channel, ("ESP", "Espresso", "2", 600, None))
+    bill = BillService.open(channel.code, handle_type="table", handle_ref="4")
+    directive = Directive.objects.enqueue(RECEIPT_TOPIC, {"bill_ref": bill.ref, "preview": True})
+    assert engine.process(topics=[RECEIPT_TOPIC]).outcomes == [(directive.pk, "done")]
+    [job] = receipt_printer.wait_for(1)
+    payload = pix.brcode_for(channel.config, amount_q=1200, txid=bill.ref)
+    # GS ( k: the printer's own QR (model 2, store the data, print it), the payload inside, centred.
+    store = b"\x1d(k" + (len(payload) + 3).to_bytes(2, "little") + b"1P0" + payload.encode()
+    assert store in job and b"\x1d(k\x03\x001Q0" in job and b"\x1ba\x01" in job
+    assert b"Pay with Pix" in job
