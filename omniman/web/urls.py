@@ -1,10 +1,11 @@
 from django.urls import path
 
-from omniman.web import pos
+from omniman.web import pos, receipts
 
 app_name = "pos"
 
 S = "<slug:channel_code>/s/<str:session_key>/"
+B = "<slug:channel_code>/bills/<str:bill_ref>/"
 L = S + "lines/<str:line_id>/"
 
 urlpatterns = [
@@ -28,4 +29,6 @@ urlpatterns = [
     path(L + "remove/", pos.remove_line, name="remove"),
     path(L + "note/", pos.line_note, name="note"),
     path(L + "price/", pos.override_price, name="price"),
+    path(B + "receipt/", receipts.receipt, name="receipt"),
+    path(B + "receipt.pdf", receipts.receipt_pdf_view, name="receipt_pdf"),
 ]
