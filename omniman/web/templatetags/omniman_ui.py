@@ -76,3 +76,12 @@ def station_label(station: str) -> str:
 def status_label(status: str) -> str:
     """An order status in the active language (``"ready"`` → ``Ready``, ``Pronto`` in pt-br), no channel's words."""
     return texts.status_label(status)
+
+
+@register.filter
+def method_label(method: str) -> str:
+    """A payment method's name (``"cash"`` → ``Cash``, ``Dinheiro`` in pt-br)."""
+    from omniman.web.bill import METHOD_LABELS
+
+    label = METHOD_LABELS.get(method or "")
+    return str(label) if label else (method or "").replace("_", " ").capitalize()
