@@ -248,18 +248,13 @@ def _minor(currency: str) -> int:
 
 
 def _pix(view, amount_q: int, txid: str) -> tuple[str, str]:
-    """The Pix "copia e cola" payload for ``amount_q`` and its QR (inline SVG), from the channel's Pix key."""
-    config = _payments_config(view.bill.channel).get("pix") or {}
-    if not config.get("key"):
+    """The Pix "copia e cola" payload for ``amount_q`` and its QR (inline SVG), from the channel's Pix key;
+    empty when the channel has none (the panel says so)."""
+    try:
+        payload = pix.brcode_for(view.bill.channel.config, amount_q=amount_q, txid=txid)
+    except ValidationError:
         return "", ""
-    payload = pix.build_payload(
-        key=config["key"],
-        merchant_name=config.get("merchant_name") or view.bill.channel.name,
-        merchant_city=config.get("merchant_city") or "",
-        amount_q=amount_q,
-        txid=txid,
-    )
-    return payload, pix.qr_svg(payload)
+    return payload, pix.qr_svg(payload, title=_("Pix QR code"))
 
 
 def _context(request, view, *, params=None, **extra) -> dict[str, Any]:

@@ -1,0 +1,216 @@
+"""Settling in a real browser (issue #15), tablet 1024×768: a table of 4 with two rounds → bill → split (two
+guests by items, the rest equally by two) → cash with change, card with auth code, Pix with the QR and a 10 %
+tip → table closed → receipt; the kitchen board still shows the un-bumped rounds. And a counter sale paid exact
+cash in at most 3 taps after the last item.
+
+Screenshots go to ``$OMNIMAN_SCREENSHOTS`` (``shot``); the scenario also runs in Portuguese (pt-BR strings).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from omniman.models import Bill, Order, Payment, Session
+from tests.e2e.conftest import settle
+
+expect = pytest.importorskip("playwright.sync_api").expect
+
+TAP = 44
+
+
+def session_key(page) -> str:
+    match = re.search(r"/s/([^/]+)/", page.url)
+    assert match, f"not on a session screen: {page.url}"
+    return match.group(1)
+
+
+def tap_product(page, sku: str) -> None:
+    page.click(f'button.product[value="{sku}"]')
+    settle(page)
+
+
+def add(page, sku: str) -> None:
+    """Type (or scan) a SKU into the search box and press Enter: the first match is added."""
+    page.fill("#pos-search", sku)
+    page.keyboard.press("Enter")
+    settle(page)
+
+
+def send_round(page) -> None:
+    button = page.locator("#cart .btn-commit")
+    expect(button).to_be_enabled()
+    with page.expect_navigation():
+        button.click()
+    expect(page.locator("#cart")).to_be_visible()
+
+
+def money(amount_q: int) -> str:
+    """R$ text as the demo shows it in English (``R$12.50``)."""
+    return f"R${amount_q // 100:,}.{amount_q % 100:02d}"
+
+
+def small_targets(page, selector: str) -> list[str]:
+    small = []
+    for element in page.locator(selector).all():
+        box = element.bounding_box()
+        if box is None or not element.is_visible():
+            continue
+        if box["height"] < TAP or box["width"] < TAP:
+            label = (element.get_attribute("aria-label") or element.inner_text() or selector).strip().split("\n")[0]
+            small.append(f"{label} {box['width']:.0f}×{box['height']:.0f}")
+    return small
+
+
+def pay_part(page, index: int) -> None:
+    """Choose part ``index`` (0-based) in the list of parts."""
+    page.locator(".parts .part").nth(index).locator("a").click()
+    settle(page)
+
+
+def test_table_of_4_two_rounds_split_cash_card_pix_tip_close_receipt(new_page, shot):
+    page = new_page("pos")
+    # Table 4: round 1 (two burgers, fries, two sodas), round 2 (two espressos, a croissant).
+    page.goto("/pos/tables/")
+    page.fill("#open-table", "4")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Open table").click()
+    key1 = session_key(page)
+    for sku in ("BURG", "BURG", "FRIES", "SODA", "SODA"):
+        add(page, sku)
+    send_round(page)
+    for sku in ("ESP", "ESP", "CRO"):
+        add(page, sku)
+    send_round(page)
+    first, second = Order.objects.filter(handle_ref="4", channel__code="tables").order_by("id")
+    assert first.session_key == key1
+    shot(page, "settle-01-tab-two-rounds")
+
+    # The bill: every round, what is due.
+    with page.expect_navigation():
+        page.locator("#cart .btn-bill").click()
+    bill = Bill.objects.get(channel__code="tables", handle_ref="4", status="open")
+    assert bill.total_q == first.total_q + second.total_q
+    expect(page.locator("#due")).to_have_text(money(bill.total_q))
+    expect(page.locator(".bill-round")).to_have_count(2)
+    shot(page, "settle-02-bill")
+
+    # Split: guest 1 takes the burgers, guest 2 the fries; the rest equally by two.
+    page.locator("summary", has_text="Split the bill").click()
+    page.get_by_role("link", name="By items…").click()
+    settle(page)
+    page.get_by_label("Guest for Burger").select_option("1")
+    page.get_by_label("Guest for Fries").select_option("2")
+    page.fill('input[name="rest_parts"]', "2")
+    shot(page, "settle-03-split-by-items")
+    page.get_by_role("button", name="Split by items").click()
+    settle(page)
+    expect(page.locator(".parts .part")).to_have_count(4)
+    bill.refresh_from_db()
+    parts = bill.splits
+    assert sum(p["amount_q"] for p in parts) == bill.total_q
+    shot(page, "settle-04-split-parts")
+
+    # Guest 1: cash, hands over R$ 100: the change shows large as it is typed, and once taken.
+    pay_part(page, 0)
+    page.locator(".methods a", has_text="Cash").click()
+    settle(page)
+    page.fill("#tendered", "100")
+    change = 10000 - parts[0]["amount_q"]
+    expect(page.locator("#change-preview")).to_contain_text(f"{change // 100}.{change % 100:02d}")
+    page.get_by_role("button", name=re.compile(r"^Cash ")).click()
+    settle(page)
+    expect(page.locator("#change-due")).to_have_text(money(change))
+    shot(page, "settle-05-cash-change")
+
+    # Guest 2: card (the shop's terminal), brand and auth code.
+    pay_part(page, 1)
+    page.locator(".methods a", has_text="Card").click()
+    settle(page)
+    page.locator(".brands label", has_text="Mastercard").click()
+    page.fill("#auth-code", "AUT123")
+    shot(page, "settle-06-card")
+    page.get_by_role("button", name=re.compile(r"approved$")).click()
+    settle(page)
+
+    # The rest, first half: Pix with a 10 % tip — the QR for the amount plus the tip.
+    pay_part(page, 2)
+    page.locator(".methods a", has_text="Pix").click()
+    settle(page)
+    page.locator(".tips a", has_text="10 %").click()
+    settle(page)
+    expect(page.locator(".pix-qr svg")).to_be_visible()
+    tip = (parts[2]["amount_q"] * 10 + 50) // 100
+    expect(page.locator(".tip-amount")).to_contain_text(money(tip).replace("R$", ""))
+    shot(page, "settle-07-pix-qr")
+    page.get_by_role("button", name=re.compile(r"received$")).click()
+    settle(page)
+
+    # The rest, second half: exact cash.
+    expect(page.locator(".part.is-current")).to_have_count(1)
+    page.locator(".methods a", has_text="Cash").click()
+    settle(page)
+    page.locator(".btn-exact").click()
+    settle(page)
+    expect(page.locator(".settled-title")).to_have_text("Paid in full")
+    shot(page, "settle-08-paid")
+
+    payments = list(Payment.objects.filter(bill=bill).order_by("id").values_list("method", "amount_q", "tip_q", "change_q", "brand", "reference"))
+    assert [p[0] for p in payments] == ["cash", "card", "pix", "cash"]
+    assert payments[0][3] == change
+    assert payments[1][4:] == ("Mastercard", "AUT123")
+    assert payments[2][2] == tip
+    assert sum(p[1] for p in payments) == bill.total_q
+    bill.refresh_from_db()
+    assert bill.status == "settled"
+
+    # The receipt.
+    page.get_by_role("link", name="Receipt").click()
+    expect(page.locator("body")).to_contain_text(first.ref)
+    expect(page.locator("body")).to_contain_text("AUT123")
+    shot(page, "settle-09-receipt")
+    page.go_back()
+
+    # Close the table: the kitchen has bumped nothing, and still shows both rounds.
+    page.reload()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Close table 4").click()
+    expect(page.locator(".flash")).to_contain_text("Table 4 closed")
+    assert not Session.objects.filter(channel__code="tables", handle_ref="4", state="open").exists()
+    for order in (first, second):
+        order.refresh_from_db()
+        assert order.status == "confirmed"
+    board = new_page("kitchen")
+    board.goto("/kitchen/")
+    for order in (first, second):
+        expect(board.locator("#board")).to_contain_text(order.ref[-6:])
+    shot(board, "settle-10-board-after-close")
+
+
+def test_counter_sale_paid_exact_cash_in_at_most_3_taps_after_the_last_item(page, shot):
+    page.goto("/pos/counter/")
+    with page.expect_navigation():
+        page.get_by_role("button", name=re.compile(r"^New ")).click()
+    key = session_key(page)
+    tap_product(page, "ESP")
+    tap_product(page, "CAP")  # the last item
+    expect(page.locator("#cart .btn-pay")).to_be_enabled()
+    taps = 0
+    with page.expect_navigation():
+        page.locator("#cart .btn-pay").click()
+    taps += 1
+    order = Order.objects.get(session_key=key)
+    expect(page.locator("#due")).to_have_text(money(order.total_q))
+    shot(page, "settle-11-counter-bill")
+    page.locator(".btn-exact").click()
+    taps += 1
+    settle(page)
+    expect(page.locator(".settled-title")).to_have_text("Paid in full")
+    assert taps <= 3
+    bill = Bill.objects.get(pk=Order.objects.get(pk=order.pk).bill_id)
+    assert bill.status == "settled"
+    assert list(Payment.objects.filter(bill=bill).values_list("method", "amount_q", "change_q")) == [("cash", order.total_q, 0)]
+    shot(page, "settle-12-counter-paid")
+    small = small_targets(page, ".tender .btn, .tender a, .bill-links .btn")
+    assert not small, f"touch targets under {TAP}px: {small}"
