@@ -31,11 +31,11 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
 from omniman import approvals, pix, registry
-from omniman.exceptions import OmnimanError, ValidationError
+from omniman.exceptions import BillError, OmnimanError, ValidationError
 from omniman.models import Bill, Channel
 from omniman.roles import MANAGER, has_role, roles_of
-from omniman.selectors import bill_view as bill_selector
 from omniman.services import BillService, CommitService, PaymentService, TableService
+from omniman.services import bill_view as bill_selector
 from omniman.web import forms, selectors
 from omniman.web.errors import banner_for, status_for
 from omniman.web.pos import pos_required, _channel, _session_on_screen
@@ -65,6 +65,7 @@ TIP_PERCENTS = ("10", "12", "15")
 class Round:
     order_ref: str
     status: str
+    total_q: int = 0
     lines: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -150,14 +151,18 @@ def _rev_fields(request, view) -> str:
 
 def _rounds(view, guests: dict[str, int] | None = None) -> list[Round]:
     """The bill's lines by round (order), each with the guest a split form gave it (``guests``)."""
-    rounds: dict[str, Round] = {}
-    statuses = {order.ref: order.status for order in view.orders}
+    rounds = {order.ref: Round(order_ref=order.ref, status=order.status, total_q=order.total_q) for order in view.orders}
     for line in view.lines:
         ref = line["order_ref"]
-        rounds.setdefault(ref, Round(order_ref=ref, status=statuses.get(ref, "")))
-        guest = (guests or {}).get(f"{ref}:{line['line_id']}")
-        rounds[ref].lines.append({**line, "guest": guest} if guest else line)
-    return list(rounds.values())
+        voided = line.get("voided_qty") or 0
+        shown = {
+            **line,
+            "guest": (guests or {}).get(f"{ref}:{line['line_id']}"),
+            "voided": bool(voided) and voided >= line["qty"],
+            "part_voided": voided if voided and voided < line["qty"] else None,
+        }
+        rounds.setdefault(ref, Round(order_ref=ref, status="")).lines.append(shown)
+    return [r for r in rounds.values() if r.lines]
 
 
 def _typed_guests(params) -> dict[str, int]:
@@ -355,7 +360,7 @@ def _refused(request, view, form, *, editor: str) -> HttpResponse:
     return _failure(request, view.bill.channel.code, view.bill.ref, error, form=form, editor=editor)
 
 
-class _StaleBill(OmnimanError):
+class _StaleBill(BillError):
     """The screen's rev is not the bill's: the same answer the services give (409 ``stale_bill``)."""
 
     def __init__(self, view):
