@@ -322,8 +322,13 @@ BILL_MESSAGES = {
     "overpayment": gettext_lazy("That is more than what is due."),
     "insufficient_tender": gettext_lazy("The cash received is less than the amount and the tip."),
     "reference_required": gettext_lazy("Type the card terminal's authorization code."),
-    "approval_required": gettext_lazy("This discount needs a manager: the manager types their username and PIN below."),
+    "approval_required": gettext_lazy("This needs a manager: the manager types their username and PIN below."),
+    "approval_failed": gettext_lazy("The manager's username or PIN is not right (or the PIN is locked for a few minutes)."),
 }
+
+
+# A manager's approval is asked for (or was refused): the form comes back with the approval box.
+APPROVAL_CODES = ("approval_required", "approval_failed")
 
 
 def _banner(error: OmnimanError) -> str:
@@ -334,7 +339,7 @@ def _banner(error: OmnimanError) -> str:
 def _failure(request, channel_code: str, bill_ref: str, error: OmnimanError, *, form=None, editor: str = "") -> HttpResponse:
     """A refused change: nothing was recorded. The fresh bill, the banner, and the form as it was typed."""
     status = status_for(error, htmx_form=True)
-    if error.code == "approval_required":
+    if error.code in APPROVAL_CODES:
         status = 422  # the form comes back asking for a manager's PIN: input still needed, not a dead end
     view = _load(channel_code, bill_ref)
     fld = (error.context or {}).get("field")
@@ -345,7 +350,7 @@ def _failure(request, channel_code: str, bill_ref: str, error: OmnimanError, *, 
         "banner_kind": "conflict" if status == 409 else "error",
         "form": form,
         "editor": editor,
-        "approval": error.code in ("approval_required", "invalid_pin"),
+        "approval": error.code in APPROVAL_CODES,
     }
     params = request.POST if editor == "tender" else request.GET
     return _answer(request, view, status=status, params=params, **extra)
@@ -372,7 +377,7 @@ def _approval(form) -> dict[str, Any]:
     username, pin = form.cleaned_data.get("approver"), form.cleaned_data.get("pin")
     if not username:
         return {}
-    approver = approvals.verify_pin(username, pin)  # raises invalid_pin (nothing named, nothing counted)
+    approver = approvals.verify_pin(username, pin)  # approval_failed: one code whatever was wrong
     return {"approved_by": approver.username, "approver_roles": approver.roles}
 
 
