@@ -42,6 +42,15 @@ NO_HANDLER = "no_handler"
 INVALID_TERMINOLOGY = "invalid_terminology"
 INVALID_CURRENCY = "invalid_currency"
 INVALID_INGESTION = "invalid_ingestion"
+INVALID_PAYMENTS = "invalid_payments"
+INVALID_DISCOUNTS = "invalid_discounts"
+
+# Payment methods the kernel knows (issue #15): ``config["payments"]["methods"]`` picks among them.
+PAYMENT_METHODS = ("cash", "card", "pix", "gateway")
+DEFAULT_PAYMENT_METHODS = ("cash", "card")
+PAYMENT_KEYS = ("methods", "pix", "card_brands", "quick_tender")
+# A discount above this percent of what it applies to needs a manager (``config["discounts"]``).
+DEFAULT_APPROVAL_OVER_PERCENT = 10
 
 
 @dataclass(frozen=True)
@@ -87,7 +96,34 @@ def config_problems(config: Any, *, handlers: bool = True) -> list[ConfigProblem
             )
         )
     problems.extend(_ingestion_problems(config.get("ingestion"), flow_config))
+    problems.extend(_payments_problems(config.get("payments")))
+    problems.extend(_discounts_problems(config.get("discounts")))
     return problems
+
+
+def payment_methods(config: Any) -> list[str]:
+    """The payment methods a channel takes: ``config["payments"]["methods"]``, else cash and card."""
+    payments = (config or {}).get("payments") if isinstance(config, dict) else None
+    methods = payments.get("methods") if isinstance(payments, dict) else None
+    return list(methods) if isinstance(methods, list) and methods else list(DEFAULT_PAYMENT_METHODS)
+
+
+def payments_config(config: Any) -> dict[str, Any]:
+    """``config["payments"]`` with ``methods`` filled in (the POS's tender panel reads it)."""
+    payments = (config or {}).get("payments") if isinstance(config, dict) else None
+    payments = dict(payments) if isinstance(payments, dict) else {}
+    payments["methods"] = payment_methods(config)
+    payments.setdefault("card_brands", [])
+    payments.setdefault("quick_tender", [])
+    payments.setdefault("pix", {})
+    return payments
+
+
+def approval_over_percent(config: Any) -> int | float:
+    """The percent above which a discount needs a manager: ``config["discounts"]["approval_over_percent"]`` (10)."""
+    discounts = (config or {}).get("discounts") if isinstance(config, dict) else None
+    value = discounts.get("approval_over_percent") if isinstance(discounts, dict) else None
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else DEFAULT_APPROVAL_OVER_PERCENT
 
 
 def channel_config_problems(config: Any) -> list[str]:
@@ -225,3 +261,53 @@ def _ingestion_problems(ingestion: Any, flow_config: Any) -> list[ConfigProblem]
                 )
             )
     return problems
+
+
+def _payments_problems(payments: Any) -> list[ConfigProblem]:
+    """``payments``: ``{"methods": [...], "pix": {"key", "merchant_name", "merchant_city"}, "card_brands", "quick_tender"}``."""
+    if payments is None:
+        return []
+
+    def problem(message: str) -> ConfigProblem:
+        return ConfigProblem(INVALID_PAYMENTS, message)
+
+    if not isinstance(payments, dict):
+        return [problem(_("payments must be an object with methods, pix, card_brands and quick_tender"))]
+    problems = [problem(_("payments: unknown key %(key)r") % {"key": key}) for key in payments if key not in PAYMENT_KEYS]
+    methods = payments.get("methods")
+    if methods is not None:
+        if not isinstance(methods, list) or not methods:
+            problems.append(problem(_("payments.methods must be a non-empty list of %(known)s") % {"known": ", ".join(PAYMENT_METHODS)}))
+        else:
+            problems.extend(
+                problem(_("payments.methods: unknown method %(method)s") % {"method": _shown(method)})
+                for method in methods
+                if method not in PAYMENT_METHODS
+            )
+    pix = payments.get("pix")
+    if pix is not None:
+        if not isinstance(pix, dict) or any(not isinstance(value, str) for value in pix.values()):
+            problems.append(problem(_("payments.pix must be an object of text: key, merchant_name, merchant_city")))
+        elif "pix" in (methods or []) and not pix.get("key"):
+            problems.append(problem(_("payments.pix.key is required when the channel takes Pix")))
+    brands = payments.get("card_brands")
+    if brands is not None and (not isinstance(brands, list) or any(not isinstance(b, str) or not b for b in brands)):
+        problems.append(problem(_("payments.card_brands must be a list of brand names")))
+    quick = payments.get("quick_tender")
+    if quick is not None and (
+        not isinstance(quick, list) or any(isinstance(q, bool) or not isinstance(q, int) or q <= 0 for q in quick)
+    ):
+        problems.append(problem(_("payments.quick_tender must be a list of positive amounts in cents")))
+    return problems
+
+
+def _discounts_problems(discounts: Any) -> list[ConfigProblem]:
+    """``discounts``: ``{"approval_over_percent": 0..100}``."""
+    if discounts is None:
+        return []
+    if not isinstance(discounts, dict):
+        return [ConfigProblem(INVALID_DISCOUNTS, _("discounts must be an object with approval_over_percent"))]
+    value = discounts.get("approval_over_percent")
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 100):
+        return [ConfigProblem(INVALID_DISCOUNTS, _("discounts.approval_over_percent must be a number from 0 to 100"))]
+    return []

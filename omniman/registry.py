@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from omniman.protocols import DirectiveHandler, IssueResolver, Modifier, TicketSource, Validator
+from omniman.protocols import DirectiveHandler, IssueResolver, Modifier, PaymentGateway, TicketSource, Validator
 
 _lock = threading.RLock()
 _modifiers: dict[str, Modifier] = {}
@@ -18,7 +18,9 @@ _directive_handlers: dict[str, DirectiveHandler] = {}
 _issue_resolvers: dict[str, IssueResolver] = {}
 # At most one, under the key "default": an optional capability a contrib app provides.
 _ticket_sources: dict[str, TicketSource] = {}
-_REGISTRIES = (_modifiers, _validators, _directive_handlers, _issue_resolvers, _ticket_sources)
+# At most one, under the key "default": the gateway of the bills' "gateway" payment method (omniman.contrib.payment).
+_payment_gateways: dict[str, PaymentGateway] = {}
+_REGISTRIES = (_modifiers, _validators, _directive_handlers, _issue_resolvers, _ticket_sources, _payment_gateways)
 
 STAGES = ("draft", "commit")
 
@@ -75,6 +77,22 @@ def register_ticket_source(source: TicketSource) -> TicketSource:
             raise ValueError(f"a ticket source is already registered: {_ticket_sources['default']!r}")
         _ticket_sources["default"] = source
     return source
+
+
+def register_payment_gateway(gateway: PaymentGateway) -> PaymentGateway:
+    """The gateway that takes the bills' ``gateway`` payments (``omniman.contrib.payment`` registers one); only one."""
+    _require(gateway, PaymentGateway, "PaymentGateway", ("charge", "refund"))
+    with _lock:
+        if _payment_gateways:
+            raise ValueError(f"a payment gateway is already registered: {_payment_gateways['default']!r}")
+        _payment_gateways["default"] = gateway
+    return gateway
+
+
+def get_payment_gateway() -> PaymentGateway | None:
+    """The registered payment gateway, or ``None`` (the ``gateway`` method is then unavailable)."""
+    with _lock:
+        return _payment_gateways.get("default")
 
 
 def get_modifiers() -> list[Modifier]:
@@ -144,6 +162,8 @@ __all__ = [
     "register_directive_handler",
     "register_issue_resolver",
     "register_ticket_source",
+    "register_payment_gateway",
+    "get_payment_gateway",
     "get_modifiers",
     "get_validators",
     "get_directive_handler",

@@ -89,6 +89,10 @@ class Order(models.Model):
     delivered_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
+    # The bill that pays it (issue #15): set by the billing services with a queryset update; not immutable.
+    bill = models.ForeignKey(
+        "omniman.Bill", on_delete=models.PROTECT, null=True, blank=True, related_name="orders", editable=False
+    )
 
     objects = OrderQuerySet.as_manager()
 

@@ -10,6 +10,7 @@ from ``omniman.services`` only, never from its modules (import-linter's
 """
 
 from omniman.services._common import find_session
+from omniman.services.billing import BillService, BillView, PaymentResult, PaymentService, bill_view, day_totals, find_bill
 from omniman.services.commit import CommitService
 from omniman.services.external import ExternalOrderService, external_session_key, status_map
 from omniman.services.maintenance import MaintenanceService
@@ -30,6 +31,14 @@ __all__ = [
     "ExternalOrderService",
     "MaintenanceService",
     "TableService",
+    "BillService",
+    "PaymentService",
+    "PaymentResult",  # what PaymentService.tender returns: payment, bill, idempotent
+    # Bills: reads (selectors) for the screens, the API and the dashboard.
+    "find_bill",  # a bill by ref (not_found), optionally row-locked
+    "bill_view",  # a bill with its orders, lines, adjustments, payments, refunds and splits (fixed query count)
+    "BillView",
+    "day_totals",  # the day's sales, payments by method, tips, change, refunds (fixed query count)
     # Reads and guards the layers above share with the services.
     "find_session",  # a session by key and channel (session_not_found), optionally row-locked
     "require_rev",  # stale_rev unless the caller saw the session's current rev

@@ -25,6 +25,14 @@ STOCK_CHECK = {
     "on_abandon": ["stock.release_session"],
 }
 
+# The café takes every method (issue #15): cash with quick-tender notes, card on its own terminal, Pix, the gateway.
+DEMO_PAYMENTS = {
+    "methods": ["cash", "card", "pix", "gateway"],
+    "pix": {"key": "pix@cafe.example", "merchant_name": "OMNIMAN CAFE", "merchant_city": "SAO PAULO"},
+    "card_brands": ["visa", "mastercard", "elo", "amex"],
+    "quick_tender": [1000, 2000, 5000, 10000],
+}
+
 CHANNELS = [
     {
         "code": "counter",
@@ -37,6 +45,7 @@ CHANNELS = [
             "order_flow": {"auto_transitions": {"on_create": "confirmed"}, "on_enter": {"cancelled": ["stock.release"]}},
             "terminology": {"en": {"session": "Basket", "order": "Order"}, "pt-br": {"session": "Venda", "order": "Pedido"}},
             "icon": "cash-register",
+            "payments": DEMO_PAYMENTS,
         },
     },
     {
@@ -50,6 +59,7 @@ CHANNELS = [
             "order_flow": {"auto_transitions": {"on_create": "confirmed"}, "on_enter": {"cancelled": ["stock.release"]}},
             "terminology": {"en": {"session": "Tab", "order": "Round"}, "pt-br": {"session": "Comanda", "order": "Pedido"}},
             "icon": "utensils",
+            "payments": DEMO_PAYMENTS,
         },
     },
     {
