@@ -120,8 +120,8 @@ def table_tab(channel: Channel, handle_type: str, handle_ref: str) -> Session | 
     """A table's current tab: its open round, else its last one (one query)."""
     rows = (
         Session.objects.filter(channel=channel, handle_type=handle_type, handle_ref=handle_ref)
-        .annotate(is_open=Case(When(state=Session.State.OPEN, then=Value(0)), default=Value(1), output_field=IntegerField()))
-        .order_by("is_open", "-opened_at", "-id")[:1]
+        .annotate(open_first=Case(When(state=Session.State.OPEN, then=Value(0)), default=Value(1), output_field=IntegerField()))
+        .order_by("open_first", "-opened_at", "-id")[:1]
     )
     return next(iter(rows), None)
 
