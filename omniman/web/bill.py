@@ -51,8 +51,10 @@ METHOD_LABELS = {
 }
 DEFAULT_METHODS = ["cash", "card"]
 # Card brands offered when the channel lists none.
-DEFAULT_BRANDS = ["Visa", "Mastercard", "Elo", "Amex", "Hipercard"]
-# Notes and coins a quick-tender button may offer (in major units), when the channel lists none.
+DEFAULT_BRANDS = ["visa", "mastercard", "elo", "amex", "hipercard"]
+BRAND_LABELS = {"visa": "Visa", "mastercard": "Mastercard", "elo": "Elo", "amex": "Amex", "hipercard": "Hipercard", "diners": "Diners"}
+# Notes a quick-tender button may offer (in major units), when the channel lists none
+# (``config["payments"]["quick_tender"]``, in quanta, replaces them).
 DEFAULT_NOTES = [2, 5, 10, 20, 50, 100, 200]
 QUICK_TENDERS = 3  # "next note up" buttons beside "Exact"
 TIP_PERCENTS = ("10", "12", "15")
@@ -212,9 +214,9 @@ def _panel(view, params) -> TenderPanel:
     tip_percent = forms.PercentField(required=False).clean(tip_percent) if _valid_percent(tip_percent) else ""
     tip_q = tip_for(amount_q, tip_percent) if tip_percent else 0
     config = _payments_config(channel)
-    notes = config.get("quick_tender") or DEFAULT_NOTES
-    places = Decimal(10) ** _minor(channel.currency)
-    notes_q = [int(Decimal(str(n)) * places) for n in notes if isinstance(n, (int, float, str))]
+    notes_q = [n for n in config.get("quick_tender") or [] if isinstance(n, int) and not isinstance(n, bool) and n > 0]
+    if not notes_q:
+        notes_q = [note * 10 ** _minor(channel.currency) for note in DEFAULT_NOTES]
     panel = TenderPanel(
         method=method,
         methods=methods,

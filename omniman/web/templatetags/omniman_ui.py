@@ -85,3 +85,11 @@ def method_label(method: str) -> str:
 
     label = METHOD_LABELS.get(method or "")
     return str(label) if label else (method or "").replace("_", " ").capitalize()
+
+
+@register.filter
+def brand_label(brand: str) -> str:
+    """A card brand's name as printed on cards (``"mastercard"`` → ``Mastercard``, ``"amex"`` → ``Amex``)."""
+    from omniman.web.bill import BRAND_LABELS
+
+    return BRAND_LABELS.get((brand or "").lower()) or (brand or "").replace("_", " ").title()
