@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.utils import translation
@@ -44,6 +45,14 @@ class ReceiptLine:
     order_ref: str = ""
     line_id: str = ""
     note: str = ""
+
+    @property
+    def several(self) -> bool:
+        """More (or less) than one unit: the receipt shows the unit price too."""
+        try:
+            return Decimal(self.qty) != 1
+        except (InvalidOperation, ValueError):
+            return False
 
 
 @dataclass(frozen=True)
@@ -181,7 +190,7 @@ def _rows(receipt: Receipt) -> list[Row]:
     rows.append(Row(rule=True))
     for line in receipt.lines:
         rows.append(Row(f"{format_qty(line.qty)} × {line.name}", money(line.total_q)))
-        if line.qty not in ("1", "1.000") and line.unit_price_q:
+        if line.several and line.unit_price_q:
             rows.append(Row("   " + _("%(price)s each") % {"price": money(line.unit_price_q)}))
         if line.note:
             rows.append(Row(f"   {line.note}"))
@@ -215,7 +224,7 @@ def _rows(receipt: Receipt) -> list[Row]:
         if refund.reason:
             rows.append(Row(f"   {refund.reason}"))
     if receipt.due_q:
-        rows.append(Row(_("Due"), money(receipt.due_q), bold=True, large=True))
+        rows.append(Row(pgettext("amount still to pay", "Due"), money(receipt.due_q), bold=True, large=True))
     rows.append(Row(rule=True))
     if receipt.is_preview:
         rows.append(Row(_("This is not a receipt."), align="center", bold=True))
@@ -281,7 +290,9 @@ def receipt_pdf(receipt: Receipt, *, paper: int = 80) -> bytes:
         pdf.set_font("Helvetica", "B" if row.bold else "", size)
         if row.rule:
             y = pdf.get_y() + h / 2
-            pdf.dashed_line(margin, y, width - margin, y, 1, 1)
+            pdf.set_dash_pattern(dash=1, gap=1)
+            pdf.line(margin, y, width - margin, y)
+            pdf.set_dash_pattern()
             pdf.ln(h)
             continue
         if row.align == "center":

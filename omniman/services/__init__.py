@@ -16,7 +16,7 @@ from omniman.services.external import ExternalOrderService, external_session_key
 from omniman.services.maintenance import MaintenanceService
 from omniman.services.ops import MAX_NAME_LENGTH, MAX_SKU_LENGTH, OPS, RESERVED_DATA_KEYS, RESERVED_META_KEYS, find_line
 from omniman.services.orders import OrderService, apply_auto_transition, lock_order
-from omniman.services.receipts import order_receipt
+from omniman.services.receipts import customer_of, order_receipt, receipt_data
 from omniman.services.sessions import ModifyService, ResolveService, SessionService, SessionWriteService, require_rev
 from omniman.services.tables import TableService, orders_of_handle_today
 
@@ -55,6 +55,8 @@ __all__ = [
     "lock_order",  # an order's row, locked, with its channel (not_found, or the caller's error)
     "apply_auto_transition",  # order_flow.auto_transitions[key], if the flow allows it now
     "find_line",  # a session's stored line (unknown_line_id)
-    # Receipts (omniman.receipts.Receipt): an order's bill preview.
+    # Receipts (omniman.receipts.Receipt): a bill's receipt (or its preview), an order's bill preview.
+    "receipt_data",
     "order_receipt",
+    "customer_of",  # the first customer (name, email) a bill's orders carry
 ]

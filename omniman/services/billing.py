@@ -27,7 +27,7 @@ from django.db.models import Count, Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from omniman import registry
+from omniman import registry, signals
 from omniman.adjustments import apply_adjustments, effective_discount_percent, make_adjustment, validate_discount
 from omniman.channel_config import approval_over_percent, payment_methods
 from omniman.exceptions import BillError, IdempotencyError, OmnimanError, ValidationError
@@ -311,6 +311,8 @@ def _settle_if_covered(bill: Bill, computed: _Computed, *, actor: str) -> bool:
     _order_events(computed.orders, ORDER_BILL_SETTLED, actor=actor, payload={"bill_ref": bill.ref, "total_q": bill.total_q})
     for order in computed.orders:
         apply_auto_transition(lock_order(order.ref), "on_payment_confirm", actor=actor)
+    # In this transaction: a receiver's directives (the receipt's print, its email) commit with the settle.
+    signals.bill_settled.send(sender=Bill, bill=bill, orders=list(computed.orders), actor=actor)
     logger.info("bill settled", extra={"bill_ref": bill.ref, "channel": bill.channel.code, "actor": actor})
     return True
 

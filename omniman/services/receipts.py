@@ -10,8 +10,10 @@ from django.utils import timezone
 from omniman import registry
 from omniman.exceptions import OmnimanError
 from omniman.models import Channel, Order
-from omniman.receipts import PREVIEW, Receipt, ReceiptAdjustment, ReceiptLine
+from omniman.receipts import PREVIEW, RECEIPT, Receipt, ReceiptAdjustment, ReceiptLine, ReceiptPayment, ReceiptRefund
 from omniman.texts import handle_label
+
+from omniman.services.billing import _bill_orders
 
 
 def _lines(order: Order) -> list[ReceiptLine]:
@@ -133,4 +135,88 @@ def order_receipt(order_ref: str) -> Receipt:
     )
 
 
-__all__ = ["order_receipt", "order_adjustments", "customer_of", "receipt_settings", "label_for"]
+def _merged(adjustments: Iterable[ReceiptAdjustment]) -> list[ReceiptAdjustment]:
+    """Adjustments alike (kind, label, percent, reason) as one row: a table's rounds each carry the
+    service charge; the receipt shows one "Service charge 10%"."""
+    merged: dict[tuple, ReceiptAdjustment] = {}
+    for adjustment in adjustments:
+        key = (adjustment.kind, adjustment.label, adjustment.percent, adjustment.reason)
+        seen = merged.get(key)
+        merged[key] = adjustment if seen is None else ReceiptAdjustment(
+            kind=seen.kind, label=seen.label, amount_q=seen.amount_q + adjustment.amount_q, percent=seen.percent, reason=seen.reason
+        )
+    return [adjustment for adjustment in merged.values() if adjustment.amount_q]
+
+
+def receipt_data(bill_ref: str, *, preview: bool = False) -> Receipt:
+    """A bill's receipt: its orders' items (by round), their and the bill's adjustments, the payments
+    (method, brand, authorization, tendered, tip, change), refunds, order refs and pickup numbers.
+
+    An open bill — or ``preview=True`` — gives the bill before payment (``kind="preview"``, "not a
+    receipt"). A fixed number of queries, however many orders and payments. ``not_found`` for an
+    unknown bill.
+    """
+    from omniman.models import Bill, Payment, Refund
+
+    bill = Bill.objects.select_related("channel").filter(ref=bill_ref).first()
+    if bill is None:
+        raise OmnimanError("not_found", context={"bill_ref": bill_ref})
+    channel = bill.channel
+    orders = _bill_orders(bill)  # not the cancelled ones: what the bill's total counts
+    payments = list(Payment.objects.filter(bill=bill).order_by("created_at", "id"))
+    refunds = list(Refund.objects.filter(payment__bill=bill).select_related("payment").order_by("created_at", "id"))
+    tickets = registry.tickets_for([order.ref for order in orders])
+    numbers = tuple(tickets[order.ref] for order in orders if order.ref in tickets)
+    lines = [line for order in orders for line in _lines(order)]
+    adjustments = [adjustment for order in orders for adjustment in order_adjustments(order)]
+    adjustments += [_adjustment(raw) for raw in bill.adjustments or []]
+    paid_q = sum(payment.amount_q for payment in payments)
+    customer = customer_of(orders)
+    settings = receipt_settings(channel)
+    settled = bill.status != Bill.Status.OPEN
+    return Receipt(
+        ref=bill.ref,
+        kind=PREVIEW if preview or not settled else RECEIPT,
+        merchant=channel.name or channel.code,
+        channel_code=channel.code,
+        currency=bill.currency,
+        issued_at=bill.settled_at if settled and bill.settled_at else timezone.now(),
+        language=channel.language,
+        time_zone=channel.time_zone,
+        status=bill.status,
+        handle_label=label_for(channel, bill.handle_type, bill.handle_ref, numbers),
+        order_refs=tuple(order.ref for order in orders),
+        tickets=numbers,
+        lines=tuple(lines),
+        adjustments=tuple(_merged(adjustments)),
+        payments=tuple(
+            ReceiptPayment(
+                method=payment.method,
+                amount_q=payment.amount_q,
+                tip_q=payment.tip_q,
+                tendered_q=payment.tendered_q,
+                change_q=payment.change_q,
+                brand=payment.brand,
+                reference=payment.reference,
+                at=payment.created_at,
+            )
+            for payment in payments
+        ),
+        refunds=tuple(
+            ReceiptRefund(amount_q=refund.amount_q, reason=refund.reason, method=refund.payment.method, at=refund.created_at)
+            for refund in refunds
+        ),
+        items_q=sum(line.total_q for line in lines),
+        total_q=bill.total_q,
+        paid_q=paid_q,
+        due_q=max(bill.total_q - paid_q, 0) if bill.status == Bill.Status.OPEN else 0,
+        tips_q=sum(payment.tip_q for payment in payments),
+        change_q=sum(payment.change_q for payment in payments),
+        customer_name=customer["name"],
+        customer_email=customer["email"],
+        header=settings["header"],
+        footer=settings["footer"],
+    )
+
+
+__all__ = ["receipt_data", "order_receipt", "order_adjustments", "customer_of", "receipt_settings", "label_for"]

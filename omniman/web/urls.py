@@ -1,6 +1,6 @@
 from django.urls import path
 
-from omniman.web import bill, pos
+from omniman.web import bill, pos, receipts
 
 app_name = "pos"
 
@@ -36,4 +36,6 @@ urlpatterns = [
     path(L + "remove/", pos.remove_line, name="remove"),
     path(L + "note/", pos.line_note, name="note"),
     path(L + "price/", pos.override_price, name="price"),
+    path(B + "receipt/", receipts.receipt, name="receipt"),
+    path(B + "receipt.pdf", receipts.receipt_pdf_view, name="receipt_pdf"),
 ]

@@ -267,3 +267,19 @@ def test_print_receipt_of_an_order_prints_its_bill_on_the_receipt_printer(printe
     assert b"Table 4" in job and order.ref.encode() in job
     assert b"2 x Espresso" in job and b"-" * 32 in job and b"-" * 33 not in job  # 58 mm: 32 columns
     assert b"NOT A RECEIPT" in job  # nothing paid: the bill, not a receipt
+
+
+def test_a_settled_bill_prints_its_receipt_on_the_receipt_printer(printers):
+    from omniman.services import BillService, PaymentService
+
+    receipt_printer = printers()
+    channel = tables_channel({"receipt": receipt_printer.address}, post_commit_directives=[])
+    order = table_order(channel, ("ESP", "Espresso", "2", 600, None))
+    bill = BillService.open(channel.code, handle_type="table", handle_ref="4")
+    PaymentService.tender(bill.ref, method="cash", tendered_q=2000, idempotency_key="k1", actor="user:ana")
+    [directive] = Directive.objects.filter(topic=RECEIPT_TOPIC)
+    assert directive.payload == {"bill_ref": bill.ref}
+    assert engine.process(topics=[RECEIPT_TOPIC]).outcomes == [(directive.pk, "done")]
+    [job] = receipt_printer.wait_for(1)
+    assert b"RECEIPT" in job and b"NOT A RECEIPT" not in job and bill.ref.encode() in job and order.ref.encode() in job
+    assert b"2 x Espresso" in job and b"Cash" in job and b"R$8.00" in job  # the change of R$ 20.00 for R$ 12.00
