@@ -43,12 +43,6 @@ from omniman.web.roles import actor, role_required
 
 # Methods the screen knows how to take (a channel enables some of them in ``config["payments"]["methods"]``).
 METHODS = ("cash", "card", "pix", "gateway")
-METHOD_LABELS = {
-    "cash": gettext_lazy("Cash"),
-    "card": gettext_lazy("Card"),
-    "pix": gettext_lazy("Pix"),
-    "gateway": gettext_lazy("Online"),
-}
 DEFAULT_METHODS = ["cash", "card"]
 # Card brands offered when the channel lists none.
 DEFAULT_BRANDS = ["visa", "mastercard", "elo", "amex", "hipercard"]
@@ -279,7 +273,7 @@ def _context(request, view, *, params=None, **extra) -> dict[str, Any]:
         "guest_numbers": range(1, max(4, min(20, len(view.lines))) + 1),
         "places": _minor(bill.currency),
         "receipt_url": _url_or_empty("pos:receipt", channel.code, bill.ref),
-        "preview_url": _url_or_empty("pos:receipt", channel.code, bill.ref) if bill.status == Bill.Status.OPEN else "",
+        "preview_url": _url_or_empty("pos:receipt", channel.code, bill.ref) + "?preview=1" if bill.status == Bill.Status.OPEN else "",
         "tab_url": reverse("pos:session", args=[channel.code, tab.session_key]) if tab and tab.state == "open" else "",
         "panel": _panel(view, params),
         "base": _bill_url(channel.code, view.bill.ref),

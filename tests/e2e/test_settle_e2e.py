@@ -184,9 +184,10 @@ def test_table_of_4_two_rounds_split_cash_card_pix_tip_close_receipt(new_page, s
         order.refresh_from_db()
         assert order.status == "confirmed"
     board = new_page("kitchen")
-    board.goto("/kitchen/")
+    board.goto("/kitchen/?channel=tables")
     for order in (first, second):
-        expect(board.locator("#board")).to_contain_text(order.ref[-6:])
+        expect(board.locator("#board .card", has_text=order.ref[-6:])).to_be_visible()
+    board.locator("#board .card", has_text=first.ref[-6:]).scroll_into_view_if_needed()
     shot(board, "settle-10-board-after-close")
     # One total: the bill is what its rounds charged (their service charge included).
     assert bill.total_q == first.total_q + second.total_q

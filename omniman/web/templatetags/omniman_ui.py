@@ -80,11 +80,10 @@ def status_label(status: str) -> str:
 
 @register.filter
 def method_label(method: str) -> str:
-    """A payment method's name (``"cash"`` → ``Cash``, ``Dinheiro`` in pt-br)."""
-    from omniman.web.bill import METHOD_LABELS
+    """A payment method's name (``"cash"`` → ``Cash``, ``Dinheiro`` in pt-br), as the receipt names it."""
+    from omniman.receipts import method_label as label
 
-    label = METHOD_LABELS.get(method or "")
-    return str(label) if label else (method or "").replace("_", " ").capitalize()
+    return label(method or "")
 
 
 @register.filter
