@@ -146,13 +146,20 @@ def _rev_fields(request, view) -> str:
 
 
 def _rounds(view, guests: dict[str, int] | None = None) -> list[Round]:
-    """The bill's lines by round (order), each with the guest a split form gave it (``guests``)."""
-    rounds = {order.ref: Round(order_ref=order.ref, status=order.status, total_q=order.total_q) for order in view.orders}
+    """The bill's lines by round (order), each with the guest a split form gave it (``guests``) and the part of
+    the current split by items that pays it (``part_label``)."""
+    rounds = {order.ref: Round(order_ref=order.ref, status=order.status, total_q=order.charged_q) for order in view.orders}
+    payers: dict[str, list[str]] = {}
+    for part in view.splits or []:
+        for entry in part.get("lines") or []:
+            payers.setdefault(f"{entry.get('order_ref')}:{entry.get('line_id')}", []).append(part.get("label", ""))
+    owner = {key: labels[0] for key, labels in payers.items() if len(labels) == 1}  # the rest's lines are shared
     for line in view.lines:
         ref = line["order_ref"]
         voided = line.get("voided_qty") or 0
         shown = {
             **line,
+            "part_label": owner.get(f"{ref}:{line['line_id']}", ""),
             "guest": (guests or {}).get(f"{ref}:{line['line_id']}"),
             "voided": bool(voided) and voided >= line["qty"],
             "part_voided": voided if voided and voided < line["qty"] else None,
@@ -284,10 +291,27 @@ def _context(request, view, *, params=None, **extra) -> dict[str, Any]:
         "is_table": bool(view.bill.handle_ref) and view.bill.handle_type == "table",
         **extra,
     }
+    context["breakdown"] = _breakdown(view)
+    labels = {part.get("index"): part.get("label", "") for part in view.splits or []}
+    context["payment_rows"] = [(payment, labels.get(payment.part, "")) for payment in view.payments]
     paid = params.get("paid") or extra.get("paid_id")
     if paid:
         context["result"] = next((p for p in view.payments if str(p.pk) == str(paid)), None)
     return context
+
+
+def _breakdown(view) -> dict[str, Any]:
+    """How the total is made: the rounds' items, their service charge and discounts (as each round charged
+    them), and the bill's own adjustments (discounts, voids, write-off) — the receipt's subtotal and lines."""
+    totals = [order.totals for order in view.orders]
+    percents = {str(t.get("service_percent")) for t in totals if int(t.get("service_q") or 0)}
+    return {
+        "items_q": sum(int(t.get("items_q") or 0) for t in totals),
+        "service_q": sum(int(t.get("service_q") or 0) for t in totals),
+        "service_percent": percents.pop() if len(percents) == 1 else "",
+        "order_discount_q": sum(int(t.get("discount_q") or 0) for t in totals),
+        "bill_adjustments_q": sum(int(a.get("amount_q") or 0) for a in view.adjustments),
+    }
 
 
 def _page(request, view, *, status: int = 200, **extra) -> HttpResponse:

@@ -190,7 +190,7 @@ def test_table_of_4_two_rounds_split_cash_card_pix_tip_close_receipt(new_page, s
     board.locator("#board .card", has_text=first.ref[-6:]).scroll_into_view_if_needed()
     shot(board, "settle-10-board-after-close")
     # One total: the bill is what its rounds charged (their service charge included).
-    assert bill.total_q == first.total_q + second.total_q
+    assert bill.total_q == first.charged_q + second.charged_q
 
 
 def test_counter_sale_paid_exact_cash_in_at_most_3_taps_after_the_last_item(page, shot):

@@ -77,7 +77,7 @@ def test_a_tables_bill_shows_every_round_its_total_and_what_is_due(pos):
     bill, page = open_bill(pos, "4")
     assert first.ref in page and second.ref in page
     assert "Burger" in page and "Fries" in page
-    assert bill.total_q == first.total_q + second.total_q
+    assert bill.total_q == first.charged_q + second.charged_q
     assert shown_due(page) == "R$" + f"{bill.total_q / 100:.2f}"
     # Opening again goes to the same bill (get-or-open).
     again, _page = open_bill(pos, "4")
