@@ -219,3 +219,39 @@ def test_counter_sale_paid_exact_cash_in_at_most_3_taps_after_the_last_item(page
     shot(page, "settle-12-counter-paid")
     small = small_targets(page, ".tender .btn, .tender a, .bill-links .btn")
     assert not small, f"touch targets under {TAP}px: {small}"
+
+
+def test_two_screens_paying_one_bill_record_one_payment_the_other_sees_already_paid(new_page, shot):
+    first, second = new_page("pos"), new_page("pos")
+    first.goto("/pos/counter/")
+    with first.expect_navigation():
+        first.get_by_role("button", name=re.compile(r"^New ")).click()
+    add(first, "ESP")
+    with first.expect_navigation():
+        first.locator("#cart .btn-pay").click()
+    second.goto(first.url)  # the same bill on another screen
+    first.locator(".btn-exact").click()
+    settle(first)
+    expect(first.locator(".settled-title")).to_have_text("Paid in full")
+    # The second screen still shows the bill unpaid; its tap is refused with the fresh bill.
+    second.fill("#tendered", "20")
+    second.locator(".tender-form .btn-big").click()
+    settle(second)
+    expect(second.locator(".banner-conflict")).to_contain_text("already paid")
+    expect(second.locator(".settled-title")).to_have_text("Paid in full")
+    shot(second, "settle-13-second-screen-already-paid")
+    bill = Bill.objects.get(ref=first.url.rstrip("/").split("/")[-1])
+    assert Payment.objects.filter(bill=bill).count() == 1
+    # A double tap on one screen: one payment too (the form's idempotency key, the button disabled in flight).
+    third = new_page("pos")
+    third.goto("/pos/counter/")
+    with third.expect_navigation():
+        third.get_by_role("button", name=re.compile(r"^New ")).click()
+    add(third, "CAP")
+    with third.expect_navigation():
+        third.locator("#cart .btn-pay").click()
+    third.locator(".btn-exact").dblclick()
+    settle(third)
+    expect(third.locator(".settled-title")).to_have_text("Paid in full")
+    bill = Bill.objects.get(ref=third.url.rstrip("/").split("/")[-1])
+    assert Payment.objects.filter(bill=bill).count() == 1
