@@ -31,6 +31,7 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
 from omniman import pix, registry
+from omniman.channel_config import payment_methods, payments_config
 from omniman.exceptions import BillError, OmnimanError, ValidationError
 from omniman.models import Bill, Channel
 from omniman.roles import MANAGER, has_role, roles_of
@@ -43,7 +44,6 @@ from omniman.web.roles import actor, role_required
 
 # Methods the screen knows how to take (a channel enables some of them in ``config["payments"]["methods"]``).
 METHODS = ("cash", "card", "pix", "gateway")
-DEFAULT_METHODS = ["cash", "card"]
 # Card brands offered when the channel lists none.
 DEFAULT_BRANDS = ["visa", "mastercard", "elo", "amex", "hipercard"]
 BRAND_LABELS = {"visa": "Visa", "mastercard": "Mastercard", "elo": "Elo", "amex": "Amex", "hipercard": "Hipercard", "diners": "Diners"}
@@ -89,13 +89,12 @@ class TenderPanel:
 
 
 def _payments_config(channel: Channel) -> dict[str, Any]:
-    config = (channel.config or {}).get("payments") or {}
-    return config if isinstance(config, dict) else {}
+    return payments_config(channel.config)
 
 
 def channel_methods(channel: Channel) -> list[str]:
-    methods = _payments_config(channel).get("methods") or DEFAULT_METHODS
-    return [m for m in methods if m in METHODS]
+    """The methods the channel takes (``config["payments"]["methods"]``, default cash and card), as the kernel reads them."""
+    return [m for m in payment_methods(channel.config) if m in METHODS]
 
 
 def quick_tenders(amount_q: int, currency_notes_q: list[int], count: int = QUICK_TENDERS) -> list[int]:
