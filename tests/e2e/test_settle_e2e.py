@@ -255,3 +255,53 @@ def test_two_screens_paying_one_bill_record_one_payment_the_other_sees_already_p
     expect(third.locator(".settled-title")).to_have_text("Paid in full")
     bill = Bill.objects.get(ref=third.url.rstrip("/").split("/")[-1])
     assert Payment.objects.filter(bill=bill).count() == 1
+
+
+ENGLISH = re.compile(r"\b(Bill|Due|Paid|Cash|Card|Exact|Change|Tip|Split|Discount|Receipt|Whole bill|Paid in full|New basket|Pay)\b")
+
+
+def test_the_bill_in_portuguese(browser, demo, shot):
+    """A Brazilian browser: the counter's Pagar, the bill, the tender and the paid screen in pt-BR, money as R$ 1,00."""
+    from tests.e2e.conftest import TIMEOUT_MS, VIEWPORT, login
+
+    context = browser.new_context(viewport=VIEWPORT, base_url=demo.url, locale="pt-BR", timezone_id="America/Sao_Paulo")
+    context.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    try:
+        page = context.new_page()
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        login(page, demo.url, "pos")
+        page.goto("/pos/counter/")
+        with page.expect_navigation():
+            page.locator(".channel-head .btn-primary").click()  # a new sale (Venda)
+        add(page, "ESP")
+        add(page, "CRO")
+        pay = page.locator("#cart .btn-pay")
+        expect(pay).to_contain_text("Pagar · R$")
+        with page.expect_navigation():
+            pay.click()
+        expect(page.locator(".bill-totals")).to_contain_text("A pagar")
+        expect(page.locator(".methods")).to_contain_text("Dinheiro")
+        expect(page.locator(".btn-exact")).to_contain_text("Exato R$")
+        page.fill("#tendered", "50")
+        expect(page.locator("#change-preview")).to_contain_text("R$")
+        shot(page, "settle-14-pt-br-bill")
+        body = page.locator("#bill").inner_text()
+        assert not ENGLISH.search(body), body
+        page.locator(".methods a", has_text="Pix").click()
+        settle(page)
+        expect(page.locator(".pix-qr svg")).to_be_visible()
+        expect(page.get_by_role("button", name=re.compile(r"recebido$"))).to_be_visible()
+        page.locator(".methods a", has_text="Dinheiro").click()
+        settle(page)
+        page.fill("#tendered", "50")
+        page.locator(".tender-form .btn-big").click()
+        settle(page)
+        expect(page.locator(".settled-title")).to_have_text("Conta paga")
+        expect(page.locator(".result")).to_contain_text("Troco")
+        shot(page, "settle-15-pt-br-paid")
+        body = page.locator("#bill").inner_text()
+        assert not ENGLISH.search(body), body
+    finally:
+        context.close()
+    assert not errors, errors
