@@ -408,9 +408,9 @@ def _approval(form) -> dict[str, Any]:
 @require_POST
 @pos_required
 def open_for_session(request, channel_code, session_key):
-    """The table's (or handle's) bill: every unpaid round of the handle; get-or-open."""
+    """The table's (or handle's) bill: every unpaid round of the handle; get-or-open (the tab itself is not
+    changed, so its rev is not checked)."""
     session = _session_on_screen(channel_code, session_key)
-    form = forms.SessionForm(request.POST)
     if not session.handle_ref:
         raise Http404("A basket is paid with Pay")
     try:
@@ -421,7 +421,6 @@ def open_for_session(request, channel_code, session_key):
         messages.error(request, exc.message)
         url = reverse("pos:session", args=[channel_code, session_key])
         return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
-    del form  # the rev is not needed: opening a bill changes nothing on the tab
     url = _bill_url(channel_code, bill.ref)
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 

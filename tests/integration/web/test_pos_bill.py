@@ -321,3 +321,51 @@ def test_the_bill_screens_need_the_pos_role(anon, kitchen, pos):
     assert kitchen.get(bill_url(bill)).status_code == 403
     assert kitchen.post(bill_url(bill, "pay/"), {"rev": bill.rev}).status_code == 403
     assert pos.get(reverse("pos:bill", args=["counter", bill.ref])).status_code == 404  # another channel's bill
+
+
+def test_two_screens_splitting_one_wins_the_other_gets_409_with_the_fresh_bill(pos):
+    send_round(pos, "21", ("BURG", 2), "FRIES")
+    bill, page = open_bill(pos, "21")
+    first = press(pos, page, "Split equally", {"parts": "2"}, htmx=True)
+    assert first.status_code == 200
+    second = press(pos, page, "Split equally", {"parts": "3"}, htmx=True)
+    body = text(second)
+    assert second.status_code == 409 and STALE in body
+    assert 'value="3"' in body  # what the second screen typed
+    after = Bill.objects.get(pk=bill.pk)
+    assert len(after.splits) == 2 and f'data-rev="{after.rev}"' in body
+
+
+def test_the_gateway_charges_through_the_payment_app(pos):
+    send_round(pos, "22", "LATTE")
+    bill, _ = open_bill(pos, "22")
+    page = text(pos.get(bill_url(bill) + "?method=gateway"))
+    response = press(pos, page, "Charge", htmx=True)
+    assert response.status_code == 200, text(response)[:2000]
+    payment = Payment.objects.get(bill=bill)
+    assert payment.method == "gateway" and payment.reference and payment.amount_q == bill.total_q
+
+
+def test_a_discount_can_be_removed_and_a_bad_one_is_refused(pos):
+    send_round(pos, "23", ("BURG", 2))
+    bill, page = open_bill(pos, "23")
+    refused = press(pos, page, "Apply discount", {"percent": "101", "reason": "x"}, htmx=True)
+    assert refused.status_code == 422 and 'value="101"' in text(refused)
+    assert Bill.objects.get(pk=bill.pk).adjustments == []
+    applied = press(pos, page, "Apply discount", {"amount": "5,00", "reason": "late food"}, htmx=True)
+    assert applied.status_code == 200, text(applied)[:2000]
+    after = Bill.objects.get(pk=bill.pk)
+    assert after.total_q == bill.total_q - 500
+    (adjustment,) = after.adjustments
+    response = pos.post(bill_url(bill, f"adjustments/{adjustment['id']}/remove/"), {"rev": after.rev}, **HX)
+    assert response.status_code == 200, text(response)[:2000]
+    assert Bill.objects.get(pk=bill.pk).total_q == bill.total_q
+
+
+def test_without_javascript_a_refused_tender_renders_the_page_with_what_was_typed(pos):
+    send_round(pos, "24", ("BURG", 2))
+    bill, page = open_bill(pos, "24")
+    response = press(pos, page, "Cash", {"tendered": "1,00"}, action=bill_url(bill, "pay/"))
+    body = text(response)
+    assert response.status_code == 422 and "<html" in body and 'value="1,00"' in body
+    assert payments(bill) == []
