@@ -3,7 +3,7 @@
 from django.urls import path, re_path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from omniman.api import views
+from omniman.api import bills, views
 
 app_name = "api"
 
@@ -45,5 +45,18 @@ urlpatterns = [
     path("orders/", views.OrderListView.as_view(), name="order-list"),
     path("orders/<apikey:ref>/", views.OrderDetailView.as_view(), name="order-detail"),
     path("orders/<apikey:ref>/transition/", views.OrderTransitionView.as_view(), name="order-transition"),
+    path("orders/<apikey:ref>/lines/<apikey:line_id>/void/", bills.OrderLineVoidView.as_view(), name="order-line-void"),
+    path("bills/", bills.BillOpenView.as_view(), name="bill-open"),
+    path("bills/<apikey:bill_ref>/", bills.BillDetailView.as_view(), name="bill-detail"),
+    path("bills/<apikey:bill_ref>/payments/", bills.BillPaymentView.as_view(), name="bill-payments"),
+    path("bills/<apikey:bill_ref>/split/", bills.BillSplitView.as_view(), name="bill-split"),
+    path("bills/<apikey:bill_ref>/discounts/", bills.BillDiscountView.as_view(), name="bill-discounts"),
+    path(
+        "bills/<apikey:bill_ref>/adjustments/<apikey:adjustment_id>/",
+        bills.BillAdjustmentView.as_view(),
+        name="bill-adjustment",
+    ),
+    path("bills/<apikey:bill_ref>/write-off/", bills.BillWriteOffView.as_view(), name="bill-write-off"),
+    path("payments/<int:payment_id>/refunds/", bills.PaymentRefundView.as_view(), name="payment-refunds"),
     re_path(r"^[\s\S]*\Z", views.UnknownPathView.as_view(), name="unknown"),
 ]

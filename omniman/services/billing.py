@@ -532,13 +532,14 @@ class BillService:
         rest_parts: Any = None,
         actor: str = "system",
     ) -> Bill:
-        """Plan how the due is paid: ``equal`` in ``parts``; by ``items`` (each of ``groups`` pays its lines, with
-        their share of the adjustments; the lines left over are the rest, equally by ``rest_parts``, default 1);
+        """Plan how the due is paid: ``equal`` in ``parts`` (default 2); by ``items`` (each of ``groups`` pays its lines,
+        with their share of the adjustments; the lines left over are the rest, equally by ``rest_parts``, default 1);
         ``none`` drops the plan. The parts add up exactly to the due.
 
         Stores ``bill.splits`` = ``[{"index", "label", "amount_q", "lines", "paid_q"}]``.
         Errors: ``not_found``, ``already_paid`` (settled or written off), ``stale_bill``,
-        ``invalid_split`` (unknown mode, parts not 2…50, an empty group, a line in two groups, nothing to split),
+        ``invalid_split`` (unknown mode, parts not 2…50, rest_parts not 1…50, an empty group, a line in two groups,
+        nothing due or nothing to split),
         ``line_not_found``.
         """
         bill = find_bill(bill_ref, lock=True)
@@ -579,7 +580,7 @@ class BillService:
 
         Errors: ``approval_required`` (403), ``reason_required``, ``not_found`` (order), ``line_not_found``,
         ``already_voided`` (cancelled order, line already voided), ``already_paid`` (the bill is settled: refund instead),
-        ``invalid_qty``.
+        ``invalid_qty``, ``over_void`` (more than what is left of the line).
         """
         text = _reason(reason)
         if not _approved(roles, approved_by, approver_roles):
@@ -607,8 +608,10 @@ class BillService:
             amount, count = item.line_total_q - voided_q, left
         else:
             count = parse_qty(qty)
-            if count is None or count <= 0 or count > left:
-                raise ValidationError("invalid_qty", _("Void between 0 and %(left)s.") % {"left": qty_to_str(left)},
+            if count is None or count <= 0:
+                raise ValidationError("invalid_qty", context={"field": "qty"})
+            if count > left:
+                raise ValidationError("over_void", _("Only %(left)s of this item are left to void.") % {"left": qty_to_str(left)},
                                       {"field": "qty", "left": qty_to_str(left)})
             amount = item.line_total_q - voided_q if count == left else min(monetary_mult(count, item.unit_price_q),
                                                                            item.line_total_q - voided_q)
@@ -684,7 +687,7 @@ def _count(value: Any, field_name: str, *, minimum: int) -> int:
 
 
 def _equal_plan(due: int, parts: Any) -> list[dict[str, Any]]:
-    count = _count(parts, "parts", minimum=2)
+    count = 2 if parts in (None, "") else _count(parts, "parts", minimum=2)
     return [
         {"index": i, "label": _("Part %(n)d of %(total)d") % {"n": i + 1, "total": count}, "amount_q": amount, "lines": [], "paid_q": 0}
         for i, amount in enumerate(_allocate(due, [1] * count))
@@ -692,8 +695,9 @@ def _equal_plan(due: int, parts: Any) -> list[dict[str, Any]]:
 
 
 def _items_plan(due: int, computed: _Computed, groups: Any, rest_parts: Any) -> list[dict[str, Any]]:
-    if not isinstance(groups, list) or not groups or len(groups) > MAX_SPLIT_PARTS:
-        raise ValidationError("invalid_split", _("Give at least one group of lines."), {"field": "groups"})
+    groups = [] if groups is None else groups
+    if not isinstance(groups, list) or len(groups) > MAX_SPLIT_PARTS:
+        raise ValidationError("invalid_split", _("Give at most %(max)d groups of lines.") % {"max": MAX_SPLIT_PARTS}, {"field": "groups"})
     taken: set[str] = set()
     keyed: list[list[str]] = []
     for group in groups:
@@ -758,13 +762,15 @@ class PaymentService:
         currency: str = "",
     ) -> PaymentResult:
         """Record one payment on a bill (locked): ``amount_q`` (default: the due, or the part's due) goes to the bill,
-        the tip (``tip_q``, or ``tip_percent`` of the amount) is kept apart, cash gets its change.
+        the tip (``tip_q`` plus ``tip_percent`` of the amount) is kept apart, cash gets its change (``tendered_q``,
+        default the amount and the tip; ignored for the other methods, which take exactly the amount and the tip).
 
         When payments cover the total the bill is ``settled``: ``bill.settled`` on the bill and its orders, and each
         order's ``auto_transitions.on_payment_confirm`` if its flow allows it (never a kitchen status by force).
         The same ``idempotency_key`` returns the first payment (``idempotent=True``) and writes nothing.
         Errors: ``missing_idempotency_key``, ``not_found``, ``already_paid``, ``stale_bill``, ``unknown_method``,
-        ``currency_mismatch``, ``invalid_amount``, ``overpayment``, ``insufficient_tender``, ``reference_required``,
+        ``currency_mismatch``, ``invalid_amount`` (not a whole positive number; a tip may be 0), ``overpayment``
+        (more than the due or the part's due, or nothing due), ``insufficient_tender``, ``reference_required``,
         ``invalid_split`` (no such part), ``conflict`` (the key paid something else), ``payment_declined``,
         ``gateway_unavailable``.
         """
@@ -792,7 +798,7 @@ class PaymentService:
         limit = min(due, split["amount_q"] - split["paid_q"]) if split else due
         amount = limit if amount_q in (None, "") else _int_amount(amount_q, "amount_q")
         if amount <= 0:
-            raise ValidationError("invalid_amount", _("Nothing is due here."), {"field": "amount_q", "due_q": limit, "part": part})
+            raise ValidationError("overpayment", _("Nothing is due here."), {"field": "amount_q", "amount_q": 0, "due_q": limit, "part": part})
         if amount > limit:
             raise ValidationError(
                 "overpayment",
@@ -802,9 +808,9 @@ class PaymentService:
         tip = _int_amount(tip_q or 0, "tip_q", allow_zero=True)
         if tip_percent not in (None, ""):
             percent = _percent(tip_percent, "tip_percent", code="invalid_amount")
-            if tip or not Decimal(0) <= percent <= Decimal(100):
-                raise ValidationError("invalid_amount", _("A tip is an amount or a percent from 0 to 100."), {"field": "tip_percent"})
-            tip = int((Decimal(amount) * percent / 100).quantize(Decimal(1), ROUND_HALF_UP))
+            if not Decimal(0) <= percent <= Decimal(100):
+                raise ValidationError("invalid_amount", _("A tip percent is from 0 to 100."), {"field": "tip_percent"})
+            tip += int((Decimal(amount) * percent / 100).quantize(Decimal(1), ROUND_HALF_UP))
         reference, brand = str(reference or "").strip()[:128], str(brand or "").strip()[:32]
         if method == CASH:
             tendered = amount + tip if tendered_q in (None, "") else _int_amount(tendered_q, "tendered_q")
@@ -814,9 +820,9 @@ class PaymentService:
                     _("%(tendered)d tendered does not cover %(needed)d.") % {"tendered": tendered, "needed": amount + tip},
                     {"tendered_q": tendered, "needed_q": amount + tip},
                 )
-        else:
-            if tendered_q not in (None, "") and _int_amount(tendered_q, "tendered_q") != amount + tip:
-                raise ValidationError("invalid_amount", _("Only cash gives change."), {"field": "tendered_q"})
+        else:  # only cash gives change: what another method takes is the amount and the tip
+            if tendered_q not in (None, ""):
+                _int_amount(tendered_q, "tendered_q")
             tendered = amount + tip
         if method == CARD and not reference:
             raise ValidationError("reference_required", context={"field": "reference"})
@@ -992,7 +998,8 @@ def day_totals(day: date_type | None = None, channel: Channel | str | None = Non
     so ``sales_q == payments_q - refunds_q`` for a day whose refunds are of its own bills.
     ``discounts_q`` (taken off, ≥ 0, bill-level and order-level), ``service_q``, ``tips_q``, ``change_q``,
     ``refunds_q``, ``written_off_q``, ``by_method`` (``{method: {"count", "amount_q", "tip_q"}}``),
-    ``bills`` (count closed), ``open_bills``, ``open_paid_q`` (paid on bills still open).
+    ``bills`` (count closed), ``open_bills``, ``open_paid_q`` (paid on bills still open), and ``by_channel``
+    (``{code: {"bills", "sales_q", "payments_q", "tips_q", "refunds_q"}}``, the same figures per channel).
     """
     day = day or timezone.localdate()
     start, end = _day_bounds(day)
@@ -1005,7 +1012,7 @@ def day_totals(day: date_type | None = None, channel: Channel | str | None = Non
         bills, open_bills = bills.filter(channel__code=code), open_bills.filter(channel__code=code)
         payments = payments.filter(bill__channel__code=code)
         refunds = refunds.filter(payment__bill__channel__code=code)
-    closed = list(bills.values("total_q", "adjustments"))
+    closed = list(bills.values("total_q", "adjustments", "channel__code"))
     discounts_q = written_off_q = voids_q = 0
     for row in closed:
         for adjustment in row["adjustments"] or []:
@@ -1026,6 +1033,23 @@ def day_totals(day: date_type | None = None, channel: Channel | str | None = Non
     sums = payments.aggregate(amount=Sum("amount_q"), tips=Sum("tip_q"), change=Sum("change_q"), tendered=Sum("tendered_q"))
     refunds_q = int(refunds.aggregate(total=Sum("amount_q"))["total"] or 0)
     open_rows = open_bills.aggregate(count=Count("id"), paid=Sum("paid_q"))
+    by_channel: dict[str, dict[str, int]] = {}
+
+    def channel_row(code: str) -> dict[str, int]:
+        return by_channel.setdefault(code, {"bills": 0, "sales_q": 0, "payments_q": 0, "tips_q": 0, "refunds_q": 0})
+
+    for row in closed:
+        entry = channel_row(row["channel__code"])
+        entry["bills"] += 1
+        entry["sales_q"] += int(row["total_q"])
+    for row in payments.values("bill__channel__code").annotate(amount=Sum("amount_q"), tip=Sum("tip_q")).order_by():
+        entry = channel_row(row["bill__channel__code"])
+        entry["payments_q"] += int(row["amount"] or 0)
+        entry["tips_q"] += int(row["tip"] or 0)
+    for row in refunds.values("payment__bill__channel__code").annotate(amount=Sum("amount_q")).order_by():
+        entry = channel_row(row["payment__bill__channel__code"])
+        entry["refunds_q"] += int(row["amount"] or 0)
+        entry["sales_q"] -= int(row["amount"] or 0)
     return {
         "date": day.isoformat(),
         "channel": (channel if isinstance(channel, str) else channel.code) if channel is not None else None,
@@ -1044,6 +1068,7 @@ def day_totals(day: date_type | None = None, channel: Channel | str | None = Non
         "by_method": by_method,
         "open_bills": int(open_rows["count"] or 0),
         "open_paid_q": int(open_rows["paid"] or 0),
+        "by_channel": by_channel,
     }
 
 
