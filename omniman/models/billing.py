@@ -13,6 +13,7 @@ from typing import Any
 
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from omniman.exceptions import OmnimanError
 from omniman.models.channel import Channel
@@ -23,9 +24,9 @@ class Bill(models.Model):
     """What one handle (a table) or one order owes, until payments cover it (or a manager writes it off)."""
 
     class Status(models.TextChoices):
-        OPEN = "open", "Open"
-        SETTLED = "settled", "Settled"
-        WRITTEN_OFF = "written_off", "Written off"
+        OPEN = "open", _("Open")
+        SETTLED = "settled", _("Settled")
+        WRITTEN_OFF = "written_off", _("Written off")
 
     ref = models.CharField(max_length=64, unique=True)
     channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="bills")
@@ -114,7 +115,7 @@ class Payment(_WriteOnce):
     """Money taken for a bill: ``amount_q`` goes to the bill, ``tip_q`` to the staff, ``change_q`` back to the customer."""
 
     class Status(models.TextChoices):
-        CAPTURED = "captured", "Captured"
+        CAPTURED = "captured", _("Captured")
 
     bill = models.ForeignKey(Bill, on_delete=models.PROTECT, related_name="payments")
     method = models.CharField(max_length=32, db_index=True)
@@ -149,7 +150,7 @@ class Refund(_WriteOnce):
     """Money given back out of one payment (never more than it took)."""
 
     class Status(models.TextChoices):
-        REFUNDED = "refunded", "Refunded"
+        REFUNDED = "refunded", _("Refunded")
 
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
     amount_q = models.BigIntegerField()
