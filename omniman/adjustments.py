@@ -262,12 +262,26 @@ def apply_adjustments(
         left -= taken
         adjustment["amount_q"] = -taken
 
-    def sum_of(kind: str) -> int:
-        return sum(int(a["amount_q"]) for a in result if a["kind"] == kind)
+    return result, totals_of(items_q, result, currency=currency, service_percent=service_percent)
 
-    adjustments_q = sum(int(a["amount_q"]) for a in result)
+
+def totals_of(
+    items_q: int, applied: Iterable[Mapping[str, Any]], *, currency: str | None = None, service_percent: Decimal | None = None
+) -> dict[str, Any]:
+    """The totals of adjustments whose amounts are already filled (an order's snapshot), without computing them again."""
+    applied = list(applied)
+
+    def sum_of(kind: str) -> int:
+        return sum(int(a.get("amount_q") or 0) for a in applied if a.get("kind") == kind)
+
+    if service_percent is None:
+        service_percent = sum(
+            (parse_percent(a.get("percent"), allow_zero=True) or Decimal(0) for a in applied if a.get("kind") == SERVICE_CHARGE),
+            Decimal(0),
+        )
+    adjustments_q = sum(int(a.get("amount_q") or 0) for a in applied)
     totals: dict[str, Any] = {
-        "items_q": items_q,
+        "items_q": int(items_q),
         "discount_q": -sum_of(DISCOUNT),
         "service_percent": percent_text(service_percent),
         "service_q": sum_of(SERVICE_CHARGE),
@@ -275,11 +289,11 @@ def apply_adjustments(
         "void_q": -sum_of(VOID),
         "write_off_q": -sum_of(WRITE_OFF),
         "adjustments_q": adjustments_q,
-        "total_q": max(0, items_q + adjustments_q),
+        "total_q": max(0, int(items_q) + adjustments_q),
     }
     if currency is not None:
         totals["currency"] = currency
-    return result, totals
+    return totals
 
 
 # -- discounts: validation and the approval rule -------------------------------------

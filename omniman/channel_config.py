@@ -23,6 +23,7 @@ names the culprit. Two kinds:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -42,15 +43,18 @@ NO_HANDLER = "no_handler"
 INVALID_TERMINOLOGY = "invalid_terminology"
 INVALID_CURRENCY = "invalid_currency"
 INVALID_INGESTION = "invalid_ingestion"
-INVALID_PAYMENTS = "invalid_payments"
+INVALID_SERVICE_CHARGE = "invalid_service_charge"
 INVALID_DISCOUNTS = "invalid_discounts"
+
+# A discount above this percent of what it applies to needs a manager, unless the channel says otherwise.
+DEFAULT_APPROVAL_OVER_PERCENT = Decimal(10)
+
+INVALID_PAYMENTS = "invalid_payments"
 
 # Payment methods the kernel knows (issue #15): ``config["payments"]["methods"]`` picks among them.
 PAYMENT_METHODS = ("cash", "card", "pix", "gateway")
 DEFAULT_PAYMENT_METHODS = ("cash", "card")
 PAYMENT_KEYS = ("methods", "pix", "card_brands", "quick_tender")
-# A discount above this percent of what it applies to needs a manager (``config["discounts"]``).
-DEFAULT_APPROVAL_OVER_PERCENT = 10
 
 
 @dataclass(frozen=True)
@@ -97,7 +101,7 @@ def config_problems(config: Any, *, handlers: bool = True) -> list[ConfigProblem
         )
     problems.extend(_ingestion_problems(config.get("ingestion"), flow_config))
     problems.extend(_payments_problems(config.get("payments")))
-    problems.extend(_discounts_problems(config.get("discounts")))
+    problems.extend(_money_problems(config))
     return problems
 
 
@@ -119,11 +123,6 @@ def payments_config(config: Any) -> dict[str, Any]:
     return payments
 
 
-def approval_over_percent(config: Any) -> int | float:
-    """The percent above which a discount needs a manager: ``config["discounts"]["approval_over_percent"]`` (10)."""
-    discounts = (config or {}).get("discounts") if isinstance(config, dict) else None
-    value = discounts.get("approval_over_percent") if isinstance(discounts, dict) else None
-    return value if isinstance(value, int | float) and not isinstance(value, bool) else DEFAULT_APPROVAL_OVER_PERCENT
 
 
 def channel_config_problems(config: Any) -> list[str]:
@@ -301,13 +300,74 @@ def _payments_problems(payments: Any) -> list[ConfigProblem]:
     return problems
 
 
-def _discounts_problems(discounts: Any) -> list[ConfigProblem]:
-    """``discounts``: ``{"approval_over_percent": 0..100}``."""
-    if discounts is None:
-        return []
-    if not isinstance(discounts, dict):
-        return [ConfigProblem(INVALID_DISCOUNTS, _("discounts must be an object with approval_over_percent"))]
-    value = discounts.get("approval_over_percent")
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 100):
-        return [ConfigProblem(INVALID_DISCOUNTS, _("discounts.approval_over_percent must be a number from 0 to 100"))]
-    return []
+# -- money: the service charge and the discount approval threshold -------------------
+
+
+def _percent(raw: Any) -> Decimal | None:
+    """A number (or decimal text) in [0, 100] with at most 2 decimal places, else ``None``."""
+    if raw is None or isinstance(raw, bool) or not isinstance(raw, (int, float, str, Decimal)):
+        return None
+    try:
+        value = Decimal(repr(raw)) if isinstance(raw, float) else Decimal(str(raw).strip())
+    except (InvalidOperation, ValueError):
+        return None
+    if not value.is_finite() or not 0 <= value <= 100 or value != value.quantize(Decimal("0.01")):
+        return None
+    return value
+
+
+def _service_charge_raw(config: Any) -> tuple[str, Any]:
+    config = config if isinstance(config, dict) else {}
+    if "service_charge_percent" in config:
+        return "service_charge_percent", config["service_charge_percent"]
+    pricing = config.get("pricing")
+    if isinstance(pricing, dict) and "service_charge_percent" in pricing:
+        return "pricing.service_charge_percent", pricing["service_charge_percent"]
+    return "", 0
+
+
+def service_charge_percent(config: Any) -> Decimal:
+    """The channel's automatic service charge, a percent of the items after discounts (0: none).
+
+    ``config["service_charge_percent"]``, else the legacy
+    ``config["pricing"]["service_charge_percent"]``; a value that is not a
+    number from 0 to 100 with at most 2 decimal places counts as 0 (the config
+    check refuses it on save).
+    """
+    return _percent(_service_charge_raw(config)[1]) or Decimal(0)
+
+
+def discount_approval_percent(config: Any) -> Decimal:
+    """Above this percent of what it applies to, a discount needs a manager: ``config["discounts"]["approval_over_percent"]`` (default 10)."""
+    discounts = (config if isinstance(config, dict) else {}).get("discounts")
+    if isinstance(discounts, dict) and "approval_over_percent" in discounts:
+        value = _percent(discounts["approval_over_percent"])
+        if value is not None:
+            return value
+    return DEFAULT_APPROVAL_OVER_PERCENT
+
+
+def _money_problems(config: dict[str, Any]) -> list[ConfigProblem]:
+    problems = []
+    where, raw = _service_charge_raw(config)
+    if where and _percent(raw) is None:
+        problems.append(
+            ConfigProblem(
+                INVALID_SERVICE_CHARGE,
+                _("%(where)s must be a number from 0 to 100 with at most 2 decimal places, not %(value)s")
+                % {"where": where, "value": _shown(raw)},
+            )
+        )
+    discounts = config.get("discounts")
+    if discounts is not None:
+        if not isinstance(discounts, dict):
+            problems.append(ConfigProblem(INVALID_DISCOUNTS, _("discounts must be an object such as {\"approval_over_percent\": 10}")))
+        elif "approval_over_percent" in discounts and _percent(discounts["approval_over_percent"]) is None:
+            problems.append(
+                ConfigProblem(
+                    INVALID_DISCOUNTS,
+                    _("discounts.approval_over_percent must be a number from 0 to 100 with at most 2 decimal places, not %(value)s")
+                    % {"value": _shown(discounts["approval_over_percent"])},
+                )
+            )
+    return problems

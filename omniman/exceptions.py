@@ -53,6 +53,15 @@ MESSAGES: dict[str, Any] = {
     "stale_status": _("The order's status changed since you loaded it."),
     "invalid_transition": _("This status change is not allowed."),
     "forbidden_transition": _("Your role may not make this status change."),
+    # adjustments (service charge, discounts) and manager approval
+    "invalid_discount": _("The discount is not valid."),
+    "reason_required": _("A reason is required."),
+    "line_not_found": _("No line with this id."),
+    "invalid_adjustment": _("The adjustment is not valid."),
+    "adjustment_not_found": _("No such adjustment."),
+    "approval_required": _("This needs a manager's approval."),
+    "approval_failed": _("The manager's PIN was not accepted."),
+    "invalid_pin": _("A PIN is 4 to 8 digits."),
     # model layer
     "immutable": _("This record is immutable."),
     "unsupported_snapshot_version": _("Unknown order snapshot version."),
@@ -69,12 +78,8 @@ MESSAGES: dict[str, Any] = {
     "reference_required": _("A card payment needs the terminal's authorization code."),
     "currency_mismatch": _("The payment's currency is not the bill's."),
     "over_refund": _("The refund is more than what is left of the payment."),
-    "invalid_discount": _("A discount is a percent in (0, 100] or a positive amount up to what it applies to."),
-    "reason_required": _("A reason is required."),
-    "line_not_found": _("No such line on this bill."),
     "invalid_split": _("This split is not possible."),
     "forbidden": _("Your role may not do this."),
-    "approval_required": _("This needs a manager's approval."),
     "payment_declined": _("The payment was declined."),
     "gateway_unavailable": _("The payment gateway cannot be reached; try again."),
 }
@@ -131,6 +136,10 @@ class BillError(OmnimanError):
     """A bill or payment use case refused: the bill changed, is paid, or the caller may not."""
 
 
+class ApprovalError(OmnimanError):
+    """A manager's approval is needed (``approval_required``) or was not given (``approval_failed``)."""
+
+
 # What a code means to the caller, for the two places that turn errors into HTTP
 # (the API's exception handler and the operator UI's error mapper; SPEC §4).
 # "The world changed under you": a fresh read (and perhaps a retry) resolves it.
@@ -161,12 +170,12 @@ WORLD_CHANGED_CODES = frozenset(
     }
 )
 # What was asked for is not there.
-GONE_CODES = frozenset({"not_found", "channel_not_found"})
+GONE_CODES = frozenset({"not_found", "channel_not_found", "adjustment_not_found"})
 # Bad input that is not a ValidationError (and a commit refused because its channel's
 # currency, planted behind the model, is not ISO 4217: refused, never a 500).
 REFUSED_INPUT_CODES = frozenset({"invalid_transition", "validation_failed", "invalid_currency"})
 # Allowed, but not to this caller's role (the channel's flow says who may).
-FORBIDDEN_CODES = frozenset({"forbidden_transition", "forbidden", "approval_required"})
+FORBIDDEN_CODES = frozenset({"forbidden_transition", "forbidden", "approval_required", "approval_failed"})
 # A provider the request needs cannot be reached now: retry later.
 UNAVAILABLE_CODES = frozenset({"gateway_unavailable"})
 
@@ -210,5 +219,6 @@ __all__ = [
     "DirectiveError",
     "InvalidTransition",
     "BillError",
+    "ApprovalError",
     "MESSAGES",
 ]

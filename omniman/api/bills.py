@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 
 from omniman.api.permissions import CanRead, RolePermission, actor
 from omniman.api.serializers import _PRESENT, ErrorSerializer, QtyField, _channel_code, _expected_rev, _text
-from omniman.api.views import _body, _query
+from omniman.api.views import _approval, _body, _query
 from omniman.channel_config import PAYMENT_METHODS
 from omniman.exceptions import ValidationError as KernelValidationError
 from omniman.models import Payment, Refund
@@ -46,8 +46,9 @@ def _errors(*codes: int) -> dict[int, OpenApiResponse]:
     described = {
         400: "Refused input: `invalid` (`context.fields`) or the service's code (`overpayment`, `invalid_discount`…).",
         401: "Not authenticated.",
-        403: "Without the role (`permission_denied`), or a manager's use case (`forbidden`, `approval_required`).",
-        404: "`not_found` (bill, order, line, payment, adjustment) or `channel_not_found`.",
+        403: "Without the role (`permission_denied`), or a manager's use case (`forbidden`, `approval_required`, "
+        "`approval_failed`: the PIN given is not a manager's).",
+        404: "`not_found` (bill, order, payment), `adjustment_not_found` or `channel_not_found`.",
         409: "The world changed: `stale_bill` (the fresh bill in `context.bill`), `already_paid`, `already_voided`, "
         "`conflict` (the idempotency key was used for something else).",
         413: "The body is too large (`payload_too_large`).",
@@ -130,7 +131,7 @@ class SplitSerializer(serializers.Serializer):
     expected_rev = _expected_rev()
 
 
-class DiscountSerializer(serializers.Serializer):
+class BillDiscountSerializer(serializers.Serializer):
     """Exactly one of ``percent`` and ``amount_q``."""
 
     percent = serializers.CharField(
@@ -142,6 +143,8 @@ class DiscountSerializer(serializers.Serializer):
     line_id = _text(64, present=False, required=False, default="")
     reason = _text(255)
     expected_rev = _expected_rev()
+    approved_by = _text(150, present=False, required=False, default="", help_text="A manager's username…")
+    approval_pin = _text(8, present=False, required=False, default="", help_text="…and their PIN: their approval.")
 
     def validate(self, attrs):
         if ("percent" in attrs) == ("amount_q" in attrs):
@@ -157,6 +160,8 @@ class ReasonSerializer(serializers.Serializer):
 class VoidSerializer(serializers.Serializer):
     qty = QtyField(required=False, help_text="How many to void (default: all that is left of the line).")
     reason = _text(255)
+    approved_by = _text(150, present=False, required=False, default="", help_text="A manager's username…")
+    approval_pin = _text(8, present=False, required=False, default="", help_text="…and their PIN: their approval.")
 
 
 class RefundRequestSerializer(serializers.Serializer):
@@ -356,17 +361,18 @@ class BillDiscountView(APIView):
 
     @extend_schema(
         summary="Discount a line or the whole bill (percent or amount, with a reason)",
-        description="Over the channel's `discounts.approval_over_percent` (cumulative) a manager must ask: 403 "
-        "`approval_required`. 400 `invalid_discount`, `reason_required`, `line_not_found`; 409 `stale_bill`, `already_paid`.",
-        request=DiscountSerializer,
+        description="Over the channel's `discounts.approval_over_percent` (cumulative) a manager must ask, or "
+        "`approved_by` + `approval_pin` be a manager's: 403 `approval_required`, `approval_failed`. 400 `invalid_discount`, `reason_required`, `line_not_found`; 409 `stale_bill`, `already_paid`.",
+        request=BillDiscountSerializer,
         responses={200: BillSerializer, **_errors(404, 409, 413)},
     )
     def post(self, request, bill_ref: str):
-        payload = _body(DiscountSerializer, request)
+        payload = _body(BillDiscountSerializer, request)
+        approval = _approval(payload)
         bill = BillService.discount(
             bill_ref, expected_rev=payload.get("expected_rev"), percent=payload.get("percent"),
             amount_q=payload.get("amount_q"), order_ref=payload["order_ref"], line_id=payload["line_id"],
-            reason=payload["reason"], actor=actor(request), roles=roles_of(request.user),
+            reason=payload["reason"], actor=actor(request), roles=roles_of(request.user), **approval,
         )
         return _bill(bill.ref)
 
@@ -411,15 +417,18 @@ class OrderLineVoidView(APIView):
 
     @extend_schema(
         summary="Void (part of) a sent line: the kitchen board shows it, the bill drops it (a manager)",
-        description="403 `approval_required`; 400 `line_not_found`, `over_void`, `reason_required`; 409 "
+        description="A manager, or `approved_by` + `approval_pin` a manager's: 403 `approval_required`, "
+        "`approval_failed`; 400 `line_not_found`, `over_void`, `reason_required`; 409 "
         "`already_voided`, `already_paid` (refund instead).",
         request=VoidSerializer,
         responses={200: BillSerializer, **_errors(404, 409, 413)},
     )
     def post(self, request, ref: str, line_id: str):
         payload = _body(VoidSerializer, request)
+        approval = _approval(payload)
         bill = BillService.void_item(
-            ref, line_id, qty=payload.get("qty"), reason=payload["reason"], actor=actor(request), roles=roles_of(request.user)
+            ref, line_id, qty=payload.get("qty"), reason=payload["reason"], actor=actor(request),
+            roles=roles_of(request.user), **approval,
         )
         return _bill(bill.ref)
 
@@ -458,6 +467,6 @@ def postprocess(result: dict[str, Any]) -> None:
             {"required": ["order_ref"], "properties": {"order_ref": present}},
             {"required": ["handle_ref"], "properties": {"handle_ref": present}},
         ]
-    discount = schemas.get("DiscountRequest")
+    discount = schemas.get("BillDiscountRequest")
     if discount is not None:
         discount["oneOf"] = [{"required": ["percent"]}, {"required": ["amount_q"]}]

@@ -42,6 +42,12 @@ urlpatterns = [
     path("sessions/<apikey:key>/park/", views.SessionParkView.as_view(), name="session-park"),
     path("sessions/<apikey:key>/resume/", views.SessionResumeView.as_view(), name="session-resume"),
     path("sessions/<apikey:key>/close-table/", views.SessionCloseTableView.as_view(), name="session-close-table"),
+    path("sessions/<apikey:key>/discounts/", views.SessionDiscountView.as_view(), name="session-discounts"),
+    path(
+        "sessions/<apikey:key>/adjustments/<apikey:adjustment_id>/",
+        views.SessionAdjustmentView.as_view(),
+        name="session-adjustment",
+    ),
     path("orders/", views.OrderListView.as_view(), name="order-list"),
     path("orders/<apikey:ref>/", views.OrderDetailView.as_view(), name="order-detail"),
     path("orders/<apikey:ref>/transition/", views.OrderTransitionView.as_view(), name="order-transition"),

@@ -10,6 +10,7 @@ from ``omniman.services`` only, never from its modules (import-linter's
 """
 
 from omniman.services._common import find_session
+from omniman.services.adjustments import AdjustmentService
 from omniman.services.billing import BillService, BillView, PaymentResult, PaymentService, bill_view, day_totals, find_bill
 from omniman.services.commit import CommitService
 from omniman.services.external import ExternalOrderService, external_session_key, status_map
@@ -31,6 +32,7 @@ __all__ = [
     "ExternalOrderService",
     "MaintenanceService",
     "TableService",
+    "AdjustmentService",
     "BillService",
     "PaymentService",
     "PaymentResult",  # what PaymentService.tender returns: payment, bill, idempotent

@@ -29,7 +29,8 @@ from django.utils.translation import gettext as _
 
 from omniman import registry, signals
 from omniman.adjustments import apply_adjustments, effective_discount_percent, make_adjustment, validate_discount
-from omniman.channel_config import approval_over_percent, payment_methods
+from omniman.approvals import check_approval
+from omniman.channel_config import discount_approval_percent, payment_methods
 from omniman.exceptions import BillError, IdempotencyError, OmnimanError, ValidationError
 from omniman.models import Bill, BillEvent, Channel, Order, OrderEvent, OrderItem, Payment, Refund
 from omniman.monetary import monetary_mult, parse_qty, qty_to_str
@@ -122,9 +123,12 @@ def _is_manager(roles: Iterable[str] | None) -> bool:
     return roles is None or MANAGER in set(roles)
 
 
-def _approved(roles: Iterable[str] | None, approved_by: str, approver_roles: Iterable[str] | None) -> bool:
-    """The caller is a manager (or the system), or a manager approved it (``approved_by`` with manager roles)."""
-    return _is_manager(roles) or (bool(approved_by) and approver_roles is not None and MANAGER in set(approver_roles))
+def _approval(percent: Decimal, threshold: Decimal | None, roles, approved_by: str, approver_roles) -> str:
+    """Who approved (``omniman.approvals.check_approval``: ``approval_required`` unless the caller or an approver
+    is a manager, when over ``threshold``; ``None``: always). ``roles=None`` is the system: nothing to approve."""
+    if roles is None:
+        return str(approved_by or "")
+    return check_approval(percent, threshold, roles=roles, approved_by=str(approved_by or ""), approver_roles=approver_roles)
 
 
 def _require_key(idempotency_key: Any) -> str:
@@ -470,15 +474,7 @@ class BillService:
             reason=_reason(reason), actor=actor, approved_by=str(approved_by or ""),
         )
         effective = effective_discount_percent(current.calc_lines, bill.adjustments, adjustment)
-        threshold = approval_over_percent(bill.channel.config)
-        if effective > Decimal(str(threshold)) and not _approved(roles, approved_by, approver_roles):
-            raise BillError(
-                "approval_required",
-                _("A discount over %(threshold)s%% needs a manager's approval.") % {"threshold": threshold},
-                {"threshold": threshold, "percent": str(effective)},
-            )
-        if not _approved(roles, approved_by, approver_roles):
-            adjustment["approved_by"] = ""
+        adjustment["approved_by"] = _approval(effective, discount_approval_percent(bill.channel.config), roles, approved_by, approver_roles)
         before = bill.summary()
         computed = _compute(bill, [*bill.adjustments, adjustment])
         changed = _refresh_numbers(bill, computed)
@@ -502,13 +498,13 @@ class BillService:
         approver_roles: Iterable[str] | None = None,
     ) -> Bill:
         """Take a discount (or surcharge) off the bill. Voids and write-offs stay (``not_removable``).
-        Errors: ``not_found`` (bill or adjustment), ``already_paid``, ``stale_bill``."""
+        Errors: ``not_found``, ``adjustment_not_found``, ``already_paid``, ``stale_bill``."""
         bill = find_bill(bill_ref, lock=True)
         _require_open(bill)
         _require_rev(bill, expected_rev)
         target = next((a for a in bill.adjustments if a.get("id") == adjustment_id), None)
         if target is None:
-            raise BillError("not_found", _("No adjustment %(id)s on this bill.") % {"id": repr(adjustment_id)},
+            raise BillError("adjustment_not_found", _("No adjustment %(id)s on this bill.") % {"id": repr(adjustment_id)},
                             {"bill_ref": bill.ref, "adjustment_id": adjustment_id})
         if target.get("kind") not in REMOVABLE_KINDS:
             raise ValidationError("not_removable", _("A void or a write-off cannot be removed."),
@@ -583,8 +579,7 @@ class BillService:
         ``invalid_qty``, ``over_void`` (more than what is left of the line).
         """
         text = _reason(reason)
-        if not _approved(roles, approved_by, approver_roles):
-            raise BillError("approval_required", _("Voiding an item needs a manager's approval."), {"order_ref": order_ref})
+        approver = _approval(Decimal(100), None, roles, approved_by, approver_roles)
         order = Order.objects.select_related("channel").filter(ref=str(order_ref or "")).first()
         if order is None:
             raise BillError("not_found", _("No order %(order_ref)s.") % {"order_ref": repr(order_ref)}, {"order_ref": order_ref})
@@ -617,7 +612,7 @@ class BillService:
                                                                            item.line_total_q - voided_q)
         adjustment = make_adjustment(
             "void", label=_("Void: %(name)s") % {"name": item.name or item.sku}, line_id=key, amount_q=int(amount),
-            reason=text, actor=actor, approved_by=str(approved_by or ""),
+            reason=text, actor=actor, approved_by=approver,
         )
         adjustment["qty"] = qty_to_str(count)
         before = bill.summary()
@@ -1075,5 +1070,5 @@ def day_totals(day: date_type | None = None, channel: Channel | str | None = Non
 def _order_totals(bills) -> Iterable[dict[str, Any]]:
     """The totals (discount, service) of the orders of ``bills``, as their snapshot says (one query)."""
     cancel_statuses = {c.order_flow.cancel_status for c in Channel.objects.filter(bills__in=bills).distinct()}
-    for order in Order.objects.filter(bill__in=bills).exclude(status__in=cancel_statuses - {""}).only("snapshot", "total_q", "channel_id"):
+    for order in Order.objects.filter(bill__in=bills).exclude(status__in=cancel_statuses - {""}).only("snapshot", "total_q", "channel_id", "currency"):
         yield order.totals

@@ -190,6 +190,64 @@ class PriceForm(SessionForm):
         self.order_fields(["rev", "price", "reason"])
 
 
+class DiscountForm(SessionForm):
+    """A discount on a line (``line_id``) or the whole: ``value`` as a percent or an amount (``mode``), with a reason.
+
+    ``approved_by`` and ``pin``: a manager's approval typed on this screen (the PIN dialog), when the discount is
+    over the channel's threshold.
+    """
+
+    PERCENT, AMOUNT = "percent", "amount"
+
+    line_id = forms.CharField(required=False, max_length=64)
+    mode = forms.ChoiceField(choices=[(PERCENT, "%"), (AMOUNT, _("Amount"))], initial=PERCENT, label=_("Discount in"))
+    value = forms.CharField(max_length=20, label=_("Discount"), error_messages={"required": _("Discount is required.")})
+    reason = TextField(limit=200, required=True, label=_("Reason"))
+    approved_by = TextField(limit=150, label=_("Manager"))
+    pin = forms.CharField(required=False, max_length=8, strip=True, label=_("PIN"))
+
+    def __init__(self, *args, currency: str = "", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.currency = currency
+
+    def clean(self):
+        cleaned = super().clean()
+        value = cleaned.get("value")
+        if value is None:
+            return cleaned
+        if cleaned.get("mode") == self.AMOUNT:
+            try:
+                cleaned["amount_q"] = MoneyField(currency=self.currency).clean(value)
+            except forms.ValidationError as exc:
+                self.add_error("value", exc)
+            cleaned["percent"] = None
+        else:
+            text = _decimal_text(value)
+            try:
+                Decimal(text)
+            except InvalidOperation:
+                self.add_error("value", _("A percent is a number such as 10 or 12,5."))
+            cleaned["percent"] = text
+            cleaned["amount_q"] = None
+        return cleaned
+
+
+class PinForm(forms.Form):
+    """Set one's own approval PIN (4 to 8 digits), typed twice."""
+
+    pin = forms.CharField(min_length=4, max_length=8, strip=True, label=_("New PIN"), widget=forms.PasswordInput)
+    again = forms.CharField(max_length=8, strip=True, label=_("The PIN again"), widget=forms.PasswordInput)
+
+    def clean(self):
+        cleaned = super().clean()
+        pin = cleaned.get("pin") or ""
+        if pin and not (pin.isascii() and pin.isdigit()):
+            self.add_error("pin", _("A PIN is 4 to 8 digits."))
+        elif pin and cleaned.get("again") != pin:
+            self.add_error("again", _("The two PINs differ."))
+        return cleaned
+
+
 class CustomerForm(SessionForm):
     name = TextField(limit=120, label=_("Name"))
     phone = TextField(limit=40, label=_("Phone"))

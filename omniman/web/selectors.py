@@ -9,7 +9,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Case, IntegerField, Q, Value, When
+from django.db.models import Case, IntegerField, Q, Sum, Value, When
+from django.utils import timezone
 
 from omniman.models import CheckState, Channel, Order, Session
 from omniman.services import orders_of_handle_today
@@ -28,8 +29,42 @@ def channel_or_none(code: str) -> Channel | None:
 
 
 def open_sessions(channel: Channel, query: str = "", limit: int = 200) -> list[Session]:
-    """The channel's open sessions, newest first; ``query`` matches the handle, customer name or phone."""
-    sessions = Session.objects.filter(channel=channel, state=Session.State.OPEN)
+    """The channel's open sessions, newest first; ``query`` matches the handle, customer name or phone.
+
+    Each carries ``owed_q``: what its handle owes — its rounds sent today and
+    still active, plus the open session's own total (two queries in all).
+    """
+    sessions = _open_sessions(channel, query, limit)
+    with_owed(channel, sessions)
+    return sessions
+
+
+def with_owed(channel: Channel, sessions: list[Session]) -> list[Session]:
+    """Set ``rounds_owed_q`` and ``owed_q`` on each session (one query for every handle)."""
+    handles = {(s.handle_type, s.handle_ref) for s in sessions if s.handle_ref}
+    owed: dict[tuple[str, str], int] = {}
+    if handles:
+        start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+        rows = (
+            Order.objects.filter(
+                channel=channel,
+                created_at__gte=start,
+                status__in=channel.order_flow.active_statuses,
+                handle_ref__in={ref for _type, ref in handles},
+            )
+            .order_by()
+            .values_list("handle_type", "handle_ref")
+            .annotate(owed=Sum("total_q"))
+        )
+        owed = {(handle_type, ref): int(total or 0) for handle_type, ref, total in rows if (handle_type, ref) in handles}
+    for session in sessions:
+        session.rounds_owed_q = owed.get((session.handle_type, session.handle_ref), 0) if session.handle_ref else 0
+        session.owed_q = session.rounds_owed_q + (session.total_q if session.is_open else 0)
+    return sessions
+
+
+def _open_sessions(channel: Channel, query: str, limit: int) -> list[Session]:
+    sessions = Session.objects.filter(channel=channel, state=Session.State.OPEN).select_related("channel")
     query = (query or "").strip()
     if query:
         sessions = sessions.filter(
@@ -44,6 +79,16 @@ def open_sessions(channel: Channel, query: str = "", limit: int = 200) -> list[S
         ).order_by("exact", "-updated_at", "-id")
         return list(sessions[:limit])
     return list(sessions.order_by("-updated_at", "-id")[:limit])
+
+
+def open_session_of_handle(channel: Channel, handle_type: str, handle_ref: str) -> Session | None:
+    """The handle's open session (a table's current round), if it has one: one query."""
+    if not handle_ref:
+        return None
+    rows = Session.objects.filter(
+        channel=channel, handle_type=handle_type, handle_ref=handle_ref, state=Session.State.OPEN
+    ).order_by()[:1]
+    return next(iter(rows), None)
 
 
 def session_on_screen(channel_code: str, session_key: str) -> Session | None:
@@ -80,9 +125,16 @@ class SessionScreen:
         return any(c.blocks_commit for c in self.checks)
 
     @property
+    def adjustment_rows(self) -> list[dict[str, Any]]:
+        """The adjustments to list under the items (a waived service charge included), each with its line's name."""
+        names = {item["line_id"]: item.get("name") or item.get("sku") for item in self.items}
+        return [{**a, "line_name": names.get(a.get("line_id"), "")} for a in self.totals.get("adjustments") or []]
+
+    @property
     def table_total_q(self) -> int:
-        """What the table owes: the rounds sent and the round being composed, service included."""
-        return self.rounds_total_q + int(self.totals.get("total_q", self.session.total_q))
+        """What the table owes: its rounds sent today and still active, plus the round being composed (if it is
+        still open: a round sent is counted once, as its order), service and discounts included."""
+        return self.rounds_total_q + (int(self.totals["total_q"]) if self.session.is_open else 0)
 
 
 def session_screen(session: Session, *, with_rounds: bool = True) -> SessionScreen:
@@ -96,7 +148,8 @@ def session_screen(session: Session, *, with_rounds: bool = True) -> SessionScre
     screen = SessionScreen(
         session=session,
         channel=channel,
-        items=session.items,
+        # A round already sent (a stale tab, a reload of its URL) has no cart: its lines are its order's.
+        items=session.items if session.is_open else [],
         issues=issues,
         checks=checks,
         blocking=blocking,
@@ -106,8 +159,8 @@ def session_screen(session: Session, *, with_rounds: bool = True) -> SessionScre
     )
     if with_rounds and session.handle_ref:
         screen.rounds = rounds_today(channel, session.handle_type, session.handle_ref)
-        cancelled = channel.order_flow.cancel_status
-        screen.rounds_total_q = sum(order.charged_q for order in screen.rounds if order.status != cancelled)
+        active = set(channel.order_flow.active_statuses)
+        screen.rounds_total_q = sum(order.charged_q for order in screen.rounds if order.status in active)
     return screen
 
 
@@ -134,6 +187,8 @@ __all__ = [
     "channel_or_none",
     "open_sessions",
     "session_on_screen",
+    "open_session_of_handle",
+    "with_owed",
     "CheckState",
     "SessionScreen",
     "session_screen",

@@ -223,7 +223,7 @@ def test_a_line_discount_over_the_threshold_needs_a_manager_or_an_approver():
                                      reason="cold", actor="user:pos", roles={"pos"}),
         "approval_required", 403,
     )
-    assert error.context["threshold"] == 10 and error.context["percent"] == "50.00"
+    assert error.context["threshold"] == "10" and error.context["percent"] == "50.00"
     rows.assert_unchanged()
     bill = BillService.discount(
         bill.ref, expected_rev=bill.rev, order_ref=order.ref, line_id=line, percent="50", reason="cold",

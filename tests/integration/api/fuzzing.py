@@ -57,12 +57,15 @@ STATE_CODES = frozenset(
         "reference_required",  # a card payment without an authorization code
         "currency_mismatch",  # not the bill's currency
         "invalid_split",  # no such part, a line in two groups, nothing due
-        "line_not_found",  # the bill (order) has no such line
-        "invalid_discount",  # an amount over what it applies to
         "over_void",  # more than what is left of the line
         "over_refund",  # more than what is left of the payment
         "not_removable",  # a void or a write-off
         "payment_declined",  # the gateway refused
+        "line_not_found",  # a line discount on a line the session does not have
+        # A discount is a percent or an amount (exactly one, which a JSON schema here cannot say), and never more
+        # than what is left of what it applies to (the session's amounts decide).
+        "invalid_discount",
+        "invalid_adjustment",  # the automatic service charge is waived, not removed
     }
 )
 
@@ -93,6 +96,7 @@ def seed_rows() -> dict[str, str]:
         "ref": order.ref,
         "external_id": external.external_ref,
         "channel_code": session.channel.code,
+        "adjustment_id": (session.adjustments or [{"id": "0123456789ab"}])[0]["id"],
     }
 
 

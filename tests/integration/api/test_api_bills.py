@@ -150,7 +150,7 @@ def test_split_discount_and_remove_through_the_api(pos, manager, cafe):
     removed = pos.delete(f"/api/bills/{bill.ref}/adjustments/{adjustment['id']}/?expected_rev={split.json()['rev']}")
     assert removed.status_code == 200 and removed.json()["total_q"] == 4000 and removed.json()["splits"] == []
     gone = pos.delete(f"/api/bills/{bill.ref}/adjustments/{adjustment['id']}/")
-    assert gone.status_code == 404 and error_of(gone) == "not_found"
+    assert gone.status_code == 404 and error_of(gone) == "adjustment_not_found"
 
 
 def test_splitting_a_paid_bill_is_409_and_writes_nothing(pos, cafe):

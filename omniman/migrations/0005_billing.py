@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('omniman', '0003_worker_heartbeat'),
+        ('omniman', '0004_adjustments_operator_pin'),
     ]
 
     operations = [
