@@ -18,6 +18,7 @@ on top and at the bottom: it is not a receipt.
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -114,6 +115,7 @@ class Receipt:
     customer_email: str = ""
     header: tuple[str, ...] = ()  # config["receipt"]["header"]: address, tax id…
     footer: tuple[str, ...] = ()  # config["receipt"]["footer"]: "Thank you!"
+    pix_payload: str = ""  # a preview's Pix BR Code for what is due (the channel takes Pix)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -135,6 +137,7 @@ class Row:
     bold: bool = False
     large: bool = False
     rule: bool = False  # a dashed line across
+    qr: str = ""  # a QR code of this text (printed as a QR, written out as text)
 
 
 def method_label(method: str) -> str:
@@ -148,9 +151,13 @@ def method_label(method: str) -> str:
     return labels.get(method, method.replace("_", " ").capitalize())
 
 
+_DEFAULT_LABELS = {"service charge", "discount", "surcharge", "write-off", "write off", "written off", "void"}
+
+
 def adjustment_label(adjustment: ReceiptAdjustment) -> str:
-    """An adjustment's label, or its kind's name (with its percent) in the active language."""
-    if adjustment.label:
+    """An adjustment's own label, or its kind's name (with its percent) in the active language — also when
+    the stored label is only the kind's English name (written by a service under another language)."""
+    if adjustment.label and adjustment.label.strip().lower() not in _DEFAULT_LABELS:
         return adjustment.label
     names = {
         "service_charge": _("Service charge"),
@@ -225,6 +232,9 @@ def _rows(receipt: Receipt) -> list[Row]:
             rows.append(Row(f"   {refund.reason}"))
     if receipt.due_q:
         rows.append(Row(pgettext("amount still to pay", "Due"), money(receipt.due_q), bold=True, large=True))
+    if receipt.pix_payload:
+        rows.append(Row(_("Pay with Pix: scan the code or copy it"), align="center"))
+        rows.append(Row(align="center", qr=receipt.pix_payload))
     rows.append(Row(rule=True))
     if receipt.is_preview:
         rows.append(Row(_("This is not a receipt."), align="center", bold=True))
@@ -238,11 +248,10 @@ def render_text(rows: list[Row], width: int = 48) -> str:
     for row in rows:
         if row.rule:
             out.append("-" * width)
+        elif row.qr:
+            out += [row.qr[at : at + width] for at in range(0, len(row.qr), width)]
         elif row.align == "center":
-            text = row.left
-            while text:
-                out.append(text[:width].center(width).rstrip())
-                text = text[width:]
+            out += [part.center(width).rstrip() for part in textwrap.wrap(row.left, width, break_on_hyphens=False)]
         elif row.right:
             room = max(width - len(row.right) - 1, 1)
             left = row.left if len(row.left) <= room else row.left[: room - 1] + "…"
@@ -268,6 +277,18 @@ def _latin1(text: str) -> str:
     return text.encode("latin-1", "replace").decode("latin-1")
 
 
+def _qr_png(text: str):
+    """A QR code of ``text`` as PNG bytes (segno: no Pillow needed to draw it)."""
+    import io
+
+    import segno
+
+    buffer = io.BytesIO()
+    segno.make_qr(text, error="m").save(buffer, kind="png", scale=8, border=2)
+    buffer.seek(0)
+    return buffer
+
+
 def receipt_pdf(receipt: Receipt, *, paper: int = 80) -> bytes:
     """The receipt as a one-page PDF as wide as the paper (58 or 80 mm) and as long as the receipt."""
     from fpdf import FPDF
@@ -276,7 +297,7 @@ def receipt_pdf(receipt: Receipt, *, paper: int = 80) -> bytes:
     margin = 3.0
     rows = receipt_rows(receipt)
     line_height = 4.2
-    height = margin * 2 + sum(line_height * (1.5 if row.large else 1) for row in rows) + 4
+    height = margin * 2 + sum(min(width - 2 * margin, 40.0) if row.qr else line_height * (1.5 if row.large else 1) for row in rows) + 4
     pdf = FPDF(orientation="P", unit="mm", format=(width, max(height, 40.0)))
     pdf.set_auto_page_break(False)
     pdf.set_margins(margin, margin, margin)
@@ -294,6 +315,11 @@ def receipt_pdf(receipt: Receipt, *, paper: int = 80) -> bytes:
             pdf.line(margin, y, width - margin, y)
             pdf.set_dash_pattern()
             pdf.ln(h)
+            continue
+        if row.qr:
+            side = min(inner, 40.0)
+            pdf.image(_qr_png(row.qr), x=(width - side) / 2, y=pdf.get_y(), w=side, h=side)
+            pdf.set_y(pdf.get_y() + side)
             continue
         if row.align == "center":
             pdf.multi_cell(inner, h, _latin1(row.left), align="C", new_x="LMARGIN", new_y="NEXT")

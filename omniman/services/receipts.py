@@ -7,8 +7,8 @@ from typing import Any
 
 from django.utils import timezone
 
-from omniman import registry
-from omniman.exceptions import OmnimanError
+from omniman import pix, registry
+from omniman.exceptions import OmnimanError, ValidationError
 from omniman.models import Channel, Order
 from omniman.receipts import PREVIEW, RECEIPT, Receipt, ReceiptAdjustment, ReceiptLine, ReceiptPayment, ReceiptRefund
 from omniman.texts import handle_label
@@ -72,16 +72,30 @@ def customer_of(orders: Iterable[Order]) -> dict[str, str]:
     return {"name": "", "email": ""}
 
 
-def receipt_settings(channel: Channel) -> dict[str, tuple[str, ...]]:
-    """``config["receipt"]``: ``header`` and ``footer`` lines (a string or a list of strings)."""
+def receipt_settings(channel: Channel) -> dict[str, Any]:
+    """``config["receipt"]``: ``merchant`` (the name on top; default the channel's name), ``header`` and
+    ``footer`` lines (a string or a list of strings)."""
     config = (channel.config or {}).get("receipt") or {}
-    out = {}
+    merchant = config.get("merchant") if isinstance(config, dict) else None
+    out: dict[str, Any] = {"merchant": str(merchant).strip() if isinstance(merchant, str) and merchant.strip() else (channel.name or channel.code)}
     for key in ("header", "footer"):
         value = config.get(key) if isinstance(config, dict) else None
         if isinstance(value, str):
             value = value.splitlines()
         out[key] = tuple(str(text) for text in (value or []) if str(text).strip())
     return out
+
+
+def pix_for(channel: Channel, due_q: int, currency: str, txid: str) -> str:
+    """The Pix code for what a bill preview says is due: only in BRL, with ``pix`` among the channel's
+    methods and a key set; ``""`` otherwise."""
+    methods = ((channel.config or {}).get("payments") or {}).get("methods") or []
+    if due_q <= 0 or currency != "BRL" or "pix" not in methods:
+        return ""
+    try:
+        return pix.brcode_for(channel.config, amount_q=due_q, txid=txid)
+    except ValidationError:
+        return ""
 
 
 def label_for(channel: Channel, handle_type: str, handle_ref: str, tickets: Iterable[int] = ()) -> str:
@@ -113,7 +127,7 @@ def order_receipt(order_ref: str) -> Receipt:
     return Receipt(
         ref=order.ref,
         kind=PREVIEW,
-        merchant=channel.name or channel.code,
+        merchant=settings["merchant"],
         channel_code=channel.code,
         currency=order.currency,
         issued_at=timezone.now(),
@@ -132,6 +146,7 @@ def order_receipt(order_ref: str) -> Receipt:
         customer_email=customer["email"],
         header=settings["header"],
         footer=settings["footer"],
+        pix_payload=pix_for(channel, order.total_q, order.currency, order.ref),
     )
 
 
@@ -174,10 +189,12 @@ def receipt_data(bill_ref: str, *, preview: bool = False) -> Receipt:
     customer = customer_of(orders)
     settings = receipt_settings(channel)
     settled = bill.status != Bill.Status.OPEN
+    due_q = max(bill.total_q - paid_q, 0) if not settled else 0
+    kind = PREVIEW if preview or not settled else RECEIPT
     return Receipt(
         ref=bill.ref,
-        kind=PREVIEW if preview or not settled else RECEIPT,
-        merchant=channel.name or channel.code,
+        kind=kind,
+        merchant=settings["merchant"],
         channel_code=channel.code,
         currency=bill.currency,
         issued_at=bill.settled_at if settled and bill.settled_at else timezone.now(),
@@ -209,13 +226,14 @@ def receipt_data(bill_ref: str, *, preview: bool = False) -> Receipt:
         items_q=sum(line.total_q for line in lines),
         total_q=bill.total_q,
         paid_q=paid_q,
-        due_q=max(bill.total_q - paid_q, 0) if bill.status == Bill.Status.OPEN else 0,
+        due_q=due_q,
         tips_q=sum(payment.tip_q for payment in payments),
         change_q=sum(payment.change_q for payment in payments),
         customer_name=customer["name"],
         customer_email=customer["email"],
         header=settings["header"],
         footer=settings["footer"],
+        pix_payload=pix_for(channel, due_q, bill.currency, bill.ref) if kind == PREVIEW else "",
     )
 
 

@@ -19,7 +19,6 @@ from django.views.decorators.http import require_GET
 
 from omniman import pix
 from omniman.exceptions import GONE_CODES, OmnimanError
-from omniman.exceptions import ValidationError as OmnimanValidationError
 from omniman.formatting import format_datetime
 from omniman.receipts import PAPERS, Receipt, adjustment_label, method_label, receipt_pdf
 from omniman.roles import MANAGER, POS
@@ -64,18 +63,9 @@ def _bill_url(channel_code: str, bill_ref: str) -> str:
         return ""
 
 
-def _pix(channel, receipt: Receipt) -> tuple[str, str]:
-    """The Pix code and QR for what a preview says is due (none when paid, or the channel has no Pix key)."""
-    if not receipt.is_preview or receipt.due_q <= 0 or receipt.currency != "BRL":
-        return "", ""
-    methods = ((channel.config or {}).get("payments") or {}).get("methods") or []
-    if "pix" not in methods:
-        return "", ""
-    try:
-        payload = pix.brcode_for(channel.config, amount_q=receipt.due_q, txid=receipt.ref)
-    except OmnimanValidationError:
-        return "", ""
-    return payload, pix.qr_svg(payload, title=_("Pix QR code"))
+def _pix_svg(receipt: Receipt) -> str:
+    """The QR code of a preview's Pix code (the selector sets it when something is due and the channel takes Pix)."""
+    return pix.qr_svg(receipt.pix_payload, title=_("Pix QR code")) if receipt.pix_payload else ""
 
 
 @require_GET
@@ -84,7 +74,6 @@ def receipt(request, channel_code, bill_ref):
     channel, data = _receipt(request, channel_code, bill_ref)
     paper = _paper(request, channel)
     query = {key: value for key, value in request.GET.items() if key in ("preview",)}
-    pix_payload, pix_svg = _pix(channel, data)
     context = {
         "receipt": data,
         "channel": channel,
@@ -97,8 +86,8 @@ def receipt(request, channel_code, bill_ref):
         "query_80": urlencode({**query, "paper": 80}),
         "pdf_url": reverse("pos:receipt_pdf", args=[channel.code, data.ref]) + "?" + urlencode({**query, "paper": paper}),
         "back_url": _bill_url(channel.code, data.ref),
-        "pix_payload": pix_payload,
-        "pix_svg": pix_svg,
+        "pix_payload": data.pix_payload,
+        "pix_svg": _pix_svg(data),
     }
     return render(request, "pos/receipt.html", context)
 

@@ -47,6 +47,7 @@ def settled_bill(channel, *, rounds=2, data=None) -> Bill:
 
 def test_the_receipt_of_a_settled_bill_has_items_adjustments_payments_change_tip_and_refs():
     channel = make_channel("cafe", name="Café Central", config={"receipt": {"footer": "Obrigado!", "header": ["Rua A, 1", "CNPJ 00"]}})
+    assert receipt_data(settled_bill(make_channel("named", name="Tables", config={"receipt": {"merchant": "Café Central Ltda"}}))).merchant == "Café Central Ltda"
     bill = settled_bill(channel)
     assert bill.status == "settled"
     receipt = receipt_data(bill.ref)
@@ -118,6 +119,10 @@ def test_the_receipt_page_prints_on_80_mm_by_default_and_58_on_request(pos_clien
     assert 'data-kind="receipt"' in page and "NOT A RECEIPT" not in page
     for text in ("Café Central", bill.ref, "Table 4", "Item 0", "R$25.50", "Visa", "AUTH42", "regular", "R$1.50", "R$10.00"):
         assert text in page, text
+    assert "Discount 10%" in page  # the kind's name and percent, in the page's language
+    page_pt = pos_client.get(url, HTTP_ACCEPT_LANGUAGE="pt-br").content.decode()
+    for text in ("RECIBO", "Mesa 4", "Desconto 10%", "Troco", "Gorjeta", "R$\xa025,50", "aut. AUTH42"):
+        assert text in page_pt, text
     assert re.search(r'class="r-change".*?R\$10\.00', page, re.S)  # the change, on its row
     assert reverse("pos:receipt_pdf", args=["cafe", bill.ref]) + "?paper=80" in page
     page_58 = pos_client.get(url, {"paper": "58"}).content.decode()
@@ -131,9 +136,12 @@ def test_the_receipt_page_prints_on_80_mm_by_default_and_58_on_request(pos_clien
 def test_the_print_stylesheets_size_the_page_for_the_roll(client):
     for paper in (58, 80):
         css = b"".join(client.get(f"/static/css/receipt-{paper}.css").streaming_content).decode()
-        assert f"@page {{ size: {paper}mm auto" in css and f"--paper: {paper}mm" in css
+        assert f"@page {{ size: {paper}mm 297mm" in css and f"--paper: {paper}mm" in css
     css = b"".join(client.get("/static/css/receipt.css").streaming_content).decode()
     assert "@media print" in css and ".receipt-tools { display: none; }" in css
+    # receipt.js makes the printed page as long as the receipt (tests/e2e/test_receipt_e2e.py prints it).
+    js = b"".join(client.get("/static/js/receipt.js").streaming_content).decode()
+    assert "insertRule(`@page { size: ${width} ${height}mm" in js and "window.print()" in js
 
 
 def test_the_preview_is_marked_and_shows_the_pix_qr_for_what_is_due(pos_client):
@@ -200,14 +208,16 @@ def test_the_page_reads_a_fixed_number_of_queries(pos_client, django_assert_max_
         assert pos_client.get(reverse("pos:receipt", args=["small", small.ref])).status_code == 200
     with CaptureQueriesContext(connection) as many:
         assert pos_client.get(reverse("pos:receipt", args=["large", large.ref])).status_code == 200
-    assert len(many) == len(few)
-    with django_assert_max_num_queries(12):
+    assert len(many) == len(few), [q["sql"] for q in many.captured_queries]
+    # Session, user, roles; channel, bill, orders, payments, refunds, pickup numbers.
+    with django_assert_max_num_queries(9):
         pos_client.get(reverse("pos:receipt", args=["large", large.ref]))
 
 
 # -- when the bill settles ---------------------------------------------------------------------
 
 
+@pytest.mark.contrib("omniman.contrib.printing")
 def test_settling_queues_the_receipt_for_a_receipt_printer_only():
     with_printer = make_channel("cafe", config={"printers": {"receipt": "127.0.0.1:9100"}})
     bill = settled_bill(with_printer)
@@ -217,6 +227,7 @@ def test_settling_queues_the_receipt_for_a_receipt_printer_only():
     assert Directive.objects.filter(topic="print.receipt").count() == 1
 
 
+@pytest.mark.contrib("omniman.contrib.notifications")
 def test_settling_queues_the_receipt_email_when_the_customer_gave_an_address(mailoutbox):
     from omniman import engine
 
@@ -238,3 +249,20 @@ def test_settling_queues_the_receipt_email_when_the_customer_gave_an_address(mai
     # No address given: no receipt email.
     settled_bill(make_channel("anon", config={"notifications": notifications}))
     assert Directive.objects.filter(topic="notification.send").count() == 1
+
+
+@pytest.mark.contrib("omniman.contrib.refs")
+def test_a_counter_bill_shows_the_pickup_number(pos_client):
+    from omniman import engine
+
+    channel = make_channel("counter", config={"post_commit_directives": ["refs.assign_ticket"]})
+    session = create_session_at(channel, lines=1, price=700)
+    order_ref = commit(session)["order_ref"]
+    engine.process(topics=["refs.assign_ticket"])
+    bill = BillService.open("counter", order_ref=order_ref)
+    PaymentService.tender(bill.ref, method="cash", tendered_q=700, idempotency_key="k", actor="t")
+    receipt = receipt_data(bill.ref)
+    assert receipt.tickets == (1,) and receipt.handle_label == "" and receipt.order_refs == (order_ref,)
+    assert "Pickup number: #1" in receipt_text(receipt)
+    page = pos_client.get(reverse("pos:receipt", args=["counter", bill.ref])).content.decode()
+    assert re.search(r"Pickup number\s*#1", page)

@@ -115,3 +115,16 @@ def test_the_pdf_is_the_papers_width_and_carries_the_receipt(paper):
     drawn = pdf_text(pdf)
     for text in ("Caf\xe9 Central", "RECIBO", "Table 4", "Espresso", "R$ 19,80", "Troco", "R$ 40,00", "A1B2C3", "ORD-1"):
         assert text in drawn.replace("\xa0", " "), text
+
+
+def test_a_preview_with_a_pix_code_prints_it_as_a_qr_in_the_pdf_and_as_text_elsewhere():
+    payload = "00020126580014br.gov.bcb.pix0136123e4567-e12b-12d1-a456-4266554400005204000053039865802BR5913Fulano de Tal6008BRASILIA62070503***63041D3D"
+    conta = receipt(kind=PREVIEW, payments=(), paid_q=0, due_q=1980, pix_payload=payload)
+    lines = receipt_text(conta, paper=58).splitlines()
+    assert "Pay with Pix: scan the code or" in [line.strip() for line in lines]
+    chunks = [payload[at : at + 32] for at in range(0, len(payload), 32)]
+    start = lines.index(chunks[0])
+    assert lines[start : start + len(chunks)] == chunks  # the code written out, 32 columns a line
+    pdf = receipt_pdf(conta)
+    assert b"/Subtype /Image" in pdf
+    assert b"/Subtype /Image" not in receipt_pdf(receipt())

@@ -128,6 +128,10 @@ def send_rows(printer: Printer, rows: list[Row], *, cut: bool = True) -> None:
         if printer.codepage:
             device.charcode(printer.codepage)
         for row in rows:
+            if row.qr:
+                device.set(align="center", bold=False, normal_textsize=True)
+                device.qr(row.qr, native=True, size=6 if printer.paper == 80 else 4)
+                continue
             if row.rule:
                 device.set(align="left", bold=False, normal_textsize=True)
                 device.text("-" * width + "\n")

@@ -9,6 +9,7 @@ class PrintingConfig(AppConfig):
 
     def ready(self) -> None:
         from omniman import registry, signals
+        from omniman.contrib.printing import checks  # noqa: F401 - registers omniman_printing.W001
         from omniman.contrib.printing.handlers import HANDLERS
         from omniman.contrib.printing.receivers import queue_receipt
 

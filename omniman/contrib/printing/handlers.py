@@ -4,7 +4,8 @@
 "session_key"}``; with more than one printer to serve, it splits into one
 directive per printer (``"printer": name``), each retried on its own.
 
-``print.receipt`` payload: ``{"bill_ref"}`` (a bill's receipt) or
+``print.receipt`` payload: ``{"bill_ref"}`` (a bill's receipt; with
+``"preview": true`` the bill before payment, "not a receipt") or
 ``{"order_ref"}`` (one order's bill, before any payment); optional
 ``"printer"`` (default ``receipt``).
 
@@ -46,7 +47,8 @@ def _handover(message: Directive, ctx: dict[str, Any], error: PrintingError) -> 
     payload = dict(message.payload or {})
     payload["handover"] = int(payload.get("handover") or 0) + 1
     payload["last_error"] = f"[{error.code}] {error.message}"[:500]
-    dedupe = f"{message.dedupe_key}:handover:{payload['handover']}" if message.dedupe_key else ""
+    base = message.dedupe_key.split(":handover:")[0]
+    dedupe = f"{base}:handover:{payload['handover']}" if base else ""
     delay = float(conf.get("DIRECTIVE_BACKOFF_MAX_SECONDS"))
     successor = Directive.objects.enqueue(
         message.topic, payload, dedupe_key=dedupe, available_at=timezone.now() + timedelta(seconds=delay)
@@ -157,7 +159,7 @@ class ReceiptHandler:
         if payload.get("bill_ref"):
             from omniman.services import receipt_data
 
-            receipt = receipt_data(str(payload["bill_ref"]))
+            receipt = receipt_data(str(payload["bill_ref"]), preview=bool(payload.get("preview")))
         elif payload.get("order_ref"):
             receipt = order_receipt(str(payload["order_ref"]))
         else:

@@ -137,6 +137,15 @@ def test_a_bad_printer_config_is_refused_with_its_code(config):
     assert error.value.code == "invalid_printer_config"
 
 
+def test_a_channel_with_an_unreadable_printer_config_is_reported_by_the_system_check():
+    from omniman.contrib.printing.checks import check_printer_configs
+
+    make_channel("good", config={"printers": {"kitchen": "10.0.0.6"}})
+    make_channel("bad", config={"printers": {"kitchen": {"port": 9100}}})
+    [warning] = check_printer_configs(databases=["default"])
+    assert warning.id == "omniman_printing.W001" and warning.obj == "Channel bad" and "kitchen" in warning.msg
+
+
 def test_the_handlers_are_registered():
     assert registry.get_directive_handler(KITCHEN_TOPIC) is not None
     assert registry.get_directive_handler(RECEIPT_TOPIC) is not None
@@ -283,3 +292,35 @@ def test_a_settled_bill_prints_its_receipt_on_the_receipt_printer(printers):
     [job] = receipt_printer.wait_for(1)
     assert b"RECEIPT" in job and b"NOT A RECEIPT" not in job and bill.ref.encode() in job and order.ref.encode() in job
     assert b"2 x Espresso" in job and b"Cash" in job and b"R$8.00" in job  # the change of R$ 20.00 for R$ 12.00
+
+
+def test_print_receipt_with_preview_prints_the_bill_marked_not_a_receipt(printers):
+    from omniman.services import BillService
+
+    receipt_printer = printers()
+    channel = tables_channel({"receipt": receipt_printer.address}, post_commit_directives=[])
+    table_order(channel, ("ESP", "Espresso", "1", 600, None))
+    bill = BillService.open(channel.code, handle_type="table", handle_ref="4")
+    directive = Directive.objects.enqueue(RECEIPT_TOPIC, {"bill_ref": bill.ref, "preview": True})
+    assert engine.process(topics=[RECEIPT_TOPIC]).outcomes == [(directive.pk, "done")]
+    [job] = receipt_printer.wait_for(1)
+    assert b"BILL - NOT A RECEIPT" in job and b"This is not a receipt." in job and b"Due" in job
+
+
+def test_a_printed_conta_carries_the_pix_qr_as_a_native_esc_pos_qr_code(printers):
+    from omniman import pix
+    from omniman.services import BillService
+
+    receipt_printer = printers()
+    payments = {"methods": ["cash", "pix"], "pix": {"key": "cafe@example.com", "merchant_name": "Cafe", "merchant_city": "Recife"}}
+    channel = tables_channel({"receipt": receipt_printer.address}, post_commit_directives=[], payments=payments)
+    table_order(channel, ("ESP", "Espresso", "2", 600, None))
+    bill = BillService.open(channel.code, handle_type="table", handle_ref="4")
+    directive = Directive.objects.enqueue(RECEIPT_TOPIC, {"bill_ref": bill.ref, "preview": True})
+    assert engine.process(topics=[RECEIPT_TOPIC]).outcomes == [(directive.pk, "done")]
+    [job] = receipt_printer.wait_for(1)
+    payload = pix.brcode_for(channel.config, amount_q=1200, txid=bill.ref)
+    # GS ( k: the printer's own QR (model 2, store the data, print it), the payload inside, centred.
+    store = b"\x1d(k" + (len(payload) + 3).to_bytes(2, "little") + b"1P0" + payload.encode()
+    assert store in job and b"\x1d(k\x03\x001Q0" in job and b"\x1ba\x01" in job
+    assert b"Pay with Pix" in job
