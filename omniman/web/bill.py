@@ -366,7 +366,7 @@ def _failure(request, channel_code: str, bill_ref: str, error: OmnimanError, *, 
         form.add_error(fld, error.message)
     extra = {
         "banner": _banner(error),
-        "banner_kind": "conflict" if status == 409 else "error",
+        "banner_kind": "conflict" if status == 409 or error.code in APPROVAL_CODES else "error",
         "form": form,
         "editor": editor,
         "approval": error.code in APPROVAL_CODES,

@@ -305,3 +305,38 @@ def test_the_bill_in_portuguese(browser, demo, shot):
     finally:
         context.close()
     assert not errors, errors
+
+
+def test_a_big_discount_on_the_bill_asks_the_managers_pin_on_the_cashiers_screen(new_page, shot):
+    from django.contrib.auth import get_user_model
+
+    from omniman.approvals import set_pin
+
+    set_pin(get_user_model().objects.get(username="manager"), "2468")
+    page = new_page("pos")
+    page.goto("/pos/counter/")
+    with page.expect_navigation():
+        page.get_by_role("button", name=re.compile(r"^New ")).click()
+    add(page, "BURG")
+    with page.expect_navigation():
+        page.locator("#cart .btn-pay").click()
+    bill = Bill.objects.get(ref=page.url.rstrip("/").split("/")[-1])
+    page.locator("summary", has_text="Discount").click()
+    page.fill('input[name="percent"]', "50")
+    page.fill('.tool-form input[name="reason"]', "birthday")
+    page.get_by_role("button", name="Apply discount").click()
+    settle(page)
+    expect(page.locator(".approval")).to_be_visible()
+    expect(page.locator('input[name="percent"]')).to_have_value("50")  # what was typed, kept
+    assert Bill.objects.get(pk=bill.pk).adjustments == []
+    page.fill('input[name="approver"]', "manager")
+    page.fill('input[name="pin"]', "2468")
+    shot(page, "settle-16-discount-manager-pin")
+    page.get_by_role("button", name="Approve").click()
+    settle(page)
+    expect(page.locator(".adjustments")).to_contain_text("birthday")
+    expect(page.locator(".adjustments")).to_contain_text("approved by manager")
+    after = Bill.objects.get(pk=bill.pk)
+    assert after.total_q == bill.total_q - bill.total_q // 2
+    expect(page.locator("#due")).to_have_text(money(after.total_q))
+    shot(page, "settle-17-discount-applied")

@@ -233,10 +233,10 @@ def test_a_discount_over_the_threshold_asks_a_managers_pin_then_applies(pos):
     assert response.status_code == 422, body[:2000]
     assert "Manager approval" in body and 'value="birthday"' in body
     assert Bill.objects.get(pk=bill.pk).adjustments == []
-    wrong = press(pos, body, "Apply discount", {"approver": "boss", "pin": "0000"}, htmx=True)
+    wrong = press(pos, body, "Approve", {"approver": "boss", "pin": "0000"}, htmx=True)
     assert wrong.status_code == 422 and "PIN is not right" in text(wrong)
     assert Bill.objects.get(pk=bill.pk).adjustments == []
-    ok = press(pos, body, "Apply discount", {"approver": "boss", "pin": "4321"}, htmx=True)
+    ok = press(pos, body, "Approve", {"approver": "boss", "pin": "4321"}, htmx=True)
     assert ok.status_code == 200, text(ok)[:2000]
     (adjustment,) = Bill.objects.get(pk=bill.pk).adjustments
     assert adjustment["approved_by"] == "boss" and adjustment["reason"] == "birthday"
