@@ -79,7 +79,7 @@ def verify_pin(username: str, pin: str, *, require_role: str = MANAGER) -> Appro
         make_password(pin)  # about the time a check takes: do not tell unknown users apart by timing
         raise refused
     now = timezone.now()
-    with transaction.atomic(durable=False):
+    with transaction.atomic():
         row = OperatorPin.objects.select_for_update().filter(user=user).first()
         if row is None:
             make_password(pin)

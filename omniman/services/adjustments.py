@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
@@ -163,7 +162,7 @@ def _service_charge(session: Session, *, percent, amount_q, reason, actor, roles
             "invalid_adjustment", _("A percent is a number from 0 to 100 with at most 2 decimal places."), {"field": "percent"}
         )
     reason = _reason(reason)
-    approved = check_approval(Decimal(100) - parsed, None, roles=roles, approved_by=approved_by, approver_roles=approver_roles)
+    approved = check_approval(parsed, None, roles=roles, approved_by=approved_by, approver_roles=approver_roles)
     # One service charge set by hand: it replaces the automatic one and an earlier one set by hand.
     session.adjustments = [a for a in session.adjustments if not (a.get("kind") == SERVICE_CHARGE and not a.get("auto"))]
     return make_adjustment(SERVICE_CHARGE, percent=parsed, reason=reason, actor=actor, approved_by=approved)

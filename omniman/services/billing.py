@@ -620,6 +620,8 @@ class BillService:
         changed = _refresh_numbers(bill, computed)
         _save(bill, total_changed=changed)
         _event(bill, ITEM_VOIDED, actor=actor, before=before, adjustment=adjustment, order_ref=order.ref)
+        # The order's row is touched (``updated_at``): the kitchen board and the API's changed-since pollers see it.
+        Order.objects.filter(pk=order.pk).update(updated_at=timezone.now())
         order.emit_event(
             ORDER_ITEM_VOIDED,
             actor=actor,

@@ -434,8 +434,8 @@ def discount(request, channel_code, session_key):
     """A discount on a line (``line_id``) or the whole cart, % or amount, with a reason.
 
     Over the channel's threshold a manager approves on this screen: the answer
-    (403 ``approval_required``) reopens the form with the manager's username and
-    PIN fields; the PIN is checked here (``omniman.approvals``) and the
+    (``approval_required``, 422 here: a form to complete) reopens the form with
+    the manager's username and PIN fields; the PIN is checked here (``omniman.approvals``) and the
     approver's roles go to the service. A manager signed in needs no PIN.
     """
     session = _session_on_screen(channel_code, session_key)

@@ -12,7 +12,7 @@ from typing import Any
 from django.db.models import Case, IntegerField, Q, Sum, Value, When
 from django.utils import timezone
 
-from omniman.models import CheckState, Channel, Order, Session
+from omniman.models import Bill, CheckState, Channel, Order, Session
 from omniman.services import orders_of_handle_today
 from omniman.texts import localized
 
@@ -40,27 +40,61 @@ def open_sessions(channel: Channel, query: str = "", limit: int = 200) -> list[S
 
 
 def with_owed(channel: Channel, sessions: list[Session]) -> list[Session]:
-    """Set ``rounds_owed_q`` and ``owed_q`` on each session (one query for every handle)."""
+    """Set ``rounds_owed_q`` and ``owed_q`` on each session (two queries for every handle): what its table still
+    owes — the rounds of today on no bill (or an open one) and not cancelled, less what the open bills took."""
     handles = {(s.handle_type, s.handle_ref) for s in sessions if s.handle_ref}
     owed: dict[tuple[str, str], int] = {}
     if handles:
-        start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+        refs = {ref for _type, ref in handles}
         rows = (
-            Order.objects.filter(
-                channel=channel,
-                created_at__gte=start,
-                status__in=channel.order_flow.active_statuses,
-                handle_ref__in={ref for _type, ref in handles},
-            )
+            _today(channel)
+            .filter(handle_ref__in=refs)
+            .filter(Q(bill__isnull=True) | Q(bill__status=Bill.Status.OPEN))
             .order_by()
             .values_list("handle_type", "handle_ref")
             .annotate(owed=Sum("total_q"))
         )
-        owed = {(handle_type, ref): int(total or 0) for handle_type, ref, total in rows if (handle_type, ref) in handles}
+        for handle_type, ref, total in rows:
+            owed[(handle_type, ref)] = owed.get((handle_type, ref), 0) + int(total or 0)
+        paid = (
+            Bill.objects.filter(channel=channel, status=Bill.Status.OPEN, handle_ref__in=refs)
+            .values_list("handle_type", "handle_ref", "paid_q", "total_q", "adjustments")
+        )
+        for handle_type, ref, paid_q, total_q, adjustments in paid:
+            # The bill's own adjustments (discounts, voids) and its payments take off what its rounds add up to.
+            bill_adjustments = sum(int(a.get("amount_q") or 0) for a in adjustments or [])
+            owed[(handle_type, ref)] = owed.get((handle_type, ref), 0) + bill_adjustments - int(paid_q)
     for session in sessions:
-        session.rounds_owed_q = owed.get((session.handle_type, session.handle_ref), 0) if session.handle_ref else 0
+        session.rounds_owed_q = max(owed.get((session.handle_type, session.handle_ref), 0), 0) if session.handle_ref else 0
         session.owed_q = session.rounds_owed_q + (session.total_q if session.is_open else 0)
     return sessions
+
+
+def _today(channel: Channel):
+    """The channel's orders of today that count (not cancelled)."""
+    start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    rows = Order.objects.filter(channel=channel, created_at__gte=start)
+    cancel = channel.order_flow.cancel_status
+    return rows.exclude(status=cancel) if cancel else rows
+
+
+def rounds_owed_q(channel: Channel, rounds: list[Order]) -> int:
+    """What a table's rounds (loaded) still owe: those on no bill or an open one, less the open bills' payments
+    and adjustments (one query when a round is on a bill, none otherwise)."""
+    cancel = channel.order_flow.cancel_status
+    counted = [order for order in rounds if order.status != cancel]
+    bill_ids = {order.bill_id for order in counted if order.bill_id}
+    open_bills = {}
+    if bill_ids:
+        open_bills = {
+            pk: (int(paid_q), sum(int(a.get("amount_q") or 0) for a in adjustments or []))
+            for pk, paid_q, adjustments in Bill.objects.filter(pk__in=bill_ids, status=Bill.Status.OPEN).values_list(
+                "pk", "paid_q", "adjustments"
+            )
+        }
+    owed = sum(order.charged_q for order in counted if order.bill_id is None or order.bill_id in open_bills)
+    owed += sum(adjustments - paid for paid, adjustments in open_bills.values())
+    return max(owed, 0)
 
 
 def _open_sessions(channel: Channel, query: str, limit: int) -> list[Session]:
@@ -132,8 +166,9 @@ class SessionScreen:
 
     @property
     def table_total_q(self) -> int:
-        """What the table owes: its rounds sent today and still active, plus the round being composed (if it is
-        still open: a round sent is counted once, as its order), service and discounts included."""
+        """What the table owes: its rounds sent today not yet paid (on no bill, or on its open bill less what was
+        paid), plus the round being composed (if it is still open: a round sent is counted once, as its order),
+        service and discounts included."""
         return self.rounds_total_q + (int(self.totals["total_q"]) if self.session.is_open else 0)
 
 
@@ -159,8 +194,7 @@ def session_screen(session: Session, *, with_rounds: bool = True) -> SessionScre
     )
     if with_rounds and session.handle_ref:
         screen.rounds = rounds_today(channel, session.handle_type, session.handle_ref)
-        active = set(channel.order_flow.active_statuses)
-        screen.rounds_total_q = sum(order.charged_q for order in screen.rounds if order.status in active)
+        screen.rounds_total_q = rounds_owed_q(channel, screen.rounds)
     return screen
 
 
@@ -189,6 +223,7 @@ __all__ = [
     "session_on_screen",
     "open_session_of_handle",
     "with_owed",
+    "rounds_owed_q",
     "CheckState",
     "SessionScreen",
     "session_screen",

@@ -302,3 +302,28 @@ def test_check_approval_rule():
     assert approvals.check_approval(Decimal("11"), Decimal("10"), approved_by="max", approver_roles={"manager"}) == "max"
     with pytest.raises(ApprovalError):
         approvals.check_approval(Decimal("0"), None, roles={"pos"})
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_discounts_from_one_screen_apply_once():
+    from tests.threads import run_together
+
+    session = two_lines(cafe())
+    results = run_together(lambda i: discount(session, percent="5", reason=f"screen {i}").rev, count=8)
+    assert sorted(code for kind, code in results if kind == "error") == ["stale_rev"] * 7
+    fresh = Session.objects.get(pk=session.pk)
+    assert [a["kind"] for a in fresh.adjustments].count("discount") == 1 and fresh.rev == session.rev + 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_discounts_without_a_rev_all_apply_and_stay_capped():
+    from tests.threads import run_together
+
+    session = two_lines(cafe(discounts={"approval_over_percent": 100}))
+    results = run_together(lambda i: discount(session, amount_q=1000, expected_rev=None).rev, count=8)
+    errors = sorted(code for kind, code in results if kind == "error")
+    assert errors == ["invalid_discount"] * 5  # 3 × 1000 fit in 3600; then what is left (600) is less than 1000
+    fresh = Session.objects.get(pk=session.pk)
+    assert fresh.totals["discount_q"] == 3000 and fresh.total_q == 600 + 60

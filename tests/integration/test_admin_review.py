@@ -18,6 +18,7 @@ from django.contrib.auth.models import Group
 from django.contrib.messages import get_messages
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 from django.utils import timezone
 
 from omniman import engine
@@ -753,3 +754,22 @@ def test_the_dashboards_sales_are_the_days_totals_settled_bills_minus_refunds(ma
     assert money["by_method"] == [{"method": "card", "count": 1, "amount": "R$10.00", "tips": "R$1.50"}]
     body = response.content.decode()
     assert 'id="money-today"' in body and '<dd class="text-lg font-semibold" id="money-sales">R$7.00</dd>' in body
+
+
+def test_the_dashboards_sales_are_what_the_tables_were_charged_service_included(manager):
+    # Issue #15: a table the POS charged R$ 39.60 (36.00 + 10 % service) was R$ 36.00 in the dashboard's sales.
+    tables = make_channel("tables", config={"service_charge_percent": 10})
+    session = create_session_at(tables, lines=0, handle_type="table", handle_ref="3")
+    session = ModifyService.modify_session(
+        session.session_key, "tables",
+        [{"op": "add_line", "sku": "A", "qty": 1, "unit_price_q": 1000}, {"op": "add_line", "sku": "B", "qty": 2, "unit_price_q": 1300}],
+    )
+    assert session.total_q == 3960
+    order = Order.objects.get(ref=commit(session)["order_ref"])
+    assert order.total_q == order.charged_q == 3960
+    bill = BillService.open("tables", handle_type="table", handle_ref="3")  # sales are what was paid (day_totals)
+    PaymentService.tender(bill.ref, method="cash", idempotency_key="t3")
+    table = manager.get("/admin/").context["orders_today"]
+    assert {row["channel"].code: row["sales"] for row in table["rows"]} == {"tables": "R$39.60"}
+    page = manager.get(reverse("admin:omniman_order_change", args=[order.pk])).content.decode()
+    assert "service_charge 10 %: R$3.60" in page  # the timeline names the adjustment

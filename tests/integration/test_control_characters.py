@@ -38,6 +38,7 @@ SAMPLES = {
     "line_id": lambda rows: rows["line"],
     "ref": lambda rows: rows["order"],
     "external_id": lambda rows: "EXT-1",
+    "adjustment_id": lambda rows: "0123456789ab",
     "app_label": lambda rows: "omniman",
     "content_type_id": lambda rows: "1",
     "object_id": lambda rows: "1",

@@ -197,3 +197,23 @@ def test_the_board_asks_each_channels_flow_for_its_statuses_and_tables(kitchen_c
     assert next_status(order) == "served"  # the flow's done status
     kitchen_client.post("/kitchen/bump/", {"order_ref": order.ref, "expected_status": "ready"}, HTTP_HX_REQUEST="true")
     assert Order.objects.get(pk=order.pk).status == "served"
+
+
+def test_a_void_shows_on_the_card_leaves_the_all_day_count_and_moves_the_version(kitchen_client):
+    from omniman.services import BillService
+
+    channel = make_channel("void-board")
+    order = table_order(channel, "9", status="confirmed", lines=2)
+    first, second = order.items.order_by("id")
+    before = board_version("")
+    counts = dict(build_board().all_day)
+    BillService.void_item(order.ref, first.line_id, reason="sent back", roles={"manager"})
+    assert board_version("") != before  # the board's poll sees the change
+    board = build_board()
+    (card,) = [card for _status, _label, cards in board.columns for card in cards]
+    voided = {item.line_id: item.voided for item in card.items}
+    assert voided == {first.line_id: True, second.line_id: False}
+    assert first.name in counts and first.name not in dict(board.all_day)  # nothing left of it to cook
+    assert dict(board.all_day)[second.name] == counts[second.name]
+    body = kitchen_client.get("/kitchen/").content.decode()
+    assert body.count("void-badge") == 1 and "VOID" in body
