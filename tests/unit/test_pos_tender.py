@@ -110,3 +110,16 @@ def test_discount_form(data, ok):
     assert form.is_valid() is ok, form.errors
     if ok and data.get("line"):
         assert (form.cleaned_data["order_ref"], form.cleaned_data["line_id"]) == ("ORD-1", "L-1")
+
+
+@pytest.mark.parametrize(
+    ("language", "amount_q", "shown"),
+    [("en", 5000, "R$50"), ("en", 1250, "R$12.50"), ("pt-br", 10000, "R$\xa0100"), ("pt-br", 2005, "R$\xa020,05")],
+)
+def test_a_note_is_shown_without_zero_cents(language, amount_q, shown):
+    from django.utils import translation
+
+    from omniman.web.templatetags.omniman_ui import note
+
+    with translation.override(language):
+        assert note(amount_q, "BRL").replace("\u202f", "\xa0") == shown

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from django import template
 
 from omniman import formatting, texts
@@ -92,3 +94,15 @@ def brand_label(brand: str) -> str:
     from omniman.web.bill import BRAND_LABELS
 
     return BRAND_LABELS.get((brand or "").lower()) or (brand or "").replace("_", " ").title()
+
+
+@register.filter
+def note(amount_q, currency: str = "") -> str:
+    """A banknote's value as a quick-tender button shows it: ``money`` without zero cents (``R$ 50``, ``R$ 12,50``)."""
+    from omniman.monetary import minor_units
+
+    text = money(amount_q, currency)
+    places = minor_units(currency)
+    if places and int(amount_q) % 10**places == 0:
+        text = re.sub(r"[.,]0{%d}(?=\D*$)" % places, "", text)
+    return text
