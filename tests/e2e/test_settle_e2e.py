@@ -340,3 +340,33 @@ def test_a_big_discount_on_the_bill_asks_the_managers_pin_on_the_cashiers_screen
     assert after.total_q == bill.total_q - bill.total_q // 2
     expect(page.locator("#due")).to_have_text(money(after.total_q))
     shot(page, "settle-17-discount-applied")
+
+
+def test_a_manager_voids_a_sent_item_on_the_bill_and_the_board_shows_void(new_page, shot):
+    page = new_page("manager")
+    page.goto("/pos/tables/")
+    page.fill("#open-table", "12")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Open table").click()
+    for sku in ("BURG", "FRIES"):
+        add(page, sku)
+    send_round(page)
+    order = Order.objects.get(handle_ref="12", channel__code="tables")
+    with page.expect_navigation():
+        page.locator("#cart .btn-bill").click()
+    bill = Bill.objects.get(ref=page.url.rstrip("/").split("/")[-1])
+    fries = page.locator(".bill-line", has_text="Fries")
+    fries.locator("summary").click()
+    fries.locator('input[name="reason"]').fill("sent by mistake")
+    fries.get_by_role("button", name="Void item").click()
+    settle(page)
+    expect(page.locator(".bill-line.is-void", has_text="Fries")).to_contain_text("VOID")
+    after = Bill.objects.get(pk=bill.pk)
+    assert after.total_q < bill.total_q
+    expect(page.locator("#due")).to_have_text(money(after.total_q))
+    shot(page, "settle-18-void-on-the-bill")
+    board = new_page("kitchen")
+    board.goto("/kitchen/?channel=tables")
+    card = board.locator("#board .card", has_text=order.ref[-6:])
+    expect(card.locator(".item-voided")).to_contain_text("Fries")
+    expect(card.locator(".void-badge")).to_have_text("VOID")
