@@ -20,7 +20,8 @@ _issue_resolvers: dict[str, IssueResolver] = {}
 _ticket_sources: dict[str, TicketSource] = {}
 # At most one, under the key "default": the gateway of the bills' "gateway" payment method (omniman.contrib.payment).
 _payment_gateways: dict[str, PaymentGateway] = {}
-_REGISTRIES = (_modifiers, _validators, _directive_handlers, _issue_resolvers, _ticket_sources, _payment_gateways)
+# The ticket sources stay last (tests clear that slot by position).
+_REGISTRIES = (_modifiers, _validators, _directive_handlers, _issue_resolvers, _payment_gateways, _ticket_sources)
 
 STAGES = ("draft", "commit")
 

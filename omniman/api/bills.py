@@ -176,7 +176,7 @@ class RevQuerySerializer(serializers.Serializer):
 # -- responses --------------------------------------------------------------------------------
 
 
-class AdjustmentSerializer(serializers.Serializer):
+class BillAdjustmentSerializer(serializers.Serializer):
     id = serializers.CharField()
     kind = serializers.CharField(help_text="discount, surcharge, service_charge, void or write_off.")
     label = serializers.CharField()
@@ -189,7 +189,7 @@ class AdjustmentSerializer(serializers.Serializer):
     at = serializers.CharField()
 
 
-class SplitPartSerializer(serializers.Serializer):
+class BillSplitPartSerializer(serializers.Serializer):
     index = serializers.IntegerField()
     label = serializers.CharField()
     amount_q = serializers.IntegerField()
@@ -251,8 +251,8 @@ class BillSerializer(serializers.Serializer):
     refunded_q = serializers.IntegerField()
     order_refs = serializers.SerializerMethodField()
     lines = BillLineSerializer(many=True)
-    adjustments = AdjustmentSerializer(many=True)
-    splits = SplitPartSerializer(many=True)
+    adjustments = BillAdjustmentSerializer(many=True)
+    splits = BillSplitPartSerializer(many=True)
     payments = PaymentSerializer(many=True)
     refunds = RefundSerializer(many=True)
     opened_at = serializers.DateTimeField(source="bill.opened_at")

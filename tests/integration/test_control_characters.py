@@ -39,6 +39,8 @@ SAMPLES = {
     "ref": lambda rows: rows["order"],
     "external_id": lambda rows: "EXT-1",
     "adjustment_id": lambda rows: "0123456789ab",
+    "bill_ref": lambda rows: "BIL-20261203-AAAAAA",
+    "payment_id": lambda rows: "1",
     "app_label": lambda rows: "omniman",
     "content_type_id": lambda rows: "1",
     "object_id": lambda rows: "1",
