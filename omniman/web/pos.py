@@ -123,6 +123,7 @@ def _context(request, session: Session, **extra):
         "channel": session.channel,
         "word": _word(session.channel),
         "is_manager": has_role(request.user, MANAGER),
+        "can_pay": session.channel.pricing_policy != "external",
         **extra,
     }
     return context

@@ -203,6 +203,16 @@ def rounds_today(channel: Channel, handle_type: str, handle_ref: str) -> list[Or
     return list(orders_of_handle_today(channel, handle_type, handle_ref).prefetch_related("items"))
 
 
+def table_tab(channel: Channel, handle_type: str, handle_ref: str) -> Session | None:
+    """A table's current tab: its open round, else its last one (one query)."""
+    rows = (
+        Session.objects.filter(channel=channel, handle_type=handle_type, handle_ref=handle_ref)
+        .annotate(open_first=Case(When(state=Session.State.OPEN, then=Value(0)), default=Value(1), output_field=IntegerField()))
+        .order_by("open_first", "-opened_at", "-id")[:1]
+    )
+    return next(iter(rows), None)
+
+
 # The operator app's reads (one query per screen region, no write); the rest is private.
 __all__ = [
     "GRID_SIZE",
@@ -218,4 +228,5 @@ __all__ = [
     "SessionScreen",
     "session_screen",
     "rounds_today",
+    "table_tab",
 ]
