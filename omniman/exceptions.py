@@ -53,6 +53,15 @@ MESSAGES: dict[str, Any] = {
     "stale_status": _("The order's status changed since you loaded it."),
     "invalid_transition": _("This status change is not allowed."),
     "forbidden_transition": _("Your role may not make this status change."),
+    # the floor
+    "not_a_table": _("Only a table's tab can do this."),
+    "same_table": _("The tab is already at that table."),
+    "table_not_found": _("There is no such table on the floor plan."),
+    "table_occupied": _("That table is occupied: merge the tabs instead."),
+    "line_not_found": _("No such line on this tab."),
+    "nothing_to_move": _("This table has nothing to move."),
+    "area_not_found": _("No such area on this floor."),
+    "overlap": _("Two tables overlap on the floor plan."),
     # model layer
     "immutable": _("This record is immutable."),
     "unsupported_snapshot_version": _("Unknown order snapshot version."),
@@ -129,6 +138,7 @@ WORLD_CHANGED_CODES = frozenset(
         "session_key_conflict",
         "issue_not_found",
         "action_not_found",
+        "table_occupied",
     }
 )
 # What was asked for is not there.

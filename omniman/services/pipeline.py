@@ -139,6 +139,13 @@ def run_validators(session: Session, stage: str, ctx: dict[str, Any]) -> None:
 def modify(session: Session, ops: Any, *, ctx: dict[str, Any], allow_locked: bool = False) -> Session:
     """Run the whole pipeline on a locked, open session and save it (one UPDATE)."""
     apply_ops(session, ops, ctx=ctx, allow_locked=allow_locked)
+    return settle(session, ctx=ctx)
+
+
+def settle(session: Session, *, ctx: dict[str, Any]) -> Session:
+    """The pipeline after the session's lines changed in memory (by the ops, or by a kernel service
+    moving lines between tabs): totals, modifiers, draft validators, ``rev + 1``, checks and issues
+    cleared, one UPDATE, the checks enqueued."""
     recompute_line_totals(session)
     run_modifiers(session, ctx)
     recompute_line_totals(session)
