@@ -20,7 +20,7 @@ model admin (``orders``, ``sessions``, ``directives``, ``channels``,
 admin autodiscovery imports this package, which registers the model admins.
 """
 
-from omniman.admin import checks, channels, directives, idempotency, orders, sessions, workers  # noqa: F401  (registers them)
+from omniman.admin import checks, channels, directives, floor, idempotency, orders, sessions, workers  # noqa: F401  (registers them)
 from omniman.admin.base import (
     ManagerAdmin,
     ManagerInline,

@@ -193,6 +193,7 @@ def edit_line(request, channel_code, session_key, line_id):
         return _page(request, session, editing=line_id)
     context = {
         "item": item,
+        "session": session,
         "base": _session_url(session),
         "rev_fields": _rev_fields(request, session),
         "is_manager": has_role(request.user, MANAGER),
@@ -302,7 +303,7 @@ def _failure(
     if form is not None and form.is_bound and field in form.fields and not form.has_error(field) and status != 409:
         form.add_error(field, error.message or banner)
     extra = {"banner": banner, "banner_kind": kind, "error_line_id": line_id, "form": form, "editor": editor}
-    if editor in ("note", "price"):
+    if editor in ("note", "price", "seat"):
         extra["editing"] = line_id
     if request.htmx:
         return _cart(request, session, status=status, **extra)

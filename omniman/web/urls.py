@@ -1,6 +1,6 @@
 from django.urls import path
 
-from omniman.web import pos
+from omniman.web import floor, pos
 
 app_name = "pos"
 
@@ -11,6 +11,9 @@ urlpatterns = [
     path("", pos.index, name="index"),
     path("<slug:channel_code>/", pos.channel_view, name="channel"),
     path("<slug:channel_code>/open/", pos.open_session, name="open"),
+    path("<slug:channel_code>/floor/", floor.floor_view, name="floor"),
+    path("<slug:channel_code>/floor/poll/", floor.floor_poll, name="floor_poll"),
+    path("<slug:channel_code>/floor/edit/", floor.floor_edit, name="floor_edit"),
     path(S, pos.session_view, name="session"),
     path(S + "search/", pos.search, name="search"),
     path(S + "add/", pos.add_item, name="add"),
@@ -20,7 +23,9 @@ urlpatterns = [
     path(S + "commit/", pos.commit, name="commit"),
     path(S + "park/", pos.park, name="park"),
     path(S + "close-table/", pos.close_table, name="close_table"),
+    path(S + "move/", floor.move, name="move"),
     path(L + "edit/", pos.edit_line, name="edit"),
+    path(L + "seat/", floor.line_seat, name="seat"),
     path(L + "qty/", pos.change_qty, name="qty"),
     path(L + "remove/", pos.remove_line, name="remove"),
     path(L + "note/", pos.line_note, name="note"),

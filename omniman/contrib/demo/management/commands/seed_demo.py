@@ -46,6 +46,7 @@ CHANNELS = [
         "config": {
             **STOCK_CHECK,
             "pricing": {"service_charge_percent": 10},
+            "tables": True,
             "post_commit_directives": ["stock.commit"],
             "order_flow": {"auto_transitions": {"on_create": "confirmed"}, "on_enter": {"cancelled": ["stock.release"]}},
             "terminology": {"en": {"session": "Tab", "order": "Round"}, "pt-br": {"session": "Comanda", "order": "Pedido"}},
