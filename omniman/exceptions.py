@@ -62,6 +62,7 @@ MESSAGES: dict[str, Any] = {
     "nothing_to_move": _("This table has nothing to move."),
     "area_not_found": _("No such area on this floor."),
     "overlap": _("Two tables overlap on the floor plan."),
+    "off_grid": _("A table does not fit on the floor plan's grid."),
     # model layer
     "immutable": _("This record is immutable."),
     "unsupported_snapshot_version": _("Unknown order snapshot version."),

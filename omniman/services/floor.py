@@ -274,7 +274,7 @@ class FloorPlanService:
         """Place tables on their areas' grids at once (the editor's Save): ``[{"id", "x", "y", "w"?, "h"?, "area_id"?}]``.
 
         All or nothing. Errors: ``channel_not_found``, ``invalid_field`` (a
-        placement that is not numbers, or off the grid), ``table_not_found``
+        placement that is not whole numbers), ``off_grid`` (a table that does not fit on the grid), ``table_not_found``
         (an id not of this channel), ``area_not_found``, ``overlap`` (two
         tables on the same cells of one area, with ``context["tables"]``).
         """
@@ -299,7 +299,7 @@ class FloorPlanService:
                     setattr(table, name, _int(placement[name], name))
             if not (1 <= table.w <= GRID_COLUMNS and 1 <= table.h <= GRID_ROWS
                     and table.x + table.w <= GRID_COLUMNS and table.y + table.h <= GRID_ROWS):
-                raise ValidationError("invalid_field", _("Table %(table)s does not fit on the grid.") % {"table": table.label},
+                raise ValidationError("off_grid", _("Table %(table)s does not fit on the grid.") % {"table": table.label},
                                       {"field": "x", "id": table.pk})
         _refuse_overlaps([t for t in tables.values() if t.is_active])
         for table in tables.values():

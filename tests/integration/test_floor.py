@@ -289,7 +289,7 @@ def test_place_tables_moves_tables_on_the_grid_all_or_nothing(tables):
     assert (a.x, a.y, a.area_id) == (10, 5, salao.pk) and (b.x, b.w, b.area_id) == (10, 3, varanda.pk)
     before = list(FloorTable.objects.values_list("area_id", "x", "y", "w", "h"))
     for placements, code in (
-        ([{"id": a.pk, "x": 23, "y": 0}], "invalid_field"),
+        ([{"id": a.pk, "x": 23, "y": 0}], "off_grid"),
         ([{"id": a.pk, "x": "left"}], "invalid_field"),
         ([{"id": 999999, "x": 1}], "table_not_found"),
         ([{"id": a.pk, "area_id": 999999}], "area_not_found"),

@@ -49,6 +49,14 @@ STATE_CODES = frozenset(
         "session_key_conflict",
         "not_a_table",  # close-table on a session whose handle is not one of the flow's tables
         "round_not_sent",  # close-table while the table's open round has items
+        # the floor (docs/api/floor.rst): the tables, lines and plan as they are now
+        "same_table",
+        "table_not_found",
+        "line_not_found",
+        "nothing_to_move",
+        "area_not_found",
+        "overlap",
+        "off_grid",
     }
 )
 
