@@ -14,8 +14,7 @@ from rest_framework.views import APIView
 from omniman.api.permissions import CanRead, CanWriteSessions, RolePermission, actor
 from omniman.api.serializers import SessionDetailSerializer, _channel_code, _expected_rev, _text
 from omniman.api.views import _body, errors
-from omniman.models import Channel, FloorTable
-from omniman.models.floor import GRID_COLUMNS, GRID_ROWS
+from omniman.models import GRID_COLUMNS, GRID_ROWS, Channel, FloorTable
 from omniman.roles import MANAGER
 from omniman.services import FloorPlanService, FloorService, floor_tables
 

@@ -2,10 +2,10 @@
 
 from omniman.models.channel import Channel
 from omniman.models.directive import Directive
-from omniman.models.floor import FloorArea, FloorTable, TableMove
+from omniman.models.floor import GRID_COLUMNS, GRID_ROWS, FloorArea, FloorTable, TableMove
 from omniman.models.idempotency import IdempotencyKey
 from omniman.models.order import Order, OrderEvent, OrderItem
-from omniman.models.session import CheckState, Session
+from omniman.models.session import CheckState, Session, empty_sessions
 from omniman.models.worker import WorkerHeartbeat
 
-__all__ = ["Channel", "Session", "CheckState", "Order", "OrderItem", "OrderEvent", "Directive", "IdempotencyKey", "WorkerHeartbeat", "FloorArea", "FloorTable", "TableMove"]
+__all__ = ["Channel", "Session", "CheckState", "Order", "OrderItem", "OrderEvent", "Directive", "IdempotencyKey", "WorkerHeartbeat", "FloorArea", "FloorTable", "TableMove", "GRID_COLUMNS", "GRID_ROWS", "empty_sessions"]

@@ -20,8 +20,7 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect
 
 from omniman.exceptions import OmnimanError
-from omniman.models import Channel, FloorArea, FloorTable, Session
-from omniman.models.floor import GRID_COLUMNS, GRID_ROWS
+from omniman.models import GRID_COLUMNS, GRID_ROWS, Channel, FloorArea, FloorTable, Session
 from omniman.roles import MANAGER, POS, has_role
 from omniman.services import FloorPlanService, FloorService, floor_tables, floor_version
 from omniman.web import forms, pos, selectors

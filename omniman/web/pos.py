@@ -56,6 +56,8 @@ def _session_on_screen(channel_code: str, session_key: str) -> Session:
 
 
 def _session_url(session: Session) -> str:
+    if session.pk is None:  # a basket before its first item (omniman.web.basket): its forms post there
+        return reverse("pos:new", args=[session.channel.code])
     return reverse("pos:session", args=[session.channel.code, session.session_key])
 
 
@@ -97,11 +99,11 @@ def open_session(request, channel_code):
         context = {"channel": channel, "sessions": selectors.open_sessions(channel), "query": "", "open_form": form}
         return render(request, "pos/channel.html", context, status=422)
     table = form.cleaned_data["table"]
+    if not table:  # a basket is opened by its first item (omniman.web.basket), never empty
+        url = reverse("pos:new", args=[channel.code])
+        return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
     try:
-        if table:
-            session = SessionService.open_session(channel.code, handle_type="table", handle_ref=table, actor=actor(request))
-        else:
-            session = SessionService.open_session(channel.code, actor=actor(request))
+        session = SessionService.open_session(channel.code, handle_type="table", handle_ref=table, actor=actor(request))
     except OmnimanError as exc:
         messages.error(request, exc.message)
         return redirect("pos:channel", channel.code)
@@ -512,9 +514,12 @@ def commit(request, channel_code, session_key):
     if ticket:
         text = _("%(order)s %(ref)s · pickup #%(ticket)s.") % {"order": order_word, "ref": result["order_ref"], "ticket": ticket}
     messages.success(request, text)
-    # A table goes on with its next round; a basket with a new one (a replay's first request opened it).
-    nxt = SessionService.open_next(session_key, channel.code, actor=who, replay=result["idempotent"])
-    url = _session_url(nxt) if nxt is not None else reverse("pos:channel", args=[channel.code])
+    # A table goes on with its next round; a basket with a new one, opened by its first item.
+    if session.handle_ref:
+        nxt = SessionService.open_next(session_key, channel.code, actor=who, replay=result["idempotent"])
+        url = _session_url(nxt) if nxt is not None else reverse("pos:channel", args=[channel.code])
+    else:
+        url = reverse("pos:new", args=[channel.code])
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
 

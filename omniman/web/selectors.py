@@ -11,7 +11,7 @@ from typing import Any
 
 from django.db.models import Case, IntegerField, Q, Value, When
 
-from omniman.models import CheckState, Channel, Order, Session
+from omniman.models import CheckState, Channel, Order, Session, empty_sessions
 from omniman.services import orders_of_handle_today
 from omniman.texts import localized
 
@@ -28,8 +28,9 @@ def channel_or_none(code: str) -> Channel | None:
 
 
 def open_sessions(channel: Channel, query: str = "", limit: int = 200) -> list[Session]:
-    """The channel's open sessions, newest first; ``query`` matches the handle, customer name or phone."""
-    sessions = Session.objects.filter(channel=channel, state=Session.State.OPEN)
+    """The channel's open sessions with something in them (a line, or parked), newest first; ``query`` matches
+    the handle, customer name or phone. An empty tab or basket is not listed (the maintenance abandons it)."""
+    sessions = Session.objects.filter(channel=channel, state=Session.State.OPEN).exclude(empty_sessions())
     query = (query or "").strip()
     if query:
         sessions = sessions.filter(

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from omniman.web import floor, pos
+from omniman.web import basket, floor, pos
 
 app_name = "pos"
 
@@ -11,6 +11,9 @@ urlpatterns = [
     path("", pos.index, name="index"),
     path("<slug:channel_code>/", pos.channel_view, name="channel"),
     path("<slug:channel_code>/open/", pos.open_session, name="open"),
+    path("<slug:channel_code>/new/", basket.new_basket, name="new"),
+    path("<slug:channel_code>/new/search/", basket.new_search, name="new_search"),
+    path("<slug:channel_code>/new/add/", basket.new_add, name="new_add"),
     path("<slug:channel_code>/floor/", floor.floor_view, name="floor"),
     path("<slug:channel_code>/floor/poll/", floor.floor_poll, name="floor_poll"),
     path("<slug:channel_code>/floor/edit/", floor.floor_edit, name="floor_edit"),

@@ -17,7 +17,7 @@ from omniman.contrib.catalog import get_catalog
 from omniman.contrib.catalog.protocols import CatalogItem
 from omniman.exceptions import ValidationError
 from omniman.models import Session
-from omniman.services import ModifyService
+from omniman.services import ModifyService, SessionService
 
 MAX_QUERY = 64
 
@@ -65,6 +65,20 @@ class CatalogOrderingService:
         return ModifyService.modify_session(
             session_key, channel_code, [add_line_op(item, qty)], ctx=ctx, expected_rev=expected_rev
         )
+
+    @staticmethod
+    def open_basket(
+        channel_code: str, *, sku: str = "", query: str = "", qty: Any = "1", actor: str = "system"
+    ) -> Session:
+        """Open a basket with its first product: a basket exists once it has an item, never empty.
+
+        One transaction (``SessionService.open_session(items=...)``: the new
+        session is at ``rev == 1``). Errors: ``unknown_product``,
+        ``channel_not_found``, ``invalid_qty``…; nothing is written on any of them.
+        """
+        item = CatalogOrderingService.find_product(sku=sku, query=query)
+        line = {key: value for key, value in add_line_op(item, qty).items() if key != "op"}
+        return SessionService.open_session(channel_code, items=[line], actor=actor)
 
 
 def add_line_op(item: CatalogItem, qty: Any = "1") -> dict[str, Any]:

@@ -83,10 +83,31 @@ def test_open_table_is_get_or_open(pos):
     assert "Table 7" in page
 
 
-def test_new_basket_opens_a_new_session_each_time(pos):
-    first = pos.post(reverse("pos:open", args=["counter"]))
-    second = pos.post(reverse("pos:open", args=["counter"]), **HX)
-    sessions = list(Session.objects.filter(channel__code="counter", state="open").order_by("id"))
-    assert len(sessions) == 2 and all(s.handle_ref == "" for s in sessions)
-    assert first["Location"] == url("session", sessions[0])
-    assert second["HX-Redirect"] == url("session", sessions[1])
+def test_new_basket_opens_no_session_until_its_first_item(pos):
+    """Issue #17, 2: every "New basket" tap made a session; 39 empty ones piled up on the list."""
+    page = text(pos.get(reverse("pos:channel", args=["counter"])))
+    new = reverse("pos:new", args=["counter"])
+    assert f'href="{new}"' in page
+    for _ in range(3):
+        assert pos.get(new).status_code == 200
+    assert pos.post(reverse("pos:open", args=["counter"]))["Location"] == new  # the old form lands there too
+    assert not Session.objects.filter(channel__code="counter").exists()
+    response = pos.post(reverse("pos:new_add", args=["counter"]), {"rev": 0, "sku": "ESP"}, **HX)
+    session = Session.objects.get(channel__code="counter")
+    assert response["HX-Redirect"] == url("session", session)
+    assert session.rev == 1 and [line["sku"] for line in session.lines] == ["ESP"]
+    refused = pos.post(reverse("pos:new_add", args=["counter"]), {"rev": 0, "q": "no such thing"})
+    assert refused.status_code == 422 and "No product matches" in text(refused)
+    assert Session.objects.filter(channel__code="counter").count() == 1
+
+
+def test_the_list_shows_only_sessions_with_something_in_them(pos):
+    """Issue #17, 2: the Counter list held 39 open sessions, most empty."""
+    empty = [SessionService.open_session("counter") for _ in range(3)]
+    tab = SessionService.open_session("tables", handle_type="table", handle_ref="9")  # tapped on the map, nothing added
+    full = basket("counter", "ESP")
+    draft = SessionService.park(SessionService.open_session("counter").session_key, "counter")
+    counter = text(pos.get(reverse("pos:channel", args=["counter"])))
+    assert full.session_key in counter and draft.session_key in counter
+    assert not any(s.session_key in counter for s in empty)
+    assert tab.session_key not in text(pos.get(reverse("pos:channel", args=["tables"])))
