@@ -9,7 +9,7 @@ from ``omniman.services`` only, never from its modules (import-linter's
 "private modules" contract in pyproject.toml enforces it).
 """
 
-from omniman.services._common import find_session
+from omniman.services._common import find_session, new_session_key
 from omniman.services.commit import CommitService
 from omniman.services.floor import (
     FloorMove, FloorPlanService, FloorService, FloorState, TableState, floor_tables, floor_version, table_owed,
@@ -36,6 +36,7 @@ __all__ = [
     "FloorPlanService",  # the floor plan editor's placements
     # Reads and guards the layers above share with the services.
     "find_session",  # a session by key and channel (session_not_found), optionally row-locked
+    "new_session_key",  # a fresh key (SESSION_KEY_PREFIX + random): a screen mints one for a basket to come
     "require_rev",  # stale_rev unless the caller saw the session's current rev
     "status_map",  # a channel's external → internal status names (ingestion)
     "external_session_key",  # the session key of an external order (channel, external id)

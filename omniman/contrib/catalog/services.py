@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import transaction
 from django.utils.translation import gettext as _
 
 from omniman.contrib.catalog import get_catalog
@@ -68,18 +69,36 @@ class CatalogOrderingService:
 
     @staticmethod
     def open_basket(
-        channel_code: str, *, sku: str = "", query: str = "", qty: Any = "1", actor: str = "system"
+        channel_code: str,
+        *,
+        session_key: str,
+        sku: str = "",
+        query: str = "",
+        qty: Any = "1",
+        expected_rev: Any = None,
+        actor: str = "system",
     ) -> Session:
-        """Open a basket with its first product: a basket exists once it has an item, never empty.
+        """Add a product to the basket ``session_key``, opening it with that first line if it does not exist yet.
 
-        One transaction (``SessionService.open_session(items=...)``: the new
-        session is at ``rev == 1``). Errors: ``unknown_product``,
-        ``channel_not_found``, ``invalid_qty``…; nothing is written on any of them.
+        A basket exists once it has an item, never empty: the screen of a new
+        basket mints its key, and its first add opens it (one transaction:
+        ``SessionService.open_session(session_key=..., items=[...])``, the new
+        session at ``rev == 1``); the adds after it (taps queued behind the
+        first) find it open and add to it with their ``expected_rev``. Errors:
+        ``unknown_product``, ``channel_not_found``, ``session_key_conflict``
+        (another channel's key), ``already_committed``, ``stale_rev``,
+        ``invalid_qty``…; nothing is written on any of them.
         """
         item = CatalogOrderingService.find_product(sku=sku, query=query)
-        line = {key: value for key, value in add_line_op(item, qty).items() if key != "op"}
-        return SessionService.open_session(channel_code, items=[line], actor=actor)
-
+        op = add_line_op(item, qty)
+        line = {key: value for key, value in op.items() if key != "op"}
+        with transaction.atomic():
+            session = SessionService.open_session(channel_code, session_key=session_key, items=[line], actor=actor)
+            if session.created:
+                return session
+            return ModifyService.modify_session(
+                session.session_key, channel_code, [op], ctx={"actor": actor}, expected_rev=expected_rev
+            )
 
 def add_line_op(item: CatalogItem, qty: Any = "1") -> dict[str, Any]:
     """The ``add_line`` op of a catalog product."""

@@ -136,9 +136,9 @@ def test_counter_commit_shows_ref_and_pickup_number_with_dispatch_on(pos):
         assert f"Order {order.ref} · pickup #{ticket}." in page
         assert location == reverse("pos:new", args=["counter"])
         # A fresh basket is ready: its first item opens it.
-        opened = pos.post(reverse("pos:new_add", args=["counter"]), {"rev": 0, "sku": "CAP"}, **HX)
+        opened = pos.post(reverse("pos:new_add", args=["counter"]), {"rev": 0, "sku": "CAP", "session_key": "SESS-NEXT"}, **HX)
         nxt = Session.objects.get(channel__code="counter", state="open")
-        location = opened["HX-Redirect"]
+        location = opened["HX-Push-Url"]
         assert location == url("session", nxt) and [line["sku"] for line in nxt.lines] == ["CAP"]
         # Adding to it works at once. With htmx the add is answered before its stock check runs,
         # and the answer asks for the check (the browser's next request).
