@@ -143,10 +143,12 @@ def _grid(request) -> dict:
     catalog = get_catalog()
     categories = catalog.list_categories()
     category = request.GET.get("category") or (categories[0].code if categories else "")
+    products = catalog.search("", category=category or None, limit=selectors.GRID_SIZE)
     return {
         "categories": categories,
         "category": category,
-        "products": catalog.search("", category=category or None, limit=selectors.GRID_SIZE),
+        "products": products,
+        "sold_out": selectors.sold_out([item.sku for item in products]),
     }
 
 

@@ -6,6 +6,7 @@ Every selector's query count is fixed: it does not grow with lines, orders or ca
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -117,6 +118,18 @@ def rounds_today(channel: Channel, handle_type: str, handle_ref: str) -> list[Or
     return list(orders_of_handle_today(channel, handle_type, handle_ref).prefetch_related("items"))
 
 
+def sold_out(skus: list[str]) -> set[str]:
+    """The SKUs the stock app says have nothing free now (advisory, no lock; two queries). Empty without it."""
+    from django.apps import apps
+
+    if not skus or not apps.is_installed("omniman.contrib.stock"):
+        return set()
+    from omniman.contrib.stock import get_stock_backend
+
+    available = get_stock_backend().check_availability({sku: Decimal(1) for sku in skus}, lock=False)
+    return {sku for sku, free in available.items() if free <= 0}
+
+
 # The operator app's reads (one query per screen region, no write); the rest is private.
 __all__ = [
     "GRID_SIZE",
@@ -129,4 +142,5 @@ __all__ = [
     "SessionScreen",
     "session_screen",
     "rounds_today",
+    "sold_out",
 ]

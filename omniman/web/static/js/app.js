@@ -36,12 +36,35 @@
   });
 
   // After the cart is swapped, give the focus back to the search box unless the
-  // user is typing somewhere else (a note, a price).
+  // user is typing somewhere else (a note, a price) — or added from a tile with the
+  // keyboard: the focus stays on that tile, so the next tile and Send are a Tab away
+  // (issue #17, 6). A tile tapped with a finger or a mouse gives the focus back to the
+  // search box, where a barcode scanner types.
+  var keyboardTile = null;
+  function keepsFocus() {
+    var active = document.activeElement;
+    return isTyping(active) || (keyboardTile && active === keyboardTile && document.contains(keyboardTile));
+  }
   document.body.addEventListener("htmx:afterSwap", function (event) {
     var target = event.detail && event.detail.target;
-    if (target && target.id === "cart" && search() && !isTyping(document.activeElement)) {
+    if (target && target.id === "cart" && search() && !keepsFocus()) {
       search().focus();
     }
+  });
+
+  // An added line is shown: the cart scrolls to it and it flashes (issue #17, 3).
+  var followNewLine = false;
+  document.body.addEventListener("pos:added", function () { followNewLine = true; });
+  document.body.addEventListener("htmx:afterSettle", function () {
+    if (!followNewLine) { return; }
+    followNewLine = false;
+    var all = document.querySelectorAll("#lines > li.line");
+    var last = all.length ? all[all.length - 1] : null;
+    if (!last) { return; }
+    last.scrollIntoView({ block: "nearest" });
+    last.classList.remove("just-added");
+    void last.offsetWidth;  // restart the animation
+    last.classList.add("just-added");
   });
 
   // A change answers with only the regions it touched (out-of-band swaps), so
@@ -92,6 +115,8 @@
   document.addEventListener("click", function (event) {
     var button = event.target.closest && event.target.closest("button[data-send]");
     if (!button) { return; }
+    // event.detail is 0 for a click made with the keyboard (Enter or Space on the focused tile).
+    keyboardTile = event.detail === 0 && button.closest(".grid, #results") ? button : null;
     var values = {};
     values[button.name] = button.value;
     if (button.dataset.query !== undefined) { values.q = button.dataset.query; }  // what the results answered
