@@ -40,10 +40,15 @@
   // keyboard: the focus stays on that tile, so the next tile and Send are a Tab away
   // (issue #17, 6). A tile tapped with a finger or a mouse gives the focus back to the
   // search box, where a barcode scanner types.
-  var keyboardTile = null;
+  var usingKeyboard = false;
+  document.addEventListener("pointerdown", function () { usingKeyboard = false; }, true);
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Tab" || event.key === "Enter" || event.key === " ") { usingKeyboard = true; }
+  }, true);
   function keepsFocus() {
     var active = document.activeElement;
-    return isTyping(active) || (keyboardTile && active === keyboardTile && document.contains(keyboardTile));
+    if (isTyping(active)) { return true; }
+    return usingKeyboard && !!(active && active.closest && active.closest("#grid .product, #results .result"));
   }
   document.body.addEventListener("htmx:afterSwap", function (event) {
     var target = event.detail && event.detail.target;
@@ -115,8 +120,6 @@
   document.addEventListener("click", function (event) {
     var button = event.target.closest && event.target.closest("button[data-send]");
     if (!button) { return; }
-    // event.detail is 0 for a click made with the keyboard (Enter or Space on the focused tile).
-    keyboardTile = event.detail === 0 && button.closest(".grid, #results") ? button : null;
     var values = {};
     values[button.name] = button.value;
     if (button.dataset.query !== undefined) { values.q = button.dataset.query; }  // what the results answered
