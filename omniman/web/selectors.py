@@ -6,13 +6,14 @@ Every selector's query count is fixed: it does not grow with lines, orders or ca
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.db.models import Case, IntegerField, Q, Sum, Value, When
 from django.utils import timezone
 
-from omniman.models import Bill, CheckState, Channel, Order, Session
+from omniman.models import Bill, CheckState, Channel, Order, Session, empty_sessions
 from omniman.services import orders_of_handle_today
 from omniman.texts import localized
 
@@ -29,7 +30,8 @@ def channel_or_none(code: str) -> Channel | None:
 
 
 def open_sessions(channel: Channel, query: str = "", limit: int = 200) -> list[Session]:
-    """The channel's open sessions, newest first; ``query`` matches the handle, customer name or phone.
+    """The channel's open sessions with something in them (a line, or parked), newest first; ``query`` matches
+    the handle, customer name or phone. An empty tab or basket is not listed (the maintenance abandons it).
 
     Each carries ``owed_q``: what its handle owes — its rounds sent today and
     still active, plus the open session's own total (two queries in all).
@@ -98,7 +100,9 @@ def rounds_owed_q(channel: Channel, rounds: list[Order]) -> int:
 
 
 def _open_sessions(channel: Channel, query: str, limit: int) -> list[Session]:
-    sessions = Session.objects.filter(channel=channel, state=Session.State.OPEN).select_related("channel")
+    sessions = (
+        Session.objects.filter(channel=channel, state=Session.State.OPEN).exclude(empty_sessions()).select_related("channel")
+    )
     query = (query or "").strip()
     if query:
         sessions = sessions.filter(
@@ -213,6 +217,18 @@ def table_tab(channel: Channel, handle_type: str, handle_ref: str) -> Session | 
     return next(iter(rows), None)
 
 
+def sold_out(skus: list[str]) -> set[str]:
+    """The SKUs the stock app says have nothing free now (advisory, no lock; two queries). Empty without it."""
+    from django.apps import apps
+
+    if not skus or not apps.is_installed("omniman.contrib.stock"):
+        return set()
+    from omniman.contrib.stock import get_stock_backend
+
+    available = get_stock_backend().check_availability({sku: Decimal(1) for sku in skus}, lock=False)
+    return {sku for sku, free in available.items() if free <= 0}
+
+
 # The operator app's reads (one query per screen region, no write); the rest is private.
 __all__ = [
     "GRID_SIZE",
@@ -229,4 +245,5 @@ __all__ = [
     "session_screen",
     "rounds_today",
     "table_tab",
+    "sold_out",
 ]
