@@ -14,7 +14,7 @@ def orders_are_where_they_were_made(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('omniman', '0003_worker_heartbeat'),
+        ('omniman', '0005_billing'),
     ]
 
     operations = [

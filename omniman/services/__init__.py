@@ -14,7 +14,8 @@ from omniman.services.billing import BillService, BillView, PaymentResult, Payme
 from omniman.services._common import find_session, new_session_key
 from omniman.services.commit import CommitService
 from omniman.services.floor import (
-    FloorMove, FloorPlanService, FloorService, FloorState, TableState, floor_tables, floor_version, table_owed,
+    FloorMove, FloorPlanService, FloorService, FloorState, TableState, floor_tables, floor_version, open_bill_credits,
+    table_owed,
 )
 from omniman.services.external import ExternalOrderService, external_session_key, status_map
 from omniman.services.maintenance import MaintenanceService
@@ -55,7 +56,8 @@ __all__ = [
     "orders_of_handle_today",  # a handle's (a table's) orders since local midnight, oldest first
     "floor_tables",  # the map of a table channel (FloorState of AreaState/TableState)
     "floor_version",  # changes whenever the map would (the screens' polling)
-    "table_owed",  # what a table owes now: the one computation the map shows
+    "table_owed",  # what a table owes now: the one computation the map, the tables list and the tab show
+    "open_bill_credits",  # the open bills' adjustments less their payments (table_owed's credits)
     "FloorMove",
     "FloorState",
     "TableState",

@@ -30,7 +30,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Count, Max
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -261,7 +261,11 @@ def _require_rev(session: Session, expected_rev: Any, side: str) -> None:
 
 
 def _active_rounds(channel: Channel, handle_type: str, table: str):
-    return orders_of_handle_today(channel, handle_type, table).filter(status__in=channel.order_flow.active_statuses)
+    """The table's rounds of its current guests: today's, not cancelled, and not on a settled (or written-off)
+    bill — a round the kitchen still cooks for a table already paid and closed stays where it was."""
+    rounds = orders_of_handle_today(channel, handle_type, table).filter(Q(bill__isnull=True) | Q(bill__status="open"))
+    cancel = channel.order_flow.cancel_status
+    return rounds.exclude(status=cancel) if cancel else rounds
 
 
 # -- the floor plan's layout (the drag-and-drop editor) ------------------------------------------
@@ -395,13 +399,36 @@ class FloorState:
         return [table for area in self.areas for table in area.tables]
 
 
-def table_owed(open_total_q: int, rounds: list[Order], channel: Channel) -> int:
-    """What a table owes now: its open round's total plus its unpaid rounds of today (active, not cancelled).
+def open_bill_credits(rounds: list[Order]) -> dict[int, int]:
+    """For each open bill the ``rounds`` are on: its own adjustments (discounts, voids) less what was paid on it.
 
-    The one place the map's amount is computed: when bills land, this reads the bill instead.
+    One query when a round is on a bill, none otherwise. A round on a settled or
+    written-off bill owes nothing; a round on an open bill owes its charge, and
+    the bill's credits come off the table's sum once.
+    """
+    from omniman.models import Bill
+
+    bill_ids = {order.bill_id for order in rounds if order.bill_id}
+    if not bill_ids:
+        return {}
+    rows = Bill.objects.filter(pk__in=bill_ids, status=Bill.Status.OPEN).values_list("pk", "paid_q", "adjustments")
+    return {pk: sum(int(a.get("amount_q") or 0) for a in adjustments or []) - int(paid_q) for pk, paid_q, adjustments in rows}
+
+
+def table_owed(open_total_q: int, rounds: list[Order], channel: Channel, credits: dict[int, int] | None = None) -> int:
+    """What a table owes now: its open round's total plus its rounds of today not cancelled and not paid — on no
+    bill, or on an open bill less that bill's payments and adjustments (``open_bill_credits``).
+
+    The one place the amount a table owes is computed: the floor map, the POS
+    tables list and the tab's running total read it.
     """
     cancelled = channel.order_flow.cancel_status
-    return int(open_total_q) + sum(order.charged_q for order in rounds if order.status != cancelled)
+    if credits is None:
+        credits = open_bill_credits(rounds)
+    counted = [order for order in rounds if order.status != cancelled and (order.bill_id is None or order.bill_id in credits)]
+    on_bills = {order.bill_id for order in counted if order.bill_id}
+    owed = sum(order.charged_q for order in counted) + sum(credits[pk] for pk in on_bills)
+    return int(open_total_q) + max(owed, 0)
 
 
 def floor_version(channel: Channel) -> str:
@@ -439,20 +466,26 @@ def floor_tables(channel: Channel) -> FloorState:
         handle_ref="").only("session_key", "handle_ref", "rev", "lines", "data", "total_q", "opened_at")
     rounds: dict[str, list[Order]] = {}
     start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
-    for order in Order.objects.filter(
-        channel=channel, handle_type__in=types, created_at__gte=start, status__in=flow.active_statuses
-    ).only("ref", "status", "total_q", "snapshot", "current_handle_ref", "created_at").order_by("created_at", "id"):
+    today = Order.objects.filter(channel=channel, handle_type__in=types, created_at__gte=start)
+    if flow.cancel_status:
+        today = today.exclude(status=flow.cancel_status)
+    for order in today.only("ref", "status", "total_q", "currency", "snapshot", "current_handle_ref", "created_at", "bill_id").order_by(
+        "created_at", "id"
+    ):
         rounds.setdefault(order.current_handle_ref, []).append(order)
+    credits = open_bill_credits([order for orders in rounds.values() for order in orders])
     totals: dict[str, int] = {}
     for session in open_tabs:
         state = states.get(session.handle_ref)
         if state is None:
             state = states[session.handle_ref] = TableState(label=session.handle_ref, placed=False)
         state.session_key, state.rev, state.lines = session.session_key, session.rev, len(session.lines)
-        totals[session.handle_ref] = int(session.totals["total_q"]) if session.lines else 0
+        totals[session.handle_ref] = session.total_q if session.lines else 0  # adjustments included (SPEC §2)
         if session.lines:
             state.opened_at = session.opened_at
     for label, orders in rounds.items():
+        if not any(o.status in flow.active_statuses or (o.bill_id is None or o.bill_id in credits) for o in orders):
+            continue  # a table whose rounds are all done and paid is free
         state = states.get(label)
         if state is None:
             state = states[label] = TableState(label=label, placed=False)
@@ -462,7 +495,7 @@ def floor_tables(channel: Channel) -> FloorState:
         state.kitchen_ready = sum(1 for o in orders if o.status == flow.ready_status)
         state.kitchen_waiting = sum(1 for o in orders if o.status in flow.kitchen_statuses and o.status != flow.ready_status)
     for label, state in states.items():
-        state.owed_q = table_owed(totals.get(label, 0), rounds.get(label, []), channel)
+        state.owed_q = table_owed(totals.get(label, 0), rounds.get(label, []), channel, credits)
         if not state.placed and state.occupied:
             unplaced.tables.append(state)
     unplaced.tables.sort(key=lambda s: (len(s.label), s.label))

@@ -10,7 +10,8 @@ import pytest
 from omniman.exceptions import OmnimanError, http_status
 from omniman.models import FloorArea, FloorTable, Order, OrderEvent, Session, TableMove
 from omniman.services import (
-    FloorPlanService, FloorService, ModifyService, OrderService, SessionService, TableService, floor_tables,
+    BillService, FloorPlanService, FloorService, ModifyService, OrderService, PaymentService, SessionService, TableService,
+    floor_tables,
     floor_version, orders_of_handle_today,
 )
 from tests.factories import DbState, commit, make_channel
@@ -194,7 +195,9 @@ def test_move_tab_refuses_an_occupied_table_and_merge_joins_it(tables):
 
 def test_a_closed_table_moves_only_its_active_rounds(tables):
     done, four = send(tables, "4", 100)
-    TableService.close(four.session_key, "tables")
+    bill = BillService.open("tables", handle_type="table", handle_ref="4")
+    PaymentService.tender(bill.ref, method="cash", idempotency_key="pay-4")
+    TableService.close(four.session_key, "tables")  # paid: the round still cooking stays on table 4
     later, four = send(tables, "4", 200)
     FloorService.move_tab(four.session_key, "tables", to_table="8")
     done.refresh_from_db(), later.refresh_from_db()
