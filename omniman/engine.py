@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import random
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -303,6 +304,25 @@ def release(directives: Iterable[Directive]) -> int:
     return released
 
 
+# A batch transaction holds at most this many directives (each in its own savepoint: PostgreSQL keeps
+# 64 subtransactions per backend in shared memory, past that every snapshot gets slower)…
+BATCH_MAX_DIRECTIVES = 50
+# …and commits once it has run this long: the rows it marked done stay locked until then.
+BATCH_MAX_SECONDS = 0.5
+
+
+def runs_in_batch(handler) -> bool:
+    """Whether a handler may share the pass's batch transaction (the default).
+
+    A handler with ``own_transaction = True`` — one that calls an outside
+    service (a payment provider, a webhook) — runs in a transaction of its own
+    that commits before the next directive starts, as :func:`execute` does: its
+    outside effect is never followed by a wait for other directives' work, nor
+    undone with a batch that could not commit.
+    """
+    return not getattr(handler, "own_transaction", False)
+
+
 def process(
     *,
     topics: Iterable[str] | None = None,
@@ -313,28 +333,130 @@ def process(
 ) -> PassResult:
     """One pass: re-queue stuck rows (unless ``requeue`` is false), then claim and run up to ``limit`` due directives.
 
-    ``held`` (a worker's list) holds the claimed rows not finished yet: if the
-    database connection is lost mid-pass, the worker gives them back with
-    :func:`requeue_interrupted` once it is back.
+    The claim is committed first (the rows are ``running``, ``started_at`` is the
+    claim's time), so a worker killed mid-pass leaves them for the stuck pass.
+    Then the claimed directives run in **batch transactions**: each handler in a
+    savepoint followed by its fenced ``done``; a handler that fails rolls back to
+    its savepoint and its row is marked for retry (or ``failed``) in the same
+    transaction; a fenced run rolls back to its savepoint too. The batch commits
+    once — after ``BATCH_MAX_DIRECTIVES`` directives, ``BATCH_MAX_SECONDS``, the
+    end of the pass or a stop — so a directive costs two row versions (claimed,
+    done) and a share of one commit. Handlers with ``own_transaction`` run on
+    their own (:func:`runs_in_batch`).
+
+    ``held`` (a worker's list) holds the claimed rows whose outcome is not
+    committed yet: if the database connection is lost mid-pass, the worker
+    gives them back with :func:`requeue_interrupted` once it is back.
     """
     result = PassResult()
     if requeue:
         result.stuck_requeued, result.stuck_failed = requeue_stuck()
-    claimed = claim(topics=topics, limit=limit)
+    claimed = claim(topics=topics, limit=limit, start=True)
     result.claimed = len(claimed)
-    if held is not None:
-        held[:] = claimed
-    for index, directive in enumerate(claimed):
-        if should_stop():
-            result.released += release(claimed[index:])
-            if held is not None:
+    if held is None:
+        held = []
+    held[:] = claimed
+    claimed_at = {}
+    for directive in claimed:
+        # In memory, "started" means its handler ran (requeue_interrupted gives an unstarted row its attempt back).
+        claimed_at[directive.pk], directive.started_at = directive.started_at, None
+    batch = _Batch(result, held)
+    try:
+        for index, directive in enumerate(claimed):
+            if should_stop():
+                batch.commit()
+                result.released += release(claimed[index:])
                 held.clear()
-            break
-        following = claimed[index + 1] if index + 1 < len(claimed) else None
-        result.add(directive.pk, execute(directive, then=following))
-        if held is not None:
-            held.remove(directive)
+                break
+            handler = registry.get_directive_handler(directive.topic)
+            directive.started_at = claimed_at[directive.pk]
+            if handler is None or not runs_in_batch(handler):
+                batch.commit()
+                result.add(directive.pk, execute(directive))
+                held.remove(directive)
+                continue
+            batch.run(directive, handler)
+        batch.commit()
+    except BaseException:
+        batch.abandon()
+        raise
     return result
+
+
+class _Batch:
+    """The open batch transaction of a pass: directives run, their outcomes known once it commits."""
+
+    def __init__(self, result: PassResult, held: list[Directive]):
+        self.result = result
+        self.held = held
+        self.atomic = None
+        self.ran: list[tuple[Directive, str]] = []
+        self.deadline = 0.0
+        self.max_attempts = int(conf.get("DIRECTIVE_MAX_ATTEMPTS"))
+
+    def run(self, directive: Directive, handler) -> None:
+        if self.atomic is None:
+            self.atomic = transaction.atomic()
+            self.atomic.__enter__()
+            self.deadline = time.monotonic() + BATCH_MAX_SECONDS
+        self.ran.append((directive, _run_in_savepoint(directive, handler, self.max_attempts)))
+        if len(self.ran) >= BATCH_MAX_DIRECTIVES or time.monotonic() >= self.deadline:
+            self.commit()
+
+    def commit(self) -> None:
+        if self.atomic is None:
+            return
+        atomic, self.atomic = self.atomic, None
+        ran, self.ran = self.ran, []
+        raw = connection.connection
+        try:
+            atomic.__exit__(None, None, None)
+        except Exception as exc:  # noqa: BLE001 - the commit itself was refused
+            if isinstance(exc, DATABASE_ERRORS) and _connection_lost(raw, exc):
+                raise  # the rows stay held: the worker gives them back once it reconnects
+            # Nothing of the batch stays (done marks, retries, effects): each directive runs again, alone.
+            logger.warning(
+                "batch commit refused (%s); running its %d directives one by one", type(exc).__name__, len(ran),
+                extra={"error": f"{type(exc).__name__}: {exc}"[:500]},
+            )
+            ran = [(directive, execute(directive)) for directive, _ in ran]
+        for directive, outcome in ran:
+            self.result.add(directive.pk, outcome)
+            if outcome == "done":
+                directive.status = Directive.Status.DONE
+                logger.info("directive done", extra={"directive": directive.pk, "topic": directive.topic, "attempt": directive.attempts})
+            if directive in self.held:
+                self.held.remove(directive)
+
+    def abandon(self) -> None:
+        """An exception leaves the pass: the open batch rolls back (its rows stay held)."""
+        if self.atomic is not None:
+            atomic, self.atomic = self.atomic, None
+            self.ran = []
+            try:
+                atomic.__exit__(*sys.exc_info())
+            except Exception:  # noqa: BLE001, S110 - the connection is likely gone; the original error is raised
+                pass
+
+
+def _run_in_savepoint(directive: Directive, handler, max_attempts: int) -> str:
+    """Run one directive inside the open batch transaction: ``done``, ``retried``, ``failed`` or ``fenced``
+    (taking effect when the batch commits). A lost connection is re-raised, as in :func:`execute`."""
+    raw = connection.connection
+    ctx = {"attempt": directive.attempts, "max_attempts": max_attempts, "actor": f"directive:{directive.topic}"}
+    try:
+        with transaction.atomic():  # a savepoint: a failure rolls back this directive's writes only
+            handler.handle(message=directive, ctx=ctx)
+            if not _fenced_update(_DONE_SQL, [timezone.now(), directive.pk, directive.attempts]):
+                raise _Fenced()
+    except _Fenced:
+        logger.warning("directive fenced out", extra={"directive": directive.pk, "topic": directive.topic, "attempt": directive.attempts})
+        return "fenced"
+    except Exception as exc:  # the handler failed: record it (in the batch), never crash the worker
+        if isinstance(exc, DATABASE_ERRORS) and _connection_lost(raw, exc):
+            raise
+        return _record_failure(directive, exc)
+    return "done"
 
 
 def process_once(*, topics: Iterable[str] | None = None, limit: int = 50) -> PassResult:
