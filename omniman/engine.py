@@ -107,14 +107,19 @@ def requeue_stuck() -> tuple[int, int]:
         & (Q(started_at__lt=cutoff) | Q(started_at__isnull=True, updated_at__lt=cutoff))
     )
     message = f"stuck: running for more than {stuck_after:g} s (the worker died or hung); re-queued"
-    requeued = stuck.filter(attempts__lt=max_attempts).update(
-        status=Directive.Status.QUEUED, available_at=now, last_error=message, updated_at=now
-    )
-    failed = stuck.filter(attempts__gte=max_attempts).update(
-        status=Directive.Status.FAILED,
-        last_error=f"stuck: running for more than {stuck_after:g} s on its last attempt ({max_attempts}); failed",
-        updated_at=now,
-    )
+    with transaction.atomic():
+        if connection.features.has_select_for_update_skip_locked:
+            # A row locked right now is in a live batch transaction (marked done, about to commit):
+            # not stuck, and not worth waiting for.
+            stuck = Directive.objects.filter(pk__in=stuck.select_for_update(skip_locked=True).values("pk"))
+        requeued = stuck.filter(attempts__lt=max_attempts).update(
+            status=Directive.Status.QUEUED, available_at=now, last_error=message, updated_at=now
+        )
+        failed = stuck.filter(attempts__gte=max_attempts).update(
+            status=Directive.Status.FAILED,
+            last_error=f"stuck: running for more than {stuck_after:g} s on its last attempt ({max_attempts}); failed",
+            updated_at=now,
+        )
     if requeued or failed:
         logger.warning("stuck directives", extra={"requeued": requeued, "failed": failed})
     return requeued, failed
@@ -309,6 +314,7 @@ def release(directives: Iterable[Directive]) -> int:
 BATCH_MAX_DIRECTIVES = 50
 # …and commits once it has run this long: the rows it marked done stay locked until then.
 BATCH_MAX_SECONDS = 0.5
+BATCH_MAX_SAVEPOINTS = 60  # the batch's and its handlers' own, below PostgreSQL's 64 cached subtransactions
 
 
 def runs_in_batch(handler) -> bool:
@@ -392,6 +398,8 @@ class _Batch:
         self.atomic = None
         self.ran: list[tuple[Directive, str]] = []
         self.deadline = 0.0
+        self.savepoints_at = 0
+        self.open_savepoint: str | None = None  # the last directive's, released by the next one's first statement
         self.max_attempts = int(conf.get("DIRECTIVE_MAX_ATTEMPTS"))
 
     def run(self, directive: Directive, handler) -> None:
@@ -399,8 +407,13 @@ class _Batch:
             self.atomic = transaction.atomic()
             self.atomic.__enter__()
             self.deadline = time.monotonic() + BATCH_MAX_SECONDS
-        self.ran.append((directive, _run_in_savepoint(directive, handler, self.max_attempts)))
-        if len(self.ran) >= BATCH_MAX_DIRECTIVES or time.monotonic() >= self.deadline:
+            self.savepoints_at = connection.savepoint_state
+            self.open_savepoint = None
+        outcome, self.open_savepoint = _run_in_savepoint(directive, handler, self.max_attempts, release=self.open_savepoint)
+        self.ran.append((directive, outcome))
+        # Savepoints made by the batch and its handlers (each may take a subtransaction id).
+        savepoints = connection.savepoint_state - self.savepoints_at
+        if len(self.ran) >= BATCH_MAX_DIRECTIVES or savepoints >= BATCH_MAX_SAVEPOINTS or time.monotonic() >= self.deadline:
             self.commit()
 
     def commit(self) -> None:
@@ -439,24 +452,67 @@ class _Batch:
                 pass
 
 
-def _run_in_savepoint(directive: Directive, handler, max_attempts: int) -> str:
-    """Run one directive inside the open batch transaction: ``done``, ``retried``, ``failed`` or ``fenced``
-    (taking effect when the batch commits). A lost connection is re-raised, as in :func:`execute`."""
+def _run_in_savepoint(directive: Directive, handler, max_attempts: int, *, release: str | None) -> tuple[str, str]:
+    """Run one directive inside the open batch transaction; ``(outcome, its savepoint)``.
+
+    One statement (one round trip on PostgreSQL) releases the previous
+    directive's savepoint (``release``), opens this one's and marks the row
+    ``done`` under its fence; then the handler runs. A handler that raises rolls
+    back to the savepoint — its writes and the ``done`` mark — and the failure
+    is recorded (retry or ``failed``) in the batch. A fenced row (re-queued or
+    finished by a newer attempt) is not run. The outcomes take effect when the
+    batch commits; until then the rows marked done stay locked, so the stuck
+    pass (``SKIP LOCKED``) leaves them alone. A lost connection is re-raised, as
+    in :func:`execute`.
+    """
     raw = connection.connection
+    connection.savepoint_state += 1
+    sid = f"omniman_d{connection.savepoint_state}"
+    ops = connection.ops
+    statements = [ops.savepoint_commit_sql(release)] if release else []
+    statements += [ops.savepoint_create_sql(sid), _DONE_SQL.format(table=Directive._meta.db_table)]
+    params = [timezone.now(), directive.pk, directive.attempts]
     ctx = {"attempt": directive.attempts, "max_attempts": max_attempts, "actor": f"directive:{directive.topic}"}
+    connection.savepoint_ids.append(sid)  # on_commit callbacks registered by the handler belong to it
     try:
-        with transaction.atomic():  # a savepoint: a failure rolls back this directive's writes only
+        try:
+            if not _execute_last(statements, params):
+                logger.warning("directive fenced out", extra={"directive": directive.pk, "topic": directive.topic, "attempt": directive.attempts})
+                return "fenced", sid
             handler.handle(message=directive, ctx=ctx)
-            if not _fenced_update(_DONE_SQL, [timezone.now(), directive.pk, directive.attempts]):
-                raise _Fenced()
-    except _Fenced:
-        logger.warning("directive fenced out", extra={"directive": directive.pk, "topic": directive.topic, "attempt": directive.attempts})
-        return "fenced"
-    except Exception as exc:  # the handler failed: record it (in the batch), never crash the worker
-        if isinstance(exc, DATABASE_ERRORS) and _connection_lost(raw, exc):
-            raise
-        return _record_failure(directive, exc)
-    return "done"
+        except Exception as exc:  # the handler failed: undo its writes, record it (in the batch)
+            if isinstance(exc, DATABASE_ERRORS) and _connection_lost(raw, exc):
+                raise
+            connection.savepoint_rollback(sid)  # also drops the on_commit callbacks it registered
+            connection.needs_rollback = False  # a nested atomic(savepoint=False) that failed asked for this rollback
+            return _record_failure(directive, exc), sid
+    finally:
+        connection.savepoint_ids.remove(sid)
+    return "done", sid
+
+
+def _client_side_binding(cursor) -> bool:
+    """Django's default psycopg cursor binds parameters client-side; ``server_side_binding`` does not
+    (and then takes one statement at a time)."""
+    import psycopg
+
+    return isinstance(cursor, psycopg.ClientCursor)
+
+
+def _execute_last(statements: list[str], params: list) -> int:
+    """Run ``statements`` (only the last takes ``params``); the last one's row count.
+    On PostgreSQL in one round trip (psycopg's client-side binding accepts several statements)."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql" and _client_side_binding(cursor.cursor):
+            cursor.execute("; ".join(statements), params)
+            raw = cursor.cursor
+            while raw.nextset():
+                pass
+            return raw.rowcount
+        for statement in statements[:-1]:
+            cursor.execute(statement)
+        cursor.execute(statements[-1], params)
+        return cursor.rowcount
 
 
 def process_once(*, topics: Iterable[str] | None = None, limit: int = 50) -> PassResult:
