@@ -389,39 +389,117 @@ def process(
     return result
 
 
+class _Redo(Exception):
+    """The batch's optimistic attempt did not hold (a handler failed, a row was fenced): roll it back."""
+
+
 class _Batch:
-    """The open batch transaction of a pass: directives run, their outcomes known once it commits."""
+    """The open batch transaction of a pass: directives run, their outcomes known once it commits.
+
+    A batch first runs **optimistically**: the handlers one after the other with
+    no savepoint, then one fenced ``UPDATE … SET status = 'done'`` for all of
+    them, and the commit — a directive costs its handler's own statements and a
+    share of three. If a handler raises (or leaves the transaction marked for
+    rollback), or a row turns out fenced, the whole attempt rolls back (its
+    writes and its ``on_commit`` callbacks with it) and the same directives run
+    again **carefully**, each in its own savepoint (:func:`_run_in_savepoint`),
+    where a failure is recorded for that directive alone. Handlers are
+    idempotent and at least once: running one again after a rollback is allowed,
+    and handlers with outside effects do not come here (``own_transaction``).
+    """
 
     def __init__(self, result: PassResult, held: list[Directive]):
         self.result = result
         self.held = held
         self.atomic = None
-        self.ran: list[tuple[Directive, str]] = []
+        self.items: list[tuple[Directive, object]] = []  # (directive, handler) run in the open transaction
+        self.ran: list[tuple[Directive, str]] = []  # their outcomes (optimistic: "done", pending the final mark)
+        self.careful = False
         self.deadline = 0.0
         self.savepoints_at = 0
         self.open_savepoint: str | None = None  # the last directive's, released by the next one's first statement
         self.max_attempts = int(conf.get("DIRECTIVE_MAX_ATTEMPTS"))
 
+    def _open(self) -> None:
+        self.atomic = transaction.atomic()
+        self.atomic.__enter__()
+        self.savepoints_at = connection.savepoint_state
+        self.open_savepoint = None
+
     def run(self, directive: Directive, handler) -> None:
         if self.atomic is None:
-            self.atomic = transaction.atomic()
-            self.atomic.__enter__()
+            self._open()
             self.deadline = time.monotonic() + BATCH_MAX_SECONDS
-            self.savepoints_at = connection.savepoint_state
-            self.open_savepoint = None
-        outcome, self.open_savepoint = _run_in_savepoint(directive, handler, self.max_attempts, release=self.open_savepoint)
-        self.ran.append((directive, outcome))
+            self.careful = False
+        self.items.append((directive, handler))
+        if self.careful:
+            self._run_carefully(directive, handler)
+        else:
+            raw = connection.connection
+            ctx = {"attempt": directive.attempts, "max_attempts": self.max_attempts, "actor": f"directive:{directive.topic}"}
+            try:
+                handler.handle(message=directive, ctx=ctx)
+                if connection.needs_rollback:
+                    raise _Redo("the handler left the transaction marked for rollback")
+            except Exception as exc:  # noqa: BLE001 - recorded by the careful run
+                if isinstance(exc, DATABASE_ERRORS) and _connection_lost(raw, exc):
+                    raise
+                self._redo(exc, failed=directive)
+            else:
+                self.ran.append((directive, "done"))
         # Savepoints made by the batch and its handlers (each may take a subtransaction id).
         savepoints = connection.savepoint_state - self.savepoints_at
-        if len(self.ran) >= BATCH_MAX_DIRECTIVES or savepoints >= BATCH_MAX_SAVEPOINTS or time.monotonic() >= self.deadline:
+        if len(self.items) >= BATCH_MAX_DIRECTIVES or savepoints >= BATCH_MAX_SAVEPOINTS or time.monotonic() >= self.deadline:
             self.commit()
+
+    def _run_carefully(self, directive: Directive, handler) -> None:
+        outcome, self.open_savepoint = _run_in_savepoint(directive, handler, self.max_attempts, release=self.open_savepoint)
+        self.ran.append((directive, outcome))
+
+    def _redo(self, why: BaseException, *, failed: Directive | None = None) -> None:
+        """Roll the optimistic attempt back and run its directives again, each in a savepoint;
+        ``failed``, whose handler raised ``why``, is not run again: its failure is recorded."""
+        logger.info("batch rolled back (%s); running its directives again, each in a savepoint", type(why).__name__)
+        atomic, self.atomic = self.atomic, None
+        atomic.__exit__(_Redo, _Redo(), None)  # rolls back (and drops the on_commit callbacks)
+        self._open()
+        self.careful = True
+        items, self.items, self.ran = self.items, [], []
+        for directive, handler in items:
+            self.items.append((directive, handler))
+            if directive is failed:
+                self.ran.append((directive, _record_failure(directive, why)))
+            else:
+                self._run_carefully(directive, handler)
+
+    def _mark_done(self) -> None:
+        """The optimistic attempt's end: all its rows ``done`` in one statement, each under its fence."""
+        if not self.ran:
+            return
+        rows = [directive for directive, _ in self.ran]
+        table = Directive._meta.db_table
+        fences = " OR ".join(["(id = %s AND attempts = %s)"] * len(rows))
+        params: list = [timezone.now()]
+        for directive in rows:
+            params += [directive.pk, directive.attempts]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET status = 'done', last_error = '', updated_at = %s "
+                f"WHERE status = 'running' AND ({fences}) RETURNING id",
+                params,
+            )
+            marked = {row[0] for row in cursor.fetchall()}
+        if len(marked) != len(rows):
+            self._redo(_Fenced())
 
     def commit(self) -> None:
         if self.atomic is None:
             return
-        atomic, self.atomic = self.atomic, None
-        ran, self.ran = self.ran, []
         raw = connection.connection
+        if not self.careful:
+            self._mark_done()
+        atomic, self.atomic = self.atomic, None
+        ran, self.ran, self.items = self.ran, [], []
         try:
             atomic.__exit__(None, None, None)
         except Exception as exc:  # noqa: BLE001 - the commit itself was refused
@@ -445,7 +523,7 @@ class _Batch:
         """An exception leaves the pass: the open batch rolls back (its rows stay held)."""
         if self.atomic is not None:
             atomic, self.atomic = self.atomic, None
-            self.ran = []
+            self.ran, self.items = [], []
             try:
                 atomic.__exit__(*sys.exc_info())
             except Exception:  # noqa: BLE001, S110 - the connection is likely gone; the original error is raised

@@ -1,4 +1,5 @@
-"""The engine's batch transactions: a savepoint per directive, one commit per batch, handlers that run alone."""
+"""The engine's batch transactions: optimistic first (one done mark, one commit), a savepoint per
+directive when that fails, handlers that run alone."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 class Spy:
-    """Records, per run, whether it ran inside a batch (an engine savepoint open) and registers an on_commit."""
+    """Records each run with the number of on_commit callbacks already pending in its transaction
+    (those of the directives before it in the same batch), and registers one of its own."""
 
     def __init__(self, topic: str, *, own_transaction: bool = False, fail: bool = False):
         self.topic = topic
@@ -29,8 +31,7 @@ class Spy:
         self.committed: list[int] = []
 
     def handle(self, *, message, ctx):
-        in_batch = any(sid.startswith("omniman_d") for sid in connection.savepoint_ids)
-        self.runs.append((message.pk, in_batch))
+        self.runs.append((message.pk, len(connection.run_on_commit)))
         Execution.objects.create(directive_id=message.pk, attempt=ctx["attempt"], worker_pid=0)
         transaction.on_commit(lambda: self.committed.append(message.pk))
         if self.fail:
@@ -57,15 +58,24 @@ def enqueue(*topics: str) -> list[Directive]:
     ]
 
 
-def test_a_failing_handler_rolls_back_to_its_savepoint_and_the_batch_commits_the_rest(spies):
+def test_directives_share_one_transaction(spies):
+    a, b, c = enqueue("test.spy", "test.spy", "test.spy")
+    assert engine.process(requeue=False).outcomes == [(a.pk, "done"), (b.pk, "done"), (c.pk, "done")]
+    assert spies["batched"].runs == [(a.pk, 0), (b.pk, 1), (c.pk, 2)]  # each saw the earlier ones' callbacks pending
+    assert spies["batched"].committed == [a.pk, b.pk, c.pk]
+
+
+def test_a_failing_handler_rolls_the_batch_back_and_its_directives_run_again_each_in_a_savepoint(spies):
     a, bad, b = enqueue("test.spy", "test.spy-fail", "test.spy")
     result = engine.process(requeue=False)
     assert result.outcomes == [(a.pk, "done"), (bad.pk, "retried"), (b.pk, "done")]
+    # The failing handler ran once (its failure is recorded, not re-run); the one before it ran again.
+    assert spies["failing"].runs == [(bad.pk, 1)]
+    assert [pk for pk, _ in spies["batched"].runs] == [a.pk, a.pk, b.pk]
     # Only the successful runs' writes and on_commit callbacks survive, after the batch committed.
     assert sorted(Execution.objects.values_list("directive_id", flat=True)) == sorted([a.pk, b.pk])
     assert spies["batched"].committed == [a.pk, b.pk]
     assert spies["failing"].committed == []
-    assert [in_batch for _, in_batch in spies["batched"].runs + spies["failing"].runs] == [True, True, True]
     bad.refresh_from_db()
     assert (bad.status, bad.attempts) == ("queued", 1)
     assert bad.last_error.startswith("RuntimeError: the handler failed") and bad.available_at > timezone.now()
@@ -79,25 +89,25 @@ def test_a_handler_with_its_own_transaction_runs_alone(spies):
     a, alone, b = enqueue("test.spy", "test.spy-alone", "test.spy")
     result = engine.process(requeue=False)
     assert result.outcomes == [(a.pk, "done"), (alone.pk, "done"), (b.pk, "done")]
-    assert spies["alone"].runs == [(alone.pk, False)]  # not inside the batch's savepoint
-    assert spies["batched"].runs == [(a.pk, True), (b.pk, True)]
+    assert spies["alone"].runs == [(alone.pk, 0)]  # a's batch committed before it ran
+    assert spies["batched"].runs == [(a.pk, 0), (b.pk, 0)]  # b is in a new batch
     assert spies["batched"].committed == [a.pk, b.pk] and spies["alone"].committed == [alone.pk]
 
 
 @pytest.mark.postgres
-def test_a_directive_costs_one_statement_besides_its_handler(spies):
+def test_a_batch_costs_four_statements_besides_its_handlers(spies):
     for n in (2, 20):
         Directive.objects.all().delete()
         enqueue(*["test.spy"] * n)
         with CaptureQueriesContext(connection) as queries:
             result = engine.process(requeue=False)
         assert result.done == n
-        # the claim, BEGIN, then per directive: savepoint + done mark (one statement) and the handler's INSERT; COMMIT
-        assert len(queries) == 3 + 2 * n, [q["sql"][:80] for q in queries]
+        # the claim, BEGIN, the handlers' INSERTs, one done mark for all, COMMIT
+        assert len(queries) == 4 + n, [q["sql"][:80] for q in queries]
         assert sum(q["sql"] == "COMMIT" for q in queries) == 1
 
 
-def test_a_fenced_row_in_a_batch_is_not_run(spies):
+def test_a_fenced_row_in_a_batch_leaves_nothing_and_the_others_are_done(spies):
     a, b = enqueue("test.spy", "test.spy")
     claimed = engine.claim(limit=2, start=True)
     assert [d.pk for d in claimed] == [a.pk, b.pk]
@@ -109,7 +119,9 @@ def test_a_fenced_row_in_a_batch_is_not_run(spies):
         batch.run(directive, spies["batched"])
     batch.commit()
     assert batch_result.outcomes == [(a.pk, "done"), (b.pk, "fenced")]
-    assert [pk for pk, _ in spies["batched"].runs] == [a.pk]
+    # The optimistic attempt ran both and rolled back at the done mark; the careful one skips the fenced row.
+    assert [pk for pk, _ in spies["batched"].runs] == [a.pk, b.pk, a.pk]
+    assert list(Execution.objects.values_list("directive_id", flat=True)) == [a.pk]
     assert engine.execute(newer) == "done"
     b.refresh_from_db()
     assert (b.status, b.attempts) == ("done", 2)
