@@ -312,8 +312,9 @@ def release(directives: Iterable[Directive]) -> int:
 # A batch transaction holds at most this many directives (each in its own savepoint: PostgreSQL keeps
 # 64 subtransactions per backend in shared memory, past that every snapshot gets slower)…
 BATCH_MAX_DIRECTIVES = 50
-# …and commits once it has run this long: the rows it marked done stay locked until then.
-BATCH_MAX_SECONDS = 0.5
+# …and commits once it has run this long: the locks its handlers took (a stock level, a session row)
+# and its done marks are held until then, so a request waiting on one waits at most about this long.
+BATCH_MAX_SECONDS = 0.1
 BATCH_MAX_SAVEPOINTS = 60  # the batch's and its handlers' own, below PostgreSQL's 64 cached subtransactions
 
 
