@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from pathlib import Path
@@ -173,7 +174,33 @@ def new_page(browser, demo) -> Iterator[Callable[..., object]]:
     yield make
     for context in contexts:
         context.close()
+    wait_until_server_idle()
     assert not errors, f"JavaScript errors: {errors}"
+
+
+def wait_until_server_idle(timeout: float = 15) -> None:
+    """Wait until no request of a closed page is still running in the live server.
+
+    Closing a browser context does not wait for the server: a request already
+    sent (a follow-up check, a board poll) may still hold row locks when the
+    test database is flushed, and PostgreSQL then breaks the TRUNCATE as a
+    deadlock. On PostgreSQL the other backends on the test database are asked
+    directly; the serial SQLite server has finished by the time we run.
+    """
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND state IN ('active', 'idle in transaction')"
+            )
+            if cursor.fetchone()[0] == 0:
+                return
+        time.sleep(0.05)
 
 
 @pytest.fixture
