@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('omniman', '0003_worker_heartbeat'),
+        ('omniman', '0006_floor_plan'),
     ]
 
     operations = [
