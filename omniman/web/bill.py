@@ -292,7 +292,14 @@ def _context(request, view, *, params=None, **extra) -> dict[str, Any]:
     }
     context["breakdown"] = _breakdown(view)
     labels = {part.get("index"): part.get("label", "") for part in view.splits or []}
+    refunded: dict[int, int] = {}
+    for item in view.refunds:
+        refunded[item.payment_id] = refunded.get(item.payment_id, 0) + item.amount_q
+    for payment in view.payments:
+        payment.refunded_q = refunded.get(payment.pk, 0)
+        payment.refundable_q = max(payment.amount_q - payment.refunded_q, 0)
     context["payment_rows"] = [(payment, labels.get(payment.part, "")) for payment in view.payments]
+    context["refund_key"] = uuid.uuid4().hex
     paid = params.get("paid") or extra.get("paid_id")
     if paid:
         context["result"] = next((p for p in view.payments if str(p.pk) == str(paid)), None)
@@ -629,6 +636,28 @@ def void(request, channel_code, bill_ref):
         )
     except OmnimanError as exc:
         return _failure(request, channel_code, bill_ref, exc, form=form, editor="void")
+    return _done(request, channel_code, bill_ref)
+
+
+@require_POST
+@role_required(MANAGER)
+def refund(request, channel_code, bill_ref):
+    """Managers: give back (part of) a payment of this bill — a gateway payment through its gateway; audited,
+    idempotent by the form's key, and counted in the day's totals."""
+    view = _load(channel_code, bill_ref)
+    form = forms.RefundForm(request.POST, currency=view.bill.currency)
+    if not form.is_valid():
+        return _refused(request, view, form, editor="refund")
+    data = form.cleaned_data
+    if not any(payment.pk == data["payment"] for payment in view.payments):
+        raise Http404("No such payment on this bill")
+    try:
+        PaymentService.refund(
+            data["payment"], amount_q=data["amount"], reason=data["reason"], idempotency_key=data["idempotency_key"],
+            actor=actor(request), roles=roles_of(request.user),
+        )
+    except OmnimanError as exc:
+        return _failure(request, channel_code, bill_ref, exc, form=form, editor="refund")
     return _done(request, channel_code, bill_ref)
 
 

@@ -414,5 +414,22 @@ class WriteOffForm(BillForm):
     reason = TextField(limit=200, required=True, label=_("Reason"))
 
 
+class RefundForm(forms.Form):
+    """A manager gives back (part of) one payment of the bill: the amount, a reason, and the key that makes a
+    double tap one refund. A refund does not depend on the bill's rev (a settled bill does not change)."""
+
+    payment = forms.IntegerField(min_value=1)
+    reason = TextField(limit=200, required=True, label=_("Reason"))
+    idempotency_key = forms.CharField(
+        max_length=64, error_messages={"required": _("This form has no idempotency key; reload the page.")}
+    )
+
+    refusal = SessionForm.refusal
+
+    def __init__(self, *args, currency: str = "", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["amount"] = MoneyField(currency=currency, label=_("Amount"))
+
+
 class RemoveAdjustmentForm(ApprovalMixin, BillForm):
     pass

@@ -39,6 +39,7 @@ urlpatterns = [
     path(B + "adjustments/<str:adjustment_id>/remove/", bill.remove_adjustment, name="bill_remove_adjustment"),
     path(B + "void/", bill.void, name="void"),
     path(B + "write-off/", bill.write_off, name="write_off"),
+    path(B + "refund/", bill.refund, name="refund"),
     path(B + "close/", bill.close_table, name="close_bill_table"),
     path(S + "move/", floor.move, name="move"),
     path(L + "edit/", pos.edit_line, name="edit"),

@@ -106,3 +106,14 @@ def note(amount_q, currency: str = "") -> str:
     if places and int(amount_q) % 10**places == 0:
         text = re.sub(r"[.,]0{%d}(?=\D*$)" % places, "", text)
     return text
+
+
+@register.filter
+def money_input(amount_q, currency: str = "") -> str:
+    """An amount as a money field takes it back (``42.90``: no symbol, no grouping), to prefill an input."""
+    from decimal import Decimal
+
+    from omniman.monetary import minor_units
+
+    places = minor_units(currency)
+    return f"{Decimal(int(amount_q)).scaleb(-places):.{places}f}"

@@ -369,3 +369,42 @@ def test_without_javascript_a_refused_tender_renders_the_page_with_what_was_type
     body = text(response)
     assert response.status_code == 422 and "<html" in body and 'value="1,00"' in body
     assert payments(bill) == []
+
+
+# -- refund ------------------------------------------------------------------------------------
+
+
+def test_a_manager_refunds_part_of_a_payment_once_and_an_over_refund_writes_nothing(pos, manager):
+    from omniman.models import Refund
+    from omniman.services import PaymentService
+
+    send_round(pos, "18", ("ESP", 2))
+    bill, page = open_bill(pos, "18")
+    payment = PaymentService.tender(bill.ref, method="cash", idempotency_key="pay-18").payment
+    assert "Refund" not in text(pos.get(bill_url(bill)))  # a cashier sees no refund
+    refused = pos.post(bill_url(bill, "refund/"), {"payment": payment.pk, "amount": "1.00", "reason": "x", "idempotency_key": "k"})
+    assert refused.status_code == 403 and not Refund.objects.exists()
+
+    page = text(manager.get(bill_url(bill)))
+    too_much = press(manager, page, "Refund", {"amount": "99.00", "reason": "cold coffee"}, htmx=True)
+    assert too_much.status_code == 422 and not Refund.objects.exists()
+    assert "cold coffee" in text(too_much)  # what the manager typed is kept
+    first = press(manager, page, "Refund", {"amount": "2.00", "reason": "cold coffee"}, htmx=True)
+    again = press(manager, page, "Refund", {"amount": "2.00", "reason": "cold coffee"}, htmx=True)  # a double tap
+    assert (first.status_code, again.status_code) == (200, 200), text(again)[:2000]
+    refund = Refund.objects.get()
+    assert (refund.payment_id, refund.amount_q, refund.reason, refund.actor) == (payment.pk, 200, "cold coffee", "user:manager")
+    assert "refunded R$2.00" in text(manager.get(bill_url(bill)))
+    assert bill.events.filter(type="refund.recorded").count() == 1
+
+
+def test_refund_of_another_bills_payment_is_404(pos, manager):
+    from omniman.services import PaymentService
+
+    send_round(pos, "19", "ESP")
+    send_round(pos, "20", "ESP")
+    nineteen, _ = open_bill(pos, "19")
+    twenty, _ = open_bill(pos, "20")
+    other = PaymentService.tender(twenty.ref, method="cash", idempotency_key="pay-20").payment
+    response = manager.post(bill_url(nineteen, "refund/"), {"payment": other.pk, "amount": "1.00", "reason": "x", "idempotency_key": "k"})
+    assert response.status_code == 404
