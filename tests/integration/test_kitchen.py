@@ -12,8 +12,9 @@ from django.test.utils import CaptureQueriesContext
 from django.utils.html import escape
 
 from omniman.models import Order, OrderEvent
-from omniman.services import OrderService
-from omniman.web.kitchen import board_version, build_board, next_status
+from omniman.services import KitchenService, OrderService
+from omniman.models import KitchenItem
+from omniman.web.kitchen import board_version, build_board
 from tests.factories import commit, create_session_at, make_channel
 
 pytestmark = pytest.mark.django_db
@@ -92,34 +93,40 @@ def test_station_filter_shows_only_that_stations_items(kitchen_client):
     assert "Espresso" not in pastry and "Burger" not in pastry
 
 
-def test_bump_moves_the_card_and_a_stale_bump_gets_the_fresh_board(kitchen_client):
-    order = table_order(make_channel(), status="confirmed")
-    assert next_status(order) == "processing"
-    data = {"order_ref": order.ref, "expected_status": "confirmed", "station": "expo"}
+def test_bump_moves_the_stations_items_and_a_stale_bump_gets_the_fresh_board(kitchen_client):
+    order = table_order(make_channel(), status="confirmed")  # its lines have no station: the default one, "kitchen"
+    data = {"order_ref": order.ref, "expected_status": "queued", "station": "kitchen", "label": "Table 4"}
     response = kitchen_client.post("/kitchen/bump/", data, HTTP_HX_REQUEST="true")
     assert response.status_code == 200 and 'id="board"' in response.content.decode()
     assert "<html" not in response.content.decode()
-    assert Order.objects.get(pk=order.pk).status == "processing"
-    # A second screen that still showed "confirmed" bumps the same card: no error, no second move.
+    assert set(KitchenItem.objects.filter(order=order).values_list("status", flat=True)) == {"cooking"}
+    assert Order.objects.get(pk=order.pk).status == "processing"  # the order follows its items
+    # A second screen that still showed "queued" bumps the same card: no error, no second move, a notice.
     stale = kitchen_client.post("/kitchen/bump/", data, HTTP_HX_REQUEST="true")
     assert stale.status_code == 200
-    assert "already moved on another screen" in stale.content.decode()
-    assert Order.objects.get(pk=order.pk).status == "processing"
+    assert "Table 4 was already moved on another screen" in stale.content.decode()
+    assert 'class="banner banner-conflict board-notice" role="alert"' in stale.content.decode()
+    assert set(KitchenItem.objects.filter(order=order).values_list("rev", flat=True)) == {1}
     assert OrderEvent.objects.filter(order=order, type="status_changed", payload__to="processing").count() == 1
-    event = OrderEvent.objects.filter(order=order, type="status_changed").last()
-    assert event.actor == "user:kitchen"
+    assert OrderEvent.objects.filter(order=order, type="kitchen.bumped").get().actor == "user:kitchen"
 
 
-def test_bump_without_htmx_redirects_and_ready_goes_to_completed(kitchen_client):
-    order = table_order(make_channel(), status="ready")
-    assert next_status(order) == "completed"
-    response = kitchen_client.post("/kitchen/bump/", {"order_ref": order.ref, "expected_status": "ready", "station": "bar"})
-    assert response.status_code == 302 and response["Location"].startswith("/kitchen/?station=bar")
+def test_bump_without_htmx_redirects_and_the_expo_hands_out(kitchen_client):
+    order = table_order(make_channel(), status="confirmed")
+    for expected in ("queued", "cooking"):
+        kitchen_client.post("/kitchen/bump/", {"order_ref": order.ref, "expected_status": expected, "station": "kitchen"})
+    assert Order.objects.get(pk=order.pk).status == "ready"
+    expo = kitchen_client.get("/kitchen/?station=expo").content.decode()
+    assert "Hand out Table 4" in expo and "1/1 stations done" in expo
+    response = kitchen_client.post("/kitchen/bump/", {"order_ref": order.ref, "expected_status": "ready", "station": "expo"})
+    assert response.status_code == 302 and response["Location"].startswith("/kitchen/?station=expo")
     assert Order.objects.get(pk=order.pk).status == "completed"
-    # Gone from the board, back in the recall list.
-    assert order.ref[-6:] not in kitchen_client.get("/kitchen/").content.decode().split("Bumped in the last")[0]
+    # Gone from the board, back in the recall list, where an undo is refused: the order left the kitchen.
+    assert "Table 4" not in kitchen_client.get("/kitchen/").content.decode().split("All day")[0]
     recall = kitchen_client.get("/kitchen/?recall=1").content.decode()
     assert "Bumped in the last 15 minutes" in recall and "Table 4" in recall.split("Bumped in the last")[1]
+    undo = kitchen_client.post("/kitchen/undo/", {"order_ref": order.ref, "expected_status": "served", "station": "expo"}, HTTP_HX_REQUEST="true")
+    assert "has not reached the kitchen (or has left it)" in undo.content.decode()
 
 
 def test_poll_answers_204_without_a_template_when_nothing_changed(kitchen_client, monkeypatch):
@@ -136,7 +143,7 @@ def test_poll_answers_204_without_a_template_when_nothing_changed(kitchen_client
         response = kitchen_client.get(url, HTTP_HX_REQUEST="true")
     assert response.status_code == 204 and response.content == b""
     assert rendered == []
-    assert len(ctx.captured_queries) <= 4  # session, user, its groups (the role), the one aggregate
+    assert len(ctx.captured_queries) <= 6  # session, user, its groups (the role), the channels' policies, two aggregates
     # A new order changes the version: the poll renders the board region.
     table_order(channel, "12")
     changed = kitchen_client.get(url, HTTP_HX_REQUEST="true")
@@ -165,10 +172,10 @@ def test_board_query_count_is_the_same_for_5_and_200_orders(kitchen_client):
             made += 1
         with CaptureQueriesContext(connection) as ctx:
             response = kitchen_client.get("/kitchen/")
-        assert response.content.decode().count('class="card"') == target
+        assert response.content.decode().count('<article class="card') == target
         counts[target] = len(ctx.captured_queries)
     assert counts[5] == counts[200], counts
-    assert counts[200] <= 12
+    assert counts[200] <= 14
 
 
 def test_the_board_asks_each_channels_flow_for_its_statuses_and_tables(kitchen_client):
@@ -189,11 +196,10 @@ def test_the_board_asks_each_channels_flow_for_its_statuses_and_tables(kitchen_c
     assert not any(card.order == fresh for _s, _l, cards in build_board().columns for card in cards)  # "new" is not its kitchen status
     OrderService.transition(fresh.ref, "confirmed")
     order = Order.objects.get(pk=fresh.pk)
-    assert next_status(order) == "ready"  # the next kitchen status, never "void"
     response = kitchen_client.get("/kitchen/")
     assert "Booth" not in response.content.decode() and "Table 3" in response.content.decode()
-    OrderService.transition(order.ref, "ready")
-    order = Order.objects.get(pk=order.pk)
-    assert next_status(order) == "served"  # the flow's done status
+    for expected in ("queued", "cooking"):
+        KitchenService.bump(order_ref=order.ref, station="kitchen", expected_status=expected, roles=["kitchen"])
+    assert Order.objects.get(pk=order.pk).status == "ready"  # no "processing" in its flow: it waited, then went to ready
     kitchen_client.post("/kitchen/bump/", {"order_ref": order.ref, "expected_status": "ready"}, HTTP_HX_REQUEST="true")
-    assert Order.objects.get(pk=order.pk).status == "served"
+    assert Order.objects.get(pk=order.pk).status == "served"  # the flow's done status, never "void"
