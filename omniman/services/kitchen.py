@@ -534,6 +534,14 @@ def _catch_up(order: Order, status: str) -> None:
         KitchenItem.objects.bulk_update(lagging, ["status", "previous_status", "rev", "updated_at"])
 
 
+def order_kitchen(order_ref: str) -> KitchenResult:
+    """An order and all its kitchen items (``not_found`` for an unknown ref): two queries, no lock."""
+    order = Order.objects.select_related("channel").filter(ref=order_ref or "").first()
+    if order is None:
+        raise OmnimanError("not_found", _("No order %(order_ref)s.") % {"order_ref": repr(order_ref)}, {"order_ref": order_ref})
+    return KitchenResult(order, list(KitchenItem.objects.select_related("item").filter(order=order).order_by("id")))
+
+
 def sold_out_skus() -> set[str]:
     """The SKUs marked sold out ("86"), one query."""
     return set(SoldOut.objects.filter(sold_out=True).values_list("sku", flat=True))

@@ -203,3 +203,160 @@ def test_the_board_asks_each_channels_flow_for_its_statuses_and_tables(kitchen_c
     assert Order.objects.get(pk=order.pk).status == "ready"  # no "processing" in its flow: it waited, then went to ready
     kitchen_client.post("/kitchen/bump/", {"order_ref": order.ref, "expected_status": "ready"}, HTTP_HX_REQUEST="true")
     assert Order.objects.get(pk=order.pk).status == "served"  # the flow's done status, never "void"
+
+
+# -- per-station items on the screens (issue #16) ---------------------------------------------------
+
+
+def burger_lemonade_order(channel=None, *, table="31", customer=None, notes=""):
+    channel = channel or make_channel()
+    from omniman.services import ModifyService, SessionService
+
+    session = SessionService.open_session(channel.code, handle_type="table", handle_ref=table)
+    ops = [
+        {"op": "add_line", "sku": "BURGER", "qty": "1", "unit_price_q": 900, "name": "Burger", "meta": {"station": "kitchen", "note": "no onions"}},
+        {"op": "add_line", "sku": "LEMONADE", "qty": "1", "unit_price_q": 400, "name": "Lemonade", "meta": {"station": "bar"}},
+    ]
+    if customer:
+        ops.append({"op": "set_data", "path": "customer", "value": customer})
+    if notes:
+        ops.append({"op": "set_data", "path": "notes", "value": notes})
+    session = ModifyService.modify_session(session.session_key, channel.code, ops)
+    return Order.objects.get(ref=commit(session)["order_ref"])
+
+
+def test_the_bar_bumps_the_lemonade_and_the_kitchen_still_shows_the_burger(kitchen_client):
+    order = burger_lemonade_order(customer={"name": "Maria <Silva>", "pickup_time": "12:30"}, notes="allergic: nuts")
+    for expected in ("queued", "cooking"):
+        kitchen_client.post("/kitchen/bump/", {"order_ref": order.ref, "expected_status": expected, "station": "bar"}, HTTP_HX_REQUEST="true")
+    bar = kitchen_client.get("/kitchen/?station=bar").content.decode()
+    assert "Lemonade" in bar and "Burger" not in bar and 'class="btn bump"' not in bar  # done at the bar: no bump left
+    kitchen = kitchen_client.get("/kitchen/?station=kitchen").content.decode()
+    assert "Burger" in kitchen and "Lemonade" not in kitchen and "— Queued" in kitchen
+    assert "Table 31: Cooking" in kitchen  # its bump, named for screen readers
+    expo = kitchen_client.get("/kitchen/?station=expo").content.decode()
+    assert "1/2 stations done" in expo and "Hand out" not in expo
+    # Order-level information reaches the card, escaped; items are a list a screen reader reads out.
+    assert escape("Maria <Silva>") in expo and "Maria <Silva>" not in expo and "pickup 12:30" in expo and "allergic: nuts" in expo
+    assert '<ul class="card-items">' in expo and "no onions" in expo
+    assert Order.objects.get(pk=order.pk).status == "new"  # the burger has not started: the order did not move
+
+
+def test_a_void_shows_on_the_ticket_until_acknowledged_and_a_cancelled_order_stays_with_void(kitchen_client):
+    order = burger_lemonade_order()
+    burger = KitchenItem.objects.get(order=order, station="kitchen")
+    Order.objects.get(pk=order.pk).emit_event("item_voided", actor="user:boss", payload={"line_id": burger.line_id, "qty": "1", "reason": "wrong table"})
+    board = kitchen_client.get("/kitchen/?station=kitchen").content.decode()
+    assert 'class="void-mark" role="alert">VOID' in board and "wrong table" in board and 'data-void-pending="1"' in board
+    kitchen_client.post("/kitchen/void/acknowledge/", {"order_ref": order.ref, "station": "kitchen"}, HTTP_HX_REQUEST="true")
+    assert KitchenItem.objects.get(pk=burger.pk).void_pending is False
+    assert "VOID" not in kitchen_client.get("/kitchen/?station=kitchen").content.decode().split("All day")[0]
+    # A cancelled order never silently leaves: its card stays with VOID until a cook acknowledges it.
+    other = burger_lemonade_order(table="32")
+    OrderService.transition(other.ref, "cancelled", reason="guest left")
+    bar = kitchen_client.get("/kitchen/?station=bar").content.decode()
+    assert "Table 32" in bar and 'class="void-mark"' in bar
+    kitchen_client.post("/kitchen/void/acknowledge/", {"order_ref": other.ref, "station": "bar"}, HTTP_HX_REQUEST="true")
+    assert "Table 32" not in kitchen_client.get("/kitchen/?station=bar").content.decode()
+    assert "Table 32" in kitchen_client.get("/kitchen/?station=kitchen").content.decode()  # the kitchen has not seen it yet
+
+
+def test_recall_lists_a_bump_and_undo_restores_it(kitchen_client):
+    order = burger_lemonade_order()
+    kitchen_client.post("/kitchen/bump/", {"order_ref": order.ref, "expected_status": "queued", "station": "bar"}, HTTP_HX_REQUEST="true")
+    recall = kitchen_client.get("/kitchen/?station=bar&recall=1").content.decode()
+    assert "Undo Table 31" in recall and "Queued → Cooking" in recall
+    response = kitchen_client.post("/kitchen/undo/", {"order_ref": order.ref, "expected_status": "cooking", "station": "bar"}, HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    assert KitchenItem.objects.get(order=order, station="bar").status == "queued"
+    stale = kitchen_client.post("/kitchen/undo/", {"order_ref": order.ref, "expected_status": "cooking", "station": "bar", "label": "Table 31"}, HTTP_HX_REQUEST="true")
+    assert "Table 31 was already moved on another screen" in stale.content.decode()
+
+
+@pytest.mark.contrib("omniman.contrib.catalog")
+def test_eighty_six_from_the_board_disables_the_pos_tile_and_refuses_the_sku(kitchen_client):
+    from django.test import Client
+
+    client = Client()
+    kitchen_client.post("/kitchen/sold-out/", {"sku": "CROISSANT", "sold_out": "1", "station": "pastry"}, HTTP_HX_REQUEST="true")
+    board = kitchen_client.get("/kitchen/?station=pastry").content.decode()
+    assert "Back on: CROISSANT" in board
+    from omniman.services import SessionService
+
+    channel = make_channel()
+    session = SessionService.open_session(channel.code)
+    client.force_login(user_with("pos", "till"))
+    poll = client.get(f"/pos/{channel.code}/s/{session.session_key}/sold-out/")
+    assert poll.status_code == 200 and 'data-skus="CROISSANT"' in poll.content.decode()
+    # Adding it by search or scan is refused with a clear message, the cart unchanged.
+    from omniman.contrib.catalog.models import Product
+
+    Product.objects.create(sku="CROISSANT", name="Croissant", price_q=700, station="pastry")
+    added = client.post(f"/pos/{channel.code}/s/{session.session_key}/add/", {"q": "CROISSANT", "sku": "CROISSANT", "qty": "1", "rev": session.rev}, HTTP_HX_REQUEST="true")
+    assert "CROISSANT is sold out." in added.content.decode()
+    session.refresh_from_db()
+    assert session.rev == 0 and session.items == []
+    kitchen_client.post("/kitchen/sold-out/", {"sku": "CROISSANT", "sold_out": "0"}, HTTP_HX_REQUEST="true")
+    assert 'data-skus=""' in client.get(f"/pos/{channel.code}/s/{session.session_key}/sold-out/").content.decode()
+
+
+def test_channel_policy_a_web_order_reaches_the_kitchen_once_confirmed(kitchen_client):
+    web = make_channel(config={"kitchen_flow": {"admit_statuses": ["confirmed", "processing", "ready"]}})
+    order = burger_lemonade_order(web)
+    assert "Table 31" not in kitchen_client.get("/kitchen/?station=bar").content.decode()
+    refused = kitchen_client.post("/kitchen/bump/", {"order_ref": order.ref, "expected_status": "queued", "station": "bar", "label": "Table 31"}, HTTP_HX_REQUEST="true")
+    assert "has not reached the kitchen" in refused.content.decode()
+    assert KitchenItem.objects.get(order=order, station="bar").status == "queued"
+    OrderService.transition(order.ref, "confirmed")
+    assert "Table 31" in kitchen_client.get("/kitchen/?station=bar").content.decode()
+
+
+def test_station_board_query_count_is_the_same_for_5_and_200_tickets(kitchen_client):
+    channel = make_channel()
+    counts = {}
+    made = 0
+    for target in (5, 200):
+        while made < target:
+            burger_lemonade_order(channel, table=str(made))
+            made += 1
+        for station in ("bar", "expo"):
+            with CaptureQueriesContext(connection) as ctx:
+                body = kitchen_client.get(f"/kitchen/?station={station}").content.decode()
+            assert body.count('<article class="card') == target
+            counts[(station, target)] = len(ctx.captured_queries)
+    assert counts[("bar", 5)] == counts[("bar", 200)] and counts[("expo", 5)] == counts[("expo", 200)], counts
+    assert max(counts.values()) <= 14, counts
+
+
+def test_pickup_screen_needs_the_display_role_or_token_and_shows_numbers_only(client, settings):
+    response = client.get("/pickup/")
+    assert response.status_code == 302
+    client.force_login(user_with("pos", "till"))
+    assert client.get("/pickup/").status_code == 403
+    client.force_login(user_with("display", "tv"))
+    assert client.get("/pickup/").status_code == 200
+    client.logout()
+    settings.OMNIMAN = {**getattr(settings, "OMNIMAN", {}), "PICKUP_DISPLAY_TOKEN": "s3cret-token"}
+    assert client.get("/pickup/?token=wrong").status_code == 403
+    page = client.get("/pickup/?token=s3cret-token")
+    assert page.status_code == 200 and "Preparing" in page.content.decode() and "Ready" in page.content.decode()
+
+
+def test_pickup_numbers_move_from_preparing_to_ready(client, monkeypatch):
+    from omniman import registry
+    from omniman.web.pickup import pickup_numbers
+
+    counter = make_channel()
+    first = Order.objects.get(ref=commit(create_session_at(counter, lines=1))["order_ref"])
+    second = Order.objects.get(ref=commit(create_session_at(counter, lines=1))["order_ref"])
+    table = table_order(counter, "5")
+    numbers = {first.ref: 41, second.ref: 42}
+    monkeypatch.setattr(registry, "tickets_for", lambda refs: {ref: numbers[ref] for ref in refs if ref in numbers})
+    assert (pickup_numbers().preparing, pickup_numbers().ready) == ([41, 42], [])  # the table has no pickup number
+    for expected in ("queued", "cooking"):
+        KitchenService.bump(order_ref=first.ref, station="kitchen", expected_status=expected)
+    assert (pickup_numbers().preparing, pickup_numbers().ready) == ([42], [41])
+    client.force_login(user_with("display", "tv"))
+    page = client.get("/pickup/?partial=1").content.decode()
+    assert 'data-ready="41"' in page and "<html" not in page and first.ref not in page and "Item" not in page
+    assert table.ref not in page
