@@ -26,7 +26,7 @@ def unavailable_skus() -> set[str]:
     if apps.is_installed("omniman.contrib.stock"):
         from omniman.contrib.stock.models import StockLevel
 
-        skus |= set(StockLevel.objects.filter(on_hand__lte=0).values_list("sku", flat=True))
+        skus |= set(StockLevel.objects.filter(track=True, on_hand__lte=0).values_list("sku", flat=True))
     return skus
 SEARCH_SIZE = 12
 
