@@ -465,7 +465,12 @@ def _set_held(order_ref: str, line_ids: Iterable[str] | None, *, held: bool, act
 def _apply_void(order: Order, items: list[KitchenItem], item: KitchenItem, qty: Any, reason: str) -> None:
     """Mark ``item`` (of the locked ``order``) voided by ``qty`` (``None``: all of it); the order follows."""
     now = timezone.now()
-    amount = item.item.qty if qty in (None, "") else Decimal(str(qty))
+    try:
+        amount = item.item.qty if qty in (None, "") else Decimal(str(qty))
+    except ArithmeticError:  # an unreadable quantity voids the whole line: the kitchen must not cook it
+        amount = item.item.qty
+    if not amount.is_finite() or amount <= 0:
+        amount = item.item.qty
     item.voided_qty = min(item.item.qty, item.voided_qty + amount)
     item.voided_at, item.void_reason = now, str(reason or "")[:255]
     item.void_acknowledged_at, item.void_acknowledged_by = None, ""
