@@ -560,16 +560,17 @@ def sold_out_skus() -> set[str]:
 SOLD_OUT_CTX_KEY = "_kitchen_sold_out"
 
 
+def load_sold_out(ctx: dict[str, Any]) -> None:
+    """Put the 86 list in a modification's ``ctx`` (one query), for its ops to check."""
+    ctx[SOLD_OUT_CTX_KEY] = frozenset(sold_out_skus())
+
+
 def require_not_sold_out(sku: str, ctx: dict[str, Any] | None = None) -> None:
     """``ValidationError("sold_out")`` when the kitchen marked ``sku`` sold out.
 
-    With ``ctx`` (one modification's context), the 86 list is read once for all its ops.
+    The ops read the list the pipeline put in ``ctx`` (``load_sold_out``); without one they check nothing
+    (the ops stay pure functions of the session).
     """
-    if ctx is None:
-        sold = sold_out_skus()
-    else:
-        sold = ctx.get(SOLD_OUT_CTX_KEY)
-        if sold is None:
-            sold = ctx[SOLD_OUT_CTX_KEY] = frozenset(sold_out_skus())
+    sold = (ctx or {}).get(SOLD_OUT_CTX_KEY) or frozenset()
     if sku in sold:
         raise ValidationError("sold_out", _("%(sku)s is sold out.") % {"sku": sku}, {"sku": sku, "field": "sku"})
