@@ -15,6 +15,9 @@ DEFAULTS: dict[str, Any] = {
     # to a request that died half-way; a retry with the same key may take it over.
     "IDEMPOTENCY_LEASE_SECONDS": 60,
     "SESSION_TTL_HOURS": 24,
+    # An open session without a handle and with nothing in it (no line, not parked) is abandoned by
+    # ``abandon_stale_sessions`` once untouched for this long.
+    "EMPTY_SESSION_TTL_MINUTES": 30,
     "STOCK_HOLD_TTL_MINUTES": 15,
     "DIRECTIVE_MAX_ATTEMPTS": 5,
     "DIRECTIVE_BACKOFF_BASE_SECONDS": 2,

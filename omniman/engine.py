@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import random
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -106,14 +107,19 @@ def requeue_stuck() -> tuple[int, int]:
         & (Q(started_at__lt=cutoff) | Q(started_at__isnull=True, updated_at__lt=cutoff))
     )
     message = f"stuck: running for more than {stuck_after:g} s (the worker died or hung); re-queued"
-    requeued = stuck.filter(attempts__lt=max_attempts).update(
-        status=Directive.Status.QUEUED, available_at=now, last_error=message, updated_at=now
-    )
-    failed = stuck.filter(attempts__gte=max_attempts).update(
-        status=Directive.Status.FAILED,
-        last_error=f"stuck: running for more than {stuck_after:g} s on its last attempt ({max_attempts}); failed",
-        updated_at=now,
-    )
+    with transaction.atomic():
+        if connection.features.has_select_for_update_skip_locked:
+            # A row locked right now is in a live batch transaction (marked done, about to commit):
+            # not stuck, and not worth waiting for.
+            stuck = Directive.objects.filter(pk__in=stuck.select_for_update(skip_locked=True).values("pk"))
+        requeued = stuck.filter(attempts__lt=max_attempts).update(
+            status=Directive.Status.QUEUED, available_at=now, last_error=message, updated_at=now
+        )
+        failed = stuck.filter(attempts__gte=max_attempts).update(
+            status=Directive.Status.FAILED,
+            last_error=f"stuck: running for more than {stuck_after:g} s on its last attempt ({max_attempts}); failed",
+            updated_at=now,
+        )
     if requeued or failed:
         logger.warning("stuck directives", extra={"requeued": requeued, "failed": failed})
     return requeued, failed
@@ -303,6 +309,27 @@ def release(directives: Iterable[Directive]) -> int:
     return released
 
 
+# A batch transaction holds at most this many directives (each in its own savepoint: PostgreSQL keeps
+# 64 subtransactions per backend in shared memory, past that every snapshot gets slower)…
+BATCH_MAX_DIRECTIVES = 50
+# …and commits once it has run this long: the locks its handlers took (a stock level, a session row)
+# and its done marks are held until then, so a request waiting on one waits at most about this long.
+BATCH_MAX_SECONDS = 0.1
+BATCH_MAX_SAVEPOINTS = 60  # the batch's and its handlers' own, below PostgreSQL's 64 cached subtransactions
+
+
+def runs_in_batch(handler) -> bool:
+    """Whether a handler may share the pass's batch transaction (the default).
+
+    A handler with ``own_transaction = True`` — one that calls an outside
+    service (a payment provider, a webhook) — runs in a transaction of its own
+    that commits before the next directive starts, as :func:`execute` does: its
+    outside effect is never followed by a wait for other directives' work, nor
+    undone with a batch that could not commit.
+    """
+    return not getattr(handler, "own_transaction", False)
+
+
 def process(
     *,
     topics: Iterable[str] | None = None,
@@ -313,28 +340,258 @@ def process(
 ) -> PassResult:
     """One pass: re-queue stuck rows (unless ``requeue`` is false), then claim and run up to ``limit`` due directives.
 
-    ``held`` (a worker's list) holds the claimed rows not finished yet: if the
-    database connection is lost mid-pass, the worker gives them back with
-    :func:`requeue_interrupted` once it is back.
+    The claim is committed first (the rows are ``running``, ``started_at`` is the
+    claim's time), so a worker killed mid-pass leaves them for the stuck pass.
+    Then the claimed directives run in **batch transactions**: each handler in a
+    savepoint followed by its fenced ``done``; a handler that fails rolls back to
+    its savepoint and its row is marked for retry (or ``failed``) in the same
+    transaction; a fenced run rolls back to its savepoint too. The batch commits
+    once — after ``BATCH_MAX_DIRECTIVES`` directives, ``BATCH_MAX_SECONDS``, the
+    end of the pass or a stop — so a directive costs two row versions (claimed,
+    done) and a share of one commit. Handlers with ``own_transaction`` run on
+    their own (:func:`runs_in_batch`).
+
+    ``held`` (a worker's list) holds the claimed rows whose outcome is not
+    committed yet: if the database connection is lost mid-pass, the worker
+    gives them back with :func:`requeue_interrupted` once it is back.
     """
     result = PassResult()
     if requeue:
         result.stuck_requeued, result.stuck_failed = requeue_stuck()
-    claimed = claim(topics=topics, limit=limit)
+    claimed = claim(topics=topics, limit=limit, start=True)
     result.claimed = len(claimed)
-    if held is not None:
-        held[:] = claimed
-    for index, directive in enumerate(claimed):
-        if should_stop():
-            result.released += release(claimed[index:])
-            if held is not None:
+    if held is None:
+        held = []
+    held[:] = claimed
+    claimed_at = {}
+    for directive in claimed:
+        # In memory, "started" means its handler ran (requeue_interrupted gives an unstarted row its attempt back).
+        claimed_at[directive.pk], directive.started_at = directive.started_at, None
+    batch = _Batch(result, held)
+    try:
+        for index, directive in enumerate(claimed):
+            if should_stop():
+                batch.commit()
+                result.released += release(claimed[index:])
                 held.clear()
-            break
-        following = claimed[index + 1] if index + 1 < len(claimed) else None
-        result.add(directive.pk, execute(directive, then=following))
-        if held is not None:
-            held.remove(directive)
+                break
+            handler = registry.get_directive_handler(directive.topic)
+            directive.started_at = claimed_at[directive.pk]
+            if handler is None or not runs_in_batch(handler):
+                batch.commit()
+                result.add(directive.pk, execute(directive))
+                held.remove(directive)
+                continue
+            batch.run(directive, handler)
+        batch.commit()
+    except BaseException:
+        batch.abandon()
+        raise
     return result
+
+
+class _Redo(Exception):
+    """The batch's optimistic attempt did not hold (a handler failed, a row was fenced): roll it back."""
+
+
+class _Batch:
+    """The open batch transaction of a pass: directives run, their outcomes known once it commits.
+
+    A batch first runs **optimistically**: the handlers one after the other with
+    no savepoint, then one fenced ``UPDATE … SET status = 'done'`` for all of
+    them, and the commit — a directive costs its handler's own statements and a
+    share of three. If a handler raises (or leaves the transaction marked for
+    rollback), or a row turns out fenced, the whole attempt rolls back (its
+    writes and its ``on_commit`` callbacks with it) and the same directives run
+    again **carefully**, each in its own savepoint (:func:`_run_in_savepoint`),
+    where a failure is recorded for that directive alone. Handlers are
+    idempotent and at least once: running one again after a rollback is allowed,
+    and handlers with outside effects do not come here (``own_transaction``).
+    """
+
+    def __init__(self, result: PassResult, held: list[Directive]):
+        self.result = result
+        self.held = held
+        self.atomic = None
+        self.items: list[tuple[Directive, object]] = []  # (directive, handler) run in the open transaction
+        self.ran: list[tuple[Directive, str]] = []  # their outcomes (optimistic: "done", pending the final mark)
+        self.careful = False
+        self.deadline = 0.0
+        self.savepoints_at = 0
+        self.open_savepoint: str | None = None  # the last directive's, released by the next one's first statement
+        self.max_attempts = int(conf.get("DIRECTIVE_MAX_ATTEMPTS"))
+
+    def _open(self) -> None:
+        self.atomic = transaction.atomic()
+        self.atomic.__enter__()
+        self.savepoints_at = connection.savepoint_state
+        self.open_savepoint = None
+
+    def run(self, directive: Directive, handler) -> None:
+        if self.atomic is None:
+            self._open()
+            self.deadline = time.monotonic() + BATCH_MAX_SECONDS
+            self.careful = False
+        self.items.append((directive, handler))
+        if self.careful:
+            self._run_carefully(directive, handler)
+        else:
+            raw = connection.connection
+            ctx = {"attempt": directive.attempts, "max_attempts": self.max_attempts, "actor": f"directive:{directive.topic}"}
+            try:
+                handler.handle(message=directive, ctx=ctx)
+                if connection.needs_rollback:
+                    raise _Redo("the handler left the transaction marked for rollback")
+            except Exception as exc:  # noqa: BLE001 - recorded by the careful run
+                if isinstance(exc, DATABASE_ERRORS) and _connection_lost(raw, exc):
+                    raise
+                self._redo(exc, failed=directive)
+            else:
+                self.ran.append((directive, "done"))
+        # Savepoints made by the batch and its handlers (each may take a subtransaction id).
+        savepoints = connection.savepoint_state - self.savepoints_at
+        if len(self.items) >= BATCH_MAX_DIRECTIVES or savepoints >= BATCH_MAX_SAVEPOINTS or time.monotonic() >= self.deadline:
+            self.commit()
+
+    def _run_carefully(self, directive: Directive, handler) -> None:
+        outcome, self.open_savepoint = _run_in_savepoint(directive, handler, self.max_attempts, release=self.open_savepoint)
+        self.ran.append((directive, outcome))
+
+    def _redo(self, why: BaseException, *, failed: Directive | None = None) -> None:
+        """Roll the optimistic attempt back and run its directives again, each in a savepoint;
+        ``failed``, whose handler raised ``why``, is not run again: its failure is recorded."""
+        logger.info("batch rolled back (%s); running its directives again, each in a savepoint", type(why).__name__)
+        atomic, self.atomic = self.atomic, None
+        atomic.__exit__(_Redo, _Redo(), None)  # rolls back (and drops the on_commit callbacks)
+        self._open()
+        self.careful = True
+        items, self.items, self.ran = self.items, [], []
+        for directive, handler in items:
+            self.items.append((directive, handler))
+            if directive is failed:
+                self.ran.append((directive, _record_failure(directive, why)))
+            else:
+                self._run_carefully(directive, handler)
+
+    def _mark_done(self) -> None:
+        """The optimistic attempt's end: all its rows ``done`` in one statement, each under its fence."""
+        if not self.ran:
+            return
+        rows = [directive for directive, _ in self.ran]
+        table = Directive._meta.db_table
+        fences = " OR ".join(["(id = %s AND attempts = %s)"] * len(rows))
+        params: list = [timezone.now()]
+        for directive in rows:
+            params += [directive.pk, directive.attempts]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET status = 'done', last_error = '', updated_at = %s "
+                f"WHERE status = 'running' AND ({fences}) RETURNING id",
+                params,
+            )
+            marked = {row[0] for row in cursor.fetchall()}
+        if len(marked) != len(rows):
+            self._redo(_Fenced())
+
+    def commit(self) -> None:
+        if self.atomic is None:
+            return
+        raw = connection.connection
+        if not self.careful:
+            self._mark_done()
+        atomic, self.atomic = self.atomic, None
+        ran, self.ran, self.items = self.ran, [], []
+        try:
+            atomic.__exit__(None, None, None)
+        except Exception as exc:  # noqa: BLE001 - the commit itself was refused
+            if isinstance(exc, DATABASE_ERRORS) and _connection_lost(raw, exc):
+                raise  # the rows stay held: the worker gives them back once it reconnects
+            # Nothing of the batch stays (done marks, retries, effects): each directive runs again, alone.
+            logger.warning(
+                "batch commit refused (%s); running its %d directives one by one", type(exc).__name__, len(ran),
+                extra={"error": f"{type(exc).__name__}: {exc}"[:500]},
+            )
+            ran = [(directive, execute(directive)) for directive, _ in ran]
+        for directive, outcome in ran:
+            self.result.add(directive.pk, outcome)
+            if outcome == "done":
+                directive.status = Directive.Status.DONE
+                logger.info("directive done", extra={"directive": directive.pk, "topic": directive.topic, "attempt": directive.attempts})
+            if directive in self.held:
+                self.held.remove(directive)
+
+    def abandon(self) -> None:
+        """An exception leaves the pass: the open batch rolls back (its rows stay held)."""
+        if self.atomic is not None:
+            atomic, self.atomic = self.atomic, None
+            self.ran, self.items = [], []
+            try:
+                atomic.__exit__(*sys.exc_info())
+            except Exception:  # noqa: BLE001, S110 - the connection is likely gone; the original error is raised
+                pass
+
+
+def _run_in_savepoint(directive: Directive, handler, max_attempts: int, *, release: str | None) -> tuple[str, str]:
+    """Run one directive inside the open batch transaction; ``(outcome, its savepoint)``.
+
+    One statement (one round trip on PostgreSQL) releases the previous
+    directive's savepoint (``release``), opens this one's and marks the row
+    ``done`` under its fence; then the handler runs. A handler that raises rolls
+    back to the savepoint — its writes and the ``done`` mark — and the failure
+    is recorded (retry or ``failed``) in the batch. A fenced row (re-queued or
+    finished by a newer attempt) is not run. The outcomes take effect when the
+    batch commits; until then the rows marked done stay locked, so the stuck
+    pass (``SKIP LOCKED``) leaves them alone. A lost connection is re-raised, as
+    in :func:`execute`.
+    """
+    raw = connection.connection
+    connection.savepoint_state += 1
+    sid = f"omniman_d{connection.savepoint_state}"
+    ops = connection.ops
+    statements = [ops.savepoint_commit_sql(release)] if release else []
+    statements += [ops.savepoint_create_sql(sid), _DONE_SQL.format(table=Directive._meta.db_table)]
+    params = [timezone.now(), directive.pk, directive.attempts]
+    ctx = {"attempt": directive.attempts, "max_attempts": max_attempts, "actor": f"directive:{directive.topic}"}
+    connection.savepoint_ids.append(sid)  # on_commit callbacks registered by the handler belong to it
+    try:
+        try:
+            if not _execute_last(statements, params):
+                logger.warning("directive fenced out", extra={"directive": directive.pk, "topic": directive.topic, "attempt": directive.attempts})
+                return "fenced", sid
+            handler.handle(message=directive, ctx=ctx)
+        except Exception as exc:  # the handler failed: undo its writes, record it (in the batch)
+            if isinstance(exc, DATABASE_ERRORS) and _connection_lost(raw, exc):
+                raise
+            connection.savepoint_rollback(sid)  # also drops the on_commit callbacks it registered
+            connection.needs_rollback = False  # a nested atomic(savepoint=False) that failed asked for this rollback
+            return _record_failure(directive, exc), sid
+    finally:
+        connection.savepoint_ids.remove(sid)
+    return "done", sid
+
+
+def _client_side_binding(cursor) -> bool:
+    """Django's default psycopg cursor binds parameters client-side; ``server_side_binding`` does not
+    (and then takes one statement at a time)."""
+    import psycopg
+
+    return isinstance(cursor, psycopg.ClientCursor)
+
+
+def _execute_last(statements: list[str], params: list) -> int:
+    """Run ``statements`` (only the last takes ``params``); the last one's row count.
+    On PostgreSQL in one round trip (psycopg's client-side binding accepts several statements)."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql" and _client_side_binding(cursor.cursor):
+            cursor.execute("; ".join(statements), params)
+            raw = cursor.cursor
+            while raw.nextset():
+                pass
+            return raw.rowcount
+        for statement in statements[:-1]:
+            cursor.execute(statement)
+        cursor.execute(statements[-1], params)
+        return cursor.rowcount
 
 
 def process_once(*, topics: Iterable[str] | None = None, limit: int = 50) -> PassResult:

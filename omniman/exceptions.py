@@ -62,6 +62,15 @@ MESSAGES: dict[str, Any] = {
     "approval_required": _("This needs a manager's approval."),
     "approval_failed": _("The manager's PIN was not accepted."),
     "invalid_pin": _("A PIN is 4 to 8 digits."),
+    # the floor
+    "not_a_table": _("Only a table's tab can do this."),
+    "same_table": _("The tab is already at that table."),
+    "table_not_found": _("There is no such table on the floor plan."),
+    "table_occupied": _("That table is occupied: merge the tabs instead."),
+    "nothing_to_move": _("This table has nothing to move."),
+    "area_not_found": _("No such area on this floor."),
+    "overlap": _("Two tables overlap on the floor plan."),
+    "off_grid": _("A table does not fit on the floor plan's grid."),
     # model layer
     "immutable": _("This record is immutable."),
     "unsupported_snapshot_version": _("Unknown order snapshot version."),
@@ -173,6 +182,7 @@ WORLD_CHANGED_CODES = frozenset(
         "already_paid",
         "already_voided",
         "bill_not_settled",
+        "table_occupied",
     }
 )
 # What was asked for is not there.

@@ -20,7 +20,7 @@ model admin (``orders``, ``bills``, ``sessions``, ``directives``, ``channels``,
 admin autodiscovery imports this package, which registers the model admins.
 """
 
-from omniman.admin import bills, checks, channels, directives, idempotency, orders, pins, sessions, workers  # noqa: F401  (registers them)
+from omniman.admin import bills, checks, channels, directives, floor, idempotency, orders, pins, sessions, workers  # noqa: F401  (registers them)
 from omniman.admin.base import (
     ManagerAdmin,
     ManagerInline,

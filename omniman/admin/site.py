@@ -77,6 +77,9 @@ REVIEW = [
 ]
 SETUP = [
     (_("Channels"), "hub", "omniman.Channel"),
+    (_("Floor areas"), "table_restaurant", "omniman.FloorArea"),
+    (_("Floor tables"), "chair", "omniman.FloorTable"),
+    (_("Table moves"), "move_up", "omniman.TableMove"),
     (_("Idempotency keys"), "key", "omniman.IdempotencyKey"),
 ]
 ICONS = {

@@ -618,7 +618,7 @@ class OrderSerializer(serializers.ModelSerializer):
     class Meta:
         model = Order
         fields = [
-            "ref", "channel_code", "session_key", "handle_type", "handle_ref", "external_ref", "status",
+            "ref", "channel_code", "session_key", "handle_type", "handle_ref", "current_handle_ref", "external_ref", "status",
             "allowed_transitions", "currency", "total_q", "totals", "items", "data", "created_at", "updated_at",
             *Order.STATUS_FIELDS[1:],
         ]

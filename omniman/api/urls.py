@@ -3,7 +3,7 @@
 from django.urls import path, re_path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from omniman.api import bills, kitchen, views
+from omniman.api import bills, floor, kitchen, views
 
 app_name = "api"
 
@@ -34,6 +34,8 @@ urlpatterns = [
         views.ExternalOrderStatusView.as_view(),
         name="external-order-status",
     ),
+    path("channels/<slug:code>/floor/", floor.FloorView.as_view(), name="floor"),
+    path("channels/<slug:code>/floor/placements/", floor.FloorPlacementsView.as_view(), name="floor-placements"),
     path("sessions/", views.SessionListView.as_view(), name="session-list"),
     path("sessions/<apikey:key>/", views.SessionDetailView.as_view(), name="session-detail"),
     path("sessions/<apikey:key>/modify/", views.SessionModifyView.as_view(), name="session-modify"),
@@ -48,6 +50,9 @@ urlpatterns = [
         views.SessionAdjustmentView.as_view(),
         name="session-adjustment",
     ),
+    path("sessions/<apikey:key>/transfer-lines/", floor.TransferLinesView.as_view(), name="session-transfer-lines"),
+    path("sessions/<apikey:key>/move-tab/", floor.MoveTabView.as_view(), name="session-move-tab"),
+    path("sessions/<apikey:key>/merge/", floor.MergeTabsView.as_view(), name="session-merge"),
     path("orders/", views.OrderListView.as_view(), name="order-list"),
     path("orders/<apikey:ref>/", views.OrderDetailView.as_view(), name="order-detail"),
     path("orders/<apikey:ref>/transition/", views.OrderTransitionView.as_view(), name="order-transition"),

@@ -101,6 +101,11 @@ class Channel(models.Model):
         return build_kitchen_flow((self.config or {}).get("kitchen_flow"), self.order_flow)
 
     @property
+    def serves_tables(self) -> bool:
+        """A channel of table tabs (``config["tables"]: true``): the POS opens its tabs by table and shows its floor."""
+        return (self.config or {}).get("tables") is True
+
+    @property
     def currency(self) -> str:
         return (self.config or {}).get("currency") or conf.get("DEFAULT_CURRENCY")
 

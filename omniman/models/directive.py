@@ -107,7 +107,7 @@ class Directive(models.Model):
         DONE = "done", "Done"
         FAILED = "failed", "Failed"
 
-    topic = models.CharField(max_length=128, db_index=True)
+    topic = models.CharField(max_length=128)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     payload = models.JSONField(default=dict, blank=True)
     attempts = models.PositiveIntegerField(default=0)
@@ -129,8 +129,16 @@ class Directive(models.Model):
                 name="omniman_directive_active_dedupe",
             ),
         ]
+        # Partial indexes only: a directive's claim and its done mark each rewrite the row, and every
+        # index that gets an entry for the new version costs WAL. The due index holds queued rows (the
+        # claim's scan, oldest first); the other one running rows (the stuck pass) and failed rows (health).
+        # Done rows, nearly all of the table, are in neither. The topic needs no index of its own: the
+        # claim filters it among due rows, the dedupe lookup has the unique constraint's index.
         indexes = [
-            models.Index(fields=["status", "available_at"], name="omniman_directive_due"),
+            models.Index(fields=["available_at", "id"], condition=Q(status="queued"), name="omniman_directive_due"),
+            models.Index(
+                fields=["status", "updated_at"], condition=Q(status__in=("running", "failed")), name="omniman_directive_stuck_failed"
+            ),
         ]
 
     def __str__(self) -> str:

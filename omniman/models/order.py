@@ -76,6 +76,10 @@ class Order(models.Model):
     session_key = models.CharField(max_length=64, blank=True, default="")
     handle_type = models.CharField(max_length=32, blank=True, default="")
     handle_ref = models.CharField(max_length=128, blank=True, default="")
+    # Where the order is now: its handle_ref when created (immutable), then the table it was moved to
+    # (``FloorService``: transfer or merge, each move an ``OrderEvent("table_moved")``). The kitchen and
+    # the table's rounds read this one.
+    current_handle_ref = models.CharField(max_length=128, blank=True, default="")
     external_ref = models.CharField(max_length=128, blank=True, default="", db_index=True)
     status = models.CharField(max_length=32, db_index=True)
     snapshot = models.JSONField(default=dict)
@@ -110,6 +114,7 @@ class Order(models.Model):
         indexes = [
             models.Index(fields=["channel", "status", "-created_at"], name="omniman_order_board"),
             models.Index(fields=["channel", "handle_type", "handle_ref"], name="omniman_order_handle"),
+            models.Index(fields=["channel", "handle_type", "current_handle_ref"], name="omniman_order_table_now"),
         ]
 
     def __str__(self) -> str:
@@ -125,6 +130,8 @@ class Order(models.Model):
         return instance
 
     def save(self, *args, **kwargs):
+        if self._state.adding and not self.current_handle_ref:
+            self.current_handle_ref = self.handle_ref
         if not self._state.adding:
             update_fields = kwargs.get("update_fields")
             if update_fields is not None:

@@ -100,6 +100,17 @@ class CheckState:
         return parse_instant(self.check.get("expires_at"))
 
 
+def empty_sessions() -> Q:
+    """Sessions with nothing in them: no line, no customer or notes, and not parked (a parked session is a
+    draft kept on purpose)."""
+    return (
+        Q(lines=[])
+        & (Q(data__parked__isnull=True) | Q(data__parked=False))
+        & Q(data__customer__isnull=True)
+        & Q(data__notes__isnull=True)
+    )
+
+
 class Session(models.Model):
     """Mutable pre-commit state: a basket, a table tab, a draft.
 

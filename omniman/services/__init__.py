@@ -9,10 +9,14 @@ from ``omniman.services`` only, never from its modules (import-linter's
 "private modules" contract in pyproject.toml enforces it).
 """
 
-from omniman.services._common import find_session
 from omniman.services.adjustments import AdjustmentService
 from omniman.services.billing import BillService, BillView, PaymentResult, PaymentService, bill_view, day_totals, find_bill
+from omniman.services._common import find_session, new_session_key
 from omniman.services.commit import CommitService
+from omniman.services.floor import (
+    FloorMove, FloorPlanService, FloorService, FloorState, TableState, floor_tables, floor_version, open_bill_credits,
+    table_owed,
+)
 from omniman.services.external import ExternalOrderService, external_session_key, status_map
 from omniman.services.kitchen import KitchenResult, KitchenService, order_kitchen, sold_out_skus
 from omniman.services.kitchen import order_path as kitchen_order_path
@@ -48,12 +52,22 @@ __all__ = [
     "bill_view",  # a bill with its orders, lines, adjustments, payments, refunds and splits (fixed query count)
     "BillView",
     "day_totals",  # the day's sales, payments by method, tips, change, refunds (fixed query count)
+    "FloorService",  # transfer lines, move a tab, merge tabs (docs/api/floor.rst)
+    "FloorPlanService",  # the floor plan editor's placements
     # Reads and guards the layers above share with the services.
     "find_session",  # a session by key and channel (session_not_found), optionally row-locked
+    "new_session_key",  # a fresh key (SESSION_KEY_PREFIX + random): a screen mints one for a basket to come
     "require_rev",  # stale_rev unless the caller saw the session's current rev
     "status_map",  # a channel's external → internal status names (ingestion)
     "external_session_key",  # the session key of an external order (channel, external id)
     "orders_of_handle_today",  # a handle's (a table's) orders since local midnight, oldest first
+    "floor_tables",  # the map of a table channel (FloorState of AreaState/TableState)
+    "floor_version",  # changes whenever the map would (the screens' polling)
+    "table_owed",  # what a table owes now: the one computation the map, the tables list and the tab show
+    "open_bill_credits",  # the open bills' adjustments less their payments (table_owed's credits)
+    "FloorMove",
+    "FloorState",
+    "TableState",
     # The op vocabulary of modify_session (SPEC §5) and its bounds.
     "OPS",
     "MAX_SKU_LENGTH",

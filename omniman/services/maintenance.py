@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.db.models import Q
 from django.utils import timezone
 
 from omniman import conf
 from omniman.exceptions import SessionError
 from omniman.models import IdempotencyKey, Session
+from omniman.models.session import empty_sessions
 
 
 class MaintenanceService:
@@ -25,21 +27,28 @@ class MaintenanceService:
 
     @staticmethod
     def abandon_stale_sessions(*, dry_run: bool = False, actor: str = "system:abandon_stale_sessions") -> list[str]:
-        """Abandon open sessions not modified for ``SESSION_TTL_HOURS``; returns their keys."""
+        """Abandon open sessions not modified for ``SESSION_TTL_HOURS``, and empty baskets (no handle, no line,
+        not parked) not modified for ``EMPTY_SESSION_TTL_MINUTES``; returns their keys."""
         from omniman.services.sessions import SessionService
 
-        cutoff = timezone.now() - timedelta(hours=float(conf.get("SESSION_TTL_HOURS")))
+        now = timezone.now()
+        cutoff = now - timedelta(hours=float(conf.get("SESSION_TTL_HOURS")))
+        empty_cutoff = now - timedelta(minutes=float(conf.get("EMPTY_SESSION_TTL_MINUTES")))
+        # Old ones, and empty baskets (no handle, no line, not parked) after a short while.
+        forgotten = Q(updated_at__lt=cutoff) | (Q(updated_at__lt=empty_cutoff, handle_ref="") & empty_sessions())
         stale = list(
-            Session.objects.filter(state=Session.State.OPEN, updated_at__lt=cutoff)
+            Session.objects.filter(forgotten, state=Session.State.OPEN)
             .order_by("updated_at")
             .values_list("session_key", "channel__code", "updated_at")
         )
         if dry_run:
             return [key for key, _code, _at in stale]
         abandoned = []
-        for key, code, _at in stale:
+        for key, code, at in stale:
             try:
-                session = SessionService.abandon_session(key, code, actor=actor, stale_before=cutoff)
+                # Abandoned only if untouched since it was found (an item added meanwhile keeps it).
+                before = cutoff if at < cutoff else empty_cutoff
+                session = SessionService.abandon_session(key, code, actor=actor, stale_before=before)
             except SessionError:
                 continue  # committed meanwhile
             if session.state == Session.State.ABANDONED:

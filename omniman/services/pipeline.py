@@ -169,8 +169,9 @@ def modify(session: Session, ops: Any, *, ctx: dict[str, Any], allow_locked: boo
 
 
 def rerun(session: Session, *, ctx: dict[str, Any]) -> Session:
-    """The pipeline after the ops (a change that is not an op: an adjustment): line totals → modifiers →
-    adjustments → validators → rev + 1 → checks cleared and enqueued again. Saves (one UPDATE)."""
+    """The pipeline after the session's lines or adjustments changed in memory (by the ops, an adjustment,
+    or a kernel service moving lines between tabs): line totals → modifiers → adjustments → validators →
+    rev + 1 → checks cleared and enqueued again. Saves (one UPDATE)."""
     recompute_line_totals(session)
     run_modifiers(session, ctx)
     recompute_line_totals(session)

@@ -213,7 +213,7 @@ def receipt_data(bill_ref: str, *, preview: bool = False) -> Receipt:
                 tip_q=payment.tip_q,
                 tendered_q=payment.tendered_q,
                 change_q=payment.change_q,
-                brand=payment.brand,
+                brand=payment.brand[:1].upper() + payment.brand[1:],  # "mastercard" → "Mastercard"
                 reference=payment.reference,
                 at=payment.created_at,
             )

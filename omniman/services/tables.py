@@ -24,10 +24,14 @@ CLOSED_REASON = "table closed"
 
 
 def orders_of_handle_today(channel: Channel, handle_type: str, handle_ref: str) -> QuerySet[Order]:
-    """The handle's orders (a table's rounds) created since local midnight, oldest first."""
+    """The handle's orders (a table's rounds) created since local midnight, oldest first.
+
+    A round moved to another table (``FloorService``) is that table's: the handle is read from
+    ``Order.current_handle_ref``, never from the immutable ``handle_ref`` it was committed on.
+    """
     start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
     return Order.objects.filter(
-        channel=channel, handle_type=handle_type, handle_ref=handle_ref, created_at__gte=start
+        channel=channel, handle_type=handle_type, current_handle_ref=handle_ref, created_at__gte=start
     ).order_by("created_at", "id")
 
 

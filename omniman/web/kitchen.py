@@ -179,7 +179,7 @@ def card_label(order: Order, ticket: int | None = None, flow: OrderFlow | None =
     """How the kitchen calls an order: its table, its pickup number, its handle, or the end of its ref."""
     flow = flow or order.flow
     if flow.is_table(order.handle_type):
-        return _("Table %(table)s") % {"table": order.handle_ref}
+        return _("Table %(table)s") % {"table": order.current_handle_ref or order.handle_ref}
     if ticket:
         return f"#{ticket}"
     return order.handle_ref or order.ref[-6:]

@@ -57,6 +57,8 @@ def _session_on_screen(channel_code: str, session_key: str) -> Session:
 
 
 def _session_url(session: Session) -> str:
+    if session.pk is None:  # a basket before its first item (omniman.web.basket): its forms post there
+        return reverse("pos:new", args=[session.channel.code])
     return reverse("pos:session", args=[session.channel.code, session.session_key])
 
 
@@ -98,11 +100,11 @@ def open_session(request, channel_code):
         context = {"channel": channel, "sessions": selectors.open_sessions(channel), "query": "", "open_form": form}
         return render(request, "pos/channel.html", context, status=422)
     table = form.cleaned_data["table"]
+    if not table:  # a basket is opened by its first item (omniman.web.basket), never empty
+        url = reverse("pos:new", args=[channel.code])
+        return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
     try:
-        if table:
-            session = SessionService.open_session(channel.code, handle_type="table", handle_ref=table, actor=actor(request))
-        else:
-            session = SessionService.open_session(channel.code, actor=actor(request))
+        session = SessionService.open_session(channel.code, handle_type="table", handle_ref=table, actor=actor(request))
     except OmnimanError as exc:
         messages.error(request, exc.message)
         return redirect("pos:channel", channel.code)
@@ -143,11 +145,12 @@ def _grid(request) -> dict:
     catalog = get_catalog()
     categories = catalog.list_categories()
     category = request.GET.get("category") or (categories[0].code if categories else "")
+    products = catalog.search("", category=category or None, limit=selectors.GRID_SIZE)
     return {
         "categories": categories,
         "category": category,
-        "products": catalog.search("", category=category or None, limit=selectors.GRID_SIZE),
-        "sold_out": selectors.unavailable_skus(),
+        "products": products,
+        "sold_out": selectors.sold_out([item.sku for item in products]) | selectors.unavailable_skus(),
     }
 
 
@@ -202,6 +205,7 @@ def edit_line(request, channel_code, session_key, line_id):
         return _page(request, session, editing=line_id)
     context = {
         "item": item,
+        "session": session,
         "base": _session_url(session),
         "rev_fields": _rev_fields(request, session),
         "is_manager": has_role(request.user, MANAGER),
@@ -322,7 +326,7 @@ def _failure(
     if form is not None and form.is_bound and field in form.fields and not form.has_error(field) and status != 409:
         form.add_error(field, error.message or banner)
     extra = {"banner": banner, "banner_kind": kind, "error_line_id": line_id, "form": form, "editor": editor}
-    if editor in ("note", "price"):
+    if editor in ("note", "price", "seat"):
         extra["editing"] = line_id
     if editor == "discount" and status != 409:
         # The discount form comes back open, as typed; a manager's approval asked for opens its PIN fields.
@@ -616,9 +620,12 @@ def commit(request, channel_code, session_key):
     if ticket:
         text = _("%(order)s %(ref)s · pickup #%(ticket)s.") % {"order": order_word, "ref": result["order_ref"], "ticket": ticket}
     messages.success(request, text)
-    # A table goes on with its next round; a basket with a new one (a replay's first request opened it).
-    nxt = SessionService.open_next(session_key, channel.code, actor=who, replay=result["idempotent"])
-    url = _session_url(nxt) if nxt is not None else reverse("pos:channel", args=[channel.code])
+    # A table goes on with its next round; a basket with a new one, opened by its first item.
+    if session.handle_ref:
+        nxt = SessionService.open_next(session_key, channel.code, actor=who, replay=result["idempotent"])
+        url = _session_url(nxt) if nxt is not None else reverse("pos:channel", args=[channel.code])
+    else:
+        url = reverse("pos:new", args=[channel.code])
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
 

@@ -6,14 +6,15 @@ Every selector's query count is fixed: it does not grow with lines, orders or ca
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Case, IntegerField, Q, Sum, Value, When
+from django.db.models import Case, IntegerField, Q, Value, When
 from django.utils import timezone
 
-from omniman.models import Bill, CheckState, Channel, Order, Session
-from omniman.services import orders_of_handle_today, sold_out_skus
+from omniman.models import Bill, CheckState, Channel, Order, Session, empty_sessions
+from omniman.services import open_bill_credits, orders_of_handle_today, sold_out_skus, table_owed
 from omniman.texts import localized
 
 GRID_SIZE = 48
@@ -29,6 +30,8 @@ def unavailable_skus() -> set[str]:
 
         skus |= set(StockLevel.objects.filter(track=True, on_hand__lte=0).values_list("sku", flat=True))
     return skus
+
+
 SEARCH_SIZE = 12
 
 
@@ -41,43 +44,43 @@ def channel_or_none(code: str) -> Channel | None:
 
 
 def open_sessions(channel: Channel, query: str = "", limit: int = 200) -> list[Session]:
-    """The channel's open sessions, newest first; ``query`` matches the handle, customer name or phone.
+    """The channel's open sessions with something in them (a line, or parked), newest first; ``query`` matches
+    the handle, customer name or phone. An empty tab or basket is not listed (the maintenance abandons it).
 
     Each carries ``owed_q``: what its handle owes — its rounds sent today and
     still active, plus the open session's own total (two queries in all).
     """
-    sessions = _open_sessions(channel, query, limit)
-    with_owed(channel, sessions)
-    return sessions
+    sessions = with_owed(channel, _open_sessions(channel, query, limit))
+    # An empty tab is listed while its table has rounds of today (sent, paid or not: it is not closed yet);
+    # an empty basket, or a tab opened on the map and left empty, is not.
+    return [s for s in sessions if s.lines or s.rounds_today or not _is_empty(s)]
+
+
+def _is_empty(session: Session) -> bool:
+    """``empty_sessions()`` on a loaded session: no line, customer or notes, and not parked."""
+    data = session.data or {}
+    return not session.lines and not data.get("parked") and "customer" not in data and "notes" not in data
 
 
 def with_owed(channel: Channel, sessions: list[Session]) -> list[Session]:
-    """Set ``rounds_owed_q`` and ``owed_q`` on each session (two queries for every handle): what its table still
-    owes — the rounds of today on no bill (or an open one) and not cancelled, less what the open bills took."""
-    handles = {(s.handle_type, s.handle_ref) for s in sessions if s.handle_ref}
-    owed: dict[tuple[str, str], int] = {}
-    if handles:
-        refs = {ref for _type, ref in handles}
-        rows = (
+    """Set ``rounds_owed_q`` and ``owed_q`` on each session: what its table still owes (the kernel's
+    ``table_owed``: today's rounds not cancelled and not paid, less what their open bills took) — two queries
+    for every handle on the page."""
+    refs = {s.handle_ref for s in sessions if s.handle_ref}
+    rounds: dict[str, list[Order]] = {}
+    if refs:
+        for order in (
             _today(channel)
-            .filter(handle_ref__in=refs)
-            .filter(Q(bill__isnull=True) | Q(bill__status=Bill.Status.OPEN))
-            .order_by()
-            .values_list("handle_type", "handle_ref")
-            .annotate(owed=Sum("total_q"))
-        )
-        for handle_type, ref, total in rows:
-            owed[(handle_type, ref)] = owed.get((handle_type, ref), 0) + int(total or 0)
-        paid = (
-            Bill.objects.filter(channel=channel, status=Bill.Status.OPEN, handle_ref__in=refs)
-            .values_list("handle_type", "handle_ref", "paid_q", "total_q", "adjustments")
-        )
-        for handle_type, ref, paid_q, total_q, adjustments in paid:
-            # The bill's own adjustments (discounts, voids) and its payments take off what its rounds add up to.
-            bill_adjustments = sum(int(a.get("amount_q") or 0) for a in adjustments or [])
-            owed[(handle_type, ref)] = owed.get((handle_type, ref), 0) + bill_adjustments - int(paid_q)
+            .filter(current_handle_ref__in=refs)
+            .only("ref", "status", "total_q", "currency", "snapshot", "current_handle_ref", "handle_type", "bill_id")
+            .order_by("created_at", "id")
+        ):
+            rounds.setdefault(order.current_handle_ref, []).append(order)
+    credits = open_bill_credits([order for orders in rounds.values() for order in orders])
     for session in sessions:
-        session.rounds_owed_q = max(owed.get((session.handle_type, session.handle_ref), 0), 0) if session.handle_ref else 0
+        mine = [o for o in rounds.get(session.handle_ref, []) if o.handle_type == session.handle_type] if session.handle_ref else []
+        session.rounds_today = len(mine)
+        session.rounds_owed_q = table_owed(0, mine, channel, credits) if mine else 0
         session.owed_q = session.rounds_owed_q + (session.total_q if session.is_open else 0)
     return sessions
 
@@ -91,26 +94,17 @@ def _today(channel: Channel):
 
 
 def rounds_owed_q(channel: Channel, rounds: list[Order]) -> int:
-    """What a table's rounds (loaded) still owe: those on no bill or an open one, less the open bills' payments
-    and adjustments (one query when a round is on a bill, none otherwise)."""
-    cancel = channel.order_flow.cancel_status
-    counted = [order for order in rounds if order.status != cancel]
-    bill_ids = {order.bill_id for order in counted if order.bill_id}
-    open_bills = {}
-    if bill_ids:
-        open_bills = {
-            pk: (int(paid_q), sum(int(a.get("amount_q") or 0) for a in adjustments or []))
-            for pk, paid_q, adjustments in Bill.objects.filter(pk__in=bill_ids, status=Bill.Status.OPEN).values_list(
-                "pk", "paid_q", "adjustments"
-            )
-        }
-    owed = sum(order.charged_q for order in counted if order.bill_id is None or order.bill_id in open_bills)
-    owed += sum(adjustments - paid for paid, adjustments in open_bills.values())
-    return max(owed, 0)
+    """What a table's rounds (loaded) still owe: the kernel's ``table_owed`` with nothing open (one query when a
+    round is on a bill, none otherwise)."""
+    return table_owed(0, rounds, channel)
 
 
 def _open_sessions(channel: Channel, query: str, limit: int) -> list[Session]:
-    sessions = Session.objects.filter(channel=channel, state=Session.State.OPEN).select_related("channel")
+    sessions = (
+        Session.objects.filter(channel=channel, state=Session.State.OPEN)
+        .exclude(empty_sessions() & Q(handle_ref=""))  # empty tabs are sorted out once what their tables owe is known
+        .select_related("channel")
+    )
     query = (query or "").strip()
     if query:
         sessions = sessions.filter(
@@ -225,6 +219,18 @@ def table_tab(channel: Channel, handle_type: str, handle_ref: str) -> Session | 
     return next(iter(rows), None)
 
 
+def sold_out(skus: list[str]) -> set[str]:
+    """The SKUs the stock app says have nothing free now (advisory, no lock; two queries). Empty without it."""
+    from django.apps import apps
+
+    if not skus or not apps.is_installed("omniman.contrib.stock"):
+        return set()
+    from omniman.contrib.stock import get_stock_backend
+
+    available = get_stock_backend().check_availability({sku: Decimal(1) for sku in skus}, lock=False)
+    return {sku for sku, free in available.items() if free <= 0}
+
+
 # The operator app's reads (one query per screen region, no write); the rest is private.
 __all__ = [
     "GRID_SIZE",
@@ -241,4 +247,5 @@ __all__ = [
     "session_screen",
     "rounds_today",
     "table_tab",
+    "sold_out",
 ]

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from omniman.web import bill, pos, receipts
+from omniman.web import basket, bill, floor, pos, receipts
 
 app_name = "pos"
 
@@ -13,6 +13,12 @@ urlpatterns = [
     path("me/pin/", pos.my_pin, name="my_pin"),
     path("<slug:channel_code>/", pos.channel_view, name="channel"),
     path("<slug:channel_code>/open/", pos.open_session, name="open"),
+    path("<slug:channel_code>/new/", basket.new_basket, name="new"),
+    path("<slug:channel_code>/new/search/", basket.new_search, name="new_search"),
+    path("<slug:channel_code>/new/add/", basket.new_add, name="new_add"),
+    path("<slug:channel_code>/floor/", floor.floor_view, name="floor"),
+    path("<slug:channel_code>/floor/poll/", floor.floor_poll, name="floor_poll"),
+    path("<slug:channel_code>/floor/edit/", floor.floor_edit, name="floor_edit"),
     path(S, pos.session_view, name="session"),
     path(S + "search/", pos.search, name="search"),
     path(S + "sold-out/", pos.sold_out, name="sold_out"),
@@ -35,7 +41,9 @@ urlpatterns = [
     path(B + "void/", bill.void, name="void"),
     path(B + "write-off/", bill.write_off, name="write_off"),
     path(B + "close/", bill.close_table, name="close_bill_table"),
+    path(S + "move/", floor.move, name="move"),
     path(L + "edit/", pos.edit_line, name="edit"),
+    path(L + "seat/", floor.line_seat, name="seat"),
     path(L + "qty/", pos.change_qty, name="qty"),
     path(L + "remove/", pos.remove_line, name="remove"),
     path(L + "note/", pos.line_note, name="note"),

@@ -50,7 +50,7 @@ def test_a_brazilian_browser_gets_portuguese_screens_money_and_24_hour_times(bro
         contexts.append(context)
         expect(pos.locator("h1")).to_have_text("Escolha um canal")
         pos.goto("/pos/tables/")
-        expect(pos.get_by_role("button", name="Abrir comanda")).to_be_visible()
+        expect(pos.get_by_role("link", name="Abrir comanda")).to_be_visible()
         shot(pos, "i18n-tables")
         pos.fill("#open-table", "7")
         with pos.expect_navigation():

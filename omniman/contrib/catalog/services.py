@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import transaction
 from django.utils.translation import gettext as _
 
 from omniman.contrib.catalog import get_catalog
 from omniman.contrib.catalog.protocols import CatalogItem
 from omniman.exceptions import ValidationError
 from omniman.models import Session
-from omniman.services import ModifyService
+from omniman.services import ModifyService, SessionService
 
 MAX_QUERY = 64
 
@@ -66,6 +67,38 @@ class CatalogOrderingService:
             session_key, channel_code, [add_line_op(item, qty)], ctx=ctx, expected_rev=expected_rev
         )
 
+    @staticmethod
+    def open_basket(
+        channel_code: str,
+        *,
+        session_key: str,
+        sku: str = "",
+        query: str = "",
+        qty: Any = "1",
+        expected_rev: Any = None,
+        actor: str = "system",
+    ) -> Session:
+        """Add a product to the basket ``session_key``, opening it with that first line if it does not exist yet.
+
+        A basket exists once it has an item, never empty: the screen of a new
+        basket mints its key, and its first add opens it (one transaction:
+        ``SessionService.open_session(session_key=..., items=[...])``, the new
+        session at ``rev == 1``); the adds after it (taps queued behind the
+        first) find it open and add to it with their ``expected_rev``. Errors:
+        ``unknown_product``, ``channel_not_found``, ``session_key_conflict``
+        (another channel's key), ``already_committed``, ``stale_rev``,
+        ``invalid_qty``…; nothing is written on any of them.
+        """
+        item = CatalogOrderingService.find_product(sku=sku, query=query)
+        op = add_line_op(item, qty)
+        line = {key: value for key, value in op.items() if key != "op"}
+        with transaction.atomic():
+            session = SessionService.open_session(channel_code, session_key=session_key, items=[line], actor=actor)
+            if session.created:
+                return session
+            return ModifyService.modify_session(
+                session.session_key, channel_code, [op], ctx={"actor": actor}, expected_rev=expected_rev
+            )
 
 def add_line_op(item: CatalogItem, qty: Any = "1") -> dict[str, Any]:
     """The ``add_line`` op of a catalog product."""

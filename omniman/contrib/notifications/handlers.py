@@ -63,6 +63,7 @@ def _short(text: str) -> str:
 
 class SendHandler:
     topic = TOPIC
+    own_transaction = True  # calls an outside service: never inside the engine's batch transaction
 
     def handle(self, *, message: Directive, ctx: dict[str, Any]) -> None:
         payload = dict(message.payload or {})

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from contextlib import nullcontext
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db import transaction
@@ -75,11 +75,20 @@ def _insufficient(sku: str, qty: Decimal, free: Decimal) -> OmnimanError:
 
 
 def _insert_holds(
-    skus_qty: Mapping[str, Decimal], *, reference: str, line_ids: Mapping[str, str], expires_at: datetime
+    skus_qty: Mapping[str, Decimal],
+    *,
+    reference: str,
+    line_ids: Mapping[str, str],
+    expires_at: datetime,
+    requested: Mapping[str, Decimal] | None = None,
 ) -> list[StockHold]:
-    """One new active hold per SKU, in SKU order, with one ``INSERT``."""
+    """One new active hold per SKU, in SKU order, with one ``INSERT`` (``requested``: what was asked, default ``qty``)."""
+    requested = requested or {}
     rows = [
-        StockHold(sku=sku, qty=qty, reference=reference, line_id=line_ids.get(sku) or "", expires_at=expires_at)
+        StockHold(
+            sku=sku, qty=qty, requested=requested.get(sku, qty), reference=reference, line_id=line_ids.get(sku) or "",
+            expires_at=expires_at,
+        )
         for sku, qty in sorted(skus_qty.items())
     ]
     if not rows:
@@ -105,6 +114,55 @@ def _finish_for_reference(reference: str, status: str, *, order: tuple[str, ...]
             status=status, updated_at=timezone.now()
         )
     return ids
+
+
+def _apply_hold_deltas(
+    reference: str,
+    holding: Mapping[str, Decimal],
+    wanted: Mapping[str, Decimal],
+    *,
+    line_ids: Mapping[str, str],
+    expires_at: datetime,
+) -> list[StockHold]:
+    """Make ``reference``'s active holds ``holding`` (one per SKU) by changing only what differs; its holds, SKU order.
+
+    A live hold made for the same request (the SKU's quantity asked, its line)
+    that holds the same quantity is kept; the others are released, and the missing SKUs get new holds. So a check after
+    one tapped line writes one or two hold rows, not every hold of the tab. Kept
+    holds keep their expiry unless less than half of the time asked for
+    (``expires_at`` − now) is left: then all of those are extended in one
+    ``UPDATE`` (at most once per half a time-to-live). Call it inside a
+    transaction, after locking the SKUs' levels.
+    """
+    now = timezone.now()
+    current = list(
+        StockHold.objects.filter(reference=reference, status=StockHold.Status.ACTIVE).select_for_update().order_by("pk")
+    )
+    keep: dict[str, StockHold] = {}
+    drop: list[int] = []
+    for row in current:
+        held = holding.get(row.sku)
+        same = (
+            held is not None and row.qty == held and row.requested == wanted.get(row.sku)
+            and row.line_id == (line_ids.get(row.sku) or "")
+        )
+        if same and row.sku not in keep and row.expires_at > now:
+            keep[row.sku] = row
+        else:
+            drop.append(row.pk)
+    if drop:
+        StockHold.objects.filter(pk__in=drop, status=StockHold.Status.ACTIVE).update(status=StockHold.Status.RELEASED, updated_at=now)
+    refresh_before = now + (expires_at - now) / 2
+    stale = [row for row in keep.values() if row.expires_at < refresh_before]
+    if stale:
+        StockHold.objects.filter(pk__in=[row.pk for row in stale]).update(expires_at=expires_at, updated_at=now)
+        for row in stale:
+            row.expires_at, row.updated_at = expires_at, now
+    created = _insert_holds(
+        {sku: qty for sku, qty in holding.items() if sku not in keep},
+        reference=reference, line_ids=line_ids, expires_at=expires_at, requested=wanted,
+    )
+    return sorted([*keep.values(), *created], key=lambda row: row.sku)
 
 
 def _held(skus: Iterable[str], *, exclude_reference: str = "") -> dict[str, Decimal]:
@@ -180,8 +238,7 @@ class DatabaseStockBackend:
             available = _available(wanted, levels, held)
             holding = {sku: min(wanted[sku], available[sku]) for sku in tracked}
             holding = {sku: as_qty(qty) for sku, qty in holding.items() if qty > 0}
-            _finish_for_reference(reference, StockHold.Status.RELEASED)
-            rows = _insert_holds(holding, reference=reference, line_ids=line_ids or {}, expires_at=expires_at)
+            rows = _apply_hold_deltas(reference, holding, wanted, line_ids=line_ids or {}, expires_at=expires_at)
         return HoldReplacement(available=available, holds=[_hold(row) for row in rows])
 
     def release_hold(self, hold_id: int) -> bool:
@@ -239,6 +296,20 @@ class DatabaseStockBackend:
         if dry_run:
             return expired.count()
         return expired.update(status=StockHold.Status.EXPIRED, updated_at=timezone.now())
+
+    def purge_finished_holds(self, *, older_than: timedelta, dry_run: bool = False) -> int:
+        """Delete released and expired holds finished more than ``older_than`` ago; how many (would be) deleted.
+
+        They hold nothing and nothing refers to them (a check lists its active
+        holds; ``stock.committed`` records the fulfilled ones, which stay).
+        """
+        finished = StockHold.objects.filter(
+            status__in=[StockHold.Status.RELEASED, StockHold.Status.EXPIRED], updated_at__lt=timezone.now() - older_than
+        )
+        if dry_run:
+            return finished.count()
+        deleted, _ = finished.delete()
+        return deleted
 
 
 def _move(levels: Mapping[str, StockLevel], deltas: Mapping[str, Decimal], *, reason: str, reference: str, actor: str) -> None:

@@ -70,8 +70,8 @@ class StockHoldHandler:
 
     Payload ``{"session_key", "channel_code", "rev", "check_code"}``. A session
     that moved past ``rev`` (or closed) is left alone: a newer check is queued.
-    The session's holds are replaced by holds for its current lines (one per
-    SKU), and the outcome is written with ``write_check(expected_rev=rev)``; if
+    The session's holds are made those of its current lines (one per SKU; the
+    database backend changes only the SKUs whose quantity changed), and the outcome is written with ``write_check(expected_rev=rev)``; if
     the session moved on in between, the hold changes roll back with it.
     """
 
@@ -139,8 +139,8 @@ def hold_and_check(session: Session, *, check_code: str = "stock", backend: Stoc
     issues = [_issue(line, got, check_code) for line, got in short]
     _offer_alternatives(session, issues, short, wanted, backend)
     result: dict[str, Any] = {"holds": [hold.id for hold in holds], "held": {h.sku: qty_to_str(h.qty) for h in holds}}
-    if holds:
-        result["expires_at"] = expires_at.isoformat()
+    if holds:  # the check lasts as long as its earliest hold (kept holds may be older than this check)
+        result["expires_at"] = min(hold.expires_at for hold in holds).isoformat()
     return SessionWriteService.write_check(
         reference,
         session.channel.code,

@@ -41,6 +41,10 @@ class StockHold(models.Model):
     qty = models.DecimalField(max_digits=12, decimal_places=3)
     reference = models.CharField(max_length=128, help_text="The session key the hold is for.")
     line_id = models.CharField(max_length=64, blank=True, default="")
+    requested = models.DecimalField(
+        max_digits=12, decimal_places=3, null=True, blank=True,
+        help_text="What the session asked for when the hold was made (more than qty when stock was short).",
+    )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     expires_at = models.DateTimeField()
     created_at = models.DateTimeField(auto_now_add=True)

@@ -27,7 +27,7 @@ class Hold:
 
 @dataclass(frozen=True)
 class HoldReplacement:
-    """What ``replace_holds`` did: the availability it found, and the holds it created (SKU order)."""
+    """What ``replace_holds`` did: the availability it found, and the reference's active holds after it (SKU order)."""
 
     available: dict[str, Decimal]
     holds: list[Hold]
@@ -81,7 +81,12 @@ class StockBackend(Protocol):
         line_ids: Mapping[str, str] | None = None,
         expires_at: datetime,
     ) -> HoldReplacement:
-        """Release ``reference``'s active holds and hold, per tracked SKU, ``skus_qty`` or what is free if less.
+        """Make ``reference``'s active holds, per tracked SKU, ``skus_qty`` or what is free if less.
+
+        A backend may keep a live hold that already matches (the database
+        backend changes only what differs, and extends kept holds when less
+        than half of the time asked for is left); each returned hold says its
+        own ``expires_at``.
 
         ``available`` is what ``check_availability(skus_qty, reference=reference)``
         answers at that moment; as with ``lock``, it stays true until the

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.db import IntegrityError, transaction
@@ -55,6 +56,13 @@ class StockService:
     def release_expired_holds(*, dry_run: bool = False) -> int:
         """Mark active holds past their ``expires_at`` as expired (availability ignores them already)."""
         return get_stock_backend().release_expired_holds(dry_run=dry_run)
+
+    @staticmethod
+    def purge_finished_holds(*, older_than: timedelta, dry_run: bool = False) -> int:
+        """Delete released and expired holds finished more than ``older_than`` ago (a backend without
+        ``purge_finished_holds`` keeps them: 0)."""
+        purge = getattr(get_stock_backend(), "purge_finished_holds", None)
+        return purge(older_than=older_than, dry_run=dry_run) if purge is not None else 0
 
 
 __all__ = ["StockService"]

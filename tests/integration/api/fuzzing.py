@@ -66,6 +66,13 @@ STATE_CODES = frozenset(
         # than what is left of what it applies to (the session's amounts decide).
         "invalid_discount",
         "invalid_adjustment",  # the automatic service charge is waived, not removed
+        # the floor (docs/api/floor.rst): the tables, lines and plan as they are now
+        "same_table",
+        "table_not_found",
+        "nothing_to_move",
+        "area_not_found",
+        "overlap",
+        "off_grid",
     }
 )
 

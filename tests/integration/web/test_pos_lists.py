@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.urls import reverse
 
 from omniman.models import Session
 from omniman.services import SessionService
 from tests.integration.web.helpers import (
+    fresh,
     CAFE,
     HX,
     basket,
@@ -83,10 +86,46 @@ def test_open_table_is_get_or_open(pos):
     assert "Table 7" in page
 
 
-def test_new_basket_opens_a_new_session_each_time(pos):
-    first = pos.post(reverse("pos:open", args=["counter"]))
-    second = pos.post(reverse("pos:open", args=["counter"]), **HX)
-    sessions = list(Session.objects.filter(channel__code="counter", state="open").order_by("id"))
-    assert len(sessions) == 2 and all(s.handle_ref == "" for s in sessions)
-    assert first["Location"] == url("session", sessions[0])
-    assert second["HX-Redirect"] == url("session", sessions[1])
+def test_new_basket_opens_no_session_until_its_first_item(pos):
+    """Issue #17, 2: every "New basket" tap made a session; 39 empty ones piled up on the list."""
+    page = text(pos.get(reverse("pos:channel", args=["counter"])))
+    new = reverse("pos:new", args=["counter"])
+    assert f'href="{new}"' in page
+    for _ in range(3):
+        assert pos.get(new).status_code == 200
+    assert pos.post(reverse("pos:open", args=["counter"]))["Location"] == new  # the old form lands there too
+    assert not Session.objects.filter(channel__code="counter").exists()
+    page = text(pos.get(new))
+    key = re.search(r'name="session_key" value="([^"]+)"', page).group(1)
+    assert key != re.search(r'name="session_key" value="([^"]+)"', text(pos.get(new))).group(1)  # one per screen
+    refused = pos.post(reverse("pos:new_add", args=["counter"]), {"rev": 0, "q": "no such thing", "session_key": key})
+    assert refused.status_code == 422 and "No product matches" in text(refused)
+    assert not Session.objects.filter(channel__code="counter").exists()
+    response = pos.post(reverse("pos:new_add", args=["counter"]), {"rev": 0, "sku": "ESP", "session_key": key}, **HX)
+    session = Session.objects.get(channel__code="counter")
+    assert session.session_key == key and response.status_code == 200
+    assert response["HX-Push-Url"] == url("session", session) and 'id="cart"' in text(response)
+    assert session.rev == 1 and [line["sku"] for line in session.lines] == ["ESP"]
+    # A tap queued behind the first one (same screen, same key) adds to the basket it opened.
+    again = pos.post(reverse("pos:new_add", args=["counter"]), {"rev": 1, "sku": "CAP", "session_key": key}, **HX)
+    assert again.status_code == 200
+    assert [line["sku"] for line in fresh(session).lines] == ["ESP", "CAP"]
+    stale = pos.post(reverse("pos:new_add", args=["counter"]), {"rev": 1, "sku": "CAP", "session_key": key}, **HX)
+    assert stale.status_code == 409 and len(fresh(session).lines) == 2
+    assert Session.objects.filter(channel__code="counter").count() == 1
+    # Without JavaScript: the first item opens it and the page goes to it.
+    other = re.search(r'name="session_key" value="([^"]+)"', text(pos.get(new))).group(1)
+    plain = pos.post(reverse("pos:new_add", args=["counter"]), {"rev": 0, "sku": "ESP", "session_key": other})
+    assert plain.status_code == 302 and plain["Location"] == url("session", Session.objects.get(session_key=other))
+
+
+def test_the_list_shows_only_sessions_with_something_in_them(pos):
+    """Issue #17, 2: the Counter list held 39 open sessions, most empty."""
+    empty = [SessionService.open_session("counter") for _ in range(3)]
+    tab = SessionService.open_session("tables", handle_type="table", handle_ref="9")  # tapped on the map, nothing added
+    full = basket("counter", "ESP")
+    draft = SessionService.park(SessionService.open_session("counter").session_key, "counter")
+    counter = text(pos.get(reverse("pos:channel", args=["counter"])))
+    assert full.session_key in counter and draft.session_key in counter
+    assert not any(s.session_key in counter for s in empty)
+    assert tab.session_key not in text(pos.get(reverse("pos:channel", args=["tables"])))

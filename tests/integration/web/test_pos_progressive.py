@@ -34,10 +34,10 @@ pytestmark = [pytest.mark.django_db, CAFE]
 
 def test_whole_sale_without_javascript(pos):
     opened = pos.post(reverse("pos:open", args=["counter"]))
-    session = Session.objects.get(channel__code="counter", state="open")
-    page = assert_page(pos.get(opened["Location"]))
-    # The grid's product button submits the cart's add form.
+    page = assert_page(pos.get(opened["Location"]))  # a new basket: a screen until its first item
+    # The grid's product button submits the cart's add form: the first item opens the basket.
     response = press(pos, page, "Espresso")
+    session = Session.objects.get(channel__code="counter", state="open")
     assert_back_to_session(response, session)
     page = assert_page(pos.get(response["Location"]))
     # The search box is the add form's "q": a scanned barcode.

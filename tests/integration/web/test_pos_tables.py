@@ -129,7 +129,7 @@ def test_close_table_on_a_basket_touches_no_order(pos):
     waiting = ready("ESP")
     act(pos, "commit", waiting, {"idempotency_key": uuid.uuid4().hex}, htmx=False)
     assert Order.objects.get().status == "confirmed"
-    current = Session.objects.get(channel__code="counter", state="open")
+    current = basket("counter", "CAP")
     response = act(pos, "close_table", current, htmx=True)
     assert Order.objects.get().status == "confirmed"  # fails: walked to "completed" ("table closed")
     assert fresh(current).state == "open"

@@ -36,12 +36,40 @@
   });
 
   // After the cart is swapped, give the focus back to the search box unless the
-  // user is typing somewhere else (a note, a price).
+  // user is typing somewhere else (a note, a price) — or added from a tile with the
+  // keyboard: the focus stays on that tile, so the next tile and Send are a Tab away
+  // (issue #17, 6). A tile tapped with a finger or a mouse gives the focus back to the
+  // search box, where a barcode scanner types.
+  var usingKeyboard = false;
+  document.addEventListener("pointerdown", function () { usingKeyboard = false; }, true);
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Tab" || event.key === "Enter" || event.key === " ") { usingKeyboard = true; }
+  }, true);
+  function keepsFocus() {
+    var active = document.activeElement;
+    if (isTyping(active)) { return true; }
+    return usingKeyboard && !!(active && active.closest && active.closest("#grid .product, #results .result"));
+  }
   document.body.addEventListener("htmx:afterSwap", function (event) {
     var target = event.detail && event.detail.target;
-    if (target && target.id === "cart" && search() && !isTyping(document.activeElement)) {
+    if (target && target.id === "cart" && search() && !keepsFocus()) {
       search().focus();
     }
+  });
+
+  // An added line is shown: the cart scrolls to it and it flashes (issue #17, 3).
+  var followNewLine = false;
+  document.body.addEventListener("pos:added", function () { followNewLine = true; });
+  document.body.addEventListener("htmx:afterSettle", function () {
+    if (!followNewLine) { return; }
+    followNewLine = false;
+    var all = document.querySelectorAll("#lines > li.line");
+    var last = all.length ? all[all.length - 1] : null;
+    if (!last) { return; }
+    last.scrollIntoView({ block: "nearest" });
+    last.classList.remove("just-added");
+    void last.offsetWidth;  // restart the animation
+    last.classList.add("just-added");
   });
 
   // A change answers with only the regions it touched (out-of-band swaps), so

@@ -60,6 +60,7 @@ CHANNELS = [
             # discount a cashier may give without a manager's PIN (docs/api/adjustments.rst).
             "service_charge_percent": 10,
             "discounts": {"approval_over_percent": 10},
+            "tables": True,
             "post_commit_directives": ["stock.commit"],
             "order_flow": {"auto_transitions": {"on_create": "confirmed"}, "on_enter": {"cancelled": ["stock.release"]}},
             "terminology": {"en": {"session": "Tab", "order": "Round"}, "pt-br": {"session": "Comanda", "order": "Pedido"}},

@@ -29,7 +29,7 @@ def backfill(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('omniman', '0005_billing'),
+        ('omniman', '0007_directive_due_index'),
     ]
 
     operations = [
