@@ -215,11 +215,10 @@ def edit_line(request, channel_code, session_key, line_id):
 
 @require_GET
 @pos_required
-def sold_out(request, channel_code, session_key):
+def sold_out(request, channel_code):
     """The SKUs shown sold out (86 or no stock), polled by the POS every 2 s: its tiles follow within a poll."""
     skus = sorted(selectors.unavailable_skus())
-    base = request.path.removesuffix("sold-out/")
-    response = render(request, "pos/session.html#sold_out", {"sold_out_list": skus, "sold_out": set(), "base": base})
+    response = render(request, "pos/session.html#sold_out", {"sold_out_list": skus, "sold_out": set(), "channel_code": channel_code})
     response["Cache-Control"] = "no-store"
     return response
 
