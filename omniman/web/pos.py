@@ -27,7 +27,7 @@ from omniman.contrib.catalog.services import CatalogOrderingService
 from omniman.exceptions import OmnimanError, SessionError, ValidationError
 from omniman.models import Channel, Session
 from omniman.approvals import has_pin, set_pin, verify_pin
-from omniman.services import AdjustmentService, CommitService, ModifyService, ResolveService, SessionService, TableService
+from omniman.services import AdjustmentService, CommitService, ModifyService, ResolveService, SessionService, TableService, sold_out_skus
 from omniman.web import forms, selectors
 from omniman.web.errors import banner_for, status_for
 from omniman.roles import MANAGER, POS, has_role, roles_of
@@ -150,7 +150,8 @@ def _grid(request) -> dict:
         "categories": categories,
         "category": category,
         "products": products,
-        "sold_out": selectors.sold_out([item.sku for item in products]) | selectors.unavailable_skus(),
+        # Out of stock (the stock app, for the tiles shown) or 86'd by the kitchen (one query).
+        "sold_out": selectors.sold_out([item.sku for item in products]) | sold_out_skus(),
     }
 
 
