@@ -68,6 +68,17 @@ class TicketSource(Protocol):
     def tickets_for(self, order_refs: list[str]) -> dict[str, int]: ...
 
 
+@runtime_checkable
+class StationSource(Protocol):
+    """The kitchen station of products whose order line carries no ``meta["station"]``.
+
+    Optional: ``omniman.contrib.catalog`` registers one. Called when an order is
+    created (in the commit's transaction): one query for all the SKUs, no write.
+    """
+
+    def stations_for(self, skus: list[str]) -> dict[str, str]: ...
+
+
 @dataclass(frozen=True)
 class GatewayResult:
     """A payment gateway's answer: ``status`` ``"captured"`` / ``"refunded"`` or ``"declined"`` (with ``error_code``)."""
@@ -96,4 +107,4 @@ class PaymentGateway(Protocol):
     def refund(self, *, transaction_id: str, amount_q: int, idempotency_key: str) -> GatewayResult: ...
 
 
-__all__ = ["Modifier", "Validator", "DirectiveHandler", "IssueResolver", "TicketSource", "PaymentGateway", "GatewayResult"]
+__all__ = ["Modifier", "Validator", "DirectiveHandler", "IssueResolver", "TicketSource", "PaymentGateway", "GatewayResult", "StationSource"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from omniman.protocols import DirectiveHandler, IssueResolver, Modifier, PaymentGateway, TicketSource, Validator
+from omniman.protocols import DirectiveHandler, IssueResolver, Modifier, PaymentGateway, StationSource, TicketSource, Validator
 
 _lock = threading.RLock()
 _modifiers: dict[str, Modifier] = {}
@@ -18,10 +18,11 @@ _directive_handlers: dict[str, DirectiveHandler] = {}
 _issue_resolvers: dict[str, IssueResolver] = {}
 # At most one, under the key "default": an optional capability a contrib app provides.
 _ticket_sources: dict[str, TicketSource] = {}
+_station_sources: dict[str, StationSource] = {}
 # At most one, under the key "default": the gateway of the bills' "gateway" payment method (omniman.contrib.payment).
 _payment_gateways: dict[str, PaymentGateway] = {}
 # The ticket sources stay last (tests clear that slot by position).
-_REGISTRIES = (_modifiers, _validators, _directive_handlers, _issue_resolvers, _payment_gateways, _ticket_sources)
+_REGISTRIES = (_modifiers, _validators, _directive_handlers, _issue_resolvers, _payment_gateways, _station_sources, _ticket_sources)
 
 STAGES = ("draft", "commit")
 
@@ -80,6 +81,21 @@ def register_ticket_source(source: TicketSource) -> TicketSource:
     return source
 
 
+def register_station_source(source: StationSource) -> StationSource:
+    """The products' kitchen stations (``omniman.contrib.catalog`` registers one); only one may be registered."""
+    _require(source, StationSource, "StationSource", ("stations_for",))
+    with _lock:
+        if _station_sources:
+            raise ValueError(f"a station source is already registered: {_station_sources['default']!r}")
+        _station_sources["default"] = source
+    return source
+
+
+def stations_for(skus: list[str]) -> dict[str, str]:
+    """Kitchen station by SKU from the registered source; ``{}`` without one."""
+    with _lock:
+        source = _station_sources.get("default")
+    return source.stations_for(list(skus)) if source is not None and skus else {}
 def register_payment_gateway(gateway: PaymentGateway) -> PaymentGateway:
     """The gateway that takes the bills' ``gateway`` payments (``omniman.contrib.payment`` registers one); only one."""
     _require(gateway, PaymentGateway, "PaymentGateway", ("charge", "refund"))
@@ -172,6 +188,8 @@ __all__ = [
     "get_issue_resolver",
     "get_ticket_source",
     "tickets_for",
+    "register_station_source",
+    "stations_for",
     "clear",
     "snapshot",
     "restore",

@@ -18,6 +18,8 @@ from omniman.services.floor import (
     table_owed,
 )
 from omniman.services.external import ExternalOrderService, external_session_key, status_map
+from omniman.services.kitchen import KitchenResult, KitchenService, order_kitchen, sold_out_skus
+from omniman.services.kitchen import order_path as kitchen_order_path
 from omniman.services.maintenance import MaintenanceService
 from omniman.services.ops import MAX_NAME_LENGTH, MAX_SKU_LENGTH, OPS, RESERVED_DATA_KEYS, RESERVED_META_KEYS, find_line
 from omniman.services.orders import OrderService, apply_auto_transition, lock_order
@@ -36,6 +38,11 @@ __all__ = [
     "ExternalOrderService",
     "MaintenanceService",
     "TableService",
+    "KitchenService",
+    "KitchenResult",  # what a kitchen move did: the order and the items it moved
+    "sold_out_skus",  # the SKUs the kitchen marked sold out ("86"), one query
+    "order_kitchen",  # an order and its kitchen items (not_found)
+    "kitchen_order_path",  # the order moves a kitchen item state asks for (the board checks a bump before offering it)
     "AdjustmentService",
     "BillService",
     "PaymentService",

@@ -20,6 +20,7 @@ from omniman.channel_config import service_charge_percent
 from omniman.exceptions import OmnimanError, ValidationError
 from omniman.models import Channel, Directive, Session
 from omniman.monetary import MAX_AMOUNT_Q, monetary_mult, parse_price_q, parse_qty
+from omniman.services.kitchen import load_sold_out
 from omniman.services.ops import apply_ops
 
 
@@ -161,6 +162,8 @@ def sync_adjustments(session: Session) -> None:
 
 def modify(session: Session, ops: Any, *, ctx: dict[str, Any], allow_locked: bool = False) -> Session:
     """Run the whole pipeline on a locked, open session and save it (one UPDATE)."""
+    if isinstance(ops, list) and any(isinstance(op, dict) and op.get("op") in ("add_line", "replace_sku") for op in ops):
+        load_sold_out(ctx)  # the 86 list, read once for the ops that add a SKU (they refuse a sold-out one)
     apply_ops(session, ops, ctx=ctx, allow_locked=allow_locked)
     return rerun(session, ctx=ctx)
 

@@ -27,7 +27,7 @@ from omniman.contrib.catalog.services import CatalogOrderingService
 from omniman.exceptions import OmnimanError, SessionError, ValidationError
 from omniman.models import Channel, Session
 from omniman.approvals import has_pin, set_pin, verify_pin
-from omniman.services import AdjustmentService, CommitService, ModifyService, ResolveService, SessionService, TableService
+from omniman.services import AdjustmentService, CommitService, ModifyService, ResolveService, SessionService, TableService, sold_out_skus
 from omniman.web import forms, selectors
 from omniman.web.errors import banner_for, status_for
 from omniman.roles import MANAGER, POS, has_role, roles_of
@@ -150,7 +150,8 @@ def _grid(request) -> dict:
         "categories": categories,
         "category": category,
         "products": products,
-        "sold_out": selectors.sold_out([item.sku for item in products]),
+        # Out of stock (the stock app, for the tiles shown) or 86'd by the kitchen (one query).
+        "sold_out": selectors.sold_out([item.sku for item in products]) | sold_out_skus(),
     }
 
 
@@ -211,6 +212,16 @@ def edit_line(request, channel_code, session_key, line_id):
         "is_manager": has_role(request.user, MANAGER),
     }
     return render(request, "pos/session.html#line_editor", context)
+
+
+@require_GET
+@pos_required
+def sold_out(request, channel_code):
+    """The SKUs shown sold out (86 or no stock), polled by the POS every 2 s: its tiles follow within a poll."""
+    skus = sorted(selectors.unavailable_skus())
+    response = render(request, "pos/session.html#sold_out", {"sold_out_list": skus, "sold_out": set(), "channel_code": channel_code})
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 @require_GET

@@ -14,10 +14,24 @@ from django.db.models import Case, IntegerField, Q, Value, When
 from django.utils import timezone
 
 from omniman.models import Bill, CheckState, Channel, Order, Session, empty_sessions
-from omniman.services import open_bill_credits, orders_of_handle_today, table_owed
+from omniman.services import open_bill_credits, orders_of_handle_today, sold_out_skus, table_owed
 from omniman.texts import localized
 
 GRID_SIZE = 48
+
+
+def unavailable_skus() -> set[str]:
+    """SKUs the POS shows sold out: the kitchen's 86 list, and stock-tracked products with nothing on hand (two queries)."""
+    from django.apps import apps
+
+    skus = set(sold_out_skus())
+    if apps.is_installed("omniman.contrib.stock"):
+        from omniman.contrib.stock.models import StockLevel
+
+        skus |= set(StockLevel.objects.filter(track=True, on_hand__lte=0).values_list("sku", flat=True))
+    return skus
+
+
 SEARCH_SIZE = 12
 
 

@@ -14,6 +14,7 @@ urlpatterns = [
     path("<slug:channel_code>/", pos.channel_view, name="channel"),
     path("<slug:channel_code>/open/", pos.open_session, name="open"),
     path("<slug:channel_code>/new/", basket.new_basket, name="new"),
+    path("<slug:channel_code>/sold-out/", pos.sold_out, name="sold_out"),
     path("<slug:channel_code>/new/search/", basket.new_search, name="new_search"),
     path("<slug:channel_code>/new/add/", basket.new_add, name="new_add"),
     path("<slug:channel_code>/floor/", floor.floor_view, name="floor"),

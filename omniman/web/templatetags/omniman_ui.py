@@ -81,6 +81,14 @@ def status_label(status: str) -> str:
 
 
 @register.filter
+def item_status_label(status: str) -> str:
+    """A kitchen item's status in the active language (``"cooking"`` → ``Cooking``)."""
+    from omniman.web.kitchen import item_status_label as label
+
+    return label(status)
+
+
+@register.filter
 def method_label(method: str) -> str:
     """A payment method's name (``"cash"`` → ``Cash``, ``Dinheiro`` in pt-br), as the receipt names it."""
     from omniman.receipts import method_label as label

@@ -80,6 +80,8 @@ CHANNELS = [
                 "auto_transitions": {"on_payment_confirm": "confirmed"},
                 "on_enter": {"cancelled": ["stock.release", "payment.refund"]},
             },
+            # Channel policy: a web order reaches the kitchen once it is paid (confirmed), never while new.
+            "kitchen_flow": {"admit_statuses": ["confirmed", "processing", "ready"]},
             "notifications": {"backends": [{"backend": "console"}]},
             "terminology": {"en": {"session": "Basket", "order": "Order"}, "pt-br": {"session": "Carrinho", "order": "Pedido"}},
             "icon": "globe",
