@@ -14,6 +14,7 @@ urlpatterns = [
     path(S, pos.session_view, name="session"),
     path(S + "search/", pos.search, name="search"),
     path(S + "add/", pos.add_item, name="add"),
+    path(S + "options/", pos.options, name="options"),
     path(S + "customer/", pos.customer, name="customer"),
     path(S + "resolve/", pos.resolve, name="resolve"),
     path(S + "check/", pos.check_now, name="check"),

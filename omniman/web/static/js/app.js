@@ -35,6 +35,31 @@
     box.focus();
   });
 
+  // The options step (a product's forced choices): it closes once the product
+  // is added, on Cancel and on Escape; it opens with the focus on its first choice.
+  function closePicker() {
+    var picker = document.getElementById("picker");
+    if (!picker || !picker.firstElementChild) { return false; }
+    picker.innerHTML = "";
+    if (search()) { search().focus(); }
+    return true;
+  }
+  document.body.addEventListener("pos:added", closePicker);
+  document.addEventListener("click", function (event) {
+    var cancel = event.target.closest && event.target.closest("[data-close-picker]");
+    if (cancel && closePicker()) { event.preventDefault(); }
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape" && closePicker()) { event.preventDefault(); }
+  });
+  document.body.addEventListener("htmx:afterSwap", function (event) {
+    var target = event.detail && event.detail.target;
+    var picker = document.getElementById("picker");
+    if (!target || target.id !== "picker" || !picker) { return; }
+    var first = picker.querySelector("input[type=radio]:checked, input:not([type=hidden])");
+    if (first) { first.focus(); }
+  });
+
   // After the cart is swapped, give the focus back to the search box unless the
   // user is typing somewhere else (a note, a price).
   document.body.addEventListener("htmx:afterSwap", function (event) {

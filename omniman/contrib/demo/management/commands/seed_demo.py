@@ -13,8 +13,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from omniman import engine
-from omniman.contrib.catalog.models import Category, Product
-from omniman.contrib.demo.menu import ALTERNATIVES, CATEGORIES, PRODUCTS, PT_BR_NAMES
+from omniman.contrib.catalog.models import Category, Option, OptionGroup, Product
+from omniman.contrib.demo.menu import ALTERNATIVES, CATEGORIES, OPTION_GROUPS, PRODUCTS, PT_BR_NAMES
 from omniman.contrib.stock.models import StockLevel
 from omniman.models import Channel, Session
 from omniman.services import CommitService, ExternalOrderService, ModifyService, OrderService, SessionService
@@ -149,6 +149,28 @@ class Command(BaseCommand):
         for sku, alternatives in ALTERNATIVES.items():
             if sku in by_sku and not by_sku[sku].alternatives.exists():
                 by_sku[sku].alternatives.set(Product.objects.filter(sku__in=alternatives))
+        for position, (code, name, min_choices, max_choices, options, skus) in enumerate(OPTION_GROUPS):
+            group, created = OptionGroup.objects.get_or_create(
+                code=code,
+                defaults={
+                    "name": self.names.get(code, name),
+                    "min_choices": min_choices,
+                    "max_choices": max_choices,
+                    "sort_order": position,
+                },
+            )
+            if not created:
+                continue  # a manager may have edited it: leave it alone
+            for order, (option_code, option_name, price_q, sku) in enumerate(options):
+                Option.objects.create(
+                    group=group,
+                    code=option_code,
+                    name=self.names.get(option_code, option_name),
+                    price_q=price_q,
+                    sku=sku,
+                    sort_order=order,
+                )
+            group.products.add(*Product.objects.filter(sku__in=skus))
         return Product.objects.count()
 
     def _channels(self) -> int:

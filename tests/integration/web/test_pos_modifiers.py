@@ -1,0 +1,132 @@
+"""The POS's options step: a product with a forced choice asks for it in one step; modifiers show on the cart."""
+
+from __future__ import annotations
+
+import pytest
+
+from omniman.contrib.catalog.models import Option, OptionGroup, Product
+from omniman.contrib.demo.menu import OPTION_GROUPS
+from tests.factories import DbState
+from tests.integration.web.helpers import CAFE, HX, act, assert_changes, basket, fresh, text, url
+
+pytestmark = [pytest.mark.django_db, CAFE]
+
+
+@pytest.fixture
+def options(cafe):
+    """The demo's option groups: milk for coffees, doneness (forced), extras and "without" for burgers."""
+    for position, (code, name, min_choices, max_choices, entries, skus) in enumerate(OPTION_GROUPS):
+        group = OptionGroup.objects.create(
+            code=code, name=name, min_choices=min_choices, max_choices=max_choices, sort_order=position
+        )
+        Option.objects.bulk_create(
+            Option(group=group, code=c, name=n, price_q=p, sku=s, sort_order=i) for i, (c, n, p, s) in enumerate(entries)
+        )
+        group.products.set(Product.objects.filter(sku__in=skus))
+
+
+def test_tapping_a_forced_product_asks_for_its_options_and_changes_nothing(pos, options):
+    session = basket("counter", "ESP")
+    state = DbState(session)
+    response = act(pos, "add", session, {"sku": "BURG"})
+    assert response.status_code == 200
+    assert response["HX-Retarget"] == "#picker" and response["HX-Reswap"] == "outerHTML"
+    body = text(response)
+    assert 'role="dialog"' in body and "Doneness" in body and "required" in body
+    assert 'name="modifier-doneness" value="doneness:medium"' in body
+    assert 'name="modifier-extras" value="extras:bacon"' in body and 'type="checkbox"' in body
+    assert "+R$6.00" in body  # bacon's price delta
+    assert 'class="field-error"' not in body  # a question, not a mistake
+    state.assert_unchanged()
+
+
+def test_the_options_step_adds_the_line_with_its_modifiers(pos, options):
+    session = basket("counter", "ESP")
+    response = act(
+        pos,
+        "add",
+        session,
+        {"sku": "BURG", "options": "1", "modifier-doneness": "doneness:rare", "modifier-extras": ["extras:bacon", "extras:egg"],
+         "modifier-without": "without:no-onions"},
+    )
+    body = assert_changes(response)
+    burger = fresh(session).lines[1]
+    assert [m["option"] for m in burger["meta"]["modifiers"]] == ["rare", "bacon", "egg", "no-onions"]
+    assert burger["unit_price_q"] == 3200 + 600 + 500
+    assert "Rare · Bacon (+R$6.00) · Fried egg (+R$5.00) · No onions" in body
+    assert "pos:added" in response["HX-Trigger"]
+
+
+def test_the_same_choices_add_to_the_line_and_other_choices_make_a_new_one(pos, options):
+    session = basket("counter")
+    chosen = {"sku": "BURG", "options": "1", "modifier-doneness": "doneness:medium"}
+    act(pos, "add", session, chosen)
+    act(pos, "add", fresh(session), chosen)
+    act(pos, "add", fresh(session), {**chosen, "modifier-doneness": "doneness:well-done"})
+    act(pos, "add", fresh(session), {"sku": "ESP"})
+    act(pos, "add", fresh(session), {"sku": "ESP"})
+    assert [(line["sku"], line["qty"]) for line in fresh(session).lines] == [
+        ("BURG", "2"), ("BURG", "1"), ("ESP", "2")
+    ]
+
+
+def test_a_refused_choice_keeps_the_step_open_with_the_reason(pos, options):
+    session = basket("counter")
+    state = DbState(session)
+    response = act(pos, "add", session, {"sku": "BURG", "options": "1", "modifier-extras": "extras:bacon"})
+    assert response.status_code == 422
+    body = text(response)
+    assert "Choose Doneness for Burger." in body and 'class="field-error"' in body
+    assert 'value="extras:bacon" checked' in body  # what was chosen stays chosen
+    state.assert_unchanged()
+    response = act(pos, "add", session, {"sku": "BURG", "options": "1", "modifier": ["doneness:rare", "doneness:medium"]})
+    assert response.status_code == 422 and "at most 1 of Doneness" in text(response)
+    response = act(pos, "add", session, {"sku": "BURG", "options": "1", "modifier": "doneness:blue"})
+    assert response.status_code == 422 and "Burger has no option" in text(response)
+    state.assert_unchanged()
+
+
+def test_a_scan_of_a_forced_product_asks_the_same(pos, options):
+    session = basket("counter")
+    response = act(pos, "add", session, {"q": "7890000000233"})  # the burger's barcode
+    assert response.status_code == 200 and response["HX-Retarget"] == "#picker"
+    assert 'name="q" value="7890000000233"' in text(response)  # so the search box is cleared once it is added
+    assert fresh(session).lines == []
+
+
+def test_without_javascript_the_page_comes_back_with_the_step_open(pos, options):
+    session = basket("counter")
+    response = act(pos, "add", session, {"sku": "BURG"}, htmx=False)
+    assert response.status_code == 200
+    body = text(response)
+    assert 'id="picker"' in body and 'role="dialog"' in body and 'id="cart"' in body
+    response = act(pos, "add", session, {"sku": "BURG", "modifier-doneness": "doneness:rare"}, htmx=False)
+    assert response.status_code == 302
+    assert fresh(session).lines[0]["meta"]["modifiers"][0]["name"] == "Rare"
+
+
+def test_optional_options_one_tap_adds_it_plain_and_the_options_link_opens_the_step(pos, options):
+    session = basket("counter")
+    page = text(pos.get(url("session", session)))
+    assert 'href="/pos/counter/s/%s/options/?sku=CAP"' % session.session_key in page
+    act(pos, "add", session, {"sku": "CAP"})
+    assert fresh(session).lines[0].get("meta", {}).get("modifiers") is None
+    response = pos.get(url("options", session) + "?sku=CAP", **HX)
+    assert response.status_code == 200 and "Oat milk" in text(response) and "+R$2.00" in text(response)
+    act(pos, "add", fresh(session), {"sku": "CAP", "options": "1", "modifier-milk": "milk:oat"})
+    lines = fresh(session).lines
+    assert [(line["sku"], line["unit_price_q"]) for line in lines] == [("CAP", 950), ("CAP", 1150)]
+    # "None" in an optional group is no choice.
+    act(pos, "add", fresh(session), {"sku": "CAP", "options": "1", "modifier-milk": ""})
+    assert [line["qty"] for line in fresh(session).lines] == ["2", "1"]
+
+
+def test_the_options_step_of_an_unknown_product_is_404_and_needs_the_pos_role(pos, options, cafe):
+    session = basket("counter")
+    response = pos.get(url("options", session) + "?sku=NOPE", **HX)
+    assert response.status_code == 422 and "No product matches" in text(response)
+    assert pos.get(url("options", session), **HX).status_code == 404
+    from django.test import Client
+
+    anonymous = Client().get(url("options", session) + "?sku=CAP")
+    assert anonymous.status_code == 302
