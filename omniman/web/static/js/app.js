@@ -96,6 +96,20 @@
     return true;
   }
 
+  // The options step's "Add" is sent from the add form too (the step closes
+  // when the product is added, and htmx drops the answer of a request whose
+  // form has left the page). Its radios and checkboxes go as lists.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!form.classList || !form.classList.contains("picker-form") || !window.FormData) { return; }
+    var values = {};
+    new FormData(form).forEach(function (value, key) {
+      if (key === "csrfmiddlewaretoken" || key === "rev") { return; }
+      (values[key] = values[key] || []).push(value);
+    });
+    if (sendFromAddForm(form.getAttribute("action"), values)) { event.preventDefault(); }
+  });
+
   // Enter in the search box adds the first match of what was typed or scanned.
   // The box is emptied at once and its text sent: a scanner can type the next
   // code while this one is on its way.

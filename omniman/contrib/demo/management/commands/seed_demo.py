@@ -220,7 +220,7 @@ class Command(BaseCommand):
         order("counter", line("CAP"), line("CRO"), walk=("processing",))
         order("counter", line("ESP", 2), line("PDQ", 3))
         order("counter", line("LATTE"), line("BANANA"), walk=("processing", "ready"))
-        order("tables", line("BURG", 2), line("FRIES", 2), line("SODA", 2), handle_type="table", handle_ref="2")
+        order("tables", line("BURG", 2, meta={"modifiers": ["doneness:medium"]}), line("FRIES", 2), line("SODA", 2), handle_type="table", handle_ref="2")
         order("web", line("GRANOLA"), line("OJ"), data={"customer": {"name": "Carla", "email": "carla@example.com"}})
         order("counter", line("ESP"), walk=("ready", "completed"))
         cancelled = order("counter", line("AVO"))
@@ -239,7 +239,8 @@ class Command(BaseCommand):
         opened += 1
 
         # Open tabs and baskets for the POS.
-        tab5 = session("tables", line("BURG", 2), line("FRIES"), line("LEMON", 2), handle_type="table", handle_ref="5")
+        burgers = line("BURG", 2, meta={"modifiers": ["doneness:medium", "extras:cheese"]})
+        tab5 = session("tables", burgers, line("FRIES"), line("LEMON", 2), handle_type="table", handle_ref="5")
         ModifyService.modify_session(
             tab5.session_key,
             "tables",
