@@ -12,6 +12,13 @@ class OmnimanConfig(AppConfig):
     def ready(self) -> None:
         from omniman import checks  # noqa: F401  (registers the system checks)
         from omniman import engine  # noqa: F401  (dispatches DISPATCH_ON_COMMIT topics on signals.directive_enqueued)
+        from django.db.models.signals import post_save
+
+        from omniman.models import OrderEvent
+        from omniman.services.kitchen import on_order_event
+
+        # Voids and cancels reach the kitchen from the order's events, in their transaction.
+        post_save.connect(on_order_event, sender=OrderEvent, dispatch_uid="omniman.kitchen.voids")
 
 
 class ManagerAdminConfig(admin_apps.AdminConfig):

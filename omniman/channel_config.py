@@ -29,7 +29,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
 from omniman import registry
-from omniman.flow import build_order_flow, validate_order_flow
+from omniman.flow import build_order_flow, validate_kitchen_flow, validate_order_flow
 from omniman.monetary import is_currency
 
 # Stable codes of a config problem.
@@ -42,6 +42,7 @@ NO_HANDLER = "no_handler"
 INVALID_TERMINOLOGY = "invalid_terminology"
 INVALID_CURRENCY = "invalid_currency"
 INVALID_INGESTION = "invalid_ingestion"
+INVALID_KITCHEN_FLOW = "invalid_kitchen_flow"
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,9 @@ def config_problems(config: Any, *, handlers: bool = True) -> list[ConfigProblem
     problems.extend(ConfigProblem(INVALID_ORDER_FLOW, text) for text in flow_problems)
     if not flow_problems and isinstance(flow_config, dict) and flow_config:
         problems.extend(_flow_problems(flow_config, handlers))
+    if not flow_problems:
+        kitchen = validate_kitchen_flow(config.get("kitchen_flow"), build_order_flow(flow_config))
+        problems.extend(ConfigProblem(INVALID_KITCHEN_FLOW, text) for text in kitchen)
     problems.extend(_check_problems(config, handlers))
     for key in ("post_commit_directives", "on_abandon"):
         topics = config.get(key) or []

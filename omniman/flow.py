@@ -290,3 +290,123 @@ def _permission_problems(permissions: dict[str, Any], known: set[str]) -> list[s
                     continue
                 problems.extend(f"{where}.{side}: unknown status {s!r}" for s in value if s not in known)
     return problems
+
+
+# -- the kitchen's own flow: per-item statuses -----------------------------------------------------
+
+DEFAULT_KITCHEN_FLOW: dict[str, Any] = {
+    # An item's statuses at its station, in order; the first is where it starts.
+    "statuses": ["queued", "cooking", "ready", "served"],
+    # A station's last bump: a station screen moves its items up to here; the expo moves them on.
+    "station_done": "ready",
+    # The order status an order follows to when its least advanced live item reaches an item status.
+    # null: {"cooking": processing, "ready": the order flow's ready_status, "served": its done_status}.
+    "order_statuses": None,
+    # The order statuses whose items reach the stations (channel policy: a web channel may wait for
+    # "confirmed"); null: the order flow's kitchen_statuses.
+    "admit_statuses": None,
+    # How long a bump can be undone from the recall list.
+    "undo_minutes": 15,
+}
+KITCHEN_FLOW_KEYS = tuple(DEFAULT_KITCHEN_FLOW)
+
+
+@dataclass(frozen=True)
+class KitchenFlow:
+    """A channel's ``config["kitchen_flow"]``: how its items move at the stations (data, like the order flow)."""
+
+    statuses: list[str]
+    station_done: str
+    order_statuses: dict[str, str]
+    admit_statuses: list[str]
+    undo_minutes: int = 15
+
+    @property
+    def initial_status(self) -> str:
+        return self.statuses[0]
+
+    def index(self, status: str) -> int:
+        return self.statuses.index(status) if status in self.statuses else -1
+
+    def next(self, status: str) -> str | None:
+        """The status one bump moves an item in ``status`` to (``None`` at the end)."""
+        i = self.index(status)
+        return self.statuses[i + 1] if 0 <= i < len(self.statuses) - 1 else None
+
+    def station_may_bump(self, status: str) -> bool:
+        """May a station screen bump an item in ``status`` (its work ends at ``station_done``)?"""
+        return 0 <= self.index(status) < self.index(self.station_done)
+
+    def station_is_done(self, status: str) -> bool:
+        return self.index(status) >= self.index(self.station_done)
+
+    @property
+    def station_statuses(self) -> list[str]:
+        """The statuses a station screen shows: up to ``station_done``."""
+        return self.statuses[: self.index(self.station_done) + 1]
+
+    def order_status_for(self, least: str) -> str | None:
+        """The order status an order follows to when its least advanced live item is in ``least`` (``None``: stay)."""
+        for status in reversed(self.statuses[: self.index(least) + 1]):
+            if self.order_statuses.get(status):
+                return self.order_statuses[status]
+        return None
+
+    def admits(self, order_status: str) -> bool:
+        """Does an order in ``order_status`` reach the stations?"""
+        return order_status in self.admit_statuses
+
+
+def build_kitchen_flow(override: dict[str, Any] | None, order_flow: OrderFlow) -> KitchenFlow:
+    """The default kitchen flow with ``override``'s keys replacing the default's, key by key."""
+    merged = dict(DEFAULT_KITCHEN_FLOW)
+    for key, value in (override or {}).items():
+        if key in merged:
+            merged[key] = value
+    statuses = list(merged["statuses"] or DEFAULT_KITCHEN_FLOW["statuses"])
+    order_statuses = merged["order_statuses"]
+    if order_statuses is None:
+        order_statuses = {"cooking": "processing", "ready": order_flow.ready_status, "served": order_flow.done_status}
+    admit = merged["admit_statuses"]
+    return KitchenFlow(
+        statuses=statuses,
+        station_done=merged["station_done"] if merged["station_done"] in statuses else statuses[-1],
+        order_statuses={k: v for k, v in dict(order_statuses).items() if v},
+        admit_statuses=list(order_flow.kitchen_statuses if admit is None else admit),
+        undo_minutes=int(merged["undo_minutes"] or 0),
+    )
+
+
+def validate_kitchen_flow(override: Any, order_flow: OrderFlow) -> list[str]:
+    """Problems with a channel's ``kitchen_flow`` config, as sentences (empty when valid)."""
+    if override in (None, {}):
+        return []
+    if not isinstance(override, dict):
+        return ["kitchen_flow must be an object"]
+    problems = [f"kitchen_flow: unknown key {key!r}" for key in override if key not in KITCHEN_FLOW_KEYS]
+    statuses = override.get("statuses", DEFAULT_KITCHEN_FLOW["statuses"])
+    if not isinstance(statuses, list) or len(statuses) < 2 or not all(isinstance(s, str) and s for s in statuses):
+        return [*problems, "kitchen_flow.statuses must be a list of at least two names"]
+    if "station_done" in override and override["station_done"] not in statuses:
+        problems.append(f"kitchen_flow.station_done: unknown status {override['station_done']!r}")
+    known = set(order_flow.statuses)
+    order_statuses = override.get("order_statuses")
+    if order_statuses is not None:
+        if not isinstance(order_statuses, dict):
+            problems.append("kitchen_flow.order_statuses must be an object")
+        else:
+            for item_status, status in order_statuses.items():
+                if item_status not in statuses:
+                    problems.append(f"kitchen_flow.order_statuses: unknown item status {item_status!r}")
+                if status and status not in known:
+                    problems.append(f"kitchen_flow.order_statuses.{item_status}: unknown status {status!r}")
+    admit = override.get("admit_statuses")
+    if admit is not None:
+        if not isinstance(admit, list):
+            problems.append("kitchen_flow.admit_statuses must be a list of statuses")
+        else:
+            problems.extend(f"kitchen_flow.admit_statuses: unknown status {s!r}" for s in admit if s not in known)
+    minutes = override.get("undo_minutes")
+    if minutes is not None and (not isinstance(minutes, int) or isinstance(minutes, bool) or minutes < 0):
+        problems.append("kitchen_flow.undo_minutes must be a whole number of minutes")
+    return problems

@@ -67,4 +67,15 @@ class TicketSource(Protocol):
     def tickets_for(self, order_refs: list[str]) -> dict[str, int]: ...
 
 
-__all__ = ["Modifier", "Validator", "DirectiveHandler", "IssueResolver", "TicketSource"]
+@runtime_checkable
+class StationSource(Protocol):
+    """The kitchen station of products whose order line carries no ``meta["station"]``.
+
+    Optional: ``omniman.contrib.catalog`` registers one. Called when an order is
+    created (in the commit's transaction): one query for all the SKUs, no write.
+    """
+
+    def stations_for(self, skus: list[str]) -> dict[str, str]: ...
+
+
+__all__ = ["Modifier", "Validator", "DirectiveHandler", "IssueResolver", "TicketSource", "StationSource"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from omniman.protocols import DirectiveHandler, IssueResolver, Modifier, TicketSource, Validator
+from omniman.protocols import DirectiveHandler, IssueResolver, Modifier, StationSource, TicketSource, Validator
 
 _lock = threading.RLock()
 _modifiers: dict[str, Modifier] = {}
@@ -18,7 +18,8 @@ _directive_handlers: dict[str, DirectiveHandler] = {}
 _issue_resolvers: dict[str, IssueResolver] = {}
 # At most one, under the key "default": an optional capability a contrib app provides.
 _ticket_sources: dict[str, TicketSource] = {}
-_REGISTRIES = (_modifiers, _validators, _directive_handlers, _issue_resolvers, _ticket_sources)
+_station_sources: dict[str, StationSource] = {}
+_REGISTRIES = (_modifiers, _validators, _directive_handlers, _issue_resolvers, _ticket_sources, _station_sources)
 
 STAGES = ("draft", "commit")
 
@@ -75,6 +76,23 @@ def register_ticket_source(source: TicketSource) -> TicketSource:
             raise ValueError(f"a ticket source is already registered: {_ticket_sources['default']!r}")
         _ticket_sources["default"] = source
     return source
+
+
+def register_station_source(source: StationSource) -> StationSource:
+    """The products' kitchen stations (``omniman.contrib.catalog`` registers one); only one may be registered."""
+    _require(source, StationSource, "StationSource", ("stations_for",))
+    with _lock:
+        if _station_sources:
+            raise ValueError(f"a station source is already registered: {_station_sources['default']!r}")
+        _station_sources["default"] = source
+    return source
+
+
+def stations_for(skus: list[str]) -> dict[str, str]:
+    """Kitchen station by SKU from the registered source; ``{}`` without one."""
+    with _lock:
+        source = _station_sources.get("default")
+    return source.stations_for(list(skus)) if source is not None and skus else {}
 
 
 def get_modifiers() -> list[Modifier]:
@@ -151,6 +169,8 @@ __all__ = [
     "get_issue_resolver",
     "get_ticket_source",
     "tickets_for",
+    "register_station_source",
+    "stations_for",
     "clear",
     "snapshot",
     "restore",

@@ -11,7 +11,7 @@ from django.utils.translation import gettext_noop
 
 from omniman import conf
 from omniman.channel_config import config_problems
-from omniman.flow import OrderFlow, build_order_flow
+from omniman.flow import KitchenFlow, OrderFlow, build_kitchen_flow, build_order_flow
 
 
 # The words a channel's terminology can replace, and the statuses of the default flow.
@@ -94,6 +94,11 @@ class Channel(models.Model):
     @property
     def order_flow(self) -> OrderFlow:
         return build_order_flow((self.config or {}).get("order_flow"))
+
+    @property
+    def kitchen_flow(self) -> KitchenFlow:
+        """How this channel's items move at the kitchen stations (``config["kitchen_flow"]``)."""
+        return build_kitchen_flow((self.config or {}).get("kitchen_flow"), self.order_flow)
 
     @property
     def currency(self) -> str:

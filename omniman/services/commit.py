@@ -15,7 +15,7 @@ from omniman.exceptions import CommitError, IdempotencyError, OmnimanError, Vali
 from omniman.models import Directive, IdempotencyKey, Order, OrderItem, Session
 from omniman.monetary import is_currency
 from omniman.models.order import SNAPSHOT_VERSION
-from omniman.services import events, pipeline
+from omniman.services import events, kitchen, pipeline
 from omniman.services._common import find_session, lock_session, random_code, require_open
 from omniman.services.orders import apply_transition, enqueue_on_enter
 from omniman.services.sessions import require_rev
@@ -187,7 +187,7 @@ def _commit(
         currency=channel.currency,
         total_q=session.total_q,
     )
-    OrderItem.objects.bulk_create(
+    order_items = OrderItem.objects.bulk_create(
         [
             OrderItem(
                 order=order,
@@ -202,6 +202,7 @@ def _commit(
             for line in lines
         ]
     )
+    kitchen.create_items(order, order_items)
     events.order_created(order, actor=actor, session_key=session.session_key, rev=session.rev, items_count=len(lines))
     events.prices_overridden(order, lines)
 

@@ -18,6 +18,7 @@ from omniman.exceptions import SessionError, ValidationError
 from omniman.models import Channel, Session
 from omniman.monetary import MAX_QTY, parse_price_q, parse_qty, qty_to_str, to_decimal
 from omniman.services._common import ensure_data_size, ensure_json
+from omniman.services.kitchen import require_not_sold_out
 
 DELTA_TEXT = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?")
 RESERVED_DATA_KEYS = ("checks", "issues")
@@ -205,6 +206,7 @@ def _same_line(session: Session, sku: str, price: int | None, meta: dict[str, An
 
 def add_line(session: Session, op: dict, ctx: dict) -> None:
     sku = _sku(op)
+    require_not_sold_out(sku)
     qty = _qty(op)
     if op.get("unit_price_q") is None:
         if session.pricing_policy == Channel.PricingPolicy.EXTERNAL:
@@ -288,6 +290,7 @@ def _delta(value: Any) -> Decimal | None:
 def replace_sku(session: Session, op: dict, ctx: dict) -> None:
     line = find_line(session, _line_id(op))
     sku = _sku(op)
+    require_not_sold_out(sku)
     if op.get("unit_price_q") is not None:
         line["unit_price_q"] = _price(op)
     elif session.pricing_policy == Channel.PricingPolicy.EXTERNAL:

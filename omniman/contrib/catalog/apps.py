@@ -6,3 +6,10 @@ class CatalogConfig(AppConfig):
     label = "omniman_catalog"
     verbose_name = "Catalog"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from omniman import registry
+        from omniman.contrib.catalog.services import CatalogStationSource
+
+        # Kitchen items whose line carries no meta["station"] get the product's station (the kernel asks the registry).
+        registry.register_station_source(CatalogStationSource())

@@ -108,3 +108,12 @@ def add_line_op(item: CatalogItem, qty: Any = "1", modifiers: list[dict[str, Any
     if meta:
         op["meta"] = meta
     return op
+
+
+class CatalogStationSource:
+    """The kitchen station of each SKU, from the catalog (the registry's ``StationSource``: one query)."""
+
+    def stations_for(self, skus: list[str]) -> dict[str, str]:
+        from omniman.contrib.catalog import get_catalog
+
+        return {sku: entry.station for sku, entry in get_catalog().get_many(sorted(set(skus))).items() if entry.station}
