@@ -56,6 +56,12 @@ class CanTransitionOrders(RolePermission):
     write_roles = ORDER_WRITERS
 
 
+class CanFire(RolePermission):
+    """Firing a held course is the server's move (the POS) or a manager's."""
+
+    write_roles = SESSION_WRITERS
+
+
 class CanIngest(RolePermission):
     read_roles = INGESTERS
     write_roles = INGESTERS

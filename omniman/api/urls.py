@@ -45,5 +45,6 @@ urlpatterns = [
     path("orders/", views.OrderListView.as_view(), name="order-list"),
     path("orders/<apikey:ref>/", views.OrderDetailView.as_view(), name="order-detail"),
     path("orders/<apikey:ref>/transition/", views.OrderTransitionView.as_view(), name="order-transition"),
+    path("orders/<apikey:ref>/fire/", views.OrderFireView.as_view(), name="order-fire"),
     re_path(r"^[\s\S]*\Z", views.UnknownPathView.as_view(), name="unknown"),
 ]

@@ -210,6 +210,16 @@ class NoteForm(SessionForm):
     note = TextField(limit=200, label=_("Note"))
 
 
+class HoldForm(SessionForm):
+    """Hold a line (a later course: it reaches the kitchen held, until fired) or release it."""
+
+    hold = forms.BooleanField(required=False)
+
+
+class FireForm(SessionForm):
+    order_ref = TextField(limit=64, required=True, label=_("Order"))
+
+
 class PriceForm(SessionForm):
     """A manager's unit price override, in currency units, with a reason."""
 

@@ -26,7 +26,7 @@ from omniman.contrib.catalog import get_catalog
 from omniman.contrib.catalog.services import CatalogOrderingService
 from omniman.exceptions import OmnimanError, SessionError, ValidationError
 from omniman.models import Channel, Session
-from omniman.services import CommitService, ModifyService, ResolveService, SessionService, TableService
+from omniman.services import CommitService, KitchenService, ModifyService, ResolveService, SessionService, TableService
 from omniman.web import forms, selectors
 from omniman.web.errors import banner_for, status_for
 from omniman.roles import MANAGER, POS, has_role, roles_of
@@ -470,6 +470,37 @@ def line_note(request, channel_code, session_key, line_id):
 
     form = forms.NoteForm(request.POST)
     return _modify(request, channel_code, session_key, form, ops, line_id=line_id, editor="note")
+
+
+@require_POST
+@pos_required
+def hold_line(request, channel_code, session_key, line_id):
+    """Hold the line for a later course (``hold=true``) or release it (``hold=false``)."""
+
+    def ops(data):
+        return [{"op": "set_line_meta", "line_id": line_id, "path": "hold", "value": bool(data["hold"])}]
+
+    return _modify(request, channel_code, session_key, forms.HoldForm(request.POST), ops, line_id=line_id)
+
+
+@require_POST
+@pos_required
+def fire(request, channel_code, session_key):
+    """Fire a sent round's held lines (the next course): the kitchen gets them (``KitchenService.fire``)."""
+    session = _session_on_screen(channel_code, session_key)
+    form = forms.FireForm(request.POST)
+    if not form.is_valid():
+        return _refused(request, session, form)
+    order_ref = form.cleaned_data["order_ref"]
+    if not any(order.ref == order_ref for order in selectors.rounds_today(session.channel, session.handle_type, session.handle_ref)):
+        raise Http404("No such round")
+    try:
+        KitchenService.fire(order_ref, actor=actor(request))
+    except OmnimanError as exc:
+        return _failure(request, session.channel, session_key, exc)
+    if not request.htmx:
+        return redirect(_session_url(session))
+    return _cart(request, session, banner=_("Course fired: the kitchen has it."), banner_kind="ok")
 
 
 @require_POST

@@ -9,9 +9,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Case, IntegerField, Q, Value, When
+from django.db.models import Case, Count, IntegerField, OuterRef, Q, Subquery, Value, When
 
-from omniman.models import CheckState, Channel, Order, Session
+from omniman.models import CheckState, Channel, KitchenItem, Order, Session
 from omniman.services import orders_of_handle_today
 from omniman.texts import localized
 
@@ -112,8 +112,16 @@ def session_screen(session: Session, *, with_rounds: bool = True) -> SessionScre
 
 
 def rounds_today(channel: Channel, handle_type: str, handle_ref: str) -> list[Order]:
-    """The table's rounds of today with their items (two queries)."""
-    return list(orders_of_handle_today(channel, handle_type, handle_ref).prefetch_related("items"))
+    """The table's rounds of today with their items and how many of them are held (two queries)."""
+    held = (
+        KitchenItem.objects.filter(order=OuterRef("pk"), held=True)
+        .order_by()
+        .values("order")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    rounds = orders_of_handle_today(channel, handle_type, handle_ref).annotate(held_count=Subquery(held))
+    return list(rounds.prefetch_related("items"))
 
 
 # The operator app's reads (one query per screen region, no write); the rest is private.

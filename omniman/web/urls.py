@@ -20,10 +20,12 @@ urlpatterns = [
     path(S + "check/", pos.check_now, name="check"),
     path(S + "commit/", pos.commit, name="commit"),
     path(S + "park/", pos.park, name="park"),
+    path(S + "fire/", pos.fire, name="fire"),
     path(S + "close-table/", pos.close_table, name="close_table"),
     path(L + "edit/", pos.edit_line, name="edit"),
     path(L + "qty/", pos.change_qty, name="qty"),
     path(L + "remove/", pos.remove_line, name="remove"),
     path(L + "note/", pos.line_note, name="note"),
+    path(L + "hold/", pos.hold_line, name="hold"),
     path(L + "price/", pos.override_price, name="price"),
 ]

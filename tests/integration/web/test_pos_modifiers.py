@@ -130,3 +130,62 @@ def test_the_options_step_of_an_unknown_product_is_404_and_needs_the_pos_role(po
 
     anonymous = Client().get(url("options", session) + "?sku=CAP")
     assert anonymous.status_code == 302
+
+
+# -- courses: hold and fire ---------------------------------------------------------------
+
+
+def _send(pos, tab):
+    import uuid
+
+    from tests.integration.web.helpers import settle
+
+    settle()
+    tab = fresh(tab)
+    response = act(pos, "commit", tab, {"idempotency_key": uuid.uuid4().hex}, htmx=False)
+    assert response.status_code == 302, text(response)
+    from omniman.models import Order, Session
+
+    return Order.objects.get(session_key=tab.session_key), Session.objects.get(
+        channel__code="tables", handle_ref=tab.handle_ref, state="open"
+    )
+
+
+def test_hold_a_line_send_the_round_then_fire_the_course(pos, options):
+    from omniman.models import KitchenItem, OrderEvent
+
+    tab = basket("tables", "LEMON", "GELATO", table="9")
+    lemonade, gelato = (line["line_id"] for line in tab.lines)
+    body = assert_changes(act(pos, "hold", tab, {"hold": "true"}, line=gelato))
+    assert "Held: the kitchen gets it when you fire the course." in body and 'aria-pressed="true"' in body
+    tab = fresh(tab)
+    assert tab.lines[1]["meta"]["hold"] is True and "hold" not in tab.lines[0]["meta"]
+    order, nxt = _send(pos, tab)
+    held = dict(KitchenItem.objects.filter(order=order).values_list("line_id", "held"))
+    assert held == {lemonade: False, gelato: True}
+    page = text(pos.get(url("session", nxt)))
+    assert "Fire the held item" in page and "course 2" in page
+
+    state = DbState(nxt)
+    response = act(pos, "fire", nxt, {"order_ref": order.ref}, htmx=True)
+    assert response.status_code == 200 and "Course fired" in text(response)
+    assert "Fire the held item" not in text(response)
+    assert dict(KitchenItem.objects.filter(order=order).values_list("line_id", "held")) == {lemonade: False, gelato: False}
+    assert OrderEvent.objects.filter(order=order, type="kitchen.fired").count() == 1
+    state.counts["events"] += 1  # the fire's event; the open session itself is untouched
+    state.assert_unchanged()
+
+
+def test_release_a_held_line_and_fire_refusals(pos, options):
+    tab = basket("tables", "GELATO", table="8")
+    gelato = tab.lines[0]["line_id"]
+    act(pos, "hold", tab, {"hold": "true"}, line=gelato)
+    act(pos, "hold", fresh(tab), {"hold": "false"}, line=gelato)
+    assert not fresh(tab).lines[0]["meta"].get("hold")
+    order, nxt = _send(pos, fresh(tab))
+    # Another table's round is not this tab's to fire.
+    other = basket("tables", "ESP", table="7")
+    state = DbState(other)
+    assert act(pos, "fire", other, {"order_ref": order.ref}).status_code == 404
+    assert act(pos, "fire", other, {"order_ref": ""}).status_code == 422
+    state.assert_unchanged()
