@@ -56,3 +56,39 @@ def test_tap_the_burger_choose_doneness_and_it_is_added_with_its_modifiers(page,
     shot(page, "modifiers-03-cart")
     session = Session.objects.get(session_key=key)
     assert [(item["sku"], item["unit_price_q"]) for item in session.lines] == [("BURG", 3800), ("CAP", 950), ("CAP", 1150)]
+
+
+def test_hold_the_dessert_send_the_round_then_fire_it(page, shot):
+    from omniman.models import KitchenItem, Order
+
+    from tests.e2e.test_pos_e2e import commit_button, open_table
+
+    key = open_table(page, "12")
+    page.click('a.cat:has-text("Cold drinks")')
+    settle(page)
+    tap_product(page, "LEMON")
+    page.click('a.cat:has-text("Desserts")')
+    settle(page)
+    tap_product(page, "GELATO")
+    line(page, "Gelato cup").get_by_role("button", name="Hold Gelato cup").click()
+    settle(page)
+    expect(line(page, "Gelato cup").locator(".held")).to_be_visible()
+    expect(line(page, "Gelato cup").get_by_role("button", name="Release Gelato cup")).to_have_attribute("aria-pressed", "true")
+    shot(page, "modifiers-04-dessert-held")
+    expect(commit_button(page)).to_be_enabled()
+    with page.expect_navigation():
+        commit_button(page).click()
+    order = Order.objects.get(session_key=key)
+    held = {item.item.sku: item.held for item in KitchenItem.objects.filter(order=order).select_related("item")}
+    assert held == {"LEMON": False, "GELATO": True}
+
+    fire = page.get_by_role("button", name="Fire the held item")
+    expect(fire).to_be_visible()
+    expect(page.locator(".rounds")).to_contain_text("course 2")
+    shot(page, "modifiers-05-round-sent-held")
+    fire.click()
+    settle(page)
+    expect(page.locator("#cart .banner")).to_contain_text("Course fired")
+    expect(fire).to_have_count(0)
+    assert not KitchenItem.objects.get(order=order, item__sku="GELATO").held
+    shot(page, "modifiers-06-fired")
