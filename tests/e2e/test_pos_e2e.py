@@ -195,7 +195,7 @@ def test_table_7_round_from_grid_scan_qty_note_stock_issue_to_send(page, shot):
 
     # Send the round: the tab's next round opens, with the flash naming the order.
     sent_total = re.search(r"R\$\s?[\d,.]+", commit_button(page).inner_text()).group()
-    assert sent_total == "R$112.20"  # R$102.00 of items + 10 % service
+    assert sent_total == "R$113.30"  # R$103.00 of items + 10 % service
     with page.expect_navigation():
         commit_button(page).click()
     flash = page.locator(".flash .flash-success")
