@@ -189,3 +189,44 @@ def test_release_a_held_line_and_fire_refusals(pos, options):
     assert act(pos, "fire", other, {"order_ref": order.ref}).status_code == 404
     assert act(pos, "fire", other, {"order_ref": ""}).status_code == 422
     state.assert_unchanged()
+
+
+def test_the_kitchen_card_shows_the_modifiers(options):
+    from tests.integration.web.helpers import logged_in, settle
+
+    from omniman.contrib.catalog.services import CatalogOrderingService
+    from tests.factories import commit
+
+    session = basket("counter")
+    session = CatalogOrderingService.add_product(
+        session.session_key, "counter", sku="BURG", modifiers=["doneness:rare", "extras:bacon", "without:no-onions"]
+    )
+    settle()
+    commit(fresh(session))
+    board = text(logged_in("kitchen", "kitchen").get("/kitchen/"))
+    assert '<em class="item-mods">Rare · Bacon · No onions</em>' in board
+
+
+def test_managers_edit_option_groups_in_the_admin(options):
+    from django.test import Client
+
+    from tests.integration.web.helpers import logged_in, make_user
+
+    boss = make_user("boss", "manager")
+    boss.is_staff = True
+    boss.save(update_fields=["is_staff"])
+    manager = Client()
+    manager.force_login(boss)
+    listing = manager.get("/admin/omniman_catalog/optiongroup/")
+    assert listing.status_code == 200 and "Doneness" in text(listing)
+    doneness = OptionGroup.objects.get(code="doneness")
+    page = manager.get(f"/admin/omniman_catalog/optiongroup/{doneness.pk}/change/")
+    assert page.status_code == 200 and "Well done" in text(page)  # its options inline
+    assert manager.get(f"/admin/omniman_catalog/product/{Product.objects.get(sku='BURG').pk}/change/").status_code == 200
+    response = manager.post(
+        "/admin/omniman_catalog/optiongroup/add/",
+        {"code": "sauce", "name": "Sauce", "min_choices": 2, "max_choices": 1, "sort_order": 0, "is_active": "on",
+         "options-TOTAL_FORMS": "0", "options-INITIAL_FORMS": "0", "options-MIN_NUM_FORMS": "0", "options-MAX_NUM_FORMS": "1000"},
+    )
+    assert response.status_code == 200 and not OptionGroup.objects.filter(code="sauce").exists()  # max < min refused
+    assert logged_in("cashier", "pos").get("/admin/omniman_catalog/optiongroup/").status_code in (302, 403)
