@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from omniman.web import health, language, views
+from omniman.web import health, language, pickup, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -12,6 +12,8 @@ urlpatterns = [
     path("i18n/setlang/", language.set_language, name="set_language"),
     path("pos/", include("omniman.web.urls")),
     path("kitchen/", include("omniman.web.kitchen_urls")),
+    # The customer pickup screen (a TV): numbers only, display role or display token.
+    path("pickup/", pickup.pickup_view, name="pickup"),
     path("api/", include("omniman.api.urls")),
 ]
 

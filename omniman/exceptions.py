@@ -129,6 +129,12 @@ WORLD_CHANGED_CODES = frozenset(
         "session_key_conflict",
         "issue_not_found",
         "action_not_found",
+        # The kitchen (KitchenService): the order is not (or no longer) on the stations, an item is
+        # held, a station is not done yet, a bump is too old to undo.
+        "not_in_kitchen",
+        "item_held",
+        "not_ready",
+        "undo_expired",
     }
 )
 # What was asked for is not there.

@@ -19,7 +19,8 @@ _issue_resolvers: dict[str, IssueResolver] = {}
 # At most one, under the key "default": an optional capability a contrib app provides.
 _ticket_sources: dict[str, TicketSource] = {}
 _station_sources: dict[str, StationSource] = {}
-_REGISTRIES = (_modifiers, _validators, _directive_handlers, _issue_resolvers, _ticket_sources, _station_sources)
+# The ticket source stays last (tests clear that slot by position).
+_REGISTRIES = (_modifiers, _validators, _directive_handlers, _issue_resolvers, _station_sources, _ticket_sources)
 
 STAGES = ("draft", "commit")
 

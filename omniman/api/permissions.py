@@ -56,12 +56,6 @@ class CanTransitionOrders(RolePermission):
     write_roles = ORDER_WRITERS
 
 
-class CanFire(RolePermission):
-    """Firing a held course is the server's move (the POS) or a manager's."""
-
-    write_roles = SESSION_WRITERS
-
-
 class CanIngest(RolePermission):
     read_roles = INGESTERS
     write_roles = INGESTERS
@@ -75,3 +69,19 @@ def actor(request) -> str:
     """Who an API write is recorded as: ``token:<username>`` with a token, ``user:<username>`` with a login session."""
     prefix = "token" if isinstance(request.auth, Token) else "user"
     return f"{prefix}:{request.user.get_username()}"
+
+
+KITCHEN_WRITERS = (KITCHEN, MANAGER)
+FIRERS = (POS, MANAGER)
+
+
+class CanWorkKitchen(RolePermission):
+    """Bump, undo, acknowledge voids, 86 products: the kitchen and managers."""
+
+    write_roles = KITCHEN_WRITERS
+
+
+class CanFireCourses(RolePermission):
+    """Fire (or hold) a course: the POS and managers."""
+
+    write_roles = FIRERS

@@ -323,29 +323,6 @@ class TransitionRequestSerializer(serializers.Serializer):
     reason = _text(500, present=False, required=False, default="")
 
 
-class FireRequestSerializer(serializers.Serializer):
-    line_ids = serializers.ListField(
-        child=_text(64),
-        required=False,
-        allow_null=True,
-        max_length=500,
-        help_text="The held lines to fire; absent or null: every held line of the order.",
-    )
-
-
-class KitchenItemSerializer(serializers.Serializer):
-    line_id = serializers.CharField()
-    station = serializers.CharField()
-    status = serializers.CharField()
-    held = serializers.BooleanField()
-
-
-class FireResultSerializer(serializers.Serializer):
-    order_ref = serializers.CharField()
-    order_status = serializers.CharField()
-    items = KitchenItemSerializer(many=True, help_text="The items fired (those that were held).")
-
-
 @extend_schema_field(QTY_SCHEMA)
 class QtyField(serializers.Field):
     """A quantity as the kernel reads it (``parse_qty``), given as decimal text or a JSON integer."""

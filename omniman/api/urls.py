@@ -3,7 +3,7 @@
 from django.urls import path, re_path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from omniman.api import views
+from omniman.api import kitchen, views
 
 app_name = "api"
 
@@ -45,6 +45,11 @@ urlpatterns = [
     path("orders/", views.OrderListView.as_view(), name="order-list"),
     path("orders/<apikey:ref>/", views.OrderDetailView.as_view(), name="order-detail"),
     path("orders/<apikey:ref>/transition/", views.OrderTransitionView.as_view(), name="order-transition"),
-    path("orders/<apikey:ref>/fire/", views.OrderFireView.as_view(), name="order-fire"),
+    path("orders/<apikey:ref>/kitchen/", kitchen.OrderKitchenView.as_view(), name="order-kitchen"),
+    path("orders/<apikey:ref>/kitchen/fire/", kitchen.OrderFireView.as_view(), name="order-kitchen-fire"),
+    path("kitchen/bump/", kitchen.KitchenBumpView.as_view(), name="kitchen-bump"),
+    path("kitchen/undo/", kitchen.KitchenUndoView.as_view(), name="kitchen-undo"),
+    path("kitchen/acknowledge-void/", kitchen.KitchenAcknowledgeView.as_view(), name="kitchen-acknowledge-void"),
+    path("kitchen/sold-out/", kitchen.KitchenSoldOutView.as_view(), name="kitchen-sold-out"),
     re_path(r"^[\s\S]*\Z", views.UnknownPathView.as_view(), name="unknown"),
 ]

@@ -15,7 +15,6 @@ from rest_framework.views import APIView
 from omniman.api import selectors, signatures
 from omniman.api.pagination import Pagination
 from omniman.api.permissions import (
-    CanFire,
     CanIngest,
     CanRead,
     CanTransitionOrders,
@@ -33,8 +32,6 @@ from omniman.api.serializers import (
     ExternalOrderResultSerializer,
     ExternalStatusRequestSerializer,
     ExternalStatusResultSerializer,
-    FireRequestSerializer,
-    FireResultSerializer,
     ModifyRequestSerializer,
     OpenSessionRequestSerializer,
     OrderDetailSerializer,
@@ -52,7 +49,6 @@ from omniman.roles import roles_of
 from omniman.services import (
     CommitService,
     ExternalOrderService,
-    KitchenService,
     ModifyService,
     OrderService,
     ResolveService,
@@ -387,32 +383,6 @@ class OrderTransitionView(APIView):
             roles=roles_of(request.user),
         )
         return Response(OrderDetailSerializer(selectors.order(ref)).data)
-
-
-class OrderFireView(APIView):
-    permission_classes = [CanFire]
-
-    @extend_schema(
-        summary="Fire the order's held lines (a course): the kitchen gets them",
-        description="Held lines (sent with `meta.hold`) wait greyed on the kitchen board until fired. "
-        "`line_ids` absent or null fires every held line; a line that is not held is left as it is; "
-        "an unknown line answers 404 `not_found`. Roles: pos, manager.",
-        request=FireRequestSerializer,
-        responses={200: FireResultSerializer, **errors(400, 404, 409, 413)},
-    )
-    def post(self, request, ref: str):
-        payload = _body(FireRequestSerializer, request)
-        result = KitchenService.fire(ref, line_ids=payload.get("line_ids"), actor=actor(request))
-        data = result.as_dict()
-        return Response(
-            {
-                "order_ref": data["order_ref"],
-                "order_status": data["order_status"],
-                "items": [
-                    {key: item[key] for key in ("line_id", "station", "status", "held")} for item in data["items"]
-                ],
-            }
-        )
 
 
 # -- external orders (marketplace ingestion) ---------------------------------------------

@@ -12,7 +12,8 @@ from ``omniman.services`` only, never from its modules (import-linter's
 from omniman.services._common import find_session
 from omniman.services.commit import CommitService
 from omniman.services.external import ExternalOrderService, external_session_key, status_map
-from omniman.services.kitchen import KitchenResult, KitchenService, sold_out_skus
+from omniman.services.kitchen import KitchenResult, KitchenService, order_kitchen, sold_out_skus
+from omniman.services.kitchen import order_path as kitchen_order_path
 from omniman.services.maintenance import MaintenanceService
 from omniman.services.ops import MAX_NAME_LENGTH, MAX_SKU_LENGTH, OPS, RESERVED_DATA_KEYS, RESERVED_META_KEYS, find_line
 from omniman.services.orders import OrderService, apply_auto_transition, lock_order
@@ -33,6 +34,8 @@ __all__ = [
     "KitchenService",
     "KitchenResult",  # what a kitchen move did: the order and the items it moved
     "sold_out_skus",  # the SKUs the kitchen marked sold out ("86"), one query
+    "order_kitchen",  # an order and its kitchen items (not_found)
+    "kitchen_order_path",  # the order moves a kitchen item state asks for (the board checks a bump before offering it)
     # Reads and guards the layers above share with the services.
     "find_session",  # a session by key and channel (session_not_found), optionally row-locked
     "require_rev",  # stale_rev unless the caller saw the session's current rev

@@ -25,7 +25,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from omniman import registry
+from omniman import conf, registry
 from omniman.exceptions import InvalidTransition, OmnimanError, ValidationError
 from omniman.flow import KitchenFlow, OrderFlow
 from omniman.models import KitchenItem, Order, OrderEvent, OrderItem, SoldOut
@@ -79,16 +79,18 @@ def create_items(order: Order, order_items: Iterable[OrderItem]) -> None:
     """One ``KitchenItem`` per order line, in the caller's (the commit's) transaction.
 
     The station is the line's ``meta["station"]``, else the registered station
-    source's (the catalog's); a line with ``meta["hold"]`` starts held. One
+    source's (the catalog's), else ``OMNIMAN["KITCHEN_DEFAULT_STATION"]``
+    (``"kitchen"``; ``""``: none); a line with ``meta["hold"]`` starts held. One
     ``INSERT … SELECT`` over the order's lines, then one ``UPDATE`` per station
     (and one for the held lines): the count grows with the stations, never the lines.
     """
     order_items = list(order_items)
     missing = sorted({i.sku for i in order_items if not (i.meta or {}).get("station")})
     stations = registry.stations_for(missing) if missing else {}
+    default = str(conf.get("KITCHEN_DEFAULT_STATION", "kitchen") or "")
     by_station: dict[str, list[str]] = {}
     for item in order_items:
-        station = str((item.meta or {}).get("station") or stations.get(item.sku) or "")[:32]
+        station = str((item.meta or {}).get("station") or stations.get(item.sku) or default)[:32]
         if station:
             by_station.setdefault(station, []).append(item.line_id)
     held = [item.line_id for item in order_items if (item.meta or {}).get("hold")]
@@ -493,6 +495,8 @@ def on_order_event(sender, instance: OrderEvent, created: bool, **kwargs) -> Non
     elif instance.type == "status_changed":
         order = instance.order
         to = (instance.payload or {}).get("to")
+        if to and to != order.flow.cancel_status and (instance.payload or {}).get("reason") != "kitchen":
+            _catch_up(order, to)
         if not to or to != order.flow.cancel_status:
             return
         now = timezone.now()
@@ -509,12 +513,53 @@ def on_order_event(sender, instance: OrderEvent, created: bool, **kwargs) -> Non
             )
 
 
+def _catch_up(order: Order, status: str) -> None:
+    """An order moved by someone else (the POS, the API, an integration): its lagging items catch up.
+
+    When ``status`` is the order status of an item status (``kitchen_flow.order_statuses``), the
+    live items not that far yet move there, so that the stations never show work the order is past.
+    """
+    kflow = order.channel.kitchen_flow
+    reached = [item_status for item_status, order_status in kflow.order_statuses.items() if order_status == status]
+    if not reached:
+        return
+    target = max(reached, key=kflow.index)
+    now = timezone.now()
+    items = list(KitchenItem.objects.select_for_update().select_related("item").filter(order=order))
+    lagging = [item for item in items if item.is_live and kflow.index(item.status) < kflow.index(target)]
+    for item in lagging:
+        item.status, item.previous_status, item.updated_at = target, "", now
+        item.rev += 1
+    if lagging:
+        KitchenItem.objects.bulk_update(lagging, ["status", "previous_status", "rev", "updated_at"])
+
+
+def order_kitchen(order_ref: str) -> KitchenResult:
+    """An order and all its kitchen items (``not_found`` for an unknown ref): two queries, no lock."""
+    order = Order.objects.select_related("channel").filter(ref=order_ref or "").first()
+    if order is None:
+        raise OmnimanError("not_found", _("No order %(order_ref)s.") % {"order_ref": repr(order_ref)}, {"order_ref": order_ref})
+    return KitchenResult(order, list(KitchenItem.objects.select_related("item").filter(order=order).order_by("id")))
+
+
 def sold_out_skus() -> set[str]:
     """The SKUs marked sold out ("86"), one query."""
     return set(SoldOut.objects.filter(sold_out=True).values_list("sku", flat=True))
 
 
-def require_not_sold_out(sku: str) -> None:
-    """``ValidationError("sold_out")`` when the kitchen marked ``sku`` sold out."""
-    if SoldOut.objects.filter(sku=sku, sold_out=True).exists():
+SOLD_OUT_CTX_KEY = "_kitchen_sold_out"
+
+
+def require_not_sold_out(sku: str, ctx: dict[str, Any] | None = None) -> None:
+    """``ValidationError("sold_out")`` when the kitchen marked ``sku`` sold out.
+
+    With ``ctx`` (one modification's context), the 86 list is read once for all its ops.
+    """
+    if ctx is None:
+        sold = sold_out_skus()
+    else:
+        sold = ctx.get(SOLD_OUT_CTX_KEY)
+        if sold is None:
+            sold = ctx[SOLD_OUT_CTX_KEY] = frozenset(sold_out_skus())
+    if sku in sold:
         raise ValidationError("sold_out", _("%(sku)s is sold out.") % {"sku": sku}, {"sku": sku, "field": "sku"})

@@ -206,7 +206,7 @@ def _same_line(session: Session, sku: str, price: int | None, meta: dict[str, An
 
 def add_line(session: Session, op: dict, ctx: dict) -> None:
     sku = _sku(op)
-    require_not_sold_out(sku)
+    require_not_sold_out(sku, ctx)
     qty = _qty(op)
     if op.get("unit_price_q") is None:
         if session.pricing_policy == Channel.PricingPolicy.EXTERNAL:
@@ -290,7 +290,7 @@ def _delta(value: Any) -> Decimal | None:
 def replace_sku(session: Session, op: dict, ctx: dict) -> None:
     line = find_line(session, _line_id(op))
     sku = _sku(op)
-    require_not_sold_out(sku)
+    require_not_sold_out(sku, ctx)
     if op.get("unit_price_q") is not None:
         line["unit_price_q"] = _price(op)
     elif session.pricing_policy == Channel.PricingPolicy.EXTERNAL:

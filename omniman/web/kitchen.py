@@ -1,10 +1,15 @@
-"""The kitchen board: live columns of active orders, one tap to bump a card along.
+"""The kitchen screens: a station's items, the expo's whole orders, recall/undo, voids and the 86 list.
+
+A *station* screen (``?station=bar``) shows the cards of its own items, in
+columns by item status (``queued → cooking → ready`` by default), and bumps
+only them. The *expo* (``?station=expo``) shows whole orders by order status,
+with each station's progress, and hands an order out once every station is
+done. Every move goes through ``KitchenService`` (``expected_status``: a late
+second screen gets the fresh board and a notice where the cook looks, never an
+error page); the order's status follows from its items there, never here.
 
 The board polls ``board/`` every 2 s with the version it shows; when nothing
-changed the answer is an empty ``204`` computed from one aggregate query, no
-template rendered. Bumps go through ``OrderService.transition`` with
-``expected_status``: when two screens bump one card, the late one gets the fresh
-board and a notice, never an error page.
+changed the answer is an empty ``204`` computed from two aggregate queries.
 """
 
 from __future__ import annotations
@@ -14,32 +19,31 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from django.db.models import Count, Max
+from django.db.models import Count, Exists, Max, OuterRef, Prefetch, Q
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_POST
 from django.utils.translation import gettext_lazy
+from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from omniman import conf, registry
-from omniman.contrib.catalog import get_catalog
 from omniman.exceptions import OmnimanError
+from omniman.flow import DEFAULT_KITCHEN_FLOW, DEFAULT_ORDER_FLOW, KitchenFlow, OrderFlow
 from omniman.formatting import format_qty
-from omniman.texts import status_label
-from omniman.flow import DEFAULT_ORDER_FLOW, OrderFlow
-from omniman.models import Channel, Order, OrderEvent
-from omniman.services import OrderService
+from omniman.models import Channel, KitchenItem, Order, SoldOut
 from omniman.roles import KITCHEN, MANAGER, roles_of
+from omniman.services import KitchenService, kitchen_order_path
+from omniman.texts import status_label
 from omniman.web.roles import actor, role_required
 
 kitchen_required = role_required(KITCHEN, MANAGER)
 
 COLUMNS = tuple(DEFAULT_ORDER_FLOW["kitchen_statuses"])
 EXPO = "expo"
-RECALL_MINUTES = 15
+RECALL_MINUTES = DEFAULT_KITCHEN_FLOW["undo_minutes"]
 DEFAULT_WARN_MINUTES = 5
 DEFAULT_LATE_MINUTES = 10
 # The stations' names on the filter bar (a station without one shows its code).
@@ -49,50 +53,79 @@ STATION_LABELS = {
     "kitchen": gettext_lazy("Kitchen"),
     "pastry": gettext_lazy("Pastry"),
 }
+ITEM_STATUS_LABELS = {
+    "queued": gettext_lazy("Queued"),
+    "cooking": gettext_lazy("Cooking"),
+    "ready": gettext_lazy("Ready"),
+    "served": gettext_lazy("Served"),
+}
+
+
+def item_status_label(status: str) -> str:
+    label = ITEM_STATUS_LABELS.get(status)
+    return str(label) if label else status.replace("_", " ").capitalize()
 
 
 def board_columns() -> list[str]:
-    """The board's columns: ``OMNIMAN["KITCHEN_COLUMNS"]``, else the default flow's ``kitchen_statuses``.
-
-    A channel's own ``order_flow.kitchen_statuses`` chooses in which of them its orders appear.
-    """
+    """The expo's columns: ``OMNIMAN["KITCHEN_COLUMNS"]``, else the default flow's ``kitchen_statuses``."""
     return list(conf.get("KITCHEN_COLUMNS", COLUMNS))
 
 
-def on_board(order: Order, flow: OrderFlow, columns: list[str]) -> bool:
-    return order.status in columns and order.status in flow.kitchen_statuses
+def station_columns() -> list[str]:
+    """A station screen's columns: the default kitchen flow's statuses up to its ``station_done``."""
+    statuses = DEFAULT_KITCHEN_FLOW["statuses"]
+    return list(conf.get("KITCHEN_STATION_COLUMNS", statuses[: statuses.index(DEFAULT_KITCHEN_FLOW["station_done"]) + 1]))
 
 
-def next_status(order: Order, flow: OrderFlow | None = None, roles: Iterable[str] | None = None) -> str | None:
-    """Where one tap sends the card: the next kitchen column, else the flow's done status, never its cancel status.
+def stations() -> list[str]:
+    return list(conf.get("KITCHEN_STATIONS", ["bar", "kitchen", "pastry"]))
 
-    With ``roles``, only a move the flow's ``permissions`` give them (``None``: no tap for this viewer).
-    """
-    flow = flow or order.flow
-    allowed = [s for s in flow.allowed_from(order.status) if s != flow.cancel_status]
-    if roles is not None:
-        allowed = [s for s in allowed if flow.may_transition(roles, order.status, s)]
-    columns = [s for s in board_columns() if s in flow.kitchen_statuses]
-    later = [s for s in allowed if s in columns and columns.index(s) > columns.index(order.status)] if order.status in columns else []
-    if later:
-        return min(later, key=columns.index)
-    if flow.done_status and flow.done_status in allowed:
-        return flow.done_status
-    return allowed[0] if allowed else None
+
+# -- what a card shows --------------------------------------------------------------------------
 
 
 @dataclass
 class Card:
     order: Order
     label: str
-    items: list
-    next_status: str | None
-    warn_seconds: int
-    late_seconds: int
+    station: str  # "" on the expo
+    status: str  # its column: the least advanced bumpable item's status (a station), the order's (the expo)
+    items: list[KitchenItem]
+    bump_from: str | None = None  # the expected_status a bump sends (None: no bump from this screen)
+    bump_to: str | None = None
+    progress: list[tuple[str, bool]] = field(default_factory=list)  # expo: (station, done)
+    void_pending: bool = False
+    warn_seconds: int = DEFAULT_WARN_MINUTES * 60
+    late_seconds: int = DEFAULT_LATE_MINUTES * 60
 
     @property
     def created_ms(self) -> int:
         return int(self.order.created_at.timestamp() * 1000)
+
+    @property
+    def stations_done(self) -> int:
+        return sum(1 for _station, done in self.progress if done)
+
+    @property
+    def customer(self) -> str:
+        data = (self.order.snapshot or {}).get("data") or {}
+        customer = data.get("customer") if isinstance(data.get("customer"), dict) else {}
+        return str(customer.get("name") or "")
+
+    @property
+    def promised(self) -> str:
+        data = (self.order.snapshot or {}).get("data") or {}
+        customer = data.get("customer") if isinstance(data.get("customer"), dict) else {}
+        return str(data.get("promised_at") or customer.get("pickup_time") or "")
+
+    @property
+    def notes(self) -> str:
+        data = (self.order.snapshot or {}).get("data") or {}
+        return str(data.get("notes") or "")
+
+    @property
+    def dom_id(self) -> str:
+        return f"card-{self.order.pk}-{self.station or EXPO}"
 
 
 @dataclass
@@ -105,91 +138,41 @@ class Board:
     channels: list[Channel]
     version: str
     max_order_id: int
-    recalled: list[Order] = field(default_factory=list)
+    sold_out: list[str] = field(default_factory=list)
+    void_pending: int = 0
+
+    @property
+    def is_expo(self) -> bool:
+        return self.station == EXPO
+
+
+def _pending_void():
+    return KitchenItem.objects.filter(order=OuterRef("pk"), voided_at__isnull=False, void_acknowledged_at__isnull=True)
 
 
 def _filtered(channel_code: str):
-    orders = Order.objects.filter(status__in=board_columns(), channel__is_active=True)
+    """Orders on an admitted kitchen status, or with a void no cook acknowledged yet (a cancelled order's VOID)."""
+    statuses = set(board_columns())
+    for channel in Channel.objects.filter(is_active=True).only("config"):
+        statuses.update(channel.kitchen_flow.admit_statuses)
+    orders = Order.objects.filter(Q(status__in=sorted(statuses)) | Q(Exists(_pending_void())), channel__is_active=True)
     if channel_code:
         orders = orders.filter(channel__code=channel_code)
     return orders
 
 
 def board_version(channel_code: str) -> str:
-    """One aggregate query: changes whenever a card appears, moves or leaves."""
+    """Changes whenever a card appears, moves or leaves, an item moves (it touches its order), or the 86 list changes."""
     row = _filtered(channel_code).aggregate(n=Count("id"), last=Max("updated_at"), top=Max("id"))
+    sold = SoldOut.objects.aggregate(n=Count("id"), last=Max("updated_at"))
     last = row["last"].timestamp() if row["last"] else 0
-    return f"{row['n']}-{row['top'] or 0}-{last:.6f}"
-
-
-def _stations_of(orders) -> dict[str, str]:
-    """Kitchen station per SKU from the catalog, for items that don't carry one (one query)."""
-    skus = {item.sku for order in orders for item in order.items.all() if not (item.meta or {}).get("station")}
-    if not skus:
-        return {}
-    # Without omniman.contrib.catalog (and no CATALOG_BACKEND) the catalog is empty: no station.
-    return {sku: entry.station for sku, entry in get_catalog().get_many(sorted(skus)).items()}
+    sold_last = sold["last"].timestamp() if sold["last"] else 0
+    return f"{row['n']}-{row['top'] or 0}-{last:.6f}-{sold['n']}-{sold_last:.6f}"
 
 
 def _tickets(orders) -> dict[str, int]:
     """Pickup numbers from the registered ticket source (omniman.contrib.refs); none without one."""
     return registry.tickets_for([order.ref for order in orders])
-
-
-def build_board(station: str = EXPO, channel_code: str = "", roles: Iterable[str] | None = None) -> Board:
-    """The board; with ``roles`` (the viewer's), a card offers only the moves they may make."""
-    orders = list(
-        _filtered(channel_code).select_related("channel").prefetch_related("items").order_by("created_at", "id")
-    )
-    stations = _stations_of(orders)
-    tickets = _tickets(orders)
-    columns: dict[str, list[Card]] = defaultdict(list)
-    all_day: Counter = Counter()
-    names: dict[str, str] = {}
-    board = board_columns()
-    flows: dict[int, OrderFlow] = {}
-    for order in orders:
-        flow = flows.get(order.channel_id) or flows.setdefault(order.channel_id, order.flow)
-        if not on_board(order, flow, board):
-            continue  # its channel's flow keeps this status off the kitchen
-        items = []
-        for item in order.items.all():
-            item_station = (item.meta or {}).get("station") or stations.get(item.sku, "")
-            if station != EXPO and item_station != station:
-                continue
-            items.append(item)
-            if order.status != flow.ready_status:
-                all_day[item.sku] += item.qty
-                names[item.sku] = item.name
-        if not items:
-            continue  # nothing for this station
-        config = (order.channel.config or {}).get("kitchen") or {}
-        columns[order.status].append(
-            Card(
-                order=order,
-                label=card_label(order, tickets.get(order.ref), flow),
-                items=items,
-                next_status=next_status(order, flow, roles),
-                warn_seconds=int(config.get("warn_minutes", DEFAULT_WARN_MINUTES)) * 60,
-                late_seconds=int(config.get("late_minutes", DEFAULT_LATE_MINUTES)) * 60,
-            )
-        )
-    terms = {}
-    for order in orders:
-        for status in board_columns():
-            terms.setdefault(status, order.channel.term(status))
-    for status in board_columns():
-        terms.setdefault(status, status_label(status))
-    return Board(
-        station=station,
-        channel=channel_code,
-        columns=[(status, terms[status], columns.get(status, [])) for status in board_columns()],
-        all_day=[(names[sku], _qty(qty)) for sku, qty in sorted(all_day.items(), key=lambda kv: (-kv[1], names[kv[0]]))],
-        stations=[EXPO, "bar", "kitchen", "pastry"],
-        channels=list(Channel.objects.filter(is_active=True).order_by("display_order", "code")),
-        version=board_version(channel_code),
-        max_order_id=max((order.pk for order in orders), default=0),
-    )
 
 
 def card_label(order: Order, ticket: int | None = None, flow: OrderFlow | None = None) -> str:
@@ -206,22 +189,174 @@ def _qty(value) -> str:
     return format_qty(value)
 
 
-def recalled_orders(channel_code: str = "") -> list[Order]:
-    """Orders bumped off the board (or along it) in the last 15 minutes, newest first."""
-    since = timezone.now() - timedelta(minutes=RECALL_MINUTES)
-    refs = (
-        OrderEvent.objects.filter(type="status_changed", created_at__gte=since, actor__startswith="user:")
-        .exclude(order__status__in=board_columns())
-        .values_list("order_id", flat=True)
+def _order_move_allowed(order: Order, items: list[KitchenItem], moved: list[KitchenItem], target: str, roles) -> bool:
+    """Would moving ``moved`` to ``target`` ask an order move ``roles`` may not make (the service would refuse)?"""
+    if roles is None:
+        return True
+    saved = [(item, item.status) for item in moved]
+    for item in moved:
+        item.status = target
+    try:
+        path = kitchen_order_path(order, items, order.channel.kitchen_flow, order.flow) or []
+    finally:
+        for item, status in saved:
+            item.status = status
+    current = order.status
+    for step in path:
+        if not order.flow.may_transition(roles, current, step):
+            return False
+        current = step
+    return True
+
+
+def _station_card(order, items, station, kflow: KitchenFlow, label, roles, config) -> Card | None:
+    mine = [item for item in items if item.station == station]
+    shown = [item for item in mine if not item.is_voided or item.void_pending]
+    shown = [item for item in shown if item.is_voided or kflow.index(item.status) <= kflow.index(kflow.station_done)]
+    if not shown:
+        return None
+    bumpable = [item for item in shown if item.is_live and kflow.station_may_bump(item.status)]
+    live = [item for item in shown if item.is_live]
+    if bumpable:
+        status = min((item.status for item in bumpable), key=kflow.index)
+    elif live:
+        status = min((item.status for item in live), key=kflow.index)
+    else:
+        status = kflow.initial_status  # only held or voided items: shown where work starts
+    card = Card(order=order, label=label, station=station, status=status, items=shown, **config)
+    card.void_pending = any(item.void_pending for item in shown)
+    if bumpable and kflow.admits(order.status):
+        target = kflow.next(status)
+        moved = [item for item in bumpable if item.status == status]
+        if target and _order_move_allowed(order, items, moved, target, roles):
+            card.bump_from, card.bump_to = status, target
+    return card
+
+
+def _expo_card(order, items, kflow: KitchenFlow, label, roles, config) -> Card | None:
+    shown = [item for item in items if item.is_live or item.void_pending or (item.held and not item.is_voided)]
+    if not shown:
+        return None
+    card = Card(order=order, label=label, station="", status=order.status, items=shown, **config)
+    per_station: dict[str, bool] = {}
+    for item in items:
+        if item.is_live:
+            per_station[item.station] = per_station.get(item.station, True) and kflow.station_is_done(item.status)
+    card.progress = sorted(per_station.items())
+    card.void_pending = any(item.void_pending for item in shown)
+    live = [item for item in items if item.is_live]
+    if live and kflow.admits(order.status) and all(kflow.station_is_done(item.status) for item in live):
+        status = min((item.status for item in live), key=kflow.index)
+        target = kflow.next(status)
+        moved = [item for item in live if item.status == status]
+        if target and _order_move_allowed(order, items, moved, target, roles):
+            card.bump_from, card.bump_to = status, target
+    return card
+
+
+def build_board(station: str = EXPO, channel_code: str = "", roles: Iterable[str] | None = None) -> Board:
+    """The board of one screen; with ``roles`` (the viewer's), a card offers only the moves they may make.
+
+    A constant number of queries whatever the number of tickets and items.
+    """
+    kitchen_items = KitchenItem.objects.select_related("item").order_by("id")
+    orders = list(
+        _filtered(channel_code)
+        .select_related("channel")
+        .prefetch_related(Prefetch("kitchen_items", queryset=kitchen_items, to_attr="kitchen"))
+        .order_by("created_at", "id")
     )
-    orders = Order.objects.filter(pk__in=refs).select_related("channel").prefetch_related("items")
+    tickets = _tickets(orders)
+    is_expo = station == EXPO
+    column_names = board_columns() if is_expo else station_columns()
+    columns: dict[str, list[Card]] = defaultdict(list)
+    all_day: Counter = Counter()
+    names: dict[str, str] = {}
+    flows: dict[int, tuple[OrderFlow, KitchenFlow]] = {}
+    for order in orders:
+        flow, kflow = flows.get(order.channel_id) or flows.setdefault(
+            order.channel_id, (order.flow, order.channel.kitchen_flow)
+        )
+        config = (order.channel.config or {}).get("kitchen") or {}
+        card_config = {
+            "warn_seconds": int(config.get("warn_minutes", DEFAULT_WARN_MINUTES)) * 60,
+            "late_seconds": int(config.get("late_minutes", DEFAULT_LATE_MINUTES)) * 60,
+        }
+        admitted = kflow.admits(order.status)
+        items = order.kitchen
+        if not admitted and not any(item.void_pending for item in items):
+            continue  # the channel keeps it off the kitchen (e.g. a web order waiting to be paid)
+        label = card_label(order, tickets.get(order.ref), flow)
+        if is_expo:
+            card = _expo_card(order, items, kflow, label, roles, card_config)
+        else:
+            card = _station_card(order, items, station, kflow, label, roles, card_config)
+        if card is None:
+            continue
+        column = card.status if card.status in column_names else (column_names[0] if not admitted else column_names[-1])
+        if is_expo and not admitted:
+            column = column_names[0]  # a cancelled order's VOID waits for its acknowledgement in the first column
+        columns[column].append(card)
+        for item in card.items:
+            if item.is_live and admitted and not kflow.station_is_done(item.status):
+                all_day[item.item.sku] += item.item.qty - item.voided_qty
+                names[item.item.sku] = item.item.name
+    if is_expo:
+        terms: dict[str, str] = {}
+        for order in orders:
+            for status in column_names:
+                terms.setdefault(status, order.channel.term(status))
+        labels = {status: terms.get(status) or status_label(status) for status in column_names}
+    else:
+        labels = {status: item_status_label(status) for status in column_names}
+    return Board(
+        station=station,
+        channel=channel_code,
+        columns=[(status, labels[status], columns.get(status, [])) for status in column_names],
+        all_day=[(names[sku], _qty(qty)) for sku, qty in sorted(all_day.items(), key=lambda kv: (-kv[1], names[kv[0]]))],
+        stations=[EXPO, *stations()],
+        channels=list(Channel.objects.filter(is_active=True).order_by("display_order", "code")),
+        version=board_version(channel_code),
+        max_order_id=max((order.pk for order in orders), default=0),
+        sold_out=sorted(SoldOut.objects.filter(sold_out=True).values_list("sku", flat=True)),
+        void_pending=sum(1 for cards in columns.values() for card in cards if card.void_pending),
+    )
+
+
+@dataclass
+class Recalled:
+    order: Order
+    label: str
+    station: str
+    status: str
+    items: list[KitchenItem]
+
+
+def recalled(station: str = EXPO, channel_code: str = "", minutes: int = RECALL_MINUTES) -> list[Recalled]:
+    """Items bumped in the last ``minutes`` that an undo can restore, grouped per order (and station), newest first."""
+    since = timezone.now() - timedelta(minutes=minutes)
+    rows = (
+        KitchenItem.objects.filter(moved_at__gte=since, moved_by__startswith="user:")
+        .exclude(previous_status="")
+        .select_related("item", "order", "order__channel")
+        .order_by("-moved_at", "-id")
+    )
+    if station != EXPO:
+        rows = rows.filter(station=station)
     if channel_code:
-        orders = orders.filter(channel__code=channel_code)
-    recalled = list(orders.order_by("-updated_at")[:20])
-    tickets = _tickets(recalled)
-    for order in recalled:
-        order.kitchen_label = card_label(order, tickets.get(order.ref))
-    return recalled
+        rows = rows.filter(order__channel__code=channel_code)
+    groups: dict[tuple[int, str, str], Recalled] = {}
+    rows = list(rows[:100])
+    tickets = _tickets({row.order for row in rows})
+    for row in rows:
+        key = (row.order_id, row.station if station != EXPO else "", row.status)
+        if key not in groups:
+            groups[key] = Recalled(row.order, card_label(row.order, tickets.get(row.order.ref)), key[1], row.status, [])
+        groups[key].items.append(row)
+    return list(groups.values())[:20]
+
+
+# -- views ----------------------------------------------------------------------------------------
 
 
 def _params(request) -> tuple[str, str]:
@@ -236,7 +371,7 @@ def board_view(request):
     station, channel = _params(request)
     board = build_board(station, channel, roles_of(request.user))
     recall = request.GET.get("recall") == "1"
-    context = {"board": board, "recall": recall, "recalled": recalled_orders(channel) if recall else []}
+    context = {"board": board, "recall": recall, "recalled": recalled(station, channel) if recall else []}
     return render(request, "kitchen/board.html", context)
 
 
@@ -251,39 +386,98 @@ def board_poll(request):
         response["Cache-Control"] = "no-store"
         return response
     board = build_board(station, channel, roles_of(request.user))
-    return render(request, "kitchen/board.html#board", {"board": board})
+    recall = request.GET.get("recall") == "1"
+    context = {"board": board, "recall": recall, "recalled": recalled(station, channel) if recall else []}
+    return render(request, "kitchen/board.html#board", context)
+
+
+def _answer(request, station: str, channel: str, notice: str, *, recall: bool = False):
+    if not request.htmx:
+        url = reverse("kitchen:board") + f"?station={station}&channel={channel}" + ("&recall=1" if recall else "")
+        return redirect(url)
+    board = build_board(station, channel, roles_of(request.user))
+    return render(request, "kitchen/board.html#board", {"board": board, "notice": notice})
+
+
+def _notice(exc: OmnimanError, label: str) -> str:
+    if exc.code == "stale_status":
+        return _("%(card)s was already moved on another screen.") % {"card": label}
+    if exc.code == "forbidden_transition":
+        return _("%(card)s: your role may not move this order on.") % {"card": label}
+    return f"{label}: {exc.message}"
 
 
 @require_POST
 @kitchen_required
 def bump(request):
+    """Bump a card: a station's items in ``expected_status`` (or, on the expo, the whole order's) one step on."""
     station, channel = _params(request)
-    ref = request.POST.get("order_ref", "")
-    expected = request.POST.get("expected_status", "")
+    ref = request.POST.get("order_ref", "")[:64]
+    expected = request.POST.get("expected_status", "")[:32]
+    label = request.POST.get("label", "")[:64] or ref[-6:]
     notice = ""
-    order = Order.objects.select_related("channel").filter(ref=ref).first()
-    if order is None:
-        notice = _("That order no longer exists.")
-    elif order.status != expected:
-        notice = _("%(order)s was already moved on another screen.") % {"order": order.ref[-6:]}
-    else:
-        roles = roles_of(request.user)
-        target = next_status(order, roles=roles)
-        if target is None and next_status(order) is not None:
-            notice = _("%(ref)s: your role may not move this order on.") % {"ref": order.ref[-6:]}
-        try:
-            if target:
-                OrderService.transition(
-                    ref, target, actor=actor(request), expected_status=expected, reason="kitchen bump", roles=roles
-                )
-        except OmnimanError as exc:
-            notice = (
-                _("%(order)s was already moved on another screen.") % {"order": order.ref[-6:]}
-                if exc.code == "stale_status"
-                else exc.message
-            )
+    try:
+        KitchenService.bump(
+            order_ref=ref,
+            station=None if station == EXPO else station,
+            expected_status=expected,
+            actor=actor(request),
+            roles=roles_of(request.user),
+        )
+    except OmnimanError as exc:
+        notice = _notice(exc, label) if exc.code != "not_found" else _("That order no longer exists.")
+    return _answer(request, station, channel, notice)
+
+
+@require_POST
+@kitchen_required
+def undo(request):
+    """Undo a bump from the recall list: the items go back to where they were, if nobody moved them since."""
+    station, channel = _params(request)
+    ref = request.POST.get("order_ref", "")[:64]
+    expected = request.POST.get("expected_status", "")[:32]
+    label = request.POST.get("label", "")[:64] or ref[-6:]
+    notice = ""
+    try:
+        KitchenService.undo(
+            order_ref=ref,
+            station=None if station == EXPO else station,
+            expected_status=expected,
+            actor=actor(request),
+            roles=roles_of(request.user),
+        )
+    except OmnimanError as exc:
+        notice = _notice(exc, label) if exc.code != "not_found" else _("That order no longer exists.")
     if not request.htmx:
-        url = reverse("kitchen:board") + f"?station={station}&channel={channel}"
-        return redirect(url)
+        return _answer(request, station, channel, notice, recall=True)
     board = build_board(station, channel, roles_of(request.user))
-    return render(request, "kitchen/board.html#board", {"board": board, "notice": notice})
+    context = {"board": board, "notice": notice, "recall": True, "recalled": recalled(station, channel)}
+    return render(request, "kitchen/board.html#board", context)
+
+
+@require_POST
+@kitchen_required
+def acknowledge(request):
+    """A cook saw a card's VOID: its mark and sound stop."""
+    station, channel = _params(request)
+    ref = request.POST.get("order_ref", "")[:64]
+    notice = ""
+    try:
+        KitchenService.acknowledge_void(order_ref=ref, station=None if station == EXPO else station, actor=actor(request))
+    except OmnimanError as exc:
+        notice = exc.message
+    return _answer(request, station, channel, notice)
+
+
+@require_POST
+@kitchen_required
+def sold_out(request):
+    """86 a product (``sold_out=1``) or put it back on (``sold_out=0``); the POS tiles follow within a poll."""
+    station, channel = _params(request)
+    sku = request.POST.get("sku", "").strip()[:64]
+    notice = ""
+    try:
+        KitchenService.set_sold_out(sku, request.POST.get("sold_out") == "1", actor=actor(request))
+    except OmnimanError as exc:
+        notice = exc.message
+    return _answer(request, station, channel, notice)

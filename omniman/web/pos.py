@@ -145,6 +145,7 @@ def _grid(request) -> dict:
         "categories": categories,
         "category": category,
         "products": catalog.search("", category=category or None, limit=selectors.GRID_SIZE),
+        "sold_out": selectors.unavailable_skus(),
     }
 
 
@@ -198,6 +199,17 @@ def edit_line(request, channel_code, session_key, line_id):
         "is_manager": has_role(request.user, MANAGER),
     }
     return render(request, "pos/session.html#line_editor", context)
+
+
+@require_GET
+@pos_required
+def sold_out(request, channel_code, session_key):
+    """The SKUs shown sold out (86 or no stock), polled by the POS every 2 s: its tiles follow within a poll."""
+    skus = sorted(selectors.unavailable_skus())
+    base = request.path.removesuffix("sold-out/")
+    response = render(request, "pos/session.html#sold_out", {"sold_out_list": skus, "sold_out": set(), "base": base})
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 @require_GET

@@ -12,10 +12,22 @@ from typing import Any
 from django.db.models import Case, Count, IntegerField, OuterRef, Q, Subquery, Value, When
 
 from omniman.models import CheckState, Channel, KitchenItem, Order, Session
-from omniman.services import orders_of_handle_today
+from omniman.services import orders_of_handle_today, sold_out_skus
 from omniman.texts import localized
 
 GRID_SIZE = 48
+
+
+def unavailable_skus() -> set[str]:
+    """SKUs the POS shows sold out: the kitchen's 86 list, and stock-tracked products with nothing on hand (two queries)."""
+    from django.apps import apps
+
+    skus = set(sold_out_skus())
+    if apps.is_installed("omniman.contrib.stock"):
+        from omniman.contrib.stock.models import StockLevel
+
+        skus |= set(StockLevel.objects.filter(on_hand__lte=0).values_list("sku", flat=True))
+    return skus
 SEARCH_SIZE = 12
 
 

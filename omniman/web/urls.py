@@ -13,6 +13,7 @@ urlpatterns = [
     path("<slug:channel_code>/open/", pos.open_session, name="open"),
     path(S, pos.session_view, name="session"),
     path(S + "search/", pos.search, name="search"),
+    path(S + "sold-out/", pos.sold_out, name="sold_out"),
     path(S + "add/", pos.add_item, name="add"),
     path(S + "options/", pos.options, name="options"),
     path(S + "customer/", pos.customer, name="customer"),

@@ -17,7 +17,7 @@ document.addEventListener("securitypolicyviolation", function (event) {
   window.reportCspViolation([event.violatedDirective, event.blockedURI, event.sourceFile + ":" + event.lineNumber].join(" "));
 });
 """
-OPERATIONS = 18  # every operation of the schema (tests/integration/api/test_api_fuzz.py counts them from it)
+OPERATIONS = 24  # every operation of the schema (tests/integration/api/test_api_fuzz.py counts them from it)
 
 
 def test_the_api_docs_page_renders_every_operation_from_this_server(browser, demo):

@@ -171,12 +171,14 @@ def test_the_board_offers_and_bumps_only_what_the_role_may(client):
     channel = make_channel(config={"order_flow": {"permissions": {"kitchen": {"from": ["confirmed"], "to": ["processing"]}}}})
     confirmed, ready = create_order_at("confirmed", channel), create_order_at("ready", channel)
     client.force_login(user_with("kitchen"))
-    body = client.get("/kitchen/").content.decode()
-    assert body.count("disabled") >= 1
-    client.post("/kitchen/bump/", {"order_ref": confirmed.ref, "expected_status": "confirmed"}, HTTP_HX_REQUEST="true")
+    expo = client.get("/kitchen/?station=expo").content.decode()
+    assert "Hand out" not in expo  # ready → completed is not the kitchen's here: no button
+    station = client.get("/kitchen/?station=kitchen").content.decode()
+    assert station.count('class="btn bump"') == 1  # the confirmed order's items may start (confirmed → processing)
+    client.post("/kitchen/bump/", {"order_ref": confirmed.ref, "expected_status": "queued", "station": "kitchen"}, HTTP_HX_REQUEST="true")
     assert Order.objects.get(pk=confirmed.pk).status == "processing"
     events = OrderEvent.objects.count()
-    response = client.post("/kitchen/bump/", {"order_ref": ready.ref, "expected_status": "ready"}, HTTP_HX_REQUEST="true")
+    response = client.post("/kitchen/bump/", {"order_ref": ready.ref, "expected_status": "ready", "station": "expo"}, HTTP_HX_REQUEST="true")
     assert response.status_code == 200 and "may not move this order" in response.content.decode()
     assert Order.objects.get(pk=ready.pk).status == "ready" and OrderEvent.objects.count() == events
 

@@ -76,3 +76,11 @@ def station_label(station: str) -> str:
 def status_label(status: str) -> str:
     """An order status in the active language (``"ready"`` → ``Ready``, ``Pronto`` in pt-br), no channel's words."""
     return texts.status_label(status)
+
+
+@register.filter
+def item_status_label(status: str) -> str:
+    """A kitchen item's status in the active language (``"cooking"`` → ``Cooking``)."""
+    from omniman.web.kitchen import item_status_label as label
+
+    return label(status)

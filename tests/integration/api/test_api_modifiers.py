@@ -1,4 +1,4 @@
-"""Modifiers through the REST session ops, and ``POST /api/orders/{ref}/fire/`` (a held course)."""
+"""Modifiers through the REST session ops, and ``POST /api/orders/{ref}/kitchen/fire/`` (a held course)."""
 
 from __future__ import annotations
 
@@ -77,24 +77,24 @@ def test_fire_sends_the_held_lines_to_the_kitchen(clients, shop):
 
     # Roles: the kitchen and an integration may not fire; unknown order and line are 404.
     for who in ("kitchen", "nobody", "anonymous"):
-        assert clients[who].post(f"/api/orders/{ref}/fire/", {}, format="json").status_code in (401, 403)
+        assert clients[who].post(f"/api/orders/{ref}/kitchen/fire/", {}, format="json").status_code in (401, 403)
     state = DbState()
-    response = clients["pos"].post("/api/orders/NOPE-1/fire/", {}, format="json")
+    response = clients["pos"].post("/api/orders/NOPE-1/kitchen/fire/", {}, format="json")
     assert response.status_code == 404 and error_of(response) == "not_found"
-    response = clients["pos"].post(f"/api/orders/{ref}/fire/", {"line_ids": ["L-nope"]}, format="json")
+    response = clients["pos"].post(f"/api/orders/{ref}/kitchen/fire/", {"line_ids": ["L-nope"]}, format="json")
     assert response.status_code == 404 and error_of(response) == "not_found"
-    response = clients["pos"].post(f"/api/orders/{ref}/fire/", {"line_ids": "L-1"}, format="json")
+    response = clients["pos"].post(f"/api/orders/{ref}/kitchen/fire/", {"line_ids": "L-1"}, format="json")
     assert response.status_code == 400
     state.assert_unchanged()
     assert KitchenItem.objects.get(order__ref=ref, line_id=gelato).held is True
 
-    response = clients["pos"].post(f"/api/orders/{ref}/fire/", {}, format="json")
+    response = clients["pos"].post(f"/api/orders/{ref}/kitchen/fire/", {}, format="json")
     assert response.status_code == 200, response.json()
     body = response.json()
     assert body["order_ref"] == ref and [(i["line_id"], i["held"]) for i in body["items"]] == [(gelato, False)]
     assert KitchenItem.objects.get(order__ref=ref, line_id=gelato).held is False
     assert OrderEvent.objects.filter(order__ref=ref, type="kitchen.fired").count() == 1
     # Firing again changes nothing.
-    response = clients["manager"].post(f"/api/orders/{ref}/fire/", {"line_ids": [gelato]}, format="json")
+    response = clients["manager"].post(f"/api/orders/{ref}/kitchen/fire/", {"line_ids": [gelato]}, format="json")
     assert response.status_code == 200 and response.json()["items"] == []
     assert OrderEvent.objects.filter(order__ref=ref, type="kitchen.fired").count() == 1

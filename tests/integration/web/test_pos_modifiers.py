@@ -204,7 +204,7 @@ def test_the_kitchen_card_shows_the_modifiers(options):
     settle()
     commit(fresh(session))
     board = text(logged_in("kitchen", "kitchen").get("/kitchen/"))
-    assert '<em class="item-mods">Rare · Bacon · No onions</em>' in board
+    assert "+ Rare, Bacon, No onions" in board
 
 
 def test_managers_edit_option_groups_in_the_admin(options):

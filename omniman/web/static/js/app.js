@@ -157,4 +157,19 @@
   document.body.addEventListener("htmx:afterRequest", function (event) {
     if (event.detail && event.detail.successful && banner()) { banner().hidden = true; }
   });
+
+  // The 86 list (and products out of stock): the POS polls it; its tiles follow within a poll.
+  function applySoldOut() {
+    var list = document.getElementById("sold-out");
+    if (!list) { return; }
+    var skus = (list.dataset.skus || "").split(" ").filter(Boolean);
+    document.querySelectorAll(".grid .product[data-sku]").forEach(function (tile) {
+      var out = skus.indexOf(tile.dataset.sku) >= 0;
+      tile.disabled = out;
+      if (out) { tile.setAttribute("aria-disabled", "true"); } else { tile.removeAttribute("aria-disabled"); }
+      var tag = tile.querySelector(".sold-out-tag");
+      if (tag) { tag.hidden = !out; }
+    });
+  }
+  document.body.addEventListener("htmx:afterSwap", applySoldOut);
 })();

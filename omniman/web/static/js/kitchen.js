@@ -1,4 +1,38 @@
-// Kitchen board: running timers, heartbeat, keys 1–9 to bump, a sound on new orders.
+// The customer pickup screen: a chime when a number turns ready.
+(function () {
+  "use strict";
+  if (!document.body.classList.contains("pickup")) { return; }
+  var shown = null;
+  var audio = null;
+  function chime() {
+    try {
+      audio = audio || new (window.AudioContext || window.webkitAudioContext)();
+      [660, 880].forEach(function (frequency, i) {
+        var osc = audio.createOscillator();
+        var gain = audio.createGain();
+        osc.frequency.value = frequency;
+        gain.gain.value = 0.25;
+        osc.connect(gain); gain.connect(audio.destination);
+        osc.start(audio.currentTime + i * 0.3); osc.stop(audio.currentTime + i * 0.3 + 0.4);
+      });
+    } catch (e) { /* no audio: the numbers still show */ }
+  }
+  function check() {
+    var screen = document.getElementById("pickup");
+    if (!screen) { return; }
+    var ready = (screen.dataset.ready || "").split(",").filter(Boolean);
+    if (shown !== null && ready.some(function (n) { return shown.indexOf(n) < 0; })) {
+      chime();
+      document.body.dataset.chimes = String(Number(document.body.dataset.chimes || 0) + 1);
+    }
+    shown = ready;
+  }
+  document.body.addEventListener("htmx:afterSwap", check);
+  document.addEventListener("click", function () { if (audio) { audio.resume(); } });
+  check();
+})();
+
+// Kitchen board: running timers, heartbeat, keys 1–9 to bump, a sound on new orders and VOIDs.
 (function () {
   "use strict";
   if (!document.body.classList.contains("kitchen")) { return; }
@@ -32,7 +66,7 @@
     if (stale) { stale.hidden = seconds <= 10; }
   }
 
-  function beep() {
+  function beep(frequency) {
     try {
       audio = audio || new (window.AudioContext || window.webkitAudioContext)();
       if (audio.state === "suspended") {
@@ -42,7 +76,7 @@
       }
       var osc = audio.createOscillator();
       var gain = audio.createGain();
-      osc.frequency.value = 880;
+      osc.frequency.value = frequency || 880;
       gain.gain.value = 0.2;
       osc.connect(gain); gain.connect(audio.destination);
       osc.start(); osc.stop(audio.currentTime + 0.25);
@@ -57,11 +91,50 @@
     maxSeen = Math.max(maxSeen || 0, top);
   }
 
-  document.body.addEventListener("htmx:afterRequest", function (event) {
-    var elt = event.detail && event.detail.elt;
-    if (elt && elt.id === "board" && event.detail.successful) { lastOk = Date.now(); }
-  });
-  document.body.addEventListener("htmx:afterSwap", function () { checkNew(); tick(); });
+  // The heartbeat measures the last successful poll, whatever it returned: a 204 ("nothing changed")
+  // and a fresh board alike. beforeSwap fires on the polling element while it is still in the page
+  // (an outerHTML swap detaches it before afterRequest could bubble up to here).
+  function pollOk(event) {
+    var d = event.detail || {};
+    var elt = d.elt;
+    var status = d.xhr ? d.xhr.status : 0;
+    if (elt && elt.id === "board" && status >= 200 && status < 300) { lastOk = Date.now(); }
+  }
+  document.body.addEventListener("htmx:beforeSwap", pollOk);
+  document.body.addEventListener("htmx:afterRequest", pollOk);
+  document.body.addEventListener("htmx:afterSwap", function () { checkNew(); tick(); offScreen(); });
+
+  // Each column scrolls on its own; a column with cards below its fold says how many.
+  function offScreen() {
+    var b = board();
+    if (!b) { return; }
+    var template = b.dataset.offTemplate || "{count} more";
+    b.querySelectorAll(".column").forEach(function (column) {
+      var list = column.querySelector(".column-cards");
+      var note = column.querySelector(".off-screen");
+      if (!list || !note) { return; }
+      var bottom = list.getBoundingClientRect().bottom;
+      var hidden = 0;
+      list.querySelectorAll(".card").forEach(function (card) {
+        if (card.getBoundingClientRect().top >= bottom - 8) { hidden += 1; }
+      });
+      note.hidden = hidden === 0;
+      note.textContent = template.replace("{count}", hidden);
+    });
+  }
+  document.addEventListener("scroll", offScreen, true);
+  window.addEventListener("resize", offScreen);
+
+  // A VOID waiting for a cook: a low double tone every 4 s until someone acknowledges it.
+  var lastVoidBeep = 0;
+  function voidAlarm() {
+    var b = board();
+    if (!b || Number(b.dataset.voidPending || 0) === 0 || !soundWanted) { return; }
+    if (Date.now() - lastVoidBeep < 4000) { return; }
+    lastVoidBeep = Date.now();
+    beep(440);
+    setTimeout(function () { beep(330); }, 300);
+  }
 
   document.addEventListener("click", function (event) {
     if (event.target && event.target.id === "enable-sound") {
@@ -79,9 +152,9 @@
     if (event.target && (event.target.tagName === "INPUT" || event.target.tagName === "TEXTAREA")) { return; }
     var n = Number(event.key);
     if (n >= 1 && n <= 9) {
-      var cards = document.querySelectorAll("#board .card:not([disabled])");
-      var card = cards[n - 1];
-      if (card) { event.preventDefault(); card.click(); }
+      var buttons = document.querySelectorAll("#board .card .bump");
+      var button = buttons[n - 1];
+      if (button) { event.preventDefault(); button.click(); }
     }
   });
 
@@ -92,5 +165,6 @@
     if (audio.state === "suspended") { document.getElementById("sound-banner").hidden = false; }
   } catch (e) { soundWanted = false; }
   tick();
-  setInterval(tick, 1000);
+  offScreen();
+  setInterval(function () { tick(); voidAlarm(); }, 1000);
 })();
