@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from omniman.models import Session
@@ -58,7 +60,7 @@ def test_tap_the_burger_choose_doneness_and_it_is_added_with_its_modifiers(page,
     assert [(item["sku"], item["unit_price_q"]) for item in session.lines] == [("BURG", 3800), ("CAP", 950), ("CAP", 1150)]
 
 
-def test_hold_the_dessert_send_the_round_then_fire_it(page, shot):
+def test_hold_the_dessert_send_the_round_then_fire_it(page, new_page, shot):
     from omniman.models import KitchenItem, Order
 
     from tests.e2e.test_pos_e2e import commit_button, open_table
@@ -72,7 +74,7 @@ def test_hold_the_dessert_send_the_round_then_fire_it(page, shot):
     tap_product(page, "GELATO")
     line(page, "Gelato cup").get_by_role("button", name="Hold Gelato cup").click()
     settle(page)
-    expect(line(page, "Gelato cup").locator(".held")).to_be_visible()
+    expect(line(page, "Gelato cup").locator(".line-held")).to_be_visible()
     expect(line(page, "Gelato cup").get_by_role("button", name="Release Gelato cup")).to_have_attribute("aria-pressed", "true")
     shot(page, "modifiers-04-dessert-held")
     expect(commit_button(page)).to_be_enabled()
@@ -81,6 +83,12 @@ def test_hold_the_dessert_send_the_round_then_fire_it(page, shot):
     order = Order.objects.get(session_key=key)
     held = {item.item.sku: item.held for item in KitchenItem.objects.filter(order=order).select_related("item")}
     assert held == {"LEMON": False, "GELATO": True}
+
+    kitchen = new_page("kitchen")
+    kitchen.goto("/kitchen/?station=pastry")
+    gelato = kitchen.locator("li.item", has_text="Gelato cup")
+    expect(gelato).to_have_class(re.compile(r"\bheld\b"))  # greyed: it waits for the fire
+    shot(kitchen, "modifiers-05b-kitchen-held")
 
     fire = page.get_by_role("button", name="Fire the held item")
     expect(fire).to_be_visible()
@@ -92,3 +100,5 @@ def test_hold_the_dessert_send_the_round_then_fire_it(page, shot):
     expect(fire).to_have_count(0)
     assert not KitchenItem.objects.get(order=order, item__sku="GELATO").held
     shot(page, "modifiers-06-fired")
+    kitchen.reload()
+    expect(kitchen.locator("li.item", has_text="Gelato cup")).not_to_have_class(re.compile(r"\bheld\b"))
