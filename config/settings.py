@@ -141,6 +141,7 @@ INSTALLED_APPS = [
     "omniman.contrib.payment",
     "omniman.contrib.notifications",
     "omniman.contrib.refs",
+    "omniman.contrib.printing",
     "omniman.contrib.demo",
     "omniman.web",
 ]

@@ -23,6 +23,7 @@ names the culprit. Two kinds:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -43,6 +44,18 @@ INVALID_TERMINOLOGY = "invalid_terminology"
 INVALID_CURRENCY = "invalid_currency"
 INVALID_INGESTION = "invalid_ingestion"
 INVALID_KITCHEN_FLOW = "invalid_kitchen_flow"
+INVALID_SERVICE_CHARGE = "invalid_service_charge"
+INVALID_DISCOUNTS = "invalid_discounts"
+
+# A discount above this percent of what it applies to needs a manager, unless the channel says otherwise.
+DEFAULT_APPROVAL_OVER_PERCENT = Decimal(10)
+
+INVALID_PAYMENTS = "invalid_payments"
+
+# Payment methods the kernel knows (issue #15): ``config["payments"]["methods"]`` picks among them.
+PAYMENT_METHODS = ("cash", "card", "pix", "gateway")
+DEFAULT_PAYMENT_METHODS = ("cash", "card")
+PAYMENT_KEYS = ("methods", "pix", "card_brands", "quick_tender")
 
 
 @dataclass(frozen=True)
@@ -91,7 +104,29 @@ def config_problems(config: Any, *, handlers: bool = True) -> list[ConfigProblem
             )
         )
     problems.extend(_ingestion_problems(config.get("ingestion"), flow_config))
+    problems.extend(_payments_problems(config.get("payments")))
+    problems.extend(_money_problems(config))
     return problems
+
+
+def payment_methods(config: Any) -> list[str]:
+    """The payment methods a channel takes: ``config["payments"]["methods"]``, else cash and card."""
+    payments = (config or {}).get("payments") if isinstance(config, dict) else None
+    methods = payments.get("methods") if isinstance(payments, dict) else None
+    return list(methods) if isinstance(methods, list) and methods else list(DEFAULT_PAYMENT_METHODS)
+
+
+def payments_config(config: Any) -> dict[str, Any]:
+    """``config["payments"]`` with ``methods`` filled in (the POS's tender panel reads it)."""
+    payments = (config or {}).get("payments") if isinstance(config, dict) else None
+    payments = dict(payments) if isinstance(payments, dict) else {}
+    payments["methods"] = payment_methods(config)
+    payments.setdefault("card_brands", [])
+    payments.setdefault("quick_tender", [])
+    payments.setdefault("pix", {})
+    return payments
+
+
 
 
 def channel_config_problems(config: Any) -> list[str]:
@@ -226,6 +261,117 @@ def _ingestion_problems(ingestion: Any, flow_config: Any) -> list[ConfigProblem]
                 problem(
                     _("ingestion.status_map.%(platform)s: unknown status %(status)s")
                     % {"platform": platform, "status": _shown(status)}
+                )
+            )
+    return problems
+
+
+def _payments_problems(payments: Any) -> list[ConfigProblem]:
+    """``payments``: ``{"methods": [...], "pix": {"key", "merchant_name", "merchant_city"}, "card_brands", "quick_tender"}``."""
+    if payments is None:
+        return []
+
+    def problem(message: str) -> ConfigProblem:
+        return ConfigProblem(INVALID_PAYMENTS, message)
+
+    if not isinstance(payments, dict):
+        return [problem(_("payments must be an object with methods, pix, card_brands and quick_tender"))]
+    problems = [problem(_("payments: unknown key %(key)r") % {"key": key}) for key in payments if key not in PAYMENT_KEYS]
+    methods = payments.get("methods")
+    if methods is not None:
+        if not isinstance(methods, list) or not methods:
+            problems.append(problem(_("payments.methods must be a non-empty list of %(known)s") % {"known": ", ".join(PAYMENT_METHODS)}))
+        else:
+            problems.extend(
+                problem(_("payments.methods: unknown method %(method)s") % {"method": _shown(method)})
+                for method in methods
+                if method not in PAYMENT_METHODS
+            )
+    pix = payments.get("pix")
+    if pix is not None:
+        if not isinstance(pix, dict) or any(not isinstance(value, str) for value in pix.values()):
+            problems.append(problem(_("payments.pix must be an object of text: key, merchant_name, merchant_city")))
+        elif "pix" in (methods or []) and not pix.get("key"):
+            problems.append(problem(_("payments.pix.key is required when the channel takes Pix")))
+    brands = payments.get("card_brands")
+    if brands is not None and (not isinstance(brands, list) or any(not isinstance(b, str) or not b for b in brands)):
+        problems.append(problem(_("payments.card_brands must be a list of brand names")))
+    quick = payments.get("quick_tender")
+    if quick is not None and (
+        not isinstance(quick, list) or any(isinstance(q, bool) or not isinstance(q, int) or q <= 0 for q in quick)
+    ):
+        problems.append(problem(_("payments.quick_tender must be a list of positive amounts in cents")))
+    return problems
+
+
+# -- money: the service charge and the discount approval threshold -------------------
+
+
+def _percent(raw: Any) -> Decimal | None:
+    """A number (or decimal text) in [0, 100] with at most 2 decimal places, else ``None``."""
+    if raw is None or isinstance(raw, bool) or not isinstance(raw, (int, float, str, Decimal)):
+        return None
+    try:
+        value = Decimal(repr(raw)) if isinstance(raw, float) else Decimal(str(raw).strip())
+    except (InvalidOperation, ValueError):
+        return None
+    if not value.is_finite() or not 0 <= value <= 100 or value != value.quantize(Decimal("0.01")):
+        return None
+    return value
+
+
+def _service_charge_raw(config: Any) -> tuple[str, Any]:
+    config = config if isinstance(config, dict) else {}
+    if "service_charge_percent" in config:
+        return "service_charge_percent", config["service_charge_percent"]
+    pricing = config.get("pricing")
+    if isinstance(pricing, dict) and "service_charge_percent" in pricing:
+        return "pricing.service_charge_percent", pricing["service_charge_percent"]
+    return "", 0
+
+
+def service_charge_percent(config: Any) -> Decimal:
+    """The channel's automatic service charge, a percent of the items after discounts (0: none).
+
+    ``config["service_charge_percent"]``, else the legacy
+    ``config["pricing"]["service_charge_percent"]``; a value that is not a
+    number from 0 to 100 with at most 2 decimal places counts as 0 (the config
+    check refuses it on save).
+    """
+    return _percent(_service_charge_raw(config)[1]) or Decimal(0)
+
+
+def discount_approval_percent(config: Any) -> Decimal:
+    """Above this percent of what it applies to, a discount needs a manager: ``config["discounts"]["approval_over_percent"]`` (default 10)."""
+    discounts = (config if isinstance(config, dict) else {}).get("discounts")
+    if isinstance(discounts, dict) and "approval_over_percent" in discounts:
+        value = _percent(discounts["approval_over_percent"])
+        if value is not None:
+            return value
+    return DEFAULT_APPROVAL_OVER_PERCENT
+
+
+def _money_problems(config: dict[str, Any]) -> list[ConfigProblem]:
+    problems = []
+    where, raw = _service_charge_raw(config)
+    if where and _percent(raw) is None:
+        problems.append(
+            ConfigProblem(
+                INVALID_SERVICE_CHARGE,
+                _("%(where)s must be a number from 0 to 100 with at most 2 decimal places, not %(value)s")
+                % {"where": where, "value": _shown(raw)},
+            )
+        )
+    discounts = config.get("discounts")
+    if discounts is not None:
+        if not isinstance(discounts, dict):
+            problems.append(ConfigProblem(INVALID_DISCOUNTS, _("discounts must be an object such as {\"approval_over_percent\": 10}")))
+        elif "approval_over_percent" in discounts and _percent(discounts["approval_over_percent"]) is None:
+            problems.append(
+                ConfigProblem(
+                    INVALID_DISCOUNTS,
+                    _("discounts.approval_over_percent must be a number from 0 to 100 with at most 2 decimal places, not %(value)s")
+                    % {"value": _shown(discounts["approval_over_percent"])},
                 )
             )
     return problems

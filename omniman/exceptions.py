@@ -53,10 +53,35 @@ MESSAGES: dict[str, Any] = {
     "stale_status": _("The order's status changed since you loaded it."),
     "invalid_transition": _("This status change is not allowed."),
     "forbidden_transition": _("Your role may not make this status change."),
+    # adjustments (service charge, discounts) and manager approval
+    "invalid_discount": _("The discount is not valid."),
+    "reason_required": _("A reason is required."),
+    "line_not_found": _("No line with this id."),
+    "invalid_adjustment": _("The adjustment is not valid."),
+    "adjustment_not_found": _("No such adjustment."),
+    "approval_required": _("This needs a manager's approval."),
+    "approval_failed": _("The manager's PIN was not accepted."),
+    "invalid_pin": _("A PIN is 4 to 8 digits."),
     # model layer
     "immutable": _("This record is immutable."),
     "unsupported_snapshot_version": _("Unknown order snapshot version."),
     "pipeline_violation": _("A modifier or validator broke the pipeline contract."),
+    # bills and payments (issue #15)
+    "stale_bill": _("The bill changed since you loaded it."),
+    "already_paid": _("This bill is already paid."),
+    "already_voided": _("This item is already voided or cancelled."),
+    "bill_not_settled": _("The table's bill is not settled yet."),
+    "overpayment": _("The amount is more than what is due."),
+    "invalid_amount": _("Amounts must be positive whole cents (a tip may be zero)."),
+    "insufficient_tender": _("The cash tendered does not cover the amount and the tip."),
+    "unknown_method": _("This payment method is not enabled on the channel."),
+    "reference_required": _("A card payment needs the terminal's authorization code."),
+    "currency_mismatch": _("The payment's currency is not the bill's."),
+    "over_refund": _("The refund is more than what is left of the payment."),
+    "invalid_split": _("This split is not possible."),
+    "forbidden": _("Your role may not do this."),
+    "payment_declined": _("The payment was declined."),
+    "gateway_unavailable": _("The payment gateway cannot be reached; try again."),
 }
 
 
@@ -107,6 +132,14 @@ class InvalidTransition(OmnimanError):
     """An order status change that the channel's flow does not allow."""
 
 
+class BillError(OmnimanError):
+    """A bill or payment use case refused: the bill changed, is paid, or the caller may not."""
+
+
+class ApprovalError(OmnimanError):
+    """A manager's approval is needed (``approval_required``) or was not given (``approval_failed``)."""
+
+
 # What a code means to the caller, for the two places that turn errors into HTTP
 # (the API's exception handler and the operator UI's error mapper; SPEC §4).
 # "The world changed under you": a fresh read (and perhaps a retry) resolves it.
@@ -135,22 +168,30 @@ WORLD_CHANGED_CODES = frozenset(
         "item_held",
         "not_ready",
         "undo_expired",
+        # bills (issue #15): the bill changed, was paid, or the item was voided elsewhere
+        "stale_bill",
+        "already_paid",
+        "already_voided",
+        "bill_not_settled",
     }
 )
 # What was asked for is not there.
-GONE_CODES = frozenset({"not_found", "channel_not_found"})
+GONE_CODES = frozenset({"not_found", "channel_not_found", "adjustment_not_found"})
 # Bad input that is not a ValidationError (and a commit refused because its channel's
 # currency, planted behind the model, is not ISO 4217: refused, never a 500).
 REFUSED_INPUT_CODES = frozenset({"invalid_transition", "validation_failed", "invalid_currency"})
 # Allowed, but not to this caller's role (the channel's flow says who may).
-FORBIDDEN_CODES = frozenset({"forbidden_transition"})
+FORBIDDEN_CODES = frozenset({"forbidden_transition", "forbidden", "approval_required", "approval_failed"})
+# A provider the request needs cannot be reached now: retry later.
+UNAVAILABLE_CODES = frozenset({"gateway_unavailable"})
 
 
 def http_status(error: OmnimanError, *, form: bool = False) -> int:
     """The HTTP status an error answers with, for the API's handler and the operator UI's mapper (SPEC §4).
 
     409 when the world changed under the caller, 404 for what is gone, 403 for
-    a move the caller's role may not make, 400 for
+    a move the caller's role may not make (or a use case it may not run), 503 for a payment
+    gateway that cannot be reached, 400 for
     refused input — 422 instead where a ``form`` is re-rendered with its
     errors in place (the HTMX views) — and 500 for anything else: an
     extension or the kernel broke its contract.
@@ -161,6 +202,8 @@ def http_status(error: OmnimanError, *, form: bool = False) -> int:
         return 404
     if error.code in FORBIDDEN_CODES:
         return 403
+    if error.code in UNAVAILABLE_CODES:
+        return 503
     if isinstance(error, ValidationError) or error.code in REFUSED_INPUT_CODES:
         return 422 if form else 400
     return 500
@@ -171,6 +214,7 @@ __all__ = [
     "GONE_CODES",
     "REFUSED_INPUT_CODES",
     "FORBIDDEN_CODES",
+    "UNAVAILABLE_CODES",
     "http_status",
     "OmnimanError",
     "ValidationError",
@@ -180,5 +224,7 @@ __all__ = [
     "IssueResolveError",
     "DirectiveError",
     "InvalidTransition",
+    "BillError",
+    "ApprovalError",
     "MESSAGES",
 ]

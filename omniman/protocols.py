@@ -5,6 +5,7 @@ Register implementations with :mod:`omniman.registry` in ``AppConfig.ready()``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -78,4 +79,32 @@ class StationSource(Protocol):
     def stations_for(self, skus: list[str]) -> dict[str, str]: ...
 
 
-__all__ = ["Modifier", "Validator", "DirectiveHandler", "IssueResolver", "TicketSource", "StationSource"]
+@dataclass(frozen=True)
+class GatewayResult:
+    """A payment gateway's answer: ``status`` ``"captured"`` / ``"refunded"`` or ``"declined"`` (with ``error_code``)."""
+
+    status: str
+    transaction_id: str = ""
+    error_code: str = ""
+    message: str = ""
+
+    @property
+    def declined(self) -> bool:
+        return self.status == "declined"
+
+
+@runtime_checkable
+class PaymentGateway(Protocol):
+    """Takes a bill's ``gateway`` payments (issue #15): ``omniman.contrib.payment`` registers one over its backend.
+
+    Both calls are idempotent by ``idempotency_key`` (a retry returns the first
+    answer). A refusal is a ``GatewayResult`` with status ``"declined"``; a
+    gateway that cannot be reached raises (the service answers ``gateway_unavailable``).
+    """
+
+    def charge(self, *, amount_q: int, currency: str, reference: str, idempotency_key: str) -> GatewayResult: ...
+
+    def refund(self, *, transaction_id: str, amount_q: int, idempotency_key: str) -> GatewayResult: ...
+
+
+__all__ = ["Modifier", "Validator", "DirectiveHandler", "IssueResolver", "TicketSource", "PaymentGateway", "GatewayResult", "StationSource"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from omniman.protocols import DirectiveHandler, IssueResolver, Modifier, StationSource, TicketSource, Validator
+from omniman.protocols import DirectiveHandler, IssueResolver, Modifier, PaymentGateway, StationSource, TicketSource, Validator
 
 _lock = threading.RLock()
 _modifiers: dict[str, Modifier] = {}
@@ -19,8 +19,10 @@ _issue_resolvers: dict[str, IssueResolver] = {}
 # At most one, under the key "default": an optional capability a contrib app provides.
 _ticket_sources: dict[str, TicketSource] = {}
 _station_sources: dict[str, StationSource] = {}
-# The ticket source stays last (tests clear that slot by position).
-_REGISTRIES = (_modifiers, _validators, _directive_handlers, _issue_resolvers, _station_sources, _ticket_sources)
+# At most one, under the key "default": the gateway of the bills' "gateway" payment method (omniman.contrib.payment).
+_payment_gateways: dict[str, PaymentGateway] = {}
+# The ticket sources stay last (tests clear that slot by position).
+_REGISTRIES = (_modifiers, _validators, _directive_handlers, _issue_resolvers, _payment_gateways, _station_sources, _ticket_sources)
 
 STAGES = ("draft", "commit")
 
@@ -94,6 +96,20 @@ def stations_for(skus: list[str]) -> dict[str, str]:
     with _lock:
         source = _station_sources.get("default")
     return source.stations_for(list(skus)) if source is not None and skus else {}
+def register_payment_gateway(gateway: PaymentGateway) -> PaymentGateway:
+    """The gateway that takes the bills' ``gateway`` payments (``omniman.contrib.payment`` registers one); only one."""
+    _require(gateway, PaymentGateway, "PaymentGateway", ("charge", "refund"))
+    with _lock:
+        if _payment_gateways:
+            raise ValueError(f"a payment gateway is already registered: {_payment_gateways['default']!r}")
+        _payment_gateways["default"] = gateway
+    return gateway
+
+
+def get_payment_gateway() -> PaymentGateway | None:
+    """The registered payment gateway, or ``None`` (the ``gateway`` method is then unavailable)."""
+    with _lock:
+        return _payment_gateways.get("default")
 
 
 def get_modifiers() -> list[Modifier]:
@@ -163,6 +179,8 @@ __all__ = [
     "register_directive_handler",
     "register_issue_resolver",
     "register_ticket_source",
+    "register_payment_gateway",
+    "get_payment_gateway",
     "get_modifiers",
     "get_validators",
     "get_directive_handler",

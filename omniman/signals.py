@@ -11,3 +11,7 @@ session_abandoned = Signal()
 # Sent inside the enqueuing transaction, right after a Directive row is created: ``directive``.
 # (omniman.engine dispatches the DISPATCH_ON_COMMIT topics from it: the models never import the engine.)
 directive_enqueued = Signal()
+# Sent inside the transaction that settled a Bill (payments cover its total): ``bill``, ``orders``, ``actor``.
+# Receivers may enqueue Directives (they commit, or roll back, with the settle): the printing app's
+# ``print.receipt``, the notifications app's receipt email. They must not raise.
+bill_settled = Signal()

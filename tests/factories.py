@@ -88,7 +88,7 @@ class DbState:
 
     def _row(self):
         fresh = Session.objects.get(pk=self.session.pk)
-        return (fresh.rev, fresh.lines, fresh.data, fresh.state, fresh.total_q, fresh.updated_at)
+        return (fresh.rev, fresh.lines, fresh.adjustments, fresh.data, fresh.state, fresh.total_q, fresh.updated_at)
 
     def assert_unchanged(self) -> None:
         assert self._counts() == self.counts

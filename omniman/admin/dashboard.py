@@ -1,7 +1,7 @@
 """The manager review's dashboard (``UNFOLD["DASHBOARD_CALLBACK"]``).
 
-Today's orders by channel and status, the directive queue's health and the
-open sessions — a fixed handful of queries, whatever the volume.
+Today's orders by channel and status, the day's money (``day_totals``: the one
+sales figure), the directive queue's health and the open sessions — a fixed handful of queries, whatever the volume.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from datetime import datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from django.db.models import Count, Min, Sum
+from django.db.models import Count, Min
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext
@@ -19,11 +19,10 @@ from django.utils.translation import gettext_lazy as _
 from omniman import conf
 from omniman.models import Channel, Directive, Order, Session, WorkerHeartbeat
 from omniman.monetary import format_money
+from omniman.services import day_totals
 
 # Columns in the order a status is usually reached; statuses a channel adds come after.
 STATUS_ORDER = ["new", "confirmed", "processing", "ready", "dispatched", "delivered", "completed", "returned", "cancelled"]
-# Not sales, besides each channel's cancel status (``order_flow.cancel_status``): goods that came back.
-NOT_SOLD = {"returned"}
 
 
 def start_of_today() -> datetime:
@@ -36,28 +35,23 @@ def _changelist(model: str, **params: Any) -> str:
     return f"{url}?{urlencode(params)}" if params else url
 
 
-def orders_today() -> dict[str, Any]:
-    """Today's orders: one row per channel, one column per status, with counts and sales."""
+def orders_today(money: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Today's orders: one row per channel, one column per status, with counts — and each channel's sales
+    as the day's totals have them (``omniman.services.day_totals``: settled bills minus refunds)."""
     since = start_of_today()
-    rows = (
-        Order.objects.filter(created_at__gte=since)
-        .values("channel_id", "status", "currency")
-        .annotate(n=Count("id"), total=Sum("total_q"))
-        .order_by()
-    )
+    rows = Order.objects.filter(created_at__gte=since).values("channel_id", "status").annotate(n=Count("id")).order_by()
     channels = {c.pk: c for c in Channel.objects.all()}
-    flows: dict = {}
+    money = money if money is not None else day_totals()
     counts: dict[int, dict[str, int]] = {}
-    sales: dict[int, dict[str, int]] = {}
     statuses: set[str] = set()
     for row in rows:
         counts.setdefault(row["channel_id"], {}).setdefault(row["status"], 0)
         counts[row["channel_id"]][row["status"]] += row["n"]
         statuses.add(row["status"])
-        flow = flows.get(row["channel_id"]) or flows.setdefault(row["channel_id"], channels[row["channel_id"]].order_flow)
-        if row["status"] not in NOT_SOLD and row["status"] != flow.cancel_status:
-            by_currency = sales.setdefault(row["channel_id"], {})
-            by_currency[row["currency"]] = by_currency.get(row["currency"], 0) + (row["total"] or 0)
+    by_code = {c.code: c.pk for c in channels.values()}
+    for code in money["by_channel"]:  # a channel that sold today (bills settled) without an order today
+        if code in by_code:
+            counts.setdefault(by_code[code], {})
     columns = sorted(statuses, key=lambda s: (STATUS_ORDER.index(s) if s in STATUS_ORDER else len(STATUS_ORDER), s))
     day = {"created_at_from": since.date().isoformat(), "created_at_to": since.date().isoformat()}
     table = []
@@ -74,7 +68,7 @@ def orders_today() -> dict[str, Any]:
                 "link": _changelist("order", channel__id__exact=channel_id, **day),
                 "cells": cells,
                 "total": sum(counts[channel_id].values()),
-                "sales": ", ".join(format_money(v, c) for c, v in sorted(sales.get(channel_id, {}).items())) or "—",
+                "sales": _sales_text(money["by_channel"].get(channel.code), channel.currency),
             }
         )
     return {
@@ -82,6 +76,37 @@ def orders_today() -> dict[str, Any]:
         "rows": table,
         "total": sum(row["total"] for row in table),
         "link": _changelist("order", **day),
+    }
+
+
+def _sales_text(row: dict[str, int] | None, currency: str) -> str:
+    return format_money(row["sales_q"], currency) if row else "—"
+
+
+def money_today(money: dict[str, Any]) -> dict[str, Any]:
+    """The day's money card: sales (settled bills minus refunds), tips apart, payments by method, change, refunds."""
+    currency = next((c.currency for c in Channel.objects.filter(is_active=True).order_by("display_order", "code")[:1]), "")
+    currency = currency or conf.get("DEFAULT_CURRENCY")
+
+    def money_text(amount: int) -> str:
+        return format_money(amount, currency)
+
+    return {
+        "sales": money_text(money["sales_q"]),
+        "payments": money_text(money["payments_q"]),
+        "tips": money_text(money["tips_q"]),
+        "change": money_text(money["change_q"]),
+        "refunds": money_text(money["refunds_q"]),
+        "discounts": money_text(money["discounts_q"]),
+        "service": money_text(money["service_q"]),
+        "written_off": money_text(money["written_off_q"]),
+        "bills": money["bills"],
+        "open_bills": money["open_bills"],
+        "by_method": [
+            {"method": method, "count": row["count"], "amount": money_text(row["amount_q"]), "tips": money_text(row["tip_q"])}
+            for method, row in sorted(money["by_method"].items())
+        ],
+        "totals": money,
     }
 
 
@@ -148,9 +173,11 @@ def describe_age(delta: timedelta | None) -> str:
 
 
 def dashboard_callback(request, context: dict[str, Any]) -> dict[str, Any]:
+    money = day_totals()
     context.update(
         {
-            "orders_today": orders_today(),
+            "orders_today": orders_today(money),
+            "money_today": money_today(money),
             "directives": directive_health(),
             "workers": worker_health(),
             "open_sessions": Session.objects.filter(state=Session.State.OPEN).count(),

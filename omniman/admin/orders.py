@@ -78,6 +78,15 @@ def event_summary(event: OrderEvent) -> str:
         }
     if event.type == events.PRICE_OVERRIDDEN:
         return f"{payload.get('sku')}: {payload.get('from')} → {payload.get('to')} ({payload.get('reason', '')})"
+    if event.type == events.ADJUSTMENT_APPLIED:
+        amount = payload.get("amount_q")
+        text = f"{payload.get('kind')}{' ' + str(payload['percent']) + ' %' if payload.get('percent') else ''}: "
+        text += format_money(amount, event.order.currency) if isinstance(amount, int) else str(amount)
+        if payload.get("reason"):
+            text += f" ({payload['reason']})"
+        if payload.get("approved_by"):
+            text += " · " + _("approved by %(who)s") % {"who": payload["approved_by"]}
+        return text
     return json.dumps(payload, ensure_ascii=False, default=str)
 
 

@@ -71,6 +71,7 @@ class ManagerAdminSite(UnfoldAdminSite):
 REVIEW = [
     (_("Dashboard"), "dashboard", "admin:index"),
     (_("Orders"), "receipt_long", "omniman.Order"),
+    (_("Bills"), "payments", "omniman.Bill"),
     (_("Sessions"), "shopping_basket", "omniman.Session"),
     (_("Directives"), "bolt", "omniman.Directive"),
 ]

@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from omniman.api.permissions import CanFireCourses, CanRead, CanWorkKitchen, actor
+from omniman.api.views import errors
 from omniman.roles import roles_of
 from omniman.services import KitchenService, order_kitchen, sold_out_skus
 
@@ -42,33 +43,26 @@ class OrderKitchenSerializer(serializers.Serializer):
 
 
 class MoveRequestSerializer(serializers.Serializer):
-    item_ids = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, max_length=200)
-    order_ref = serializers.CharField(required=False, max_length=64)
+    order_ref = serializers.CharField(max_length=64)
+    item_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), required=False, min_length=1, max_length=200,
+        help_text="Only these items of the order (they must be in expected_status); omitted: the station's items in it.",
+    )
     station = serializers.CharField(
         required=False, allow_blank=True, max_length=32, help_text="A station's code; omitted or blank: the expo (every station)."
     )
     expected_status = serializers.CharField(max_length=32, help_text="The items' status as the caller saw it.")
 
-    def validate(self, attrs):
-        if not attrs.get("item_ids") and not attrs.get("order_ref"):
-            raise serializers.ValidationError({"item_ids": ["Give item_ids or order_ref."]})
-        return attrs
-
 
 class AcknowledgeRequestSerializer(serializers.Serializer):
-    item_ids = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False, max_length=200)
-    order_ref = serializers.CharField(required=False, max_length=64)
+    order_ref = serializers.CharField(max_length=64)
+    item_ids = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), required=False, min_length=1, max_length=200)
     station = serializers.CharField(required=False, allow_blank=True, max_length=32)
-
-    def validate(self, attrs):
-        if not attrs.get("item_ids") and not attrs.get("order_ref"):
-            raise serializers.ValidationError({"item_ids": ["Give item_ids or order_ref."]})
-        return attrs
 
 
 class FireRequestSerializer(serializers.Serializer):
     line_ids = serializers.ListField(
-        child=serializers.CharField(max_length=64), required=False, max_length=200, help_text="Omitted: every held item."
+        child=serializers.CharField(max_length=64, allow_blank=True), required=False, max_length=200, help_text="Omitted: every held item."
     )
     hold = serializers.BooleanField(required=False, default=False, help_text="true: hold these lines instead (a later course).")
 
@@ -89,10 +83,7 @@ def _body(serializer_class, request) -> dict:
 
 
 def _target(payload: dict) -> dict:
-    station = payload.get("station") or None
-    if payload.get("item_ids"):
-        return {"item_ids": payload["item_ids"], "station": station}
-    return {"order_ref": payload["order_ref"], "station": station}
+    return {"order_ref": payload["order_ref"], "item_ids": payload.get("item_ids"), "station": payload.get("station") or None}
 
 
 class KitchenBumpView(APIView):
@@ -103,7 +94,7 @@ class KitchenBumpView(APIView):
         description="`item_ids`, or `order_ref` + `station` (that station's items in `expected_status`; no station: "
         "the expo, handing the order out). The order's status follows from its items.",
         request=MoveRequestSerializer,
-        responses={200: KitchenResultSerializer},
+        responses={200: KitchenResultSerializer, **errors(400, 404, 409, 413)},
     )
     def post(self, request):
         payload = _body(MoveRequestSerializer, request)
@@ -119,7 +110,7 @@ class KitchenUndoView(APIView):
     @extend_schema(
         summary="Undo the last bump of kitchen items (within the channel's undo_minutes)",
         request=MoveRequestSerializer,
-        responses={200: KitchenResultSerializer},
+        responses={200: KitchenResultSerializer, **errors(400, 404, 409, 413)},
     )
     def post(self, request):
         payload = _body(MoveRequestSerializer, request)
@@ -132,7 +123,7 @@ class KitchenUndoView(APIView):
 class KitchenAcknowledgeView(APIView):
     permission_classes = [CanWorkKitchen]
 
-    @extend_schema(summary="Acknowledge voided items (the VOID mark goes)", request=AcknowledgeRequestSerializer, responses={200: KitchenResultSerializer})
+    @extend_schema(summary="Acknowledge voided items (the VOID mark goes)", request=AcknowledgeRequestSerializer, responses={200: KitchenResultSerializer, **errors(400, 404, 409, 413)})
     def post(self, request):
         payload = _body(AcknowledgeRequestSerializer, request)
         result = KitchenService.acknowledge_void(**_target(payload), actor=actor(request))
@@ -142,11 +133,11 @@ class KitchenAcknowledgeView(APIView):
 class KitchenSoldOutView(APIView):
     permission_classes = [CanWorkKitchen]
 
-    @extend_schema(summary="The SKUs marked sold out (86)", responses={200: SoldOutSerializer})
+    @extend_schema(summary="The SKUs marked sold out (86)", responses={200: SoldOutSerializer, **errors()})
     def get(self, request):
         return Response({"skus": sorted(sold_out_skus())})
 
-    @extend_schema(summary="Mark a SKU sold out (86) or back on", request=SoldOutRequestSerializer, responses={200: SoldOutSerializer})
+    @extend_schema(summary="Mark a SKU sold out (86) or back on", request=SoldOutRequestSerializer, responses={200: SoldOutSerializer, **errors(400, 413)})
     def post(self, request):
         payload = _body(SoldOutRequestSerializer, request)
         KitchenService.set_sold_out(payload["sku"], payload["sold_out"], actor=actor(request))
@@ -156,7 +147,7 @@ class KitchenSoldOutView(APIView):
 class OrderKitchenView(APIView):
     permission_classes = [CanRead]
 
-    @extend_schema(summary="An order's kitchen items (station, status, held, voids)", responses={200: OrderKitchenSerializer})
+    @extend_schema(summary="An order's kitchen items (station, status, held, voids)", responses={200: OrderKitchenSerializer, **errors(404)})
     def get(self, request, ref: str):
         return Response(order_kitchen(ref).as_dict())
 
@@ -167,7 +158,7 @@ class OrderFireView(APIView):
     @extend_schema(
         summary="Fire held lines to the kitchen (a course), or hold lines",
         request=FireRequestSerializer,
-        responses={200: KitchenResultSerializer},
+        responses={200: KitchenResultSerializer, **errors(400, 404, 409, 413)},
     )
     def post(self, request, ref: str):
         payload = _body(FireRequestSerializer, request)

@@ -282,6 +282,55 @@ class SessionActionSerializer(serializers.Serializer):
     expected_rev = _expected_rev()
 
 
+class AdjustmentQuerySerializer(serializers.Serializer):
+    """Removing an adjustment: the session's channel and, optionally, the rev you read (query string)."""
+
+    channel_code = _channel_code()
+    expected_rev = serializers.IntegerField(
+        required=False, min_value=0, max_value=MAX_REV,
+        help_text="The rev you read; a session that moved on answers 409 stale_rev and nothing is removed.",
+    )
+
+
+@extend_schema_field({"type": "string", "maxLength": 200, "pattern": _PRESENT})
+class ReasonField(serializers.CharField):
+    """Text that must be present; a blank one reaches the kernel, which answers ``reason_required``."""
+
+
+@extend_schema_field({"oneOf": [{"type": "string", "maxLength": 20}, {"type": "number"}], "nullable": True})
+class PercentField(serializers.Field):
+    """A percent as decimal text (``"10"``, ``"12.5"``) or a JSON number; the kernel checks its range (``invalid_discount``)."""
+
+    default_error_messages = {"invalid": "A percent is decimal text such as \"10\" or a number."}
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, (str, int, float)):
+            self.fail("invalid")
+        if isinstance(data, str) and len(data) > 20:
+            self.fail("invalid")
+        return (repr(data) if isinstance(data, float) else str(data))[:40]  # the kernel checks the value
+
+    def to_representation(self, value):
+        return value
+
+
+class DiscountRequestSerializer(serializers.Serializer):
+    """A discount (or the service charge) on an open session: ``percent`` or ``amount_q``, with a ``reason``."""
+
+    channel_code = _channel_code()
+    expected_rev = _expected_rev()
+    kind = serializers.ChoiceField(
+        choices=["discount", "service_charge"], required=False, default="discount",
+        help_text="`service_charge` sets the service charge's percent (\"0\" waives it): always a manager's call.",
+    )
+    line_id = _text(64, present=False, required=False, default="", help_text="The line; empty or absent: the whole.")
+    percent = PercentField(required=False, allow_null=True, help_text="Decimal text or a number in (0, 100].")
+    amount_q = serializers.IntegerField(required=False, allow_null=True, help_text="A fixed amount in cents (> 0).")
+    reason = ReasonField(max_length=200, trim_whitespace=False, allow_blank=True, help_text="Why: required (`reason_required` when blank).")
+    approved_by = _text(150, present=False, required=False, default="", help_text="A manager's username…")
+    approval_pin = _text(8, present=False, required=False, default="", help_text="…and their PIN: their approval.")
+
+
 class ResolveRequestSerializer(serializers.Serializer):
     channel_code = _channel_code()
     issue_id = _text(255)
@@ -449,15 +498,55 @@ class SessionItemSerializer(serializers.Serializer):
     meta = serializers.DictField()
 
 
+class AdjustmentSerializer(serializers.Serializer):
+    """A service charge, discount, surcharge, void or write-off (docs/api/adjustments.rst)."""
+
+    id = serializers.CharField(help_text="12 hex digits.")
+    kind = serializers.ChoiceField(choices=["service_charge", "discount", "surcharge", "write_off", "void"])
+    label = serializers.CharField(allow_blank=True)
+    line_id = serializers.CharField(allow_blank=True, help_text="The line it applies to; empty: the whole.")
+    percent = serializers.CharField(allow_null=True, help_text="Decimal text, e.g. \"10\"; null for a fixed amount.")
+    amount_q = serializers.IntegerField(help_text="Signed: negative takes off.")
+    requested_q = serializers.IntegerField(allow_null=True, required=False, help_text="The fixed amount asked for, before caps.")
+    reason = serializers.CharField(allow_blank=True)
+    actor = serializers.CharField(allow_blank=True)
+    approved_by = serializers.CharField(allow_blank=True, help_text="The manager who approved it, if one had to.")
+    at = serializers.CharField(help_text="ISO 8601.")
+    auto = serializers.BooleanField(help_text="True for the channel's automatic service charge.")
+
+
 class TotalsSerializer(serializers.Serializer):
-    """The receipt summary: ``items_q`` and ``total_q`` always; the rest when the channel prices (contrib.pricing)."""
+    """What is owed: the line totals plus the adjustments, computed once by the kernel (SPEC §10)."""
 
     items_q = serializers.IntegerField(help_text="Sum of the line totals.")
-    total_q = serializers.IntegerField(help_text="What the customer owes.")
-    discount_q = serializers.IntegerField(required=False, help_text="What price overrides took off.")
-    service_percent = serializers.CharField(required=False, help_text="The channel's service charge, e.g. \"10\".")
-    service_q = serializers.IntegerField(required=False)
+    discount_q = serializers.IntegerField(help_text="What the discounts took off (>= 0).")
+    service_percent = serializers.CharField(help_text="The service charge percent, e.g. \"10\" (\"0\": none).")
+    service_q = serializers.IntegerField()
+    surcharge_q = serializers.IntegerField(required=False)
+    void_q = serializers.IntegerField(required=False)
+    write_off_q = serializers.IntegerField(required=False)
+    adjustments_q = serializers.IntegerField(required=False, help_text="Signed sum of the adjustments.")
+    total_q = serializers.IntegerField(help_text="What the customer owes: items_q + adjustments_q.")
     currency = serializers.CharField(required=False, help_text="ISO 4217 code, e.g. \"BRL\".")
+    adjustments = AdjustmentSerializer(many=True)
+
+
+def typed_totals(totals: dict[str, Any]) -> dict[str, Any]:
+    """``Session.totals``/``Order.totals`` as the schema types them (an old order's stored summary may hold anything)."""
+    typed: dict[str, Any] = {"items_q": int(totals["items_q"]) if isinstance(totals.get("items_q"), int) else totals["total_q"]}
+    for name, field in TotalsSerializer().fields.items():
+        if name == "adjustments":
+            continue
+        value = totals.get(name)
+        kind = int if isinstance(field, serializers.IntegerField) else str
+        if isinstance(value, kind) and not isinstance(value, bool):
+            typed[name] = value
+    typed.setdefault("discount_q", 0)
+    typed.setdefault("service_percent", "0")
+    typed.setdefault("service_q", 0)
+    typed["total_q"] = int(totals["total_q"]) if isinstance(totals.get("total_q"), int) else typed["items_q"]
+    typed["adjustments"] = list(totals.get("adjustments") or [])
+    return typed
 
 
 class SessionSerializer(serializers.ModelSerializer):
@@ -488,14 +577,7 @@ class SessionDetailSerializer(SessionSerializer):
 
     @extend_schema_field(TotalsSerializer)
     def get_totals(self, session: Session) -> dict[str, Any]:
-        written = session.totals  # the one totals source; typed here as the schema says
-        totals: dict[str, Any] = {"items_q": session.total_q, "total_q": session.total_q}
-        for name, field in TotalsSerializer().fields.items():
-            value = written.get(name)
-            kind = int if isinstance(field, serializers.IntegerField) else str
-            if isinstance(value, kind) and not isinstance(value, bool):
-                totals[name] = value
-        return totals
+        return typed_totals(session.totals)  # the one totals computation (omniman.adjustments)
 
     def get_data(self, session: Session) -> dict[str, Any]:
         return {k: v for k, v in (session.data or {}).items() if k not in RESERVED_DATA_KEYS}
@@ -531,14 +613,20 @@ class OrderSerializer(serializers.ModelSerializer):
         child=serializers.CharField(), source="get_allowed_transitions", read_only=True
     )
     data = serializers.SerializerMethodField()
+    totals = serializers.SerializerMethodField()
 
     class Meta:
         model = Order
         fields = [
             "ref", "channel_code", "session_key", "handle_type", "handle_ref", "external_ref", "status",
-            "allowed_transitions", "currency", "total_q", "items", "data", "created_at", "updated_at",
+            "allowed_transitions", "currency", "total_q", "totals", "items", "data", "created_at", "updated_at",
             *Order.STATUS_FIELDS[1:],
         ]
+
+    @extend_schema_field(TotalsSerializer)
+    def get_totals(self, order: Order) -> dict[str, Any]:
+        """What the order charged: its items, its adjustments (service charge, discounts) and ``total_q``."""
+        return typed_totals(order.totals)
 
     def get_data(self, order: Order) -> dict[str, Any]:
         """The session's free data at commit (customer, notes…)."""

@@ -3,7 +3,7 @@
 from django.urls import path, re_path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from omniman.api import kitchen, views
+from omniman.api import bills, kitchen, views
 
 app_name = "api"
 
@@ -42,6 +42,12 @@ urlpatterns = [
     path("sessions/<apikey:key>/park/", views.SessionParkView.as_view(), name="session-park"),
     path("sessions/<apikey:key>/resume/", views.SessionResumeView.as_view(), name="session-resume"),
     path("sessions/<apikey:key>/close-table/", views.SessionCloseTableView.as_view(), name="session-close-table"),
+    path("sessions/<apikey:key>/discounts/", views.SessionDiscountView.as_view(), name="session-discounts"),
+    path(
+        "sessions/<apikey:key>/adjustments/<apikey:adjustment_id>/",
+        views.SessionAdjustmentView.as_view(),
+        name="session-adjustment",
+    ),
     path("orders/", views.OrderListView.as_view(), name="order-list"),
     path("orders/<apikey:ref>/", views.OrderDetailView.as_view(), name="order-detail"),
     path("orders/<apikey:ref>/transition/", views.OrderTransitionView.as_view(), name="order-transition"),
@@ -51,5 +57,18 @@ urlpatterns = [
     path("kitchen/undo/", kitchen.KitchenUndoView.as_view(), name="kitchen-undo"),
     path("kitchen/acknowledge-void/", kitchen.KitchenAcknowledgeView.as_view(), name="kitchen-acknowledge-void"),
     path("kitchen/sold-out/", kitchen.KitchenSoldOutView.as_view(), name="kitchen-sold-out"),
+    path("orders/<apikey:ref>/lines/<apikey:line_id>/void/", bills.OrderLineVoidView.as_view(), name="order-line-void"),
+    path("bills/", bills.BillOpenView.as_view(), name="bill-open"),
+    path("bills/<apikey:bill_ref>/", bills.BillDetailView.as_view(), name="bill-detail"),
+    path("bills/<apikey:bill_ref>/payments/", bills.BillPaymentView.as_view(), name="bill-payments"),
+    path("bills/<apikey:bill_ref>/split/", bills.BillSplitView.as_view(), name="bill-split"),
+    path("bills/<apikey:bill_ref>/discounts/", bills.BillDiscountView.as_view(), name="bill-discounts"),
+    path(
+        "bills/<apikey:bill_ref>/adjustments/<apikey:adjustment_id>/",
+        bills.BillAdjustmentView.as_view(),
+        name="bill-adjustment",
+    ),
+    path("bills/<apikey:bill_ref>/write-off/", bills.BillWriteOffView.as_view(), name="bill-write-off"),
+    path("payments/<int:payment_id>/refunds/", bills.PaymentRefundView.as_view(), name="payment-refunds"),
     re_path(r"^[\s\S]*\Z", views.UnknownPathView.as_view(), name="unknown"),
 ]

@@ -23,10 +23,12 @@ from omniman.api.permissions import (
     can_override_prices,
 )
 from omniman.api.serializers import (
+    AdjustmentQuerySerializer,
     ApiRootSerializer,
     ChannelSerializer,
     CommitRequestSerializer,
     CommitResultSerializer,
+    DiscountRequestSerializer,
     ErrorSerializer,
     ExternalOrderRequestSerializer,
     ExternalOrderResultSerializer,
@@ -45,8 +47,10 @@ from omniman.api.serializers import (
     SessionSerializer,
     TransitionRequestSerializer,
 )
+from omniman.approvals import verify_pin
 from omniman.roles import roles_of
 from omniman.services import (
+    AdjustmentService,
     CommitService,
     ExternalOrderService,
     ModifyService,
@@ -326,6 +330,74 @@ class SessionCloseTableView(APIView):
         session = TableService.close(
             key,
             payload["channel_code"],
+            expected_rev=payload.get("expected_rev"),
+            actor=actor(request),
+            roles=roles_of(request.user),
+        )
+        return _session_response(session)
+
+
+# -- adjustments: discounts and the service charge ---------------------------------------------
+
+
+def _approval(payload: dict[str, Any]) -> dict[str, Any]:
+    """``approved_by`` + ``approval_pin`` → the approver's username and roles (403 ``approval_failed`` if the PIN is not theirs)."""
+    if not payload.get("approved_by") and not payload.get("approval_pin"):
+        return {}
+    approver = verify_pin(payload.get("approved_by") or "", payload.get("approval_pin") or "")
+    return {"approved_by": approver.username, "approver_roles": approver.roles}
+
+
+class SessionDiscountView(APIView):
+    permission_classes = [CanWriteSessions]
+
+    @extend_schema(
+        summary="Give a discount (a line or the whole), or set the service charge",
+        description="`percent` or `amount_q`, with a `reason`; applied before the service charge. Above the "
+        "channel's `discounts.approval_over_percent` (default 10 % of what it applies to, counting the discounts "
+        "already there) a manager must approve: the caller is one, or `approved_by` + `approval_pin` are a manager's. "
+        "`kind: service_charge` sets the service charge's percent (`\"0\"` waives it; always a manager's call). "
+        "Answers 201 with the session (rev + 1, totals). Errors: 400 `invalid_discount`, `reason_required`, "
+        "`line_not_found`, `invalid_adjustment`; 403 `approval_required` (context `threshold`, `percent`), "
+        "`approval_failed`; 404 `not_found`; 409 `stale_rev`, `already_committed`. Nothing is written on an error.",
+        request=DiscountRequestSerializer,
+        responses={201: SessionDetailSerializer, **errors(400, 404, 409)},
+    )
+    def post(self, request, key: str):
+        payload = _body(DiscountRequestSerializer, request)
+        approval = _approval(payload)
+        session = AdjustmentService.discount(
+            key,
+            payload["channel_code"],
+            expected_rev=payload.get("expected_rev"),
+            kind=payload["kind"],
+            line_id=payload["line_id"],
+            percent=payload.get("percent"),
+            amount_q=payload.get("amount_q"),
+            reason=payload["reason"],
+            actor=actor(request),
+            roles=roles_of(request.user),
+            **approval,
+        )
+        return _session_response(session, status_code=status.HTTP_201_CREATED)
+
+
+class SessionAdjustmentView(APIView):
+    permission_classes = [CanWriteSessions]
+
+    @extend_schema(
+        summary="Remove a discount (or a waiver of the service charge)",
+        description="`channel_code` (and optionally `expected_rev`) in the query string. The channel's automatic "
+        "service charge is waived, not removed (400 `invalid_adjustment`). 404 `adjustment_not_found`, 409 `stale_rev`.",
+        parameters=[AdjustmentQuerySerializer],
+        responses={200: SessionDetailSerializer, **errors(400, 404, 409)},
+    )
+    def delete(self, request, key: str, adjustment_id: str):
+        payload = _query(AdjustmentQuerySerializer, request)
+        session = AdjustmentService.remove(
+            key,
+            payload["channel_code"],
+            adjustment_id,
             expected_rev=payload.get("expected_rev"),
             actor=actor(request),
             roles=roles_of(request.user),

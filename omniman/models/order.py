@@ -8,6 +8,7 @@ from django.db import models
 from omniman.exceptions import OmnimanError
 from omniman.flow import OrderFlow
 from omniman.models.channel import Channel
+from omniman.adjustments import totals_of
 from omniman.models.session import totals_over
 
 SNAPSHOT_VERSION = 1
@@ -89,6 +90,10 @@ class Order(models.Model):
     delivered_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
+    # The bill that pays it (issue #15): set by the billing services with a queryset update; not immutable.
+    bill = models.ForeignKey(
+        "omniman.Bill", on_delete=models.PROTECT, null=True, blank=True, related_name="orders", editable=False
+    )
 
     objects = OrderQuerySet.as_manager()
 
@@ -163,13 +168,33 @@ class Order(models.Model):
         return copy.deepcopy(snapshot)
 
     @property
+    def adjustments(self) -> list[dict[str, Any]]:
+        """The adjustments the order was committed with (service charge, discounts…); ``[]`` for orders from before them."""
+        return copy.deepcopy(list((self.snapshot or {}).get("adjustments") or []))
+
+    @property
     def totals(self) -> dict[str, Any]:
-        """What the order charged, to show: the totals its session showed at commit (``Session.totals``)."""
-        return totals_over(((self.snapshot or {}).get("data") or {}).get("totals"), self.total_q)
+        """What the order charged, to show (the keys of ``Session.totals``).
+
+        From the snapshot's ``adjustments`` (their amounts as committed, not
+        computed again): ``totals["total_q"] == self.total_q``. An order
+        committed before adjustments existed has none: it shows the totals its
+        session's pricing modifier wrote (``snapshot["data"]["totals"]``), as it
+        did then.
+        """
+        snapshot = self.snapshot or {}
+        if "adjustments" in snapshot:
+            items_q = sum(int(item.get("line_total_q") or 0) for item in snapshot.get("items") or [])
+            totals = totals_of(items_q, snapshot.get("adjustments") or [], currency=self.currency)
+            totals["total_q"] = self.total_q
+        else:
+            totals = totals_over((snapshot.get("data") or {}).get("totals"), self.total_q)
+        totals["adjustments"] = self.adjustments
+        return totals
 
     @property
     def charged_q(self) -> int:
-        """The order's total as charged (service included): ``totals["total_q"]``."""
+        """The order's total as charged (service and discounts included): ``totals["total_q"]``, which is ``total_q`` for every order committed with adjustments."""
         return int(self.totals["total_q"])
 
     # -- status flow ----------------------------------------------------------

@@ -11,6 +11,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from omniman.adjustments import apply_adjustments
 from omniman.models.channel import Channel
 
 
@@ -123,6 +124,8 @@ class Session(models.Model):
     rev = models.PositiveIntegerField(default=0)
     data = models.JSONField(default=dict, blank=True)
     lines = models.JSONField(default=list, blank=True, editable=False)
+    # Service charge, discounts, …: explicit entries (omniman.adjustments), their amounts filled by save().
+    adjustments = models.JSONField(default=list, blank=True, editable=False)
     total_q = models.BigIntegerField(default=0, editable=False)
     opened_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -193,17 +196,21 @@ class Session(models.Model):
 
     @property
     def totals(self) -> dict[str, Any]:
-        """What the session owes, to show: ``data["totals"]`` as a pricing modifier wrote it, over ``items_q`` and ``total_q`` from the lines.
+        """What the session owes, to show — the one computation (``omniman.adjustments.apply_adjustments``).
 
-        The one totals source of the screens and the API: without a totals
-        modifier (no service charge, no discounts) both are ``total_q``.
+        ``{"items_q", "discount_q", "service_percent", "service_q",
+        "surcharge_q", "void_q", "write_off_q", "adjustments_q", "total_q",
+        "currency", "adjustments"}``; ``total_q == self.total_q``.
         """
-        return totals_over((self.data or {}).get("totals"), self.total_q)
+        applied, totals = apply_adjustments(self.lines, self.adjustments or [], currency=self.channel.currency)
+        totals["adjustments"] = applied
+        return totals
 
     def save(self, *args, **kwargs):
-        # The total is derived, never trusted: it is always the sum of the line totals.
-        self.total_q = sum(int(line.get("line_total_q") or 0) for line in self.lines)
+        # The total is derived, never trusted: the line totals plus the adjustments (SPEC §2, §10).
+        self.adjustments, totals = apply_adjustments(self.lines, self.adjustments or [])
+        self.total_q = totals["total_q"]
         update_fields = kwargs.get("update_fields")
-        if update_fields is not None and "lines" in update_fields and "total_q" not in update_fields:
-            kwargs["update_fields"] = [*update_fields, "total_q"]
+        if update_fields is not None and {"lines", "adjustments"} & set(update_fields):
+            kwargs["update_fields"] = list(dict.fromkeys([*update_fields, "adjustments", "total_q"]))
         super().save(*args, **kwargs)

@@ -10,6 +10,8 @@ from ``omniman.services`` only, never from its modules (import-linter's
 """
 
 from omniman.services._common import find_session
+from omniman.services.adjustments import AdjustmentService
+from omniman.services.billing import BillService, BillView, PaymentResult, PaymentService, bill_view, day_totals, find_bill
 from omniman.services.commit import CommitService
 from omniman.services.external import ExternalOrderService, external_session_key, status_map
 from omniman.services.kitchen import KitchenResult, KitchenService, order_kitchen, sold_out_skus
@@ -17,6 +19,7 @@ from omniman.services.kitchen import order_path as kitchen_order_path
 from omniman.services.maintenance import MaintenanceService
 from omniman.services.ops import MAX_NAME_LENGTH, MAX_SKU_LENGTH, OPS, RESERVED_DATA_KEYS, RESERVED_META_KEYS, find_line
 from omniman.services.orders import OrderService, apply_auto_transition, lock_order
+from omniman.services.receipts import customer_of, order_receipt, receipt_data
 from omniman.services.sessions import ModifyService, ResolveService, SessionService, SessionWriteService, require_rev
 from omniman.services.tables import TableService, orders_of_handle_today
 
@@ -36,6 +39,15 @@ __all__ = [
     "sold_out_skus",  # the SKUs the kitchen marked sold out ("86"), one query
     "order_kitchen",  # an order and its kitchen items (not_found)
     "kitchen_order_path",  # the order moves a kitchen item state asks for (the board checks a bump before offering it)
+    "AdjustmentService",
+    "BillService",
+    "PaymentService",
+    "PaymentResult",  # what PaymentService.tender returns: payment, bill, idempotent
+    # Bills: reads (selectors) for the screens, the API and the dashboard.
+    "find_bill",  # a bill by ref (not_found), optionally row-locked
+    "bill_view",  # a bill with its orders, lines, adjustments, payments, refunds and splits (fixed query count)
+    "BillView",
+    "day_totals",  # the day's sales, payments by method, tips, change, refunds (fixed query count)
     # Reads and guards the layers above share with the services.
     "find_session",  # a session by key and channel (session_not_found), optionally row-locked
     "require_rev",  # stale_rev unless the caller saw the session's current rev
@@ -52,4 +64,8 @@ __all__ = [
     "lock_order",  # an order's row, locked, with its channel (not_found, or the caller's error)
     "apply_auto_transition",  # order_flow.auto_transitions[key], if the flow allows it now
     "find_line",  # a session's stored line (unknown_line_id)
+    # Receipts (omniman.receipts.Receipt): a bill's receipt (or its preview), an order's bill preview.
+    "receipt_data",
+    "order_receipt",
+    "customer_of",  # the first customer (name, email) a bill's orders carry
 ]

@@ -164,6 +164,7 @@ def _commit(
     snapshot = {
         "_v": SNAPSHOT_VERSION,
         "items": lines,
+        "adjustments": session.adjustments,
         "data": session.data,
         "rev": session.rev,
         "channel_code": channel.code,
@@ -205,6 +206,7 @@ def _commit(
     kitchen.create_items(order, order_items)
     events.order_created(order, actor=actor, session_key=session.session_key, rev=session.rev, items_count=len(lines))
     events.prices_overridden(order, lines)
+    events.adjustments_applied(order, session.adjustments)
 
     session.state = Session.State.COMMITTED
     session.committed_at = now

@@ -10,6 +10,7 @@ CREATED = "created"
 STATUS_CHANGED = "status_changed"
 PRICE_OVERRIDDEN = "price.overridden"
 NOTE = "note"
+ADJUSTMENT_APPLIED = "adjustment.applied"
 
 
 def order_created(order: Order, *, actor: str, session_key: str, rev: int, items_count: int) -> OrderEvent:
@@ -47,6 +48,31 @@ def prices_overridden(order: Order, lines: list[dict[str, Any]]) -> list[OrderEv
                 },
             )
         )
+    return OrderEvent.objects.bulk_create(events) if events else []
+
+
+def adjustments_applied(order: Order, adjustments: list[dict[str, Any]]) -> list[OrderEvent]:
+    """One ``adjustment.applied`` per adjustment the order was committed with, in one INSERT.
+
+    Payload: the adjustment's ``id``, ``kind``, ``label``, ``line_id``,
+    ``percent``, ``amount_q``, ``reason``, ``approved_by``, ``auto`` and
+    ``after_q`` (the order's total) and ``before_q = after_q - amount_q``. The
+    event's actor is the adjustment's (``system`` for the automatic service charge).
+    """
+    events = [
+        OrderEvent(
+            order=order,
+            type=ADJUSTMENT_APPLIED,
+            actor=str(adjustment.get("actor") or "system"),
+            payload={
+                **{key: adjustment.get(key) for key in ("id", "kind", "label", "line_id", "percent", "amount_q", "reason", "approved_by")},
+                "auto": bool(adjustment.get("auto")),
+                "before_q": order.total_q - int(adjustment.get("amount_q") or 0),
+                "after_q": order.total_q,
+            },
+        )
+        for adjustment in adjustments
+    ]
     return OrderEvent.objects.bulk_create(events) if events else []
 
 

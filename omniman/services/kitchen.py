@@ -199,10 +199,10 @@ def _lock(*, item_ids: Iterable[int] | None, order_ref: str | None) -> tuple[Ord
         if not ids:
             raise ValidationError("missing_items", _("Name at least one item."), {"field": "item_ids"})
         refs = set(KitchenItem.objects.filter(pk__in=ids).values_list("order__ref", flat=True))
-        if len(refs) != 1:
-            if not refs:
-                raise _not_found(repr(ids), {"item_ids": ids})
+        if len(refs) > 1:
             raise ValidationError("one_order", _("The items belong to different orders."), {"item_ids": ids})
+        if not refs or (order_ref and refs != {order_ref}):
+            raise _not_found(repr(ids), {"item_ids": ids, "order_ref": order_ref})
         order_ref = refs.pop()
     order = lock_order(order_ref)
     items = list(KitchenItem.objects.select_for_update().select_related("item").filter(order=order).order_by("id"))
@@ -465,7 +465,12 @@ def _set_held(order_ref: str, line_ids: Iterable[str] | None, *, held: bool, act
 def _apply_void(order: Order, items: list[KitchenItem], item: KitchenItem, qty: Any, reason: str) -> None:
     """Mark ``item`` (of the locked ``order``) voided by ``qty`` (``None``: all of it); the order follows."""
     now = timezone.now()
-    amount = item.item.qty if qty in (None, "") else Decimal(str(qty))
+    try:
+        amount = item.item.qty if qty in (None, "") else Decimal(str(qty))
+    except ArithmeticError:  # an unreadable quantity voids the whole line: the kitchen must not cook it
+        amount = item.item.qty
+    if not amount.is_finite() or amount <= 0:
+        amount = item.item.qty
     item.voided_qty = min(item.item.qty, item.voided_qty + amount)
     item.voided_at, item.void_reason = now, str(reason or "")[:255]
     item.void_acknowledged_at, item.void_acknowledged_by = None, ""
@@ -483,8 +488,13 @@ def on_order_event(sender, instance: OrderEvent, created: bool, **kwargs) -> Non
     a ``status_changed`` into the flow's cancel status voids every item not
     yet voided. Either shows VOID on the board until a cook acknowledges it.
     """
-    if not created:
+    if not created or instance.type not in (ITEM_VOIDED, "status_changed"):
         return
+    with transaction.atomic():  # the writer's transaction (a savepoint), or its own when it has none
+        _on_order_event(instance)
+
+
+def _on_order_event(instance: OrderEvent) -> None:
     if instance.type == ITEM_VOIDED:
         payload = instance.payload or {}
         order = lock_order(instance.order.ref)

@@ -15,6 +15,8 @@ from django.db import connections
 from django.utils.translation import gettext as _
 
 from omniman import registry
+from omniman.adjustments import SERVICE_CHARGE, make_adjustment, percent_text, prune_adjustments
+from omniman.channel_config import service_charge_percent
 from omniman.exceptions import OmnimanError, ValidationError
 from omniman.models import Channel, Directive, Session
 from omniman.monetary import MAX_AMOUNT_Q, monetary_mult, parse_price_q, parse_qty
@@ -61,6 +63,7 @@ def fingerprint(session: Session) -> str:
     return json.dumps(
         {
             "lines": session.lines,
+            "adjustments": session.adjustments,
             "data": session.data,
             "rev": session.rev,
             "state": session.state,
@@ -136,17 +139,44 @@ def run_validators(session: Session, stage: str, ctx: dict[str, Any]) -> None:
             )
 
 
+def sync_adjustments(session: Session) -> None:
+    """The kernel's part of the adjustments, kept in step with the lines and the channel (SPEC §10).
+
+    An adjustment of a line that is gone goes with it. The channel's automatic
+    service charge (``omniman.channel_config.service_charge_percent``) is there
+    exactly when the channel has one and no one waived it (a service charge
+    adjustment that is not ``auto``, added through ``AdjustmentService``); it
+    keeps its id while its percent stays the same.
+    """
+    adjustments = prune_adjustments(session.lines, session.adjustments or [])
+    percent = service_charge_percent(session.channel.config)
+    waived = any(a.get("kind") == SERVICE_CHARGE and not a.get("auto") for a in adjustments)
+    automatic = [a for a in adjustments if a.get("kind") == SERVICE_CHARGE and a.get("auto")]
+    kept = [a for a in adjustments if not (a.get("kind") == SERVICE_CHARGE and a.get("auto"))]
+    if percent > 0 and not waived:
+        same = next((a for a in automatic if a.get("percent") == percent_text(percent)), None)
+        kept.append(same or make_adjustment(SERVICE_CHARGE, percent=percent, auto=True, actor="system"))
+    session.adjustments = kept
+
+
 def modify(session: Session, ops: Any, *, ctx: dict[str, Any], allow_locked: bool = False) -> Session:
     """Run the whole pipeline on a locked, open session and save it (one UPDATE)."""
     apply_ops(session, ops, ctx=ctx, allow_locked=allow_locked)
+    return rerun(session, ctx=ctx)
+
+
+def rerun(session: Session, *, ctx: dict[str, Any]) -> Session:
+    """The pipeline after the ops (a change that is not an op: an adjustment): line totals → modifiers →
+    adjustments → validators → rev + 1 → checks cleared and enqueued again. Saves (one UPDATE)."""
     recompute_line_totals(session)
     run_modifiers(session, ctx)
     recompute_line_totals(session)
+    sync_adjustments(session)
     run_validators(session, "draft", ctx)
     session.rev += 1
     session.data["checks"] = {}
     session.data["issues"] = []
-    session.save(update_fields=["lines", "data", "rev", "total_q", "updated_at"])
+    session.save(update_fields=["lines", "adjustments", "data", "rev", "total_q", "updated_at"])
     enqueue_checks(session)
     return session
 

@@ -7,8 +7,16 @@ from django.utils.translation import gettext_lazy as _
 from omniman.exceptions import OmnimanError, http_status
 
 
+# A manager's approval asked for (or refused) on a form: the form comes back asking for the manager's PIN —
+# more input, so 422 like any form to complete (htmx swaps it), where the API answers the kernel's 403.
+APPROVAL_CODES = frozenset({"approval_required", "approval_failed"})
+
+
 def status_for(error: OmnimanError, *, htmx_form: bool = True) -> int:
-    """The kernel's ``http_status``; refused input in an HTMX form answers 422 (the form re-rendered), not 400."""
+    """The kernel's ``http_status``; refused input in an HTMX form answers 422 (the form re-rendered), not 400,
+    and so does a form that needs a manager's approval (``APPROVAL_CODES``)."""
+    if htmx_form and error.code in APPROVAL_CODES:
+        return 422
     return http_status(error, form=htmx_form)
 
 

@@ -231,6 +231,64 @@ class PriceForm(SessionForm):
         self.order_fields(["rev", "price", "reason"])
 
 
+class DiscountForm(SessionForm):
+    """A discount on a line (``line_id``) or the whole: ``value`` as a percent or an amount (``mode``), with a reason.
+
+    ``approved_by`` and ``pin``: a manager's approval typed on this screen (the PIN dialog), when the discount is
+    over the channel's threshold.
+    """
+
+    PERCENT, AMOUNT = "percent", "amount"
+
+    line_id = forms.CharField(required=False, max_length=64)
+    mode = forms.ChoiceField(choices=[(PERCENT, "%"), (AMOUNT, _("Amount"))], initial=PERCENT, label=_("Discount in"))
+    value = forms.CharField(max_length=20, label=_("Discount"), error_messages={"required": _("Discount is required.")})
+    reason = TextField(limit=200, required=True, label=_("Reason"))
+    approved_by = TextField(limit=150, label=_("Manager"))
+    pin = forms.CharField(required=False, max_length=8, strip=True, label=_("PIN"))
+
+    def __init__(self, *args, currency: str = "", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.currency = currency
+
+    def clean(self):
+        cleaned = super().clean()
+        value = cleaned.get("value")
+        if value is None:
+            return cleaned
+        if cleaned.get("mode") == self.AMOUNT:
+            try:
+                cleaned["amount_q"] = MoneyField(currency=self.currency).clean(value)
+            except forms.ValidationError as exc:
+                self.add_error("value", exc)
+            cleaned["percent"] = None
+        else:
+            text = _decimal_text(value)
+            try:
+                Decimal(text)
+            except InvalidOperation:
+                self.add_error("value", _("A percent is a number such as 10 or 12,5."))
+            cleaned["percent"] = text
+            cleaned["amount_q"] = None
+        return cleaned
+
+
+class PinForm(forms.Form):
+    """Set one's own approval PIN (4 to 8 digits), typed twice."""
+
+    pin = forms.CharField(min_length=4, max_length=8, strip=True, label=_("New PIN"), widget=forms.PasswordInput)
+    again = forms.CharField(max_length=8, strip=True, label=_("The PIN again"), widget=forms.PasswordInput)
+
+    def clean(self):
+        cleaned = super().clean()
+        pin = cleaned.get("pin") or ""
+        if pin and not (pin.isascii() and pin.isdigit()):
+            self.add_error("pin", _("A PIN is 4 to 8 digits."))
+        elif pin and cleaned.get("again") != pin:
+            self.add_error("again", _("The two PINs differ."))
+        return cleaned
+
+
 class CustomerForm(SessionForm):
     name = TextField(limit=120, label=_("Name"))
     phone = TextField(limit=40, label=_("Phone"))
@@ -256,3 +314,146 @@ class OpenForm(forms.Form):
     """A table to open (or go to); without one, a new basket."""
 
     table = TextField(limit=32, label=_("Table"))
+
+
+# -- the bill's forms (omniman.web.bill) ---------------------------------------------------
+
+
+class BillRevField(RevField):
+    """The bill's rev the form was rendered at (hidden)."""
+
+    default_error_messages = {
+        "required": _("This form is missing the bill's revision; reload the page."),
+        "invalid": _("This form's revision is not valid; reload the page."),
+        "min_value": _("This form's revision is not valid; reload the page."),
+        "max_value": _("This form's revision is not valid; reload the page."),
+    }
+
+
+class PercentField(forms.Field):
+    """A percentage in (0, 100] with at most 2 decimals (``10``, ``12.5``, ``12,5``), cleaned to its text (``"12.5"``)."""
+
+    default_error_messages = {"invalid": _("Enter a percentage above 0 and at most 100 (e.g. 10 or 12.5).")}
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        text = _decimal_text(str(value)).rstrip("%").strip()
+        invalid = forms.ValidationError(self.error_messages["invalid"], code="invalid")
+        if len(text) > 12 or not text.replace(".", "", 1).isdigit():
+            raise invalid
+        try:
+            percent = Decimal(text)
+        except InvalidOperation:
+            raise invalid from None
+        if not 0 < percent <= 100 or percent != percent.quantize(Decimal("0.01")):
+            raise invalid
+        return format(percent.normalize(), "f")
+
+
+class BillForm(forms.Form):
+    """Every form that changes a bill carries the rev it was rendered at."""
+
+    rev = BillRevField()
+
+    refusal = SessionForm.refusal
+
+
+class ApprovalMixin(forms.Form):
+    """A manager's approval typed on the cashier's screen: the manager's username and PIN (both or neither)."""
+
+    approver = TextField(limit=150, label=_("Manager"))
+    pin = forms.CharField(required=False, max_length=32, strip=True, widget=forms.PasswordInput)
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("approver") and not cleaned.get("pin"):
+            self.add_error("pin", forms.ValidationError(_("Type the manager's PIN."), code="required"))
+        if cleaned.get("pin") and not cleaned.get("approver"):
+            self.add_error("approver", forms.ValidationError(_("Type the manager's username."), code="required"))
+        return cleaned
+
+
+class TenderForm(BillForm):
+    """One payment: the method, the part it pays (a split), the amount (empty: what is due), the tip and the
+    method's details (cash tendered — typed, or a quick-tender button's ``quick`` amount in quanta —, card brand
+    and authorization code, Pix/gateway reference)."""
+
+    idempotency_key = forms.CharField(
+        max_length=64, error_messages={"required": _("This form has no idempotency key; reload the page.")}
+    )
+    method = forms.CharField(max_length=32)
+    part = forms.IntegerField(required=False, min_value=0, max_value=99, widget=forms.HiddenInput)
+    tip_percent = PercentField(required=False, label=_("Tip %"))
+    quick = forms.IntegerField(required=False, min_value=0, max_value=MAX_UNIT_PRICE_Q)
+    brand = TextField(limit=32, label=_("Card brand"))
+    reference = TextField(limit=64, label=_("Authorization code"))
+
+    def __init__(self, *args, currency: str = "", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["amount"] = MoneyField(currency=currency, required=False, label=_("Amount"))
+        self.fields["tip"] = MoneyField(currency=currency, required=False, label=_("Tip"))
+        self.fields["tendered"] = MoneyField(currency=currency, required=False, label=_("Cash received"))
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("quick") is not None:
+            cleaned["tendered"] = cleaned["quick"]
+        if cleaned.get("amount") == 0:
+            self.add_error("amount", forms.ValidationError(_("The amount must be above zero."), code="invalid"))
+        return cleaned
+
+
+class SplitForm(BillForm):
+    """How the bill is split: ``equal`` in ``parts``; ``items`` (each line's guest in ``guest-<n>`` fields,
+    parsed by the view) with the rest equally by ``rest_parts``; ``none`` undoes the split."""
+
+    mode = forms.ChoiceField(choices=[("equal", "equal"), ("items", "items"), ("none", "none")])
+    parts = forms.IntegerField(required=False, min_value=2, max_value=20, label=_("Parts"))
+    rest_parts = forms.IntegerField(required=False, min_value=0, max_value=20, label=_("The rest equally by"))
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("mode") == "equal" and not cleaned.get("parts") and not self.has_error("parts"):
+            self.add_error("parts", forms.ValidationError(_("Split in how many parts? (2 to 20)"), code="required"))
+        return cleaned
+
+
+class BillDiscountForm(ApprovalMixin, BillForm):
+    """A discount on the whole bill or one line (``line`` = ``<order_ref>:<line_id>``), a % or an amount, with a reason."""
+
+    line = forms.CharField(required=False, max_length=80)
+    percent = PercentField(required=False, label=_("Percent"))
+    reason = TextField(limit=200, required=True, label=_("Reason"))
+
+    def __init__(self, *args, currency: str = "", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["amount"] = MoneyField(currency=currency, required=False, label=_("Amount"))
+
+    def clean(self):
+        cleaned = super().clean()
+        percent, amount = cleaned.get("percent"), cleaned.get("amount")
+        if not self.has_error("percent") and not self.has_error("amount"):
+            if (percent is None) == (amount is None):
+                self.add_error("percent", forms.ValidationError(_("Give a percent or an amount (one of them)."), code="invalid"))
+            elif amount == 0:
+                self.add_error("amount", forms.ValidationError(_("The amount must be above zero."), code="invalid"))
+        order_ref, _sep, line_id = (cleaned.get("line") or "").partition(":")
+        cleaned["order_ref"], cleaned["line_id"] = (order_ref, line_id) if line_id else ("", "")
+        return cleaned
+
+
+class VoidForm(ApprovalMixin, BillForm):
+    """A manager voids a sent line (the kitchen board shows the void)."""
+
+    order_ref = forms.CharField(max_length=64)
+    line_id = forms.CharField(max_length=64)
+    reason = TextField(limit=200, required=True, label=_("Reason"))
+
+
+class WriteOffForm(BillForm):
+    reason = TextField(limit=200, required=True, label=_("Reason"))
+
+
+class RemoveAdjustmentForm(ApprovalMixin, BillForm):
+    pass

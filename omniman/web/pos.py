@@ -17,7 +17,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect, reswap, retarget, trigger_client_event
 
@@ -26,7 +26,16 @@ from omniman.contrib.catalog import get_catalog
 from omniman.contrib.catalog.services import CatalogOrderingService
 from omniman.exceptions import OmnimanError, SessionError, ValidationError
 from omniman.models import Channel, Session
-from omniman.services import CommitService, KitchenService, ModifyService, ResolveService, SessionService, TableService
+from omniman.approvals import has_pin, set_pin, verify_pin
+from omniman.services import (
+    AdjustmentService,
+    CommitService,
+    KitchenService,
+    ModifyService,
+    ResolveService,
+    SessionService,
+    TableService,
+)
 from omniman.web import forms, selectors
 from omniman.web.errors import banner_for, status_for
 from omniman.roles import MANAGER, POS, has_role, roles_of
@@ -122,6 +131,7 @@ def _context(request, session: Session, **extra):
         "channel": session.channel,
         "word": _word(session.channel),
         "is_manager": has_role(request.user, MANAGER),
+        "can_pay": session.channel.pricing_policy != "external",
         **extra,
     }
     return context
@@ -170,6 +180,12 @@ def _cart(request, session: Session, *, status: int = 200, **extra) -> HttpRespo
 @vary_on_headers("HX-Request", "HX-Target")
 def session_view(request, channel_code, session_key):
     session = _session_on_screen(channel_code, session_key)
+    if not session.is_open and session.handle_ref:
+        # A round already sent, opened again by its URL (a reload, a stale tab): the table goes on in its open round.
+        current = selectors.open_session_of_handle(session.channel, session.handle_type, session.handle_ref)
+        if current is not None:
+            url = reverse("pos:session", args=[session.channel.code, current.session_key])
+            return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
     if request.htmx and request.htmx.target == "cart":
         return _cart(request, session)
     if request.htmx and request.htmx.target == "grid":
@@ -316,6 +332,10 @@ def _failure(
     extra = {"banner": banner, "banner_kind": kind, "error_line_id": line_id, "form": form, "editor": editor}
     if editor in ("note", "price"):
         extra["editing"] = line_id
+    if editor == "discount" and status != 409:
+        # The discount form comes back open, as typed; a manager's approval asked for opens its PIN fields.
+        extra["discount_open"] = line_id or "whole"
+        extra["approval_asked"] = error.code in ("approval_required", "approval_failed")
     if request.htmx:
         return _cart(request, session, status=status, **extra)
     return _page(request, session, status=status, **extra)
@@ -528,6 +548,87 @@ def override_price(request, channel_code, session_key, line_id):
 
     form = lambda session: forms.PriceForm(request.POST, currency=session.channel.currency)  # noqa: E731
     return _modify(request, channel_code, session_key, form, ops, line_id=line_id, editor="price")
+
+
+@require_POST
+@pos_required
+def discount(request, channel_code, session_key):
+    """A discount on a line (``line_id``) or the whole cart, % or amount, with a reason.
+
+    Over the channel's threshold a manager approves on this screen: the answer
+    (``approval_required``, 422 here: a form to complete) reopens the form with
+    the manager's username and PIN fields; the PIN is checked here (``omniman.approvals``) and the
+    approver's roles go to the service. A manager signed in needs no PIN.
+    """
+    session = _session_on_screen(channel_code, session_key)
+    channel = session.channel
+    line_id = request.POST.get("line_id", "")[:64]
+    form = forms.DiscountForm(request.POST, currency=channel.currency)
+    if not form.is_valid():
+        return _refused(request, session, form, line_id=line_id, editor="discount")
+    data = form.cleaned_data
+    try:
+        approval = {}
+        if data["approved_by"] or data["pin"]:
+            approver = verify_pin(data["approved_by"], data["pin"])
+            approval = {"approved_by": approver.username, "approver_roles": approver.roles}
+        with _checks_follow(request):
+            changed = AdjustmentService.discount(
+                session_key,
+                channel.code,
+                expected_rev=data["rev"],
+                line_id=data["line_id"],
+                percent=data["percent"],
+                amount_q=data["amount_q"],
+                reason=data["reason"],
+                actor=actor(request),
+                roles=roles_of(request.user),
+                **approval,
+            )
+    except OmnimanError as exc:
+        return _failure(request, channel, session_key, exc, line_id=line_id, form=form, editor="discount")
+    return _respond(request, changed, follow_checks=True)
+
+
+@require_POST
+@pos_required
+def remove_adjustment(request, channel_code, session_key, adjustment_id):
+    """Take a discount off (what is owed goes up: no approval needed)."""
+    session = _session_on_screen(channel_code, session_key)
+    form = forms.SessionForm(request.POST)
+    if not form.is_valid():
+        return _refused(request, session, form)
+    try:
+        with _checks_follow(request):
+            changed = AdjustmentService.remove(
+                session_key,
+                session.channel.code,
+                adjustment_id,
+                expected_rev=form.cleaned_data["rev"],
+                actor=actor(request),
+                roles=roles_of(request.user),
+            )
+    except OmnimanError as exc:
+        return _failure(request, session.channel, session_key, exc)
+    return _respond(request, changed, follow_checks=True)
+
+
+@require_http_methods(["GET", "POST"])
+@pos_required
+def my_pin(request):
+    """Set one's own approval PIN (a manager types it on a cashier's screen to approve a discount)."""
+    form = forms.PinForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            set_pin(request.user, form.cleaned_data["pin"])
+        except OmnimanError as exc:
+            form.add_error("pin", exc.message)
+        else:
+            messages.success(request, _("Your PIN is set."))
+            return redirect("pos:my_pin")
+    status = 422 if request.method == "POST" else 200
+    context = {"form": form, "has_pin": has_pin(request.user), "is_manager": has_role(request.user, MANAGER)}
+    return render(request, "pos/pin.html", context, status=status)
 
 
 @require_POST

@@ -9,9 +9,10 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Case, Count, IntegerField, OuterRef, Q, Subquery, Value, When
+from django.db.models import Case, Count, IntegerField, OuterRef, Q, Subquery, Sum, Value, When
+from django.utils import timezone
 
-from omniman.models import CheckState, Channel, KitchenItem, Order, Session
+from omniman.models import Bill, CheckState, Channel, KitchenItem, Order, Session
 from omniman.services import orders_of_handle_today, sold_out_skus
 from omniman.texts import localized
 
@@ -26,7 +27,7 @@ def unavailable_skus() -> set[str]:
     if apps.is_installed("omniman.contrib.stock"):
         from omniman.contrib.stock.models import StockLevel
 
-        skus |= set(StockLevel.objects.filter(on_hand__lte=0).values_list("sku", flat=True))
+        skus |= set(StockLevel.objects.filter(track=True, on_hand__lte=0).values_list("sku", flat=True))
     return skus
 SEARCH_SIZE = 12
 
@@ -40,8 +41,76 @@ def channel_or_none(code: str) -> Channel | None:
 
 
 def open_sessions(channel: Channel, query: str = "", limit: int = 200) -> list[Session]:
-    """The channel's open sessions, newest first; ``query`` matches the handle, customer name or phone."""
-    sessions = Session.objects.filter(channel=channel, state=Session.State.OPEN)
+    """The channel's open sessions, newest first; ``query`` matches the handle, customer name or phone.
+
+    Each carries ``owed_q``: what its handle owes — its rounds sent today and
+    still active, plus the open session's own total (two queries in all).
+    """
+    sessions = _open_sessions(channel, query, limit)
+    with_owed(channel, sessions)
+    return sessions
+
+
+def with_owed(channel: Channel, sessions: list[Session]) -> list[Session]:
+    """Set ``rounds_owed_q`` and ``owed_q`` on each session (two queries for every handle): what its table still
+    owes — the rounds of today on no bill (or an open one) and not cancelled, less what the open bills took."""
+    handles = {(s.handle_type, s.handle_ref) for s in sessions if s.handle_ref}
+    owed: dict[tuple[str, str], int] = {}
+    if handles:
+        refs = {ref for _type, ref in handles}
+        rows = (
+            _today(channel)
+            .filter(handle_ref__in=refs)
+            .filter(Q(bill__isnull=True) | Q(bill__status=Bill.Status.OPEN))
+            .order_by()
+            .values_list("handle_type", "handle_ref")
+            .annotate(owed=Sum("total_q"))
+        )
+        for handle_type, ref, total in rows:
+            owed[(handle_type, ref)] = owed.get((handle_type, ref), 0) + int(total or 0)
+        paid = (
+            Bill.objects.filter(channel=channel, status=Bill.Status.OPEN, handle_ref__in=refs)
+            .values_list("handle_type", "handle_ref", "paid_q", "total_q", "adjustments")
+        )
+        for handle_type, ref, paid_q, total_q, adjustments in paid:
+            # The bill's own adjustments (discounts, voids) and its payments take off what its rounds add up to.
+            bill_adjustments = sum(int(a.get("amount_q") or 0) for a in adjustments or [])
+            owed[(handle_type, ref)] = owed.get((handle_type, ref), 0) + bill_adjustments - int(paid_q)
+    for session in sessions:
+        session.rounds_owed_q = max(owed.get((session.handle_type, session.handle_ref), 0), 0) if session.handle_ref else 0
+        session.owed_q = session.rounds_owed_q + (session.total_q if session.is_open else 0)
+    return sessions
+
+
+def _today(channel: Channel):
+    """The channel's orders of today that count (not cancelled)."""
+    start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    rows = Order.objects.filter(channel=channel, created_at__gte=start)
+    cancel = channel.order_flow.cancel_status
+    return rows.exclude(status=cancel) if cancel else rows
+
+
+def rounds_owed_q(channel: Channel, rounds: list[Order]) -> int:
+    """What a table's rounds (loaded) still owe: those on no bill or an open one, less the open bills' payments
+    and adjustments (one query when a round is on a bill, none otherwise)."""
+    cancel = channel.order_flow.cancel_status
+    counted = [order for order in rounds if order.status != cancel]
+    bill_ids = {order.bill_id for order in counted if order.bill_id}
+    open_bills = {}
+    if bill_ids:
+        open_bills = {
+            pk: (int(paid_q), sum(int(a.get("amount_q") or 0) for a in adjustments or []))
+            for pk, paid_q, adjustments in Bill.objects.filter(pk__in=bill_ids, status=Bill.Status.OPEN).values_list(
+                "pk", "paid_q", "adjustments"
+            )
+        }
+    owed = sum(order.charged_q for order in counted if order.bill_id is None or order.bill_id in open_bills)
+    owed += sum(adjustments - paid for paid, adjustments in open_bills.values())
+    return max(owed, 0)
+
+
+def _open_sessions(channel: Channel, query: str, limit: int) -> list[Session]:
+    sessions = Session.objects.filter(channel=channel, state=Session.State.OPEN).select_related("channel")
     query = (query or "").strip()
     if query:
         sessions = sessions.filter(
@@ -56,6 +125,16 @@ def open_sessions(channel: Channel, query: str = "", limit: int = 200) -> list[S
         ).order_by("exact", "-updated_at", "-id")
         return list(sessions[:limit])
     return list(sessions.order_by("-updated_at", "-id")[:limit])
+
+
+def open_session_of_handle(channel: Channel, handle_type: str, handle_ref: str) -> Session | None:
+    """The handle's open session (a table's current round), if it has one: one query."""
+    if not handle_ref:
+        return None
+    rows = Session.objects.filter(
+        channel=channel, handle_type=handle_type, handle_ref=handle_ref, state=Session.State.OPEN
+    ).order_by()[:1]
+    return next(iter(rows), None)
 
 
 def session_on_screen(channel_code: str, session_key: str) -> Session | None:
@@ -92,9 +171,17 @@ class SessionScreen:
         return any(c.blocks_commit for c in self.checks)
 
     @property
+    def adjustment_rows(self) -> list[dict[str, Any]]:
+        """The adjustments to list under the items (a waived service charge included), each with its line's name."""
+        names = {item["line_id"]: item.get("name") or item.get("sku") for item in self.items}
+        return [{**a, "line_name": names.get(a.get("line_id"), "")} for a in self.totals.get("adjustments") or []]
+
+    @property
     def table_total_q(self) -> int:
-        """What the table owes: the rounds sent and the round being composed, service included."""
-        return self.rounds_total_q + int(self.totals.get("total_q", self.session.total_q))
+        """What the table owes: its rounds sent today not yet paid (on no bill, or on its open bill less what was
+        paid), plus the round being composed (if it is still open: a round sent is counted once, as its order),
+        service and discounts included."""
+        return self.rounds_total_q + (int(self.totals["total_q"]) if self.session.is_open else 0)
 
 
 def session_screen(session: Session, *, with_rounds: bool = True) -> SessionScreen:
@@ -108,7 +195,8 @@ def session_screen(session: Session, *, with_rounds: bool = True) -> SessionScre
     screen = SessionScreen(
         session=session,
         channel=channel,
-        items=session.items,
+        # A round already sent (a stale tab, a reload of its URL) has no cart: its lines are its order's.
+        items=session.items if session.is_open else [],
         issues=issues,
         checks=checks,
         blocking=blocking,
@@ -118,8 +206,7 @@ def session_screen(session: Session, *, with_rounds: bool = True) -> SessionScre
     )
     if with_rounds and session.handle_ref:
         screen.rounds = rounds_today(channel, session.handle_type, session.handle_ref)
-        cancelled = channel.order_flow.cancel_status
-        screen.rounds_total_q = sum(order.charged_q for order in screen.rounds if order.status != cancelled)
+        screen.rounds_total_q = rounds_owed_q(channel, screen.rounds)
     return screen
 
 
@@ -136,6 +223,16 @@ def rounds_today(channel: Channel, handle_type: str, handle_ref: str) -> list[Or
     return list(rounds.prefetch_related("items"))
 
 
+def table_tab(channel: Channel, handle_type: str, handle_ref: str) -> Session | None:
+    """A table's current tab: its open round, else its last one (one query)."""
+    rows = (
+        Session.objects.filter(channel=channel, handle_type=handle_type, handle_ref=handle_ref)
+        .annotate(open_first=Case(When(state=Session.State.OPEN, then=Value(0)), default=Value(1), output_field=IntegerField()))
+        .order_by("open_first", "-opened_at", "-id")[:1]
+    )
+    return next(iter(rows), None)
+
+
 # The operator app's reads (one query per screen region, no write); the rest is private.
 __all__ = [
     "GRID_SIZE",
@@ -144,8 +241,12 @@ __all__ = [
     "channel_or_none",
     "open_sessions",
     "session_on_screen",
+    "open_session_of_handle",
+    "with_owed",
+    "rounds_owed_q",
     "CheckState",
     "SessionScreen",
     "session_screen",
     "rounds_today",
+    "table_tab",
 ]

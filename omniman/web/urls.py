@@ -1,14 +1,16 @@
 from django.urls import path
 
-from omniman.web import pos
+from omniman.web import bill, pos, receipts
 
 app_name = "pos"
 
 S = "<slug:channel_code>/s/<str:session_key>/"
 L = S + "lines/<str:line_id>/"
+B = "<slug:channel_code>/bills/<str:bill_ref>/"
 
 urlpatterns = [
     path("", pos.index, name="index"),
+    path("me/pin/", pos.my_pin, name="my_pin"),
     path("<slug:channel_code>/", pos.channel_view, name="channel"),
     path("<slug:channel_code>/open/", pos.open_session, name="open"),
     path(S, pos.session_view, name="session"),
@@ -23,10 +25,24 @@ urlpatterns = [
     path(S + "park/", pos.park, name="park"),
     path(S + "fire/", pos.fire, name="fire"),
     path(S + "close-table/", pos.close_table, name="close_table"),
+    path(S + "discount/", pos.discount, name="discount"),
+    path(S + "adjustments/<str:adjustment_id>/remove/", pos.remove_adjustment, name="remove_adjustment"),
+    path(S + "bill/", bill.open_for_session, name="open_bill"),
+    path(S + "pay/", bill.pay, name="pay"),
+    path(B, bill.bill_view, name="bill"),
+    path(B + "pay/", bill.tender, name="tender"),
+    path(B + "split/", bill.split, name="split"),
+    path(B + "discount/", bill.discount, name="bill_discount"),
+    path(B + "adjustments/<str:adjustment_id>/remove/", bill.remove_adjustment, name="bill_remove_adjustment"),
+    path(B + "void/", bill.void, name="void"),
+    path(B + "write-off/", bill.write_off, name="write_off"),
+    path(B + "close/", bill.close_table, name="close_bill_table"),
     path(L + "edit/", pos.edit_line, name="edit"),
     path(L + "qty/", pos.change_qty, name="qty"),
     path(L + "remove/", pos.remove_line, name="remove"),
     path(L + "note/", pos.line_note, name="note"),
     path(L + "hold/", pos.hold_line, name="hold"),
     path(L + "price/", pos.override_price, name="price"),
+    path(B + "receipt/", receipts.receipt, name="receipt"),
+    path(B + "receipt.pdf", receipts.receipt_pdf_view, name="receipt_pdf"),
 ]

@@ -66,7 +66,7 @@ def test_a_brazilian_browser_gets_portuguese_screens_money_and_24_hour_times(bro
         expect(commit).to_be_enabled()
         assert text(commit).startswith("Enviar pedido · R$ 1.358,02")  # with the table's 10 % service
         cart = text(pos.locator("#cart"))
-        assert "Serviço" in cart and "Fechar conta" in cart and "Deixar em espera" in cart
+        assert "Serviço" in cart and "Fechar mesa" in cart and "Deixar em espera" in cart
         assert not ENGLISH.search(text(pos.locator("body"))), text(pos.locator("body"))
         shot(pos, "i18n-tab")
         with pos.expect_navigation():

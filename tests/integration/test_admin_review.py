@@ -18,17 +18,19 @@ from django.contrib.auth.models import Group
 from django.contrib.messages import get_messages
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 from django.utils import timezone
 
 from omniman import engine
 from omniman.models import Channel, Directive, IdempotencyKey, Order, OrderEvent, OrderItem, Session, WorkerHeartbeat
-from omniman.services import ModifyService, OrderService, SessionService, SessionWriteService
+from omniman.services import BillService, ModifyService, OrderService, PaymentService, SessionService, SessionWriteService, day_totals
 from tests.factories import commit, create_order_at, create_session_at, make_channel
 from tests.testapp.handlers import AlwaysFails
 from tests.testapp.models import Execution
 
 pytestmark = pytest.mark.django_db
 
+BILLS = "/admin/omniman/bill/"
 ORDERS = "/admin/omniman/order/"
 SESSIONS = "/admin/omniman/session/"
 DIRECTIVES = "/admin/omniman/directive/"
@@ -584,11 +586,13 @@ def test_idempotency_keys_are_read_only(manager):
 
 def test_dashboard_shows_today_the_queue_and_open_sessions(manager):
     counter, web = make_channel("counter", name="Counter"), make_channel("web", name="Web shop")
-    create_order_at("new", counter)
+    paid = create_order_at("new", counter)
     create_order_at("new", counter)
     create_order_at("confirmed", web)
     create_order_at("cancelled", web)
     create_session_at(counter)
+    bill = BillService.open("counter", order_ref=paid.ref)
+    PaymentService.tender(bill.ref, method="cash", idempotency_key="dash")
     failed = Directive.objects.enqueue("test.fail", {})
     Directive.objects.filter(pk=failed.pk).update(status="failed", last_error="ConnectionError: gateway down")
     Directive.objects.all().exclude(pk=failed.pk).update(status="done")
@@ -604,7 +608,9 @@ def test_dashboard_shows_today_the_queue_and_open_sessions(manager):
     assert table["columns"] == ["new", "confirmed", "cancelled"]
     rows = {row["channel"].code: [cell["count"] for cell in row["cells"]] for row in table["rows"]}
     assert rows == {"counter": [2, 0, 0], "web": [0, 1, 1]}
-    assert {row["channel"].code: row["sales"] for row in table["rows"]} == {"counter": "R$20.00", "web": "R$10.00"}
+    # Sales are the day's settled bills (day_totals): one counter order is paid, nothing of the web's.
+    assert {row["channel"].code: row["sales"] for row in table["rows"]} == {"counter": "R$10.00", "web": "—"}
+    assert context["money_today"]["sales"] == "R$10.00" and context["money_today"]["totals"] == day_totals()
     directives = context["directives"]
     assert directives["failed"] == 1 and directives["due"] == 1 and directives["queued"] == 2
     assert directives["oldest_wait_text"] == "12 min" and directives["late"]
@@ -647,7 +653,7 @@ def test_the_sidebar_lists_the_review_first_and_counts_failed_directives(manager
     response = manager.get(ORDERS)
     groups = response.context["sidebar_navigation"]
     review = {str(item["title"]): item for item in groups[0]["items"]}
-    assert list(review) == ["Dashboard", "Orders", "Sessions", "Directives"]
+    assert list(review) == ["Dashboard", "Orders", "Bills", "Sessions", "Directives"]
     assert review["Directives"]["badge"] == 1 and review["Orders"]["active"]
     titles = [str(group["title"]) for group in groups]
     assert titles[:2] == ["Review", "Setup"]
@@ -666,8 +672,11 @@ def _queries(client, url) -> int:
 
 def _populate(n: int) -> None:
     channel = make_channel()
-    for _ in range(n):
+    for index in range(n):
         order = create_order_at("confirmed", channel, lines=2)
+        bill = BillService.open(channel.code, order_ref=order.ref)
+        payment = PaymentService.tender(bill.ref, method="cash", idempotency_key=f"pop-{index}").payment
+        PaymentService.refund(payment.pk, amount_q=100, reason="x", idempotency_key=f"pop-{bill.ref}", roles={"manager"})
         Directive.objects.enqueue("test.record", {"order_ref": order.ref})
         session = create_session_at(channel, lines=2)
         Directive.objects.enqueue("test.record", {"session_key": session.session_key})
@@ -675,7 +684,7 @@ def _populate(n: int) -> None:
         WorkerHeartbeat.objects.beat(f"host:{order.pk}")
 
 
-@pytest.mark.parametrize("url", ["/admin/", ORDERS, SESSIONS, DIRECTIVES, CHANNELS, "/admin/omniman/idempotencykey/"])
+@pytest.mark.parametrize("url", ["/admin/", ORDERS, BILLS, SESSIONS, DIRECTIVES, CHANNELS, "/admin/omniman/idempotencykey/"])
 def test_list_pages_run_a_bounded_number_of_queries(manager, url):
     _populate(2)
     few = _queries(manager, url)
@@ -688,18 +697,100 @@ def test_detail_pages_run_a_bounded_number_of_queries(manager):
     large = create_order_at("confirmed", lines=8)
     for _ in range(5):
         OrderEvent.objects.create(order=large, type="note", actor="t", payload={"text": "x"})
+    _queries(manager, order_page(small))  # the first page of a model caches its content type
     assert _queries(manager, order_page(large)) == _queries(manager, order_page(small))
+    few, many = create_order_at("confirmed", lines=1), [create_order_at("confirmed", lines=3) for _ in range(3)]
+    small_bill = BillService.open(few.channel.code, order_ref=few.ref)
+    PaymentService.tender(small_bill.ref, method="cash", idempotency_key="small")
+    big_bill = BillService.open(many[0].channel.code, order_ref=many[0].ref)
+    for index in range(4):
+        PaymentService.tender(big_bill.ref, method="cash", amount_q=100, idempotency_key=f"big-{index}")
+    BillService.discount(big_bill.ref, amount_q=50, reason="x", roles={"manager"})
+    _queries(manager, f"{BILLS}{small_bill.pk}/change/")  # the first page of a model caches its content type
+    assert _queries(manager, f"{BILLS}{big_bill.pk}/change/") == _queries(manager, f"{BILLS}{small_bill.pk}/change/")
     s1, s8 = create_session_at(make_channel(), lines=1), create_session_at(make_channel(), lines=8)
+    _queries(manager, f"{SESSIONS}{s1.pk}/change/")
     assert _queries(manager, f"{SESSIONS}{s8.pk}/change/") == _queries(manager, f"{SESSIONS}{s1.pk}/change/")
 
 
-def test_the_dashboard_leaves_each_channels_cancel_status_out_of_the_sales(manager):
+def test_bills_are_read_only_with_their_payments_refunds_adjustments_and_timeline(manager):
+    order = create_order_at("confirmed", make_channel("cafe", config={"payments": {"methods": ["cash", "card"]}}), lines=2)
+    bill = BillService.open("cafe", order_ref=order.ref)
+    BillService.discount(bill.ref, amount_q=200, reason="birthday", actor="user:boss", roles={"manager"})
+    payment = PaymentService.tender(bill.ref, method="card", reference="AUTH9", brand="visa", tip_q=100, idempotency_key="a").payment
+    PaymentService.refund(payment.pk, amount_q=300, reason="cold soup", idempotency_key="r", actor="user:boss", roles={"manager"})
+    listing = manager.get(BILLS)
+    assert listing.status_code == 200 and bill.ref in listing.content.decode()
+    assert bill.ref in manager.get(f"{BILLS}?q={order.ref}").content.decode()  # found by an order's ref
+    page = manager.get(f"{BILLS}{bill.pk}/change/")
+    body = page.content.decode()
+    assert page.status_code == 200
+    for text in ("AUTH9", "birthday", "cold soup", "R$18.00", "R$1.00", "payment.recorded", "bill.settled", order.ref):
+        assert text in body, text
+    assert manager.get(f"{BILLS}add/").status_code == 403
+    assert manager.post(f"{BILLS}{bill.pk}/delete/").status_code == 403
+    bill.refresh_from_db()
+    assert bill.status == "settled"
+
+
+def test_the_dashboards_sales_are_the_days_totals_settled_bills_minus_refunds(manager):
     deli = make_channel(
         "deli",
         config={"order_flow": {"transitions": {"new": ["done", "void"]}, "terminal_statuses": ["done", "void"], "cancel_status": "void"}},
     )
-    create_order_at("done", deli)
+    done = create_order_at("done", deli)
     create_order_at("void", deli)
+    unpaid = create_order_at("new", deli)
+    bill = BillService.open("deli", order_ref=done.ref)
+    payment = PaymentService.tender(bill.ref, method="card", reference="A1", tip_q=150, idempotency_key="d").payment
+    PaymentService.refund(payment.pk, amount_q=300, reason="cold", idempotency_key="r", roles={"manager"})
+    BillService.open("deli", order_ref=unpaid.ref)
+    response = manager.get("/admin/")
+    table = response.context["orders_today"]
+    assert table["columns"] == ["new", "done", "void"]
+    assert {row["channel"].code: row["sales"] for row in table["rows"]} == {"deli": "R$7.00"}
+    money = response.context["money_today"]
+    assert (money["sales"], money["tips"], money["refunds"], money["bills"], money["open_bills"]) == ("R$7.00", "R$1.50", "R$3.00", 1, 1)
+    assert money["by_method"] == [{"method": "card", "count": 1, "amount": "R$10.00", "tips": "R$1.50"}]
+    body = response.content.decode()
+    assert 'id="money-today"' in body and '<dd class="text-lg font-semibold" id="money-sales">R$7.00</dd>' in body
+
+
+def test_the_dashboards_sales_are_what_the_tables_were_charged_service_included(manager):
+    # Issue #15: a table the POS charged R$ 39.60 (36.00 + 10 % service) was R$ 36.00 in the dashboard's sales.
+    tables = make_channel("tables", config={"service_charge_percent": 10})
+    session = create_session_at(tables, lines=0, handle_type="table", handle_ref="3")
+    session = ModifyService.modify_session(
+        session.session_key, "tables",
+        [{"op": "add_line", "sku": "A", "qty": 1, "unit_price_q": 1000}, {"op": "add_line", "sku": "B", "qty": 2, "unit_price_q": 1300}],
+    )
+    assert session.total_q == 3960
+    order = Order.objects.get(ref=commit(session)["order_ref"])
+    assert order.total_q == order.charged_q == 3960
+    bill = BillService.open("tables", handle_type="table", handle_ref="3")  # sales are what was paid (day_totals)
+    PaymentService.tender(bill.ref, method="cash", idempotency_key="t3")
     table = manager.get("/admin/").context["orders_today"]
-    assert table["columns"] == ["done", "void"]
-    assert {row["channel"].code: row["sales"] for row in table["rows"]} == {"deli": "R$10.00"}
+    assert {row["channel"].code: row["sales"] for row in table["rows"]} == {"tables": "R$39.60"}
+    page = manager.get(reverse("admin:omniman_order_change", args=[order.pk])).content.decode()
+    assert "service_charge 10 %: R$3.60" in page  # the timeline names the adjustment
+
+
+def test_a_manager_sets_someones_approval_pin_in_the_admin(manager):
+    from omniman import approvals
+    from omniman.models import OperatorPin
+
+    boss = make_user("boss", groups=("manager",))
+    add = reverse("admin:omniman_operatorpin_add")
+    assert manager.get(add).status_code == 200
+    refused = manager.post(add, {"user": boss.pk, "pin": "12ab"})
+    assert refused.status_code == 200 and not OperatorPin.objects.exists()  # the form again, with its error
+    assert manager.post(add, {"user": boss.pk, "pin": "2468"}).status_code == 302
+    row = OperatorPin.objects.get(user=boss)
+    assert "2468" not in row.pin_hash and approvals.verify_pin("boss", "2468").username == "boss"
+    OperatorPin.objects.filter(pk=row.pk).update(failed_attempts=3)
+    change = reverse("admin:omniman_operatorpin_change", args=[row.pk])
+    assert manager.post(change, {"pin": "13579"}).status_code == 302
+    assert approvals.verify_pin("boss", "13579").username == "boss"
+    assert OperatorPin.objects.get(pk=row.pk).failed_attempts == 0
+    page = manager.get(change).content.decode()
+    assert "13579" not in page and row.pin_hash not in page

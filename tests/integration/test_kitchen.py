@@ -360,3 +360,24 @@ def test_pickup_numbers_move_from_preparing_to_ready(client, monkeypatch):
     page = client.get("/pickup/?partial=1").content.decode()
     assert 'data-ready="41"' in page and "<html" not in page and first.ref not in page and "Item" not in page
     assert table.ref not in page
+    assert Order.objects.get(pk=order.pk).status == "served"
+
+
+def test_a_void_shows_on_the_card_leaves_the_all_day_count_and_moves_the_version(kitchen_client):
+    from omniman.services import BillService
+
+    channel = make_channel("void-board")
+    order = table_order(channel, "9", status="confirmed", lines=2)
+    first, second = order.items.order_by("id")
+    before = board_version("")
+    counts = dict(build_board().all_day)
+    BillService.void_item(order.ref, first.line_id, reason="sent back", roles={"manager"})
+    assert board_version("") != before  # the board's poll sees the change
+    board = build_board()
+    (card,) = [card for _status, _label, cards in board.columns for card in cards]
+    voided = {item.line_id: (item.is_voided, item.void_pending) for item in card.items}
+    assert voided == {first.line_id: (True, True), second.line_id: (False, False)}  # VOID until a cook acknowledges it
+    assert first.name in counts and first.name not in dict(board.all_day)  # nothing left of it to cook
+    assert dict(board.all_day)[second.name] == counts[second.name]
+    body = kitchen_client.get("/kitchen/").content.decode()
+    assert body.count("void-badge") == 1 and "VOID" in body

@@ -52,7 +52,10 @@ def test_seed_demo_builds_the_cafe_and_is_idempotent():
     tab = Session.objects.get(channel__code="tables", handle_ref="5", state="open")
     assert tab.items[0]["meta"]["note"] == "one without onions"
     assert tab.items[0]["unit_price_q"] == 3200  # priced from the catalog
-    assert tab.data["totals"]["service_q"] > 0  # the tables' 10 % service charge
+    totals = tab.totals  # the tables' 10 % service charge, part of what the tab owes
+    assert totals["service_q"] == (totals["items_q"] * 10 + 50) // 100 and tab.total_q == totals["items_q"] + totals["service_q"]
+    round_two = Order.objects.get(channel__code="tables", handle_ref="2")
+    assert round_two.total_q == round_two.charged_q and round_two.totals["service_q"] > 0
     marketplace = Order.objects.get(channel__code="marketplace")
     assert marketplace.external_ref == "MKT-1042" and marketplace.total_q == 4280
     assert "pos/pos" in out.getvalue() and "admin/admin" in out.getvalue()

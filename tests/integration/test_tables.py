@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from omniman.exceptions import OmnimanError, SessionError, ValidationError
-from omniman.models import Channel, Order, OrderEvent, Session
-from omniman.services import ModifyService, SessionService, TableService
+from omniman.exceptions import BillError, OmnimanError, SessionError, ValidationError
+from omniman.models import Bill, Channel, Order, OrderEvent, Session
+from omniman.services import BillService, ModifyService, OrderService, PaymentService, SessionService, TableService
 from tests.factories import DbState, commit, create_session_at, make_channel
 
 pytestmark = pytest.mark.django_db
@@ -39,26 +39,69 @@ def statuses() -> dict[str, str]:
     return dict(Order.objects.values_list("ref", "status"))
 
 
+def pay(channel: Channel, table: str) -> Bill:
+    """Open the table's bill and pay all of it in cash."""
+    bill = BillService.open(channel.code, handle_type="table", handle_ref=table)
+    return PaymentService.tender(bill.ref, method="cash", idempotency_key=f"pay-{bill.ref}").bill
+
+
+def to_ready(order: Order) -> None:
+    """The kitchen bumps the order to its pass (``ready``)."""
+    for step in order.channel.order_flow.path(Order.objects.get(pk=order.pk).status, "ready"):
+        OrderService.transition(order.ref, step, actor="kitchen")
+
+
 # -- TableService.close ---------------------------------------------------------------------
 
 
-def test_close_completes_todays_rounds_and_abandons_the_empty_round(tables):
+def test_close_refuses_an_unpaid_table_with_what_is_due_and_writes_nothing(tables):
+    send_round(tables, "8")
+    _, current = send_round(tables, "8")
+    before, seen = DbState(current), statuses()
+    with pytest.raises(BillError) as caught:
+        TableService.close(current.session_key, "tables", expected_rev=current.rev, actor="user:ana")
+    assert caught.value.code == "bill_not_settled" and caught.value.context["due_q"] == 200
+    assert len(caught.value.context["unbilled_order_refs"]) == 2
+    before.assert_unchanged()
+    assert statuses() == seen
+    # A bill paid in part is still not settled: the context names it and what is left.
+    bill = BillService.open("tables", handle_type="table", handle_ref="8")
+    PaymentService.tender(bill.ref, method="cash", amount_q=150, idempotency_key="part")
+    with pytest.raises(BillError) as caught:
+        TableService.close(current.session_key, "tables", expected_rev=current.rev)
+    assert caught.value.context["due_q"] == 50 and caught.value.context["bill_ref"] == bill.ref
+    assert Session.objects.get(pk=current.pk).state == "open"
+
+
+def test_close_of_a_paid_table_keeps_the_kitchens_work_and_completes_only_what_is_past_the_pass(tables):
     first, _ = send_round(tables, "8")
     second, current = send_round(tables, "8")
     other, _ = send_round(tables, "9")
+    to_ready(first)
+    pay(tables, "8")
     closed = TableService.close(current.session_key, "tables", expected_rev=current.rev, actor="user:ana")
     assert closed.state == Session.State.ABANDONED and closed.pk == current.pk
-    assert statuses() == {first.ref: "completed", second.ref: "completed", other.ref: "confirmed"}
-    for order in (first, second):
-        steps = OrderEvent.objects.filter(order=order, type="status_changed", payload__reason="table closed")
-        assert [e.payload["to"] for e in steps.order_by("id")] == ["ready", "completed"]
-        assert {e.actor for e in steps} == {"user:ana"}
+    # The round at the pass is done; the one the kitchen has not finished stays on its board, as it was.
+    assert statuses() == {first.ref: "completed", second.ref: "confirmed", other.ref: "confirmed"}
+    steps = OrderEvent.objects.filter(order=first, type="status_changed", payload__reason="table closed")
+    assert [(e.payload["to"], e.actor) for e in steps] == [("completed", "user:ana")]
+    assert not OrderEvent.objects.filter(order=second, payload__reason="table closed").exists()
     assert not Session.objects.filter(channel=tables, handle_ref="8", state="open").exists()
 
 
-def test_close_from_the_last_committed_round_completes_it(tables):
+def test_close_of_a_written_off_table_is_allowed(tables):
+    order, current = send_round(tables, "2")
+    bill = BillService.open("tables", handle_type="table", handle_ref="2")
+    BillService.write_off(bill.ref, expected_rev=bill.rev, reason="walked out", actor="user:boss", roles={"manager"})
+    assert TableService.close(current.session_key, "tables", expected_rev=current.rev).state == "abandoned"
+    assert statuses() == {order.ref: "confirmed"}
+
+
+def test_close_from_the_last_committed_round_completes_it_once_it_is_ready_and_paid(tables):
     order, nxt = send_round(tables, "3")
     SessionService.abandon_session(nxt.session_key, "tables")
+    to_ready(order)
+    pay(tables, "3")
     committed = Session.objects.get(session_key=order.session_key)
     closed = TableService.close(committed.session_key, "tables", expected_rev=committed.rev)
     assert closed.state == Session.State.COMMITTED and statuses() == {order.ref: "completed"}
@@ -72,10 +115,13 @@ def test_close_from_the_last_committed_round_completes_it(tables):
         ("stale", SessionError, "stale_rev"),
         ("unknown", SessionError, "not_found"),
         ("other_channel", SessionError, "not_found"),
+        ("unpaid", BillError, "bill_not_settled"),
     ],
 )
 def test_close_errors_write_nothing(tables, case, error, code):
     order, current = send_round(tables, "5")
+    if case != "unpaid":
+        pay(tables, "5")
     if case == "basket":
         current = create_session_at(tables, lines=0)
     elif case == "unsent":
@@ -97,6 +143,9 @@ def test_close_errors_write_nothing(tables, case, error, code):
 def test_close_is_all_or_nothing_when_a_flow_step_fails(tables, monkeypatch):
     first, _ = send_round(tables, "6")
     second, current = send_round(tables, "6")
+    to_ready(first)
+    to_ready(second)
+    pay(tables, "6")
     from omniman.services import orders
 
     real = orders.apply_transition
@@ -111,7 +160,7 @@ def test_close_is_all_or_nothing_when_a_flow_step_fails(tables, monkeypatch):
     with pytest.raises(OmnimanError):
         TableService.close(current.session_key, "tables", expected_rev=current.rev)
     before.assert_unchanged()
-    assert statuses() == {first.ref: "confirmed", second.ref: "confirmed"}
+    assert statuses() == {first.ref: "ready", second.ref: "ready"}
 
 
 # -- park / resume --------------------------------------------------------------------------
@@ -245,6 +294,8 @@ def test_closing_a_table_races_an_add_to_its_round():
 
     channel = make_channel("tables-race", config={"order_flow": {"auto_transitions": {"on_create": "confirmed"}}})
     order, current = send_round(channel, "1")
+    to_ready(order)
+    pay(channel, "1")
 
     def worker(index):
         if index % 2:
@@ -263,14 +314,16 @@ def test_closing_a_table_races_an_add_to_its_round():
     order.refresh_from_db()
     if wins == {"abandoned"}:  # a close won (closing a closed table again changes nothing): nothing was added
         assert after.state == "abandoned" and after.lines == [] and order.status == "completed"
-        assert OrderEvent.objects.filter(order=order, payload__reason="table closed").count() == 2  # walked once
+        assert OrderEvent.objects.filter(order=order, payload__reason="table closed").count() == 1  # moved once
     else:  # one add won; every close was then stale: the table stays open with its round, the order untouched
         assert wins == {current.rev + 1} and [r[0] for r in results].count("ok") == 1, results
-        assert after.state == "open" and len(after.lines) == 1 and order.status == "confirmed"
+        assert after.state == "open" and len(after.lines) == 1 and order.status == "ready"
 
 
 def test_closing_a_closed_table_again_changes_nothing(tables):
     order, current = send_round(tables, "7")
+    to_ready(order)
+    pay(tables, "7")
     TableService.close(current.session_key, "tables", expected_rev=current.rev)
     before = DbState(current)
     again = TableService.close(current.session_key, "tables", expected_rev=current.rev)

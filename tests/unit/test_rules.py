@@ -5,6 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from omniman.adjustments import make_adjustment
 from omniman.exceptions import (
     WORLD_CHANGED_CODES,
     CommitError,
@@ -79,17 +80,26 @@ def test_check_state_is_a_copy():
     assert CheckState.COMMIT_ERRORS == {"missing": "missing_check", "stale": "stale_check", "expired": "hold_expired"}
 
 
-def test_session_totals_fall_back_to_the_lines_total():
-    assert session_with().totals == {"items_q": 1000, "total_q": 1000}
-    summary = {"items_q": 1000, "service_q": 100, "total_q": 1100, "currency": "BRL"}
-    assert session_with(totals=summary).totals == summary
-    assert session_with(totals="junk").totals == {"items_q": 1000, "total_q": 1000}
+def test_session_totals_are_the_lines_plus_the_adjustments():
+    session = session_with(totals={"items_q": 1, "service_q": 100, "total_q": 1100})  # data["totals"] is not read any more
+    session.lines = [{"line_id": "L1", "sku": "A", "qty": "2", "unit_price_q": 500, "line_total_q": 1000, "meta": {}}]
+    assert session.totals["items_q"] == session.totals["total_q"] == 1000 and session.totals["adjustments"] == []
+    session.adjustments = [make_adjustment("service_charge", percent="10", auto=True)]
+    totals = session.totals
+    assert (totals["items_q"], totals["service_q"], totals["service_percent"], totals["total_q"]) == (1000, 100, "10", 1100)
+    assert totals["currency"] == "BRL" and totals["adjustments"][0]["amount_q"] == 100
 
 
 def test_order_totals_are_its_sessions_at_commit():
+    # An order from before adjustments: its snapshot's data["totals"], as it showed then.
     order = Order(ref="O", total_q=1000, snapshot={"data": {"totals": {"items_q": 1000, "service_q": 100, "total_q": 1100}}})
-    assert order.charged_q == 1100 and order.totals["service_q"] == 100
+    assert order.charged_q == 1100 and order.totals["service_q"] == 100 and order.adjustments == []
     assert Order(ref="P", total_q=700, snapshot={}).charged_q == 700
+    # An order with adjustments: their committed amounts, and total_q includes them.
+    service = {**make_adjustment("service_charge", percent="10", auto=True), "amount_q": 360}
+    new = Order(ref="Q", total_q=3960, currency="BRL", snapshot={"items": [{"line_total_q": 3600}], "adjustments": [service], "data": {"totals": {"total_q": 1}}})
+    assert new.charged_q == 3960 and new.totals["service_q"] == 360 and new.totals["items_q"] == 3600
+    assert new.adjustments == [service]
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ import urllib.request
 from typing import Any
 from urllib.parse import urlsplit
 
-from django.core.mail import send_mail
+from django.core.mail import EmailMessage, send_mail
 from django.utils import translation
 from django.utils.translation import gettext
 
@@ -21,6 +21,8 @@ from omniman import conf
 from omniman.contrib.notifications.exceptions import NotificationError
 from omniman.formatting import format_money, format_qty
 from omniman.models import Order
+from omniman.receipts import receipt_pdf, receipt_text
+from omniman.services import receipt_data
 
 logger = logging.getLogger("omniman.notifications")
 
@@ -97,6 +99,8 @@ class EmailBackend:
     """
 
     def send(self, *, event, order, payload, config):
+        if payload.get("bill_ref"):
+            return self.send_receipt(bill_ref=str(payload["bill_ref"]), config=config)
         recipients = config.get("to") or []
         if isinstance(recipients, str):
             recipients = [recipients]
@@ -111,6 +115,20 @@ class EmailBackend:
             subject = config.get("subject") or f"{order.channel.term('order')} {order.ref}: {order.channel.term(order.status)}"
         sent = send_mail(subject, _text(message, order), config.get("from") or None, list(recipients), fail_silently=False)
         return {"to": list(recipients), "sent": sent}
+
+    def send_receipt(self, *, bill_ref, config):
+        """A settled bill's receipt to its customer's address (never to ``config["to"]``, the shop's own
+        inbox): the receipt as text in the body, its PDF attached. No address: skipped."""
+        receipt = receipt_data(bill_ref)
+        if not receipt.customer_email:
+            return {"skipped": "no recipient"}
+        with translation.override(receipt.language):
+            subject = gettext("Your receipt from %(merchant)s (%(ref)s)") % {"merchant": receipt.merchant, "ref": receipt.ref}
+        paper = int(config.get("paper") or 80)
+        mail = EmailMessage(subject, receipt_text(receipt, paper=paper), config.get("from") or None, [receipt.customer_email])
+        mail.attach(f"receipt-{receipt.ref}.pdf", receipt_pdf(receipt, paper=paper), "application/pdf")
+        sent = mail.send(fail_silently=False)
+        return {"to": [receipt.customer_email], "sent": sent, "bill_ref": receipt.ref, "kind": receipt.kind}
 
 
 class _RefuseRedirects(urllib.request.HTTPRedirectHandler):

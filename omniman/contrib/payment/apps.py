@@ -9,7 +9,10 @@ class PaymentConfig(AppConfig):
 
     def ready(self) -> None:
         from omniman import registry
+        from omniman.contrib.payment.gateway import BackendGateway
         from omniman.contrib.payment.handlers import HANDLERS
 
         for handler in HANDLERS:
             registry.register_directive_handler(handler())
+        # The bills' "gateway" payment method (omniman.services.PaymentService) goes through the backend.
+        registry.register_payment_gateway(BackendGateway())

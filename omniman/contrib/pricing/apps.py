@@ -10,11 +10,10 @@ class PricingConfig(AppConfig):
     def ready(self) -> None:
         from omniman import registry
         from omniman.contrib.pricing.handlers import PricingCheckHandler
-        from omniman.contrib.pricing.modifiers import ItemPricingModifier, LineOptionsModifier, SessionTotalsModifier
+        from omniman.contrib.pricing.modifiers import ItemPricingModifier, LineOptionsModifier
         from omniman.contrib.pricing.validators import PricedValidator
 
         registry.register_modifier(ItemPricingModifier())
         registry.register_modifier(LineOptionsModifier())
-        registry.register_modifier(SessionTotalsModifier())
         registry.register_validator(PricedValidator())
         registry.register_directive_handler(PricingCheckHandler())

@@ -1,6 +1,6 @@
-"""The pricing modifiers: list prices, priced options, and a totals summary.
+"""The pricing modifiers: list prices and priced options (the totals are the kernel's: omniman.adjustments).
 
-All three are pure and deterministic: what they write depends only on the
+Both are pure and deterministic: what they write depends only on the
 session, the channel's config and the prices ``prepare()`` loaded, never on
 what an earlier run wrote, so running them twice gives the same session.
 """
@@ -8,7 +8,7 @@ what an earlier run wrote, so running them twice gives the same session.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from omniman.contrib.catalog import get_catalog
@@ -16,7 +16,7 @@ from omniman.contrib.catalog import modifiers as line_modifiers
 from omniman.contrib.pricing import get_pricing_backend, pricing_config
 from omniman.exceptions import OmnimanError, ValidationError
 from omniman.models import Channel
-from omniman.monetary import monetary_mult, parse_price_q, parse_qty, qty_to_str
+from omniman.monetary import monetary_mult, parse_price_q, parse_qty
 
 CTX_KEY = "omniman.pricing"
 
@@ -240,62 +240,3 @@ class LineOptionsModifier:
             meta[OPTIONS_Q] = options_q
             meta.pop(PRICE_MISSING, None)
             meta.pop(MISSING_OPTIONS, None)
-
-
-def service_charge_percent(config: dict[str, Any]) -> Decimal:
-    """``config["service_charge_percent"]`` as a Decimal in [0, 100] with at most 2 decimal places."""
-    raw = config.get("service_charge_percent", 0)
-    try:
-        if isinstance(raw, bool):
-            raise TypeError
-        percent = Decimal(repr(raw) if isinstance(raw, float) else str(raw).strip())
-    except (TypeError, ValueError, InvalidOperation):
-        percent = None
-    if percent is None or not percent.is_finite() or not (0 <= percent <= 100) or percent != percent.quantize(Decimal("0.01")):
-        raise ValidationError(
-            "invalid_pricing_config",
-            "config.pricing.service_charge_percent must be a number from 0 to 100 with at most 2 decimal places.",
-            {"field": "config.pricing.service_charge_percent", "value": str(raw)},
-        )
-    return percent
-
-
-class SessionTotalsModifier:
-    """Writes the receipt summary ``session.data["totals"]`` (channels with ``config["pricing"]``).
-
-    ``{"items_q", "discount_q", "service_percent", "service_q", "total_q", "currency"}``:
-    ``items_q`` is the sum of the line totals (the kernel's ``total_q``),
-    ``discount_q`` what price overrides took off the prices they replaced,
-    ``service_q`` the channel's ``service_charge_percent`` of ``items_q``
-    (half up) and ``total_q = items_q + service_q``. Runs last (order 90),
-    on internal and external sessions alike; it changes no price.
-    """
-
-    code = "pricing.totals"
-    order = 90
-
-    def apply(self, *, channel: Channel, session: Any, ctx: dict[str, Any]) -> None:
-        config = pricing_config(channel)
-        if config is None:
-            return
-        percent = service_charge_percent(config)
-        items_q = 0
-        discount_q = 0
-        for line in session.lines:
-            qty = parse_qty(line.get("qty"))
-            price = parse_price_q(line.get("unit_price_q"))
-            if qty is None or price is None:
-                continue  # the kernel refuses the line right after the modifiers
-            items_q += monetary_mult(qty, price)
-            override = line["meta"].get("price_override")
-            if isinstance(override, dict) and parse_price_q(override.get("from")) is not None:
-                discount_q += max(monetary_mult(qty, override["from"]) - monetary_mult(qty, price), 0)
-        service_q = int((Decimal(items_q) * percent / 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
-        session.data["totals"] = {
-            "items_q": items_q,
-            "discount_q": discount_q,
-            "service_percent": qty_to_str(percent) if percent else "0",
-            "service_q": service_q,
-            "total_q": items_q + service_q,
-            "currency": channel.currency,
-        }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from django import template
 
 from omniman import formatting, texts
@@ -84,3 +86,31 @@ def item_status_label(status: str) -> str:
     from omniman.web.kitchen import item_status_label as label
 
     return label(status)
+
+
+@register.filter
+def method_label(method: str) -> str:
+    """A payment method's name (``"cash"`` → ``Cash``, ``Dinheiro`` in pt-br), as the receipt names it."""
+    from omniman.receipts import method_label as label
+
+    return label(method or "")
+
+
+@register.filter
+def brand_label(brand: str) -> str:
+    """A card brand's name as printed on cards (``"mastercard"`` → ``Mastercard``, ``"amex"`` → ``Amex``)."""
+    from omniman.web.bill import BRAND_LABELS
+
+    return BRAND_LABELS.get((brand or "").lower()) or (brand or "").replace("_", " ").title()
+
+
+@register.filter
+def note(amount_q, currency: str = "") -> str:
+    """A banknote's value as a quick-tender button shows it: ``money`` without zero cents (``R$ 50``, ``R$ 12,50``)."""
+    from omniman.monetary import minor_units
+
+    text = money(amount_q, currency)
+    places = minor_units(currency)
+    if places and int(amount_q) % 10**places == 0:
+        text = re.sub(r"[.,]0{%d}(?=\D*$)" % places, "", text)
+    return text

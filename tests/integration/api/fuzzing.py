@@ -49,6 +49,23 @@ STATE_CODES = frozenset(
         "session_key_conflict",
         "not_a_table",  # close-table on a session whose handle is not one of the flow's tables
         "round_not_sent",  # close-table while the table's open round has items
+        "bill_not_settled",  # close-table while the table's bill is not paid
+        # bills (issue #15): what the bill, its lines and its payments hold now
+        "overpayment",  # more than what is due (or nothing is due)
+        "insufficient_tender",  # cash that does not cover the amount and the tip
+        "unknown_method",  # a method the channel does not take
+        "reference_required",  # a card payment without an authorization code
+        "currency_mismatch",  # not the bill's currency
+        "invalid_split",  # no such part, a line in two groups, nothing due
+        "over_void",  # more than what is left of the line
+        "over_refund",  # more than what is left of the payment
+        "not_removable",  # a void or a write-off
+        "payment_declined",  # the gateway refused
+        "line_not_found",  # a line discount on a line the session does not have
+        # A discount is a percent or an amount (exactly one, which a JSON schema here cannot say), and never more
+        # than what is left of what it applies to (the session's amounts decide).
+        "invalid_discount",
+        "invalid_adjustment",  # the automatic service charge is waived, not removed
     }
 )
 
@@ -59,17 +76,27 @@ def seed_rows() -> dict[str, str]:
     from django.core.management import call_command
 
     from omniman.models import Order, Session
+    from omniman.services import BillService, PaymentService
 
     call_command("seed_demo", "--no-users", verbosity=0)
     session = Session.objects.filter(state=Session.State.OPEN, channel__code="tables").order_by("id").first()
     order = Order.objects.filter(channel__code="counter", status="confirmed").order_by("id").first()
     external = Order.objects.filter(channel__code="marketplace").exclude(external_ref="").order_by("id").first()
+    # A bill of the order, paid in part, with a discount: real rows for the bill, payment and adjustment paths.
+    bill = BillService.open("counter", order_ref=order.ref)
+    payment = PaymentService.tender(bill.ref, method="cash", amount_q=100, idempotency_key="fuzz-seed").payment
+    bill = BillService.discount(bill.ref, amount_q=10, reason="seed", roles={"manager"})
     return {
+        "bill_ref": bill.ref,
+        "payment_id": payment.pk,
+        "adjustment_id": bill.adjustments[0]["id"],
+        "line_id": order.items.order_by("id").first().line_id,
         "code": "marketplace",
         "key": session.session_key,
         "ref": order.ref,
         "external_id": external.external_ref,
         "channel_code": session.channel.code,
+        "adjustment_id": (session.adjustments or [{"id": "0123456789ab"}])[0]["id"],
     }
 
 

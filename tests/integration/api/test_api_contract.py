@@ -221,29 +221,32 @@ def test_an_unknown_channel_is_channel_not_found_everywhere(manager, channel):
 
 
 def test_totals_are_described_as_they_are_sent(manager):
-    from omniman.contrib.pricing import modifiers  # noqa: F401  (the totals modifier is registered by the app)
-
-    make_channel("cafe", config={"pricing": {"service_charge_percent": "10"}})
+    make_channel("cafe", config={"service_charge_percent": "10"})
     opened = manager.post(
         "/api/sessions/", {"channel_code": "cafe", "items": [{"sku": "A", "qty": "2", "unit_price_q": 500}]}, format="json"
     )
     assert opened.status_code == 201
     totals = opened.json()["totals"]
     schema = SchemaGenerator().get_schema(request=None, public=True)["components"]["schemas"]["Totals"]
-    assert set(schema["required"]) == {"items_q", "total_q"}
+    assert set(schema["required"]) == {"items_q", "discount_q", "service_percent", "service_q", "total_q", "adjustments"}
     for name, value in totals.items():
         expected = schema["properties"][name]["type"]
-        assert isinstance(value, {"integer": int, "string": str}[expected]), (name, value)
-    assert isinstance(totals["items_q"], int) and isinstance(totals["total_q"], int)
+        assert isinstance(value, {"integer": int, "string": str, "array": list}[expected]), (name, value)
+    assert (totals["items_q"], totals["service_q"], totals["total_q"]) == (1000, 100, 1100)
+    assert opened.json()["total_q"] == 1100  # one total (SPEC §10)
+    [service] = totals["adjustments"]
+    assert (service["kind"], service["percent"], service["amount_q"], service["auto"]) == ("service_charge", "10", 100, True)
 
 
 def test_user_written_totals_do_not_break_the_body(manager, channel):
     session = create_session_at(channel, lines=1)
     response = modify(manager, session, [{"op": "set_data", "path": "totals", "value": "not an object"}])
     assert response.status_code == 200
-    assert response.json()["totals"] == {"items_q": 1000, "total_q": 1000}
+    plain = {"items_q": 1000, "discount_q": 0, "service_percent": "0", "service_q": 0, "surcharge_q": 0, "void_q": 0,
+             "write_off_q": 0, "adjustments_q": 0, "total_q": 1000, "currency": "BRL", "adjustments": []}
+    assert response.json()["totals"] == plain
     response = modify(manager, session, [{"op": "set_data", "path": "totals", "value": {"total_q": "x", "currency": 5}}])
-    assert response.json()["totals"] == {"items_q": 1000, "total_q": 1000}
+    assert response.json()["totals"] == plain
 
 
 def test_a_json_body_is_json_for_every_failure(manager):

@@ -60,7 +60,7 @@ def test_undo_acknowledge_and_eighty_six(clients):
     assert again.status_code == 409 and again.json()["error"]["code"] == "undo_expired"
     burger = KitchenItem.objects.get(order=order, station="kitchen")
     Order.objects.get(pk=order.pk).emit_event("item_voided", actor="user:boss", payload={"line_id": burger.line_id, "qty": "1", "reason": "x"})
-    ack = kitchen.post("/api/kitchen/acknowledge-void/", {"item_ids": [burger.pk]}, format="json")
+    ack = kitchen.post("/api/kitchen/acknowledge-void/", {"order_ref": order.ref, "item_ids": [burger.pk]}, format="json")
     assert ack.status_code == 200 and ack.json()["items"][0]["void_pending"] is False
     out = kitchen.post("/api/kitchen/sold-out/", {"sku": "CROISSANT", "sold_out": True}, format="json")
     assert out.status_code == 200 and out.json() == {"skus": ["CROISSANT"]}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from omniman.models import Channel, Order, Session
-from omniman.services import ModifyService, SessionService
+from omniman.services import BillService, ModifyService, OrderService, PaymentService, SessionService
 from tests.factories import DbState, commit, create_session_at, make_channel
 from tests.integration.api.conftest import error_of
 
@@ -54,8 +54,24 @@ def test_a_modify_resumes_a_parked_session(pos, tables):
     assert changed.status_code == 200 and changed.json()["data"] == {"parked": False, "notes": "later"}
 
 
-def test_close_table_completes_its_rounds(pos, tables):
+def pay(table: str) -> None:
+    bill = BillService.open("tables", handle_type="table", handle_ref=table)
+    PaymentService.tender(bill.ref, method="cash", idempotency_key=f"pay-{table}")
+
+
+def test_close_table_refuses_an_unpaid_table(pos, tables):
     order, current = table_with_a_round("8")
+    before = DbState(current)
+    response = post(pos, current.session_key, "close-table", expected_rev=current.rev)
+    assert response.status_code == 409 and error_of(response) == "bill_not_settled"
+    assert response.json()["error"]["context"]["due_q"] == 1000
+    before.assert_unchanged()
+
+
+def test_close_table_completes_its_rounds_past_the_kitchen(pos, tables):
+    order, current = table_with_a_round("8")
+    OrderService.transition(order.ref, "ready", actor="kitchen")
+    pay("8")
     response = post(pos, current.session_key, "close-table", expected_rev=current.rev)
     assert response.status_code == 200, response.json()
     assert response.json()["state"] == "abandoned"
@@ -74,10 +90,13 @@ def test_close_table_completes_its_rounds(pos, tables):
         ("wrong_channel", 404, "not_found"),
         ("bad_rev", 400, "invalid"),
         ("no_channel", 400, "invalid"),
+        ("unpaid", 409, "bill_not_settled"),
     ],
 )
 def test_close_table_errors_write_nothing(pos, tables, case, status, code):
     order, current = table_with_a_round("5")
+    if case != "unpaid":
+        pay("5")
     if case == "not_a_table":
         current = create_session_at(tables, lines=0)
     elif case == "round_not_sent":
@@ -123,6 +142,7 @@ def test_park_and_resume_errors_write_nothing(pos, tables, action, case, status,
 )
 def test_roles(clients, tables, role, allowed):
     order, current = table_with_a_round("2")
+    pay("2")
     basket = create_session_at(tables, lines=1)
     client = clients[role]
     before = DbState(basket)

@@ -6,6 +6,7 @@ import copy
 import json
 
 import pytest
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -15,7 +16,7 @@ from omniman.contrib.pricing import get_pricing_backend
 from omniman.contrib.pricing.backends import CatalogPricingBackend
 from omniman.contrib.pricing.handlers import PricingCheckHandler
 from omniman.contrib.pricing.models import PriceList, PriceListItem
-from omniman.contrib.pricing.modifiers import ItemPricingModifier, LineOptionsModifier, SessionTotalsModifier
+from omniman.contrib.pricing.modifiers import ItemPricingModifier, LineOptionsModifier
 from omniman.contrib.pricing.protocols import PricingBackend
 from omniman.exceptions import CommitError, DirectiveError, OmnimanError, ValidationError
 from omniman.models import Directive, Order, Session
@@ -267,50 +268,48 @@ def test_malformed_options_are_refused_and_nothing_changes(menu):
     state.assert_unchanged()
 
 
-# -- SessionTotalsModifier --------------------------------------------------------
+# -- the totals: the kernel's (omniman.adjustments), not a modifier's ----------------
 
 
-def test_totals_summarise_items_overrides_and_the_service_charge(menu):
+def test_totals_summarise_items_and_the_service_charge(menu):
     tables = make_channel("tables", config={"pricing": {"service_charge_percent": "12.5"}, "currency": "EUR"})
     session = open_with(tables, {"sku": "BURGER", "qty": "1.5"}, {"sku": "FRIES", "qty": 3})
     fries = line(session, "FRIES")["line_id"]
     session = modify(session, {"op": "override_price", "line_id": fries, "unit_price_q": 850, "reason": "combo"})
     items_q = 3750 + 3 * 850
-    assert session.total_q == items_q
-    assert session.data["totals"] == {
+    assert session.total_q == items_q + 788  # 12.5 % of 6300 = 787.5, half up: part of the total (SPEC §10)
+    totals = session.totals
+    assert {key: totals[key] for key in ("items_q", "discount_q", "service_percent", "service_q", "total_q", "currency")} == {
         "items_q": items_q,
-        "discount_q": 3 * 150,
+        "discount_q": 0,  # a price override changes the price, it is not a discount
         "service_percent": "12.5",
-        "service_q": 788,  # 12.5 % of 6300 = 787.5, half up
+        "service_q": 788,
         "total_q": items_q + 788,
         "currency": "EUR",
     }
+    assert "totals" not in session.data
 
 
-def test_totals_are_written_for_external_sessions_too(menu):
+def test_the_service_charge_applies_to_external_sessions_too(menu):
     marketplace = make_channel("marketplace", config={"pricing": {"service_charge_percent": 10}}, pricing_policy="external")
     session = open_with(marketplace, {"sku": "X", "unit_price_q": 1001})
-    assert session.data["totals"]["service_q"] == 100 and session.data["totals"]["total_q"] == 1101
+    assert session.totals["service_q"] == 100 and session.total_q == 1101
 
 
 @pytest.mark.parametrize("percent", [-1, 101, "ten", "1.005", True, None])
-def test_an_invalid_service_charge_is_a_config_error(menu, percent):
+def test_an_invalid_service_charge_is_refused_with_the_channel(menu, percent):
     tables = make_channel("tables", config={"pricing": {}})
-    session = open_with(tables, {"sku": "BURGER"})
     tables.config = {"pricing": {"service_charge_percent": percent}}
-    tables.save()
-    state = DbState(session)
-    with pytest.raises(ValidationError) as caught:
-        touch(session)
-    assert caught.value.code == "invalid_pricing_config"
-    state.assert_unchanged()
+    with pytest.raises(DjangoValidationError) as caught:
+        tables.save()
+    assert [error.code for error in caught.value.error_dict["config"]] == ["invalid_service_charge"]
 
 
 # -- determinism and cost ---------------------------------------------------------
 
 
 def _run_pipeline_by_hand(session, channel):
-    modifiers = [ItemPricingModifier(), LineOptionsModifier(), SessionTotalsModifier()]
+    modifiers = [ItemPricingModifier(), LineOptionsModifier()]
     ctx: dict = {}
     for modifier in modifiers:
         if hasattr(modifier, "prepare"):
@@ -349,7 +348,7 @@ def test_the_modifiers_are_deterministic(menu):
     # And a modification that touches no line gives the same lines and totals.
     touched = touch(session)
     assert touched.lines == session.lines
-    assert touched.data["totals"] == session.data["totals"]
+    assert touched.totals == session.totals
 
 
 def test_the_modifiers_read_only_what_prepare_loaded(menu):
@@ -381,7 +380,7 @@ def _modify_queries(lines: int) -> int:
 
 
 def test_the_cost_of_modify_session_does_not_grow_with_the_lines(menu):
-    assert registry.get_modifiers() and {"pricing.item", "pricing.line", "pricing.totals"} <= {
+    assert registry.get_modifiers() and {"pricing.item", "pricing.line"} <= {
         m.code for m in registry.get_modifiers()
     }
     one, hundred = _modify_queries(1), _modify_queries(100)
@@ -582,7 +581,7 @@ def test_the_app_registers_its_extensions():
     assert registry.get_directive_handler("pricing.check") is not None
     assert [v.code for v in registry.get_validators("commit") if v.code == "pricing.priced"] == ["pricing.priced"]
     orders = {m.code: m.order for m in registry.get_modifiers() if m.code.startswith("pricing.")}
-    assert orders == {"pricing.item": 10, "pricing.line": 20, "pricing.totals": 90}
+    assert orders == {"pricing.item": 10, "pricing.line": 20}
 
 
 def test_the_admin_refuses_a_negative_price_list_price_with_a_field_error(admin_client):

@@ -11,7 +11,7 @@ import pytest
 from django.urls import reverse
 
 from omniman.models import Order, Session
-from omniman.services import ModifyService
+from omniman.services import BillService, ModifyService, OrderService, PaymentService
 from tests.factories import DbState
 from tests.integration.web.helpers import (
     CAFE,
@@ -57,8 +57,28 @@ def test_table_total_includes_the_service_charge(pos):
     assert 'Table total</dt><dd class="table-total"><strong>R$50.60</strong>' in cart
 
 
+def pay_table(table: str) -> None:
+    bill = BillService.open("tables", handle_type="table", handle_ref=table)
+    PaymentService.tender(bill.ref, method="cash", idempotency_key=uuid.uuid4().hex)
+
+
 @pytest.mark.parametrize("htmx", [True, False])
-def test_close_table_completes_its_orders(pos, htmx):
+def test_close_table_refuses_an_unpaid_bill_with_a_banner(pos, htmx):
+    tab = ready("BURG", table="8", channel="tables")
+    act(pos, "commit", tab, {"idempotency_key": uuid.uuid4().hex}, htmx=False)
+    current = Session.objects.get(channel__code="tables", handle_ref="8", state="open")
+    before = DbState(current)
+    response = act(pos, "close_table", current, htmx=htmx)
+    body = assert_cart(response, 409) if htmx else assert_page(response, 409)
+    banner = re.search(r"<div id=\"cart-banner\">(.*?)</div>", body, re.S).group(1)
+    assert "bill is not settled: R$35.20 is still due." in banner, banner
+    assert "Take the payment" in banner
+    before.assert_unchanged()
+    assert Order.objects.get(handle_ref="8").status == "confirmed"
+
+
+@pytest.mark.parametrize("htmx", [True, False])
+def test_close_table_of_a_paid_table_leaves_the_kitchens_work_on_the_board(pos, htmx):
     tab = ready("BURG", table="8", channel="tables")
     act(pos, "commit", tab, {"idempotency_key": uuid.uuid4().hex}, htmx=False)
     second = Session.objects.get(channel__code="tables", handle_ref="8", state="open")
@@ -69,6 +89,9 @@ def test_close_table_completes_its_orders(pos, htmx):
     act(pos, "commit", other_table, {"idempotency_key": uuid.uuid4().hex}, htmx=False)
     current = Session.objects.get(channel__code="tables", handle_ref="8", state="open")
     assert current.lines == []
+    first, second = Order.objects.filter(handle_ref="8").order_by("id")
+    OrderService.transition(first.ref, "ready", actor="kitchen")  # the kitchen finished the first round only
+    pay_table("8")
     page = assert_page(pos.get(url("session", current)))
     response = press(pos, page, "Close table", htmx=htmx)
     channel_url = reverse("pos:channel", args=["tables"])
@@ -76,12 +99,11 @@ def test_close_table_completes_its_orders(pos, htmx):
         assert response.status_code == 200 and response["HX-Redirect"] == channel_url
     else:
         assert response.status_code == 302 and response["Location"] == channel_url
-    rounds = Order.objects.filter(handle_ref="8")
-    assert rounds.count() == 2 and set(rounds.values_list("status", flat=True)) == {"completed"}
-    for order in rounds:
-        closing = order.events.filter(type="status_changed", payload__reason="table closed")
-        assert [e.payload["to"] for e in closing.order_by("id")] == ["ready", "completed"]
-        assert {e.actor for e in closing} == {"user:pos"}
+    first, second = fresh_order(first), fresh_order(second)
+    assert (first.status, second.status) == ("completed", "confirmed")  # the unfinished round stays on the board
+    closing = first.events.filter(type="status_changed", payload__reason="table closed")
+    assert [(e.payload["to"], e.actor) for e in closing] == [("completed", "user:pos")]
+    assert not second.events.filter(payload__reason="table closed").exists()
     assert Order.objects.get(handle_ref="9").status == "confirmed"  # another table is untouched
     assert fresh(current).state == "abandoned"
     assert not Session.objects.filter(channel__code="tables", handle_ref="8", state="open").exists()
@@ -136,6 +158,10 @@ def test_park_then_resume(pos, htmx):
     assert [li["sku"] for li in fresh(session).lines] == ["ESP", "CAP"]
 
 
+def fresh_order(order: Order) -> Order:
+    return Order.objects.get(pk=order.pk)
+
+
 def test_close_table_asks_the_flow_whether_the_callers_roles_may_complete_the_rounds(pos):
     """A flow that gives the pos role no moves: closing is refused with 403 ``forbidden_transition``, nothing written."""
     from omniman.models import Channel
@@ -146,11 +172,13 @@ def test_close_table_asks_the_flow_whether_the_callers_roles_may_complete_the_ro
     channel.config = {**channel.config, "order_flow": {**channel.config.get("order_flow", {}), "permissions": {"pos": []}}}
     channel.save()
     current = Session.objects.get(channel__code="tables", handle_ref="7", state="open")
+    OrderService.transition(Order.objects.get(handle_ref="7").ref, "ready", actor="kitchen")
+    pay_table("7")
     before = DbState(current)
     events = list(Order.objects.get(handle_ref="7").events.values_list("id", flat=True))
     response = act(pos, "close_table", current, htmx=True)
     assert response.status_code == 403
     before.assert_unchanged()
     order = Order.objects.get(handle_ref="7")
-    assert order.status == "confirmed"
+    assert order.status == "ready"
     assert list(order.events.values_list("id", flat=True)) == events

@@ -149,6 +149,29 @@
     }
   });
 
+  // The bill's cash tender: the change due, shown as the cashier types what the customer handed over.
+  // (Only a preview: the change recorded is the server's, shown after the payment.)
+  function changePreview() {
+    var input = document.getElementById("tendered");
+    var out = document.getElementById("change-preview");
+    var form = document.getElementById("tender-form");
+    if (!input || !out || !form) { return; }
+    var places = Number(form.dataset.places || 2);
+    var text = input.value.trim().replace(/\s/g, "").replace(",", ".");
+    if (!text || !/^\d+(\.\d*)?$/.test(text)) { out.textContent = "—"; out.classList.remove("short"); return; }
+    var tendered = Math.round(Number(text) * Math.pow(10, places));
+    var change = tendered - Number(form.dataset.charge || 0);
+    var format = new Intl.NumberFormat(document.documentElement.lang || undefined, {
+      style: "currency", currency: form.dataset.currency || "BRL", minimumFractionDigits: places, maximumFractionDigits: places,
+    });
+    out.textContent = format.format(Math.abs(change) / Math.pow(10, places));
+    if (change < 0) { out.textContent = "− " + out.textContent; }
+    out.classList.toggle("short", change < 0);
+  }
+  document.addEventListener("input", function (event) {
+    if (event.target && event.target.id === "tendered") { changePreview(); }
+  });
+
   // Without JavaScript, Enter in the search box submits the add form (its "q").
   // A failed request is never silent.
   var banner = function () { return document.getElementById("net-error"); };

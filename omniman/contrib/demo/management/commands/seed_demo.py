@@ -13,6 +13,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from omniman import engine
+from omniman.approvals import set_pin
 from omniman.contrib.catalog.models import Category, Option, OptionGroup, Product
 from omniman.contrib.demo.menu import ALTERNATIVES, CATEGORIES, OPTION_GROUPS, PRODUCTS, PT_BR_NAMES
 from omniman.contrib.stock.models import StockLevel
@@ -23,6 +24,14 @@ STOCK_CHECK = {
     "required_checks_on_commit": ["stock"],
     "checks": {"stock": {"directive_topic": "stock.hold", "label": "Stock"}},
     "on_abandon": ["stock.release_session"],
+}
+
+# The café takes every method (issue #15): cash with quick-tender notes, card on its own terminal, Pix, the gateway.
+DEMO_PAYMENTS = {
+    "methods": ["cash", "card", "pix", "gateway"],
+    "pix": {"key": "pix@cafe.example", "merchant_name": "OMNIMAN CAFE", "merchant_city": "SAO PAULO"},
+    "card_brands": ["visa", "mastercard", "elo", "amex"],
+    "quick_tender": [1000, 2000, 5000, 10000],
 }
 
 CHANNELS = [
@@ -37,6 +46,7 @@ CHANNELS = [
             "order_flow": {"auto_transitions": {"on_create": "confirmed"}, "on_enter": {"cancelled": ["stock.release"]}},
             "terminology": {"en": {"session": "Basket", "order": "Order"}, "pt-br": {"session": "Venda", "order": "Pedido"}},
             "icon": "cash-register",
+            "payments": DEMO_PAYMENTS,
         },
     },
     {
@@ -45,11 +55,16 @@ CHANNELS = [
         "display_order": 2,
         "config": {
             **STOCK_CHECK,
-            "pricing": {"service_charge_percent": 10},
+            "pricing": {},
+            # The kernel's automatic service charge (an adjustment, part of the order's total) and the
+            # discount a cashier may give without a manager's PIN (docs/api/adjustments.rst).
+            "service_charge_percent": 10,
+            "discounts": {"approval_over_percent": 10},
             "post_commit_directives": ["stock.commit"],
             "order_flow": {"auto_transitions": {"on_create": "confirmed"}, "on_enter": {"cancelled": ["stock.release"]}},
             "terminology": {"en": {"session": "Tab", "order": "Round"}, "pt-br": {"session": "Comanda", "order": "Pedido"}},
             "icon": "utensils",
+            "payments": DEMO_PAYMENTS,
         },
     },
     {
@@ -64,6 +79,8 @@ CHANNELS = [
                 "auto_transitions": {"on_payment_confirm": "confirmed"},
                 "on_enter": {"cancelled": ["stock.release", "payment.refund"]},
             },
+            # Channel policy: a web order reaches the kitchen once it is paid (confirmed), never while new.
+            "kitchen_flow": {"admit_statuses": ["confirmed", "processing", "ready"]},
             "notifications": {"backends": [{"backend": "console"}]},
             "terminology": {"en": {"session": "Basket", "order": "Order"}, "pt-br": {"session": "Carrinho", "order": "Pedido"}},
             "icon": "globe",
@@ -88,6 +105,8 @@ ROLES = ("pos", "kitchen", "manager", "integration")
 # "integration" is the API client of a marketplace connector (docs/integrations/marketplace.rst).
 USERS = [("pos", "pos", False), ("kitchen", "kitchen", False), ("manager", "manager", True), ("integration", "integration", False)]
 SUPERUSER = "admin"
+MANAGER = "manager"
+DEMO_PIN = "1234"  # the demo manager's approval PIN (DEBUG only, like the demo passwords)
 
 
 def line(sku: str, qty: int | str = 1, **extra) -> dict:
@@ -265,6 +284,8 @@ class Command(BaseCommand):
             if created:
                 user.set_password(username if show else secrets.token_urlsafe(24))
                 user.save()
+                if show and role == MANAGER:
+                    set_pin(user, DEMO_PIN)  # approves discounts over the limit on a cashier's screen
             user.groups.add(groups[role])
         admin, created = User.objects.get_or_create(
             username=SUPERUSER, defaults={"is_staff": True, "is_superuser": True}
@@ -275,7 +296,7 @@ class Command(BaseCommand):
         if show:
             self.stdout.write(
                 "Demo logins (DEBUG only): pos/pos, kitchen/kitchen, manager/manager, integration/integration (API), "
-                "admin/admin (superuser)"
+                f"admin/admin (superuser); the manager's approval PIN is {DEMO_PIN}"
             )
         else:
             self.stdout.write(

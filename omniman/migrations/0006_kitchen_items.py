@@ -29,7 +29,7 @@ def backfill(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('omniman', '0003_worker_heartbeat'),
+        ('omniman', '0005_billing'),
     ]
 
     operations = [
