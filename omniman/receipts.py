@@ -46,6 +46,7 @@ class ReceiptLine:
     order_ref: str = ""
     line_id: str = ""
     note: str = ""
+    modifiers: str = ""  # the chosen options, one text ("Medium · Bacon · No onions")
 
     @property
     def several(self) -> bool:
@@ -199,6 +200,8 @@ def _rows(receipt: Receipt) -> list[Row]:
         rows.append(Row(f"{format_qty(line.qty)} × {line.name}", money(line.total_q)))
         if line.several and line.unit_price_q:
             rows.append(Row("   " + _("%(price)s each") % {"price": money(line.unit_price_q)}))
+        if line.modifiers:
+            rows.append(Row(f"   {line.modifiers}"))
         if line.note:
             rows.append(Row(f"   {line.note}"))
     rows.append(Row(rule=True))

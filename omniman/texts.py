@@ -65,3 +65,21 @@ def status_label(status: str) -> str:
 
     label = TERM_DEFAULTS.get(status or "")
     return str(label) if label else (status or "").replace("_", " ").capitalize()
+
+
+def modifiers_text(meta: dict[str, Any] | None, separator: str = " · ") -> str:
+    """A line's modifiers as one text ("Medium · Bacon · No onions"), from ``meta["modifiers"]``.
+
+    For the bill, the receipt and the kitchen ticket; "" when the line has none. Entries that are
+    not objects with a name (a client's raw choices on an unpriced channel) show as given.
+    """
+    entries = (meta or {}).get("modifiers")
+    if not isinstance(entries, list):
+        return ""
+    names = []
+    for entry in entries:
+        if isinstance(entry, dict):
+            names.append(str(entry.get("name") or entry.get("option") or ""))
+        elif isinstance(entry, str):
+            names.append(entry)
+    return separator.join(name for name in names if name)

@@ -166,6 +166,44 @@ def _meta(op: dict) -> dict[str, Any]:
 # -- the ops -------------------------------------------------------------------
 
 
+# What makes two lines of one SKU different lines (``add_line`` with ``merge``).
+LINE_IDENTITY_KEYS = ("modifiers", "note", "hold", "course")
+
+
+def _identity(meta: dict[str, Any]) -> tuple:
+    def choices(value: Any) -> Any:
+        if not isinstance(value, list):
+            return value or None
+        pairs = []
+        for entry in value:
+            if isinstance(entry, dict):
+                pairs.append((str(entry.get("group")), str(entry.get("option"))))
+            elif isinstance(entry, str) and ":" in entry:
+                group, option = entry.split(":", 1)
+                pairs.append((group.strip(), option.strip()))
+            else:
+                pairs.append((str(entry), ""))
+        return tuple(sorted(pairs)) or None
+
+    return tuple(
+        choices(meta.get(key)) if key == "modifiers" else meta.get(key) or None for key in LINE_IDENTITY_KEYS
+    )
+
+
+def _same_line(session: Session, sku: str, price: int | None, meta: dict[str, Any]) -> dict[str, Any] | None:
+    """The line an ``add_line`` with ``merge`` adds to: same SKU, same modifiers, note and hold, no override."""
+    wanted = _identity(meta)
+    for line in session.lines:
+        if (
+            line["sku"] == sku
+            and "price_override" not in line["meta"]
+            and (price is None or line["unit_price_q"] == price)
+            and _identity(line["meta"]) == wanted
+        ):
+            return line
+    return None
+
+
 def add_line(session: Session, op: dict, ctx: dict) -> None:
     sku = _sku(op)
     require_not_sold_out(sku, ctx)
@@ -176,6 +214,17 @@ def add_line(session: Session, op: dict, ctx: dict) -> None:
         price = 0
     else:
         price = _price(op)
+    if op.get("merge") is True:
+        meta = _meta(op)
+        external = session.pricing_policy == Channel.PricingPolicy.EXTERNAL
+        same = _same_line(session, sku, price if external else None, meta)
+        if same is not None:
+            merged = parse_qty(parse_qty(same["qty"]) + parse_qty(qty))
+            if merged is None:
+                raise ValidationError("invalid_qty", _("The merged quantity exceeds %(max_qty)s.")
+                    % {"max_qty": MAX_QTY}, {"field": "qty", "line_id": same["line_id"]})
+            same["qty"] = qty_to_str(merged)
+            return
     session.lines.append(
         {
             "line_id": _new_line_id(session),

@@ -14,6 +14,7 @@ from omniman.receipts import PREVIEW, RECEIPT, Receipt, ReceiptAdjustment, Recei
 from omniman.texts import handle_label
 
 from omniman.services.billing import _bill_orders
+from omniman.texts import modifiers_text
 
 
 def _lines(order: Order) -> list[ReceiptLine]:
@@ -29,6 +30,7 @@ def _lines(order: Order) -> list[ReceiptLine]:
                 order_ref=order.ref,
                 line_id=str(item.get("line_id") or ""),
                 note=str(meta.get("note") or ""),
+                modifiers=modifiers_text(meta),
             )
         )
     return lines

@@ -150,10 +150,41 @@ class SessionForm(forms.Form):
         return ""
 
 
+class ModifiersInput(forms.MultipleHiddenInput):
+    """Every ``modifier`` and ``modifier-<group>`` value (a group's radios share a name of their own)."""
+
+    def value_from_datadict(self, data, files, name):
+        getlist = getattr(data, "getlist", None)
+        values = []
+        for key in data:
+            if key == name or key.startswith(name + "-"):
+                values.extend(getlist(key) if getlist is not None else [data[key]])
+        return values
+
+
+class ModifiersField(forms.Field):
+    """The options chosen in the POS's options step: ``modifier`` values ``group:option`` (radios, checkboxes)."""
+
+    widget = ModifiersInput
+    default_error_messages = {"invalid": _("Choose the options again.")}
+
+    def to_python(self, value):
+        if not value:
+            return []
+        if not isinstance(value, (list, tuple)) or len(value) > 32:
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+        values = [str(v).strip() for v in value if str(v).strip()]
+        if any(len(v) > 130 or v.count(":") != 1 for v in values):
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid")
+        return values
+
+
 class AddForm(SessionForm):
     sku = TextField(limit=64, label=_("Product"))
     q = forms.CharField(required=False, strip=True)  # a scan or a name: what fits the search is used
     qty = QtyField(required=False)
+    modifier = ModifiersField(required=False)
+    options = forms.BooleanField(required=False)  # sent from the options step: its choices are the whole answer
 
     def clean_q(self):
         return self.cleaned_data["q"][:64]
@@ -177,6 +208,16 @@ class QtyForm(SessionForm):
 
 class NoteForm(SessionForm):
     note = TextField(limit=200, label=_("Note"))
+
+
+class HoldForm(SessionForm):
+    """Hold a line (a later course: it reaches the kitchen held, until fired) or release it."""
+
+    hold = forms.BooleanField(required=False)
+
+
+class FireForm(SessionForm):
+    order_ref = TextField(limit=64, required=True, label=_("Order"))
 
 
 class PriceForm(SessionForm):

@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
-from django_htmx.http import HttpResponseClientRedirect, reswap, trigger_client_event
+from django_htmx.http import HttpResponseClientRedirect, reswap, retarget, trigger_client_event
 
 from omniman import engine, registry
 from omniman.contrib.catalog import get_catalog
@@ -27,7 +27,16 @@ from omniman.contrib.catalog.services import CatalogOrderingService
 from omniman.exceptions import OmnimanError, SessionError, ValidationError
 from omniman.models import Channel, Session
 from omniman.approvals import has_pin, set_pin, verify_pin
-from omniman.services import AdjustmentService, CommitService, ModifyService, ResolveService, SessionService, TableService, sold_out_skus
+from omniman.services import (
+    AdjustmentService,
+    CommitService,
+    KitchenService,
+    ModifyService,
+    ResolveService,
+    SessionService,
+    TableService,
+    sold_out_skus,
+)
 from omniman.web import forms, selectors
 from omniman.web.errors import banner_for, status_for
 from omniman.roles import MANAGER, POS, has_role, roles_of
@@ -349,8 +358,13 @@ def _refused(request, session: Session, form: forms.SessionForm, **kwargs) -> Ht
     return _failure(request, session.channel, session.session_key, error, form=form, **kwargs)
 
 
-def _change(request, channel_code, session_key, form, change, *, event=None, event_detail=None, line_id="", editor=""):
-    """Parse ``form`` (or ``form(session)``), run ``change(data, actor)`` (one service call) and answer what changed."""
+def _change(
+    request, channel_code, session_key, form, change, *, event=None, event_detail=None, line_id="", editor="", refusal=None
+):
+    """Parse ``form`` (or ``form(session)``), run ``change(data, actor)`` (one service call) and answer what changed.
+
+    ``refusal(error, data)`` may answer a refused change its own way (else ``None``: the cart with the banner).
+    """
     session = _session_on_screen(channel_code, session_key)
     if callable(form):
         form = form(session)
@@ -361,6 +375,9 @@ def _change(request, channel_code, session_key, form, change, *, event=None, eve
         with _checks_follow(request):
             changed = change(data, actor(request))
     except OmnimanError as exc:
+        answer = refusal(exc, data) if refusal is not None else None
+        if answer is not None:
+            return answer
         return _failure(request, session.channel, session_key, exc, line_id=line_id, form=form, editor=editor)
     before = session if session.rev == data["rev"] else None  # the screen the form came from
     return _respond(request, changed, event=event, event_detail=event_detail, before=before, follow_checks=True)
@@ -389,6 +406,7 @@ def add_item(request, channel_code, session_key):
             sku=data["sku"],
             query=data["q"],
             qty=data["qty"],
+            modifiers=data["modifier"],
             expected_rev=data["rev"],
             ctx={"actor": who},
         )
@@ -396,7 +414,69 @@ def add_item(request, channel_code, session_key):
     # The search box is cleared only if it still holds what was added (a scanner may already type the next code).
     detail = {"q": request.POST.get("q", "")}
     form = forms.AddForm(request.POST)
-    return _change(request, channel_code, session_key, form, change, event="pos:added", event_detail=detail)
+
+    def ask_options(error, data):
+        if error.code in OPTION_CODES:
+            return _options_step(request, channel_code, session_key, data, error)
+        return None
+
+    return _change(
+        request, channel_code, session_key, form, change, event="pos:added", event_detail=detail, refusal=ask_options
+    )
+
+
+# The catalog's refusals of a product's choices: the POS answers with the options step instead.
+OPTION_CODES = frozenset({"options_required", "unknown_option", "too_many_options"})
+
+
+def _picker(request, session: Session, data: dict, error: OmnimanError | None) -> dict:
+    """The options step's context: the product, its groups and what was chosen (and why it was refused)."""
+    item = CatalogOrderingService.find_product(sku=data["sku"], query=data["q"])
+    chosen = set(data.get("modifier") or [])
+    groups = [
+        {
+            "group": group,
+            "options": [(option, f"{group.code}:{option.code}" in chosen) for option in group.options],
+            "multiple": group.max_choices > 1,
+        }
+        for group in CatalogOrderingService.option_groups(item)
+    ]
+    # The first tap on a product with a forced choice is a question, not a mistake.
+    asking = error is not None and error.code == "options_required" and not data.get("options")
+    return {
+        "picker": {
+            "item": item,
+            "groups": groups,
+            "qty": data.get("qty") or "1",
+            "q": data.get("q") or "",
+            "error": "" if asking or error is None else (error.message or banner_for(error)),
+        },
+    }
+
+
+def _options_step(request, channel_code, session_key, data: dict, error: OmnimanError | None) -> HttpResponse:
+    """The one step that asks for a product's options: a panel over the grid (HTMX) or the page with it open."""
+    session = _session_on_screen(channel_code, session_key)
+    try:
+        extra = _picker(request, session, data, error)
+    except OmnimanError as exc:  # the product went meanwhile
+        return _failure(request, session.channel, session_key, exc)
+    status = 200 if not extra["picker"]["error"] else 422
+    if not request.htmx:
+        return _page(request, session, status=status, **extra)
+    context = _context(request, session, **extra)
+    response = render(request, "pos/session.html#picker", context, status=status)
+    return reswap(retarget(response, "#picker"), "outerHTML")
+
+
+@require_GET
+@pos_required
+def options(request, channel_code, session_key):
+    """The options step of a product (``sku``), asked for directly (a tile's "options" button)."""
+    form = forms.AddForm({"sku": request.GET.get("sku", ""), "rev": 0})
+    if not form.is_valid() or not form.cleaned_data["sku"]:
+        raise Http404("No such product")
+    return _options_step(request, channel_code, session_key, form.cleaned_data, None)
 
 
 @require_POST
@@ -427,6 +507,37 @@ def line_note(request, channel_code, session_key, line_id):
 
     form = forms.NoteForm(request.POST)
     return _modify(request, channel_code, session_key, form, ops, line_id=line_id, editor="note")
+
+
+@require_POST
+@pos_required
+def hold_line(request, channel_code, session_key, line_id):
+    """Hold the line for a later course (``hold=true``) or release it (``hold=false``)."""
+
+    def ops(data):
+        return [{"op": "set_line_meta", "line_id": line_id, "path": "hold", "value": bool(data["hold"])}]
+
+    return _modify(request, channel_code, session_key, forms.HoldForm(request.POST), ops, line_id=line_id)
+
+
+@require_POST
+@pos_required
+def fire(request, channel_code, session_key):
+    """Fire a sent round's held lines (the next course): the kitchen gets them (``KitchenService.fire``)."""
+    session = _session_on_screen(channel_code, session_key)
+    form = forms.FireForm(request.POST)
+    if not form.is_valid():
+        return _refused(request, session, form)
+    order_ref = form.cleaned_data["order_ref"]
+    if not any(order.ref == order_ref for order in selectors.rounds_today(session.channel, session.handle_type, session.handle_ref)):
+        raise Http404("No such round")
+    try:
+        KitchenService.fire(order_ref, actor=actor(request))
+    except OmnimanError as exc:
+        return _failure(request, session.channel, session_key, exc)
+    if not request.htmx:
+        return redirect(_session_url(session))
+    return _cart(request, session, banner=_("Course fired: the kitchen has it."), banner_kind="ok")
 
 
 @require_POST

@@ -10,10 +10,10 @@ from decimal import Decimal
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Case, IntegerField, Q, Value, When
+from django.db.models import Case, Count, IntegerField, OuterRef, Q, Subquery, Sum, Value, When
 from django.utils import timezone
 
-from omniman.models import Bill, CheckState, Channel, Order, Session, empty_sessions
+from omniman.models import Bill, CheckState, Channel, KitchenItem, Order, Session, empty_sessions
 from omniman.services import open_bill_credits, orders_of_handle_today, sold_out_skus, table_owed
 from omniman.texts import localized
 
@@ -205,8 +205,16 @@ def session_screen(session: Session, *, with_rounds: bool = True) -> SessionScre
 
 
 def rounds_today(channel: Channel, handle_type: str, handle_ref: str) -> list[Order]:
-    """The table's rounds of today with their items (two queries)."""
-    return list(orders_of_handle_today(channel, handle_type, handle_ref).prefetch_related("items"))
+    """The table's rounds of today with their items and how many of them are held (two queries)."""
+    held = (
+        KitchenItem.objects.filter(order=OuterRef("pk"), held=True)
+        .order_by()
+        .values("order")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    rounds = orders_of_handle_today(channel, handle_type, handle_ref).annotate(held_count=Subquery(held))
+    return list(rounds.prefetch_related("items"))
 
 
 def table_tab(channel: Channel, handle_type: str, handle_ref: str) -> Session | None:

@@ -136,10 +136,10 @@ def test_table_7_round_from_grid_scan_qty_note_stock_issue_to_send(page, shot):
     expect(lines(page)).to_have_count(3)
 
     # One by "scanning" its barcode into the search box: added, the box cleared and still focused.
-    search.fill("7890000000233")
+    search.fill("7890000000288")
     search.press("Enter")
     settle(page)
-    expect(line(page, "Burger")).to_have_count(1)
+    expect(line(page, "Caesar salad")).to_have_count(1)
     expect(search).to_have_value("")
     expect(search).to_be_focused()
     expect(lines(page)).to_have_count(4)
@@ -150,14 +150,14 @@ def test_table_7_round_from_grid_scan_qty_note_stock_issue_to_send(page, shot):
     settle(page)
     expect(line(page, "Espresso").locator(".qty")).to_have_text("2")
 
-    # A note for the kitchen on the burger.
-    burger = line(page, "Burger")
-    burger.locator("a.edit-link", has_text="Note").click()  # the line editor loads in place
+    # A note for the kitchen on the salad.
+    salad = line(page, "Caesar salad")
+    salad.locator("a.edit-link", has_text="Note").click()  # the line editor loads in place
     settle(page)
-    burger.locator("input[name=note]").fill("no onions")
-    burger.get_by_role("button", name="Save note").click()
+    salad.locator("input[name=note]").fill("no onions")
+    salad.get_by_role("button", name="Save note").click()
     settle(page)
-    expect(line(page, "Burger").locator(".note")).to_have_text("✎ no onions")
+    expect(line(page, "Caesar salad").locator(".note")).to_have_text("✎ no onions")
     expect(page.locator("#cart .check")).to_have_text("Stock: ok")
     expect(commit_button(page)).to_be_enabled()
     shot(page, "03-tab-several-lines")
@@ -197,7 +197,7 @@ def test_table_7_round_from_grid_scan_qty_note_stock_issue_to_send(page, shot):
 
     # Send the round: the tab's next round opens, with the flash naming the order.
     sent_total = re.search(r"R\$\s?[\d,.]+", commit_button(page).inner_text()).group()
-    assert sent_total == "R$112.20"  # R$102.00 of items + 10 % service
+    assert sent_total == "R$113.30"  # R$103.00 of items + 10 % service
     with page.expect_navigation():
         commit_button(page).click()
     flash = page.locator(".flash .flash-success")
@@ -218,11 +218,11 @@ def test_table_7_round_from_grid_scan_qty_note_stock_issue_to_send(page, shot):
         "ESP": Decimal("2"),
         "CAP": Decimal("1"),
         "LATTE": Decimal("1"),
-        "BURG": Decimal("1"),
+        "CAESAR": Decimal("1"),
         "CHICK": Decimal("1"),
     }
-    assert items["BURG"].meta.get("note") == "no onions"
-    assert not any(item.meta.get("note") for sku, item in items.items() if sku != "BURG")
+    assert items["CAESAR"].meta.get("note") == "no onions"
+    assert not any(item.meta.get("note") for sku, item in items.items() if sku != "CAESAR")
 
 
 def test_scan_leaves_no_results_when_the_search_answers_after_the_add(page):
@@ -235,9 +235,9 @@ def test_scan_leaves_no_results_when_the_search_answers_after_the_add(page):
 
     page.route(searches, hold)
 
-    search.fill("7890000000233")  # its search leaves 150 ms after the typing stops
+    search.fill("7890000000288")  # its search leaves 150 ms after the typing stops
     search.press("Enter")  # the add leaves at once, the box is emptied
-    expect(line(page, "Burger")).to_have_count(1)
+    expect(line(page, "Caesar salad")).to_have_count(1)
     expect(search).to_have_value("")
     for _ in range(100):  # the debounced search, now held back by the route
         if held:
@@ -262,12 +262,14 @@ def test_rapid_taps_and_scans_are_all_added_in_order(page):
     for sku in ("ESP", "CAP", "LATTE"):
         page.click(f'button.product[value="{sku}"]')  # no waiting between taps
     search = page.locator("#pos-search")
-    for code in ("7890000000233", "7890000000042"):  # a burger and a cappuccino, scanned back to back
+    for code in ("7890000000288", "7890000000042"):  # a Caesar salad and a cappuccino, scanned back to back
         search.press_sequentially(code)
         search.press("Enter")
-    expect(lines(page)).to_have_count(5)
+    expect(line(page, "Cappuccino").locator(".qty")).to_have_text("2")
     settle(page)
-    assert db_skus(key) == [("ESP", "1"), ("CAP", "1"), ("LATTE", "1"), ("BURG", "1"), ("CAP", "1")]
+    # The second cappuccino adds to the first one's line (same product, same modifiers).
+    assert db_skus(key) == [("ESP", "1"), ("CAP", "2"), ("LATTE", "1"), ("CAESAR", "1")]
+    expect(lines(page)).to_have_count(4)
     assert adds == [200] * 5, adds
     expect(page.locator("#cart .banner")).to_have_count(0)
     expect(search).to_have_value("")

@@ -128,3 +128,11 @@ def test_a_preview_with_a_pix_code_prints_it_as_a_qr_in_the_pdf_and_as_text_else
     pdf = receipt_pdf(conta)
     assert b"/Subtype /Image" in pdf
     assert b"/Subtype /Image" not in receipt_pdf(receipt())
+
+
+def test_a_lines_modifiers_print_under_it_before_its_note():
+    line = ReceiptLine("Burger", "1", 3800, 3800, "ORD-3", "l3", "no salt", "Medium · Bacon")
+    text = receipt_text(receipt(lines=(line,)))
+    rows = text.splitlines()
+    at = next(i for i, row in enumerate(rows) if row.startswith("1 × Burger"))
+    assert rows[at + 1].strip() == "Medium · Bacon" and rows[at + 2].strip() == "no salt"

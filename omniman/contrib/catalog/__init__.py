@@ -36,6 +36,9 @@ class EmptyCatalog:
     def alternatives_many(self, skus: list[str]) -> dict[str, list]:
         return {sku: [] for sku in skus}
 
+    def option_groups_many(self, skus: list[str]) -> dict[str, list]:
+        return {}
+
 
 def get_catalog():
     """The configured ``CatalogBackend``: ``OMNIMAN["CATALOG_BACKEND"]`` (a dotted path), else the

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from django.db.models import Case, F, IntegerField, Q, Value, When
+from django.db.models import Case, Exists, F, IntegerField, OuterRef, Q, Value, When
 
-from omniman.contrib.catalog.models import Category, Product
-from omniman.contrib.catalog.protocols import CatalogCategory, CatalogItem
+from omniman.contrib.catalog.models import Category, Option, OptionGroup, Product
+from omniman.contrib.catalog.protocols import CatalogCategory, CatalogItem, CatalogOption, CatalogOptionGroup
 
-FIELDS = ("sku", "name", "category__code", "price_q", "station", "barcode", "is_active")
+FIELDS = ("sku", "name", "category__code", "price_q", "station", "barcode", "is_active", "has_options", "forced")
+
+
+def _groups(**extra):
+    return OptionGroup.objects.filter(products=OuterRef("pk"), is_active=True, **extra)
 
 
 def _item(row: dict) -> CatalogItem:
@@ -19,6 +23,8 @@ def _item(row: dict) -> CatalogItem:
         station=row["station"],
         barcode=row["barcode"],
         is_active=row["is_active"],
+        has_options=row["has_options"],
+        forced=row["forced"],
     )
 
 
@@ -26,7 +32,11 @@ class ModelCatalogBackend:
     """Search by exact SKU or barcode first, then by name or SKU containing the text."""
 
     def _active(self):
-        return Product.objects.filter(is_active=True).filter(Q(category__isnull=True) | Q(category__is_active=True))
+        return (
+            Product.objects.filter(is_active=True)
+            .filter(Q(category__isnull=True) | Q(category__is_active=True))
+            .annotate(has_options=Exists(_groups()), forced=Exists(_groups(min_choices__gt=0)))
+        )
 
     def search(self, query: str = "", *, category: str | None = None, limit: int = 24) -> list[CatalogItem]:
         query = (query or "").strip()
@@ -95,3 +105,40 @@ class ModelCatalogBackend:
             if alt != sku and alt in items:
                 options[sku].append(items[alt])
         return options
+
+    def option_groups_many(self, skus: list[str]) -> dict[str, list[CatalogOptionGroup]]:
+        """Each product's active option groups with their active options, in display order (two queries)."""
+        if not skus:
+            return {}
+        links = list(
+            Product.option_groups.through.objects.filter(
+                product__sku__in=set(skus), product__is_active=True, optiongroup__is_active=True
+            )
+            .order_by("optiongroup__sort_order", "optiongroup__name", "optiongroup__code")
+            .values_list(
+                "product__sku",
+                "optiongroup_id",
+                "optiongroup__code",
+                "optiongroup__name",
+                "optiongroup__min_choices",
+                "optiongroup__max_choices",
+            )
+        )
+        if not links:
+            return {}
+        group_ids = {link[1] for link in links}
+        options: dict[int, list[CatalogOption]] = {group_id: [] for group_id in group_ids}
+        rows = (
+            Option.objects.filter(group_id__in=group_ids, is_active=True)
+            .order_by("sort_order", "name", "code")
+            .values_list("group_id", "code", "name", "price_q", "sku")
+        )
+        for group_id, code, name, price_q, sku in rows:
+            options[group_id].append(CatalogOption(code=code, name=name, price_q=price_q, sku=sku))
+        found: dict[str, list[CatalogOptionGroup]] = {}
+        for sku, group_id, code, name, min_choices, max_choices in links:
+            group = CatalogOptionGroup(
+                code=code, name=name, min_choices=min_choices, max_choices=max_choices, options=tuple(options[group_id])
+            )
+            found.setdefault(sku, []).append(group)
+        return found

@@ -15,6 +15,29 @@ class CatalogItem:
     station: str = ""  # kitchen station: "bar", "kitchen", "pastry", …
     barcode: str = ""
     is_active: bool = True
+    has_options: bool = False  # some option group is offered with it
+    forced: bool = False  # some group is required: the POS asks before adding it
+
+
+@dataclass(frozen=True)
+class CatalogOption:
+    code: str
+    name: str
+    price_q: int = 0  # added to the line's unit price
+    sku: str = ""
+
+
+@dataclass(frozen=True)
+class CatalogOptionGroup:
+    code: str
+    name: str
+    min_choices: int = 0
+    max_choices: int = 1
+    options: tuple[CatalogOption, ...] = ()
+
+    @property
+    def required(self) -> bool:
+        return self.min_choices > 0
 
 
 @dataclass(frozen=True)
@@ -44,4 +67,8 @@ class CatalogBackend(Protocol):
         A backend may also define ``alternatives_many(skus) -> {sku: [CatalogItem, …]}``
         (the alternatives of many SKUs at once, each without itself); stock's
         check uses it when present, else asks ``alternatives()`` once per SKU.
+
+        A backend may also define ``option_groups_many(skus) -> {sku: [CatalogOptionGroup, …]}``
+        (each product's active option groups with their active options, in display
+        order); without it no product has options.
         """

@@ -15,7 +15,8 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 
 from omniman.contrib.catalog import get_catalog
-from omniman.contrib.catalog.protocols import CatalogItem
+from omniman.contrib.catalog import modifiers as line_modifiers
+from omniman.contrib.catalog.protocols import CatalogItem, CatalogOptionGroup
 from omniman.exceptions import ValidationError
 from omniman.models import Session
 from omniman.services import ModifyService, SessionService
@@ -45,6 +46,25 @@ class CatalogOrderingService:
         return item
 
     @staticmethod
+    def option_groups(item: CatalogItem) -> list[CatalogOptionGroup]:
+        """The product's active option groups with their options (none when it has none)."""
+        if not item.has_options:
+            return []
+        many = getattr(get_catalog(), "option_groups_many", None)
+        return list((many([item.sku]) if many is not None else {}).get(item.sku, []))
+
+    @staticmethod
+    def check_modifiers(item: CatalogItem, modifiers: Any) -> list[dict[str, Any]]:
+        """The canonical ``meta["modifiers"]`` for ``item`` with these choices (see ``catalog.modifiers.resolve``).
+
+        ``modifiers`` is a list of ``{"group", "option"}`` objects or ``"group:option"`` texts.
+        Errors: ``invalid_field``, ``unknown_option``, ``options_required``, ``too_many_options``.
+        """
+        pairs = line_modifiers.requested(None, modifiers)
+        groups = CatalogOrderingService.option_groups(item) if (pairs or item.has_options) else []
+        return line_modifiers.resolve(line_id=None, sku=item.sku, name=item.name, pairs=pairs, groups=groups)
+
+    @staticmethod
     def add_product(
         session_key: str,
         channel_code: str,
@@ -52,19 +72,27 @@ class CatalogOrderingService:
         sku: str = "",
         query: str = "",
         qty: Any = "1",
+        modifiers: Any = None,
         expected_rev: Any = None,
         ctx: dict[str, Any] | None = None,
     ) -> Session:
-        """Add one catalog product to the session (``find_product`` picks it).
+        """Add one catalog product to the session (``find_product`` picks it), with its chosen options.
 
         The line carries the catalog's name and price (``unit_price_q``, when the
-        catalog has one) and ``meta.station`` (the kitchen station). Errors:
-        ``unknown_product`` and every ``modify_session`` error (``stale_rev``,
-        ``locked``, ``invalid_qty``…); nothing is written on any of them.
+        catalog has one), ``meta.station`` (the kitchen station) and
+        ``meta.modifiers`` (``check_modifiers``; the pricing modifier adds their
+        price deltas). The same product with the same modifiers (and no note,
+        hold or price override) adds to the line already there; different ones
+        make a new line. Errors: ``unknown_product``, ``options_required`` (a
+        product with a forced choice added without it: the POS asks for it),
+        ``unknown_option``, ``too_many_options``, ``invalid_field``, and every
+        ``modify_session`` error (``stale_rev``, ``locked``, ``invalid_qty``…);
+        nothing is written on any of them.
         """
         item = CatalogOrderingService.find_product(sku=sku, query=query)
+        entries = CatalogOrderingService.check_modifiers(item, modifiers)
         return ModifyService.modify_session(
-            session_key, channel_code, [add_line_op(item, qty)], ctx=ctx, expected_rev=expected_rev
+            session_key, channel_code, [add_line_op(item, qty, entries)], ctx=ctx, expected_rev=expected_rev
         )
 
     @staticmethod
@@ -100,13 +128,18 @@ class CatalogOrderingService:
                 session.session_key, channel_code, [op], ctx={"actor": actor}, expected_rev=expected_rev
             )
 
-def add_line_op(item: CatalogItem, qty: Any = "1") -> dict[str, Any]:
-    """The ``add_line`` op of a catalog product."""
-    op: dict[str, Any] = {"op": "add_line", "sku": item.sku, "qty": qty, "name": item.name}
+def add_line_op(item: CatalogItem, qty: Any = "1", modifiers: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The ``add_line`` op of a catalog product (merging into the same line when there is one)."""
+    op: dict[str, Any] = {"op": "add_line", "sku": item.sku, "qty": qty, "name": item.name, "merge": True}
     if item.price_q is not None:
         op["unit_price_q"] = item.price_q
+    meta: dict[str, Any] = {}
     if item.station:
-        op["meta"] = {"station": item.station}
+        meta["station"] = item.station
+    if modifiers:
+        meta[line_modifiers.MODIFIERS] = [{"group": entry["group"], "option": entry["option"]} for entry in modifiers]
+    if meta:
+        op["meta"] = meta
     return op
 
 

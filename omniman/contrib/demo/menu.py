@@ -73,6 +73,19 @@ ALTERNATIVES = {
     "OATM": [],
 }
 
+# Option groups: code, name, min choices, max choices, [(code, name, price delta, sku)], products.
+# min ≥ 1 is a forced choice: the POS asks for it before adding the product.
+OPTION_GROUPS = [
+    ("milk", "Milk", 0, 1, [("whole", "Whole milk", 0, ""), ("oat", "Oat milk", 200, "OATM"), ("lactose-free", "Lactose-free milk", 100, "")],
+     ["CAP", "LATTE", "FLATW", "MOCHA", "CHAI", "MACCH"]),
+    ("doneness", "Doneness", 1, 1, [("rare", "Rare", 0, ""), ("medium", "Medium", 0, ""), ("well-done", "Well done", 0, "")],
+     ["BURG"]),
+    ("extras", "Extras", 0, 3, [("cheese", "Extra cheese", 400, ""), ("bacon", "Bacon", 600, ""), ("egg", "Fried egg", 500, "")],
+     ["BURG", "VBURG"]),
+    ("without", "Without", 0, 3, [("no-onions", "No onions", 0, ""), ("no-pickles", "No pickles", 0, ""), ("no-sauce", "No sauce", 0, "")],
+     ["BURG", "VBURG"]),
+]
+
 # The names a Brazilian café uses (seed_demo --language pt-br, or LANGUAGE_CODE=pt-br):
 # channels, categories and products by code/SKU; SKUs and codes never change.
 PT_BR_NAMES = {
@@ -131,4 +144,21 @@ PT_BR_NAMES = {
     "CHEESE": "Fatia de cheesecake",
     "TIRAMI": "Tiramisù",
     "GELATO": "Sorvete (copo)",
+    # option groups and options (by code)
+    "milk": "Leite",
+    "whole": "Leite integral",
+    "oat": "Leite de aveia",
+    "lactose-free": "Leite sem lactose",
+    "doneness": "Ponto da carne",
+    "rare": "Mal passado",
+    "medium": "Ao ponto",
+    "well-done": "Bem passado",
+    "extras": "Adicionais",
+    "cheese": "Queijo extra",
+    "bacon": "Bacon",
+    "egg": "Ovo frito",
+    "without": "Sem",
+    "no-onions": "Sem cebola",
+    "no-pickles": "Sem picles",
+    "no-sauce": "Sem molho",
 }

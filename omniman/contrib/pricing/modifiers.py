@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from omniman.contrib.catalog import get_catalog
+from omniman.contrib.catalog import modifiers as line_modifiers
 from omniman.contrib.pricing import get_pricing_backend, pricing_config
 from omniman.exceptions import OmnimanError, ValidationError
 from omniman.models import Channel
@@ -34,6 +35,7 @@ class PreparedPrices:
     prices: dict[str, int]
     names: dict[str, str]
     named_skus: frozenset[str]
+    groups: dict[str, list] = None  # sku → its CatalogOptionGroups (products without any are absent)
 
 
 def is_priced(channel: Channel, session: Any) -> bool:
@@ -107,10 +109,19 @@ def prepare_prices(*, channel: Channel, session: Any, ctx: dict[str, Any]) -> Pr
             if sku in skus and isinstance(price, int) and parse_price_q(price) is not None:
                 prices[sku] = price
     names = {}
+    catalog = get_catalog()
     if unnamed:
-        names = {sku: item.name for sku, item in get_catalog().get_many(sorted(unnamed)).items() if item.name}
+        names = {sku: item.name for sku, item in catalog.get_many(sorted(unnamed)).items() if item.name}
+    line_skus = sorted({line["sku"] for line in session.lines})
+    option_groups = getattr(catalog, "option_groups_many", None)
+    groups = dict(option_groups(line_skus)) if option_groups is not None and line_skus else {}
     prepared = PreparedPrices(
-        channel_id=channel.pk, skus=frozenset(skus), prices=prices, names=names, named_skus=frozenset(unnamed)
+        channel_id=channel.pk,
+        skus=frozenset(skus),
+        prices=prices,
+        names=names,
+        named_skus=frozenset(unnamed),
+        groups=groups,
     )
     ctx[CTX_KEY] = prepared
     return prepared
@@ -170,15 +181,22 @@ class ItemPricingModifier:
 
 
 class LineOptionsModifier:
-    """Adds the price of a line's priced options to its unit price (internal sessions only).
+    """Adds the price of a line's priced options and modifiers to its unit price (internal sessions only).
 
     ``meta["options"]`` lists option SKUs (``["EXTRA-CHEESE"]`` or
     ``[{"sku": "EXTRA-CHEESE", "qty": 2}]``), each priced per unit of the line
-    by the same ``PricingBackend``: ``unit_price_q = price(sku) + Σ qty ×
-    price(option)``, the options' share kept in ``meta["options_q"]``. An
-    unpriced option makes the whole line unpriced (``price_missing``, with the
-    option SKUs in ``meta["missing_options"]``). Overridden lines are left
-    alone: an override is the whole unit price.
+    by the same ``PricingBackend``. ``meta["modifiers"]`` lists the catalog
+    options chosen for the product (``{"group", "option"}``, see
+    ``omniman.contrib.catalog.modifiers``): each is checked against the
+    product's option groups (``unknown_option``, ``options_required``,
+    ``too_many_options``: the change is refused) and rewritten from the
+    catalog with its name and price delta; a product with a required group
+    cannot be on a line without its choice. ``unit_price_q = price(sku) +
+    Σ qty × price(option) + Σ modifier deltas``, the options' and modifiers'
+    share kept in ``meta["options_q"]``. An unpriced option makes the whole
+    line unpriced (``price_missing``, with the option SKUs in
+    ``meta["missing_options"]``). Overridden lines keep their price (an
+    override is the whole unit price) but their modifiers are still checked.
     """
 
     code = "pricing.line"
@@ -193,8 +211,21 @@ class LineOptionsModifier:
         prepared = _prepared(ctx, self.code)
         for line in session.lines:
             meta = line["meta"]
+            pairs = line_modifiers.requested(line.get("line_id"), meta.get(line_modifiers.MODIFIERS))
+            groups = (prepared.groups or {}).get(line["sku"], [])
+            modifiers_q = 0
+            if pairs or groups:
+                entries = line_modifiers.resolve(
+                    line_id=line.get("line_id"), sku=line["sku"], name=str(line.get("name") or line["sku"]),
+                    pairs=pairs, groups=groups,
+                )
+                if entries:
+                    meta[line_modifiers.MODIFIERS] = entries
+                else:
+                    meta.pop(line_modifiers.MODIFIERS, None)
+                modifiers_q = sum(entry["price_q"] for entry in entries)
             options = line_options(line)
-            if not options or "price_override" in meta or line["sku"] not in prepared.prices:
+            if (not options and not modifiers_q) or "price_override" in meta or line["sku"] not in prepared.prices:
                 meta.pop(OPTIONS_Q, None)
                 continue
             missing = sorted({sku for sku, _ in options if sku not in prepared.prices})
@@ -204,7 +235,7 @@ class LineOptionsModifier:
                 meta[MISSING_OPTIONS] = missing
                 meta.pop(OPTIONS_Q, None)
                 continue
-            options_q = sum(monetary_mult(qty, prepared.prices[sku]) for sku, qty in options)
+            options_q = sum(monetary_mult(qty, prepared.prices[sku]) for sku, qty in options) + modifiers_q
             line["unit_price_q"] = prepared.prices[line["sku"]] + options_q
             meta[OPTIONS_Q] = options_q
             meta.pop(PRICE_MISSING, None)

@@ -385,7 +385,7 @@ def test_the_cost_of_modify_session_does_not_grow_with_the_lines(menu):
     }
     one, hundred = _modify_queries(1), _modify_queries(100)
     assert one == hundred
-    assert one <= 5 + 3  # the kernel's modify, plus the price lists, the catalog prices and names
+    assert one <= 5 + 4  # the kernel's modify, plus the price lists, the catalog prices and names, the products' option groups (modifiers) and the 86 list (h-kitchen)
 
 
 # -- the commit gate --------------------------------------------------------------

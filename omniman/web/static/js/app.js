@@ -35,6 +35,31 @@
     box.focus();
   });
 
+  // The options step (a product's forced choices): it closes once the product
+  // is added, on Cancel and on Escape; it opens with the focus on its first choice.
+  function closePicker() {
+    var picker = document.getElementById("picker");
+    if (!picker || !picker.firstElementChild) { return false; }
+    picker.innerHTML = "";
+    if (search()) { search().focus(); }
+    return true;
+  }
+  document.body.addEventListener("pos:added", closePicker);
+  document.addEventListener("click", function (event) {
+    var cancel = event.target.closest && event.target.closest("[data-close-picker]");
+    if (cancel && closePicker()) { event.preventDefault(); }
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape" && closePicker()) { event.preventDefault(); }
+  });
+  document.body.addEventListener("htmx:afterSwap", function (event) {
+    var target = event.detail && event.detail.target;
+    var picker = document.getElementById("picker");
+    if (!target || target.id !== "picker" || !picker) { return; }
+    var first = picker.querySelector("input[type=radio]:checked, input:not([type=hidden])");
+    if (first) { first.focus(); }
+  });
+
   // After the cart is swapped, give the focus back to the search box unless the
   // user is typing somewhere else (a note, a price) — or added from a tile with the
   // keyboard: the focus stays on that tile, so the next tile and Send are a Tab away
@@ -98,6 +123,20 @@
     window.htmx.ajax("POST", url || form.getAttribute("hx-post"), { source: form, values: values });
     return true;
   }
+
+  // The options step's "Add" is sent from the add form too (the step closes
+  // when the product is added, and htmx drops the answer of a request whose
+  // form has left the page). Its radios and checkboxes go as lists.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (!form.classList || !form.classList.contains("picker-form") || !window.FormData) { return; }
+    var values = {};
+    new FormData(form).forEach(function (value, key) {
+      if (key === "csrfmiddlewaretoken" || key === "rev") { return; }
+      (values[key] = values[key] || []).push(value);
+    });
+    if (sendFromAddForm(form.getAttribute("action"), values)) { event.preventDefault(); }
+  });
 
   // Enter in the search box adds the first match of what was typed or scanned.
   // The box is emptied at once and its text sent: a scanner can type the next

@@ -14,8 +14,8 @@ from django.db import transaction
 
 from omniman import engine
 from omniman.approvals import set_pin
-from omniman.contrib.catalog.models import Category, Product
-from omniman.contrib.demo.menu import ALTERNATIVES, CATEGORIES, PRODUCTS, PT_BR_NAMES
+from omniman.contrib.catalog.models import Category, Option, OptionGroup, Product
+from omniman.contrib.demo.menu import ALTERNATIVES, CATEGORIES, OPTION_GROUPS, PRODUCTS, PT_BR_NAMES
 from omniman.contrib.stock.models import StockLevel
 from omniman.models import Channel, Session
 from omniman.services import CommitService, ExternalOrderService, ModifyService, OrderService, SessionService
@@ -169,6 +169,28 @@ class Command(BaseCommand):
         for sku, alternatives in ALTERNATIVES.items():
             if sku in by_sku and not by_sku[sku].alternatives.exists():
                 by_sku[sku].alternatives.set(Product.objects.filter(sku__in=alternatives))
+        for position, (code, name, min_choices, max_choices, options, skus) in enumerate(OPTION_GROUPS):
+            group, created = OptionGroup.objects.get_or_create(
+                code=code,
+                defaults={
+                    "name": self.names.get(code, name),
+                    "min_choices": min_choices,
+                    "max_choices": max_choices,
+                    "sort_order": position,
+                },
+            )
+            if not created:
+                continue  # a manager may have edited it: leave it alone
+            for order, (option_code, option_name, price_q, sku) in enumerate(options):
+                Option.objects.create(
+                    group=group,
+                    code=option_code,
+                    name=self.names.get(option_code, option_name),
+                    price_q=price_q,
+                    sku=sku,
+                    sort_order=order,
+                )
+            group.products.add(*Product.objects.filter(sku__in=skus))
         return Product.objects.count()
 
     def _channels(self) -> int:
@@ -218,7 +240,7 @@ class Command(BaseCommand):
         order("counter", line("CAP"), line("CRO"), walk=("processing",))
         order("counter", line("ESP", 2), line("PDQ", 3))
         order("counter", line("LATTE"), line("BANANA"), walk=("processing", "ready"))
-        order("tables", line("BURG", 2), line("FRIES", 2), line("SODA", 2), handle_type="table", handle_ref="2")
+        order("tables", line("BURG", 2, meta={"modifiers": ["doneness:medium"]}), line("FRIES", 2), line("SODA", 2), handle_type="table", handle_ref="2")
         order("web", line("GRANOLA"), line("OJ"), data={"customer": {"name": "Carla", "email": "carla@example.com"}})
         order("counter", line("ESP"), walk=("ready", "completed"))
         cancelled = order("counter", line("AVO"))
@@ -237,7 +259,8 @@ class Command(BaseCommand):
         opened += 1
 
         # Open tabs and baskets for the POS.
-        tab5 = session("tables", line("BURG", 2), line("FRIES"), line("LEMON", 2), handle_type="table", handle_ref="5")
+        burgers = line("BURG", 2, meta={"modifiers": ["doneness:medium", "extras:cheese"]})
+        tab5 = session("tables", burgers, line("FRIES"), line("LEMON", 2), handle_type="table", handle_ref="5")
         ModifyService.modify_session(
             tab5.session_key,
             "tables",
