@@ -38,6 +38,8 @@ VIEWPORT = {"width": 1024, "height": 768}
 TIMEOUT_MS = 10_000
 DISPATCH_ON_COMMIT = ["stock.hold", "pricing.check", "refs.assign_ticket"]
 E2E_DIR = Path(__file__).resolve().parent
+# Requests the serial live server is serving now (see ``wait_until_server_idle``).
+IN_FLIGHT: list = []
 
 
 def _skip_reason() -> str | None:
@@ -86,6 +88,13 @@ def live_server(request):
     class SerialWSGIServer(WSGIServer):
         def __init__(self, *args, connections_override=None, **kwargs):
             super().__init__(*args, **kwargs)
+
+        def process_request(self, request, client_address):
+            IN_FLIGHT.append(client_address)
+            try:
+                super().process_request(request, client_address)
+            finally:
+                IN_FLIGHT.pop()
 
     addr = request.config.getvalue("liveserver") or os.getenv("DJANGO_LIVE_TEST_SERVER_ADDRESS") or "localhost"
     shared = any(c.vendor == "sqlite" and c.is_in_memory_db() for c in connections.all())
@@ -185,13 +194,16 @@ def wait_until_server_idle(timeout: float = 15) -> None:
     sent (a follow-up check, a board poll) may still hold row locks when the
     test database is flushed, and PostgreSQL then breaks the TRUNCATE as a
     deadlock. On PostgreSQL the other backends on the test database are asked
-    directly; the serial SQLite server has finished by the time we run.
+    directly; on in-memory SQLite the serial server counts the request it is serving.
     """
     from django.db import connection
 
-    if connection.vendor != "postgresql":
-        return
     deadline = time.monotonic() + timeout
+    if connection.vendor != "postgresql":
+        # The serial server (in-memory SQLite) shares this connection: wait for the request it is serving.
+        while IN_FLIGHT and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return
     while time.monotonic() < deadline:
         with connection.cursor() as cursor:
             cursor.execute(

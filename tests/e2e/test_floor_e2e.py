@@ -101,7 +101,7 @@ def test_the_floor_scenario(new_page, shot):
     with waiter.expect_navigation():
         tile(waiter, "4").click()
     expect(waiter.locator("#cart-head h2")).to_contain_text("Table 4")
-    tap_product(waiter, "BURG")
+    tap_product(waiter, "CHICK")
     tap_product(waiter, "ESP")
     send_round(waiter)
     assert_map(watcher, channel)

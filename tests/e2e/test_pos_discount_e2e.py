@@ -21,12 +21,12 @@ def test_a_discount_over_the_limit_is_approved_with_the_managers_pin(page, shot)
     with page.expect_navigation():
         page.get_by_role("button", name="Open table").click()
     key = re.search(r"/s/([^/]+)/", page.url).group(1)
-    page.fill("#pos-search", "BURG")  # R$32.00 + 10 % service
+    page.fill("#pos-search", "CAESAR")  # R$33.00 + 10 % service
     page.keyboard.press("Enter")  # Enter adds the first match
     settle(page)
     expect(page.locator("#cart li.line")).to_have_count(1)
     commit = page.locator("#cart .btn-commit")
-    expect(commit).to_contain_text("R$35.20")
+    expect(commit).to_contain_text("R$36.30")
     expect(page.locator("#cart .check")).to_contain_text("ok")  # the stock check's follow-up has redrawn the cart
 
     whole = page.locator("#cart .lines-wrap > details.discount")
@@ -49,7 +49,7 @@ def test_a_discount_over_the_limit_is_approved_with_the_managers_pin(page, shot)
     settle(page)
     expect(page.locator("#cart .adjustments")).to_contain_text("Discount 30 %")
     expect(page.locator("#cart .adjustments")).to_contain_text("approved by manager")
-    expect(commit).to_contain_text("R$24.64")  # 32.00 − 30 % = 22.40, + 10 % service = 24.64
+    expect(commit).to_contain_text("R$25.41")  # 33.00 − 30 % = 23.10, + 10 % service = 25.41
     discount = next(a for a in Session.objects.get(session_key=key).adjustments if a["kind"] == "discount")
     assert discount["approved_by"] == "manager" and discount["actor"] == "user:pos"
     shot(page, "discount-approved")
