@@ -78,10 +78,12 @@ def new_add(request, channel_code):
         with pos._checks_follow(request):
             opened = CatalogOrderingService.open_basket(
                 channel_code, session_key=data["session_key"], sku=data["sku"], query=data["q"], qty=data["qty"],
-                expected_rev=data["rev"], actor=actor(request),
+                modifiers=data["modifier"], expected_rev=data["rev"], actor=actor(request),
             )
     except OmnimanError as exc:
         session = selectors.session_on_screen(channel_code, data["session_key"]) or _unsaved(channel_code, data["session_key"])
+        if exc.code in pos.OPTION_CODES:  # a forced choice: the same options step as an open basket's
+            return pos.options_step_for(request, session, data, exc)
         return _refused(request, session, banner_for(exc, session_word=pos._word(session.channel)), status=status_for(exc), form=form)
     response = pos._respond(
         request, opened, event="pos:added", event_detail={"q": request.POST.get("q", "")}, follow_checks=True
@@ -96,3 +98,13 @@ def _refused(request, session: Session, banner: str, *, status: int, form=None):
     if request.htmx:
         return pos._cart(request, session, status=status, banner=banner, banner_kind=kind, form=form)
     return pos._page(request, session, status=status, banner=banner, banner_kind=kind, form=form)
+
+
+@require_GET
+@pos.pos_required
+def new_options(request, channel_code):
+    """The options step of a product (a tile's "+ options") on a basket not opened yet."""
+    form = forms.AddForm({"sku": request.GET.get("sku", ""), "rev": 0})
+    if not form.is_valid() or not form.cleaned_data["sku"]:
+        raise Http404("No such product")
+    return pos.options_step_for(request, _unsaved(channel_code, request.GET.get("session_key", "")[:64]), form.cleaned_data, None)

@@ -456,7 +456,12 @@ def _picker(request, session: Session, data: dict, error: OmnimanError | None) -
 
 def _options_step(request, channel_code, session_key, data: dict, error: OmnimanError | None) -> HttpResponse:
     """The one step that asks for a product's options: a panel over the grid (HTMX) or the page with it open."""
-    session = _session_on_screen(channel_code, session_key)
+    return options_step_for(request, _session_on_screen(channel_code, session_key), data, error)
+
+
+def options_step_for(request, session: Session, data: dict, error: OmnimanError | None) -> HttpResponse:
+    """``_options_step`` for a session in hand (a new basket's screen has one not saved yet)."""
+    session_key = session.session_key
     try:
         extra = _picker(request, session, data, error)
     except OmnimanError as exc:  # the product went meanwhile

@@ -17,6 +17,7 @@ urlpatterns = [
     path("<slug:channel_code>/sold-out/", pos.sold_out, name="sold_out"),
     path("<slug:channel_code>/new/search/", basket.new_search, name="new_search"),
     path("<slug:channel_code>/new/add/", basket.new_add, name="new_add"),
+    path("<slug:channel_code>/new/options/", basket.new_options, name="new_options"),
     path("<slug:channel_code>/floor/", floor.floor_view, name="floor"),
     path("<slug:channel_code>/floor/poll/", floor.floor_poll, name="floor_poll"),
     path("<slug:channel_code>/floor/edit/", floor.floor_edit, name="floor_edit"),

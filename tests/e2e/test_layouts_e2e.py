@@ -30,7 +30,7 @@ def floor_with_a_round():
         FloorTable.objects.create(channel=channel, area=salao if i <= 4 else varanda, label=str(i), seats=4,
                                   x=((i - 1) % 4) * 4, y=0, w=3, h=2)
     tab = SessionService.open_session("tables", handle_type="table", handle_ref="4")
-    tab = ModifyService.modify_session(tab.session_key, "tables", [{"op": "add_line", "sku": "BURG", "qty": 1, "unit_price_q": 3200, "name": "Burger"}])
+    tab = ModifyService.modify_session(tab.session_key, "tables", [{"op": "add_line", "sku": "CAESAR", "qty": 1, "unit_price_q": 3300, "name": "Caesar salad"}])
     from omniman import engine
 
     while engine.process(limit=50).claimed:

@@ -103,10 +103,12 @@ class CatalogOrderingService:
         sku: str = "",
         query: str = "",
         qty: Any = "1",
+        modifiers: Any = None,
         expected_rev: Any = None,
         actor: str = "system",
     ) -> Session:
-        """Add a product to the basket ``session_key``, opening it with that first line if it does not exist yet.
+        """Add a product (with its chosen options, as ``add_product``) to the basket ``session_key``, opening it
+        with that first line if it does not exist yet.
 
         A basket exists once it has an item, never empty: the screen of a new
         basket mints its key, and its first add opens it (one transaction:
@@ -115,10 +117,10 @@ class CatalogOrderingService:
         first) find it open and add to it with their ``expected_rev``. Errors:
         ``unknown_product``, ``channel_not_found``, ``session_key_conflict``
         (another channel's key), ``already_committed``, ``stale_rev``,
-        ``invalid_qty``…; nothing is written on any of them.
+        ``invalid_qty``, and ``add_product``'s option codes (``options_required``…); nothing is written on any of them.
         """
         item = CatalogOrderingService.find_product(sku=sku, query=query)
-        op = add_line_op(item, qty)
+        op = add_line_op(item, qty, CatalogOrderingService.check_modifiers(item, modifiers))
         line = {key: value for key, value in op.items() if key != "op"}
         with transaction.atomic():
             session = SessionService.open_session(channel_code, session_key=session_key, items=[line], actor=actor)
