@@ -206,6 +206,7 @@ class BillLineSerializer(serializers.Serializer):
     voided_qty = serializers.SerializerMethodField()
     unit_price_q = serializers.IntegerField()
     line_total_q = serializers.IntegerField()
+    modifiers = serializers.CharField(help_text='The line\'s modifiers as one text ("Medium · Bacon"), "" without.')
 
     def get_qty(self, line) -> str:
         from omniman.monetary import qty_to_str

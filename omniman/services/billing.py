@@ -35,6 +35,7 @@ from omniman.exceptions import BillError, IdempotencyError, OmnimanError, Valida
 from omniman.models import Bill, BillEvent, Channel, Order, OrderEvent, OrderItem, Payment, Refund
 from omniman.monetary import monetary_mult, parse_qty, qty_to_str
 from omniman.roles import MANAGER
+from omniman.texts import modifiers_text
 from omniman.services._common import random_code
 from omniman.services.orders import apply_auto_transition, lock_order
 from omniman.services.tables import orders_of_handle_today
@@ -210,6 +211,7 @@ def bill_lines(orders: list[Order]) -> list[dict[str, Any]]:
             "qty": item.qty,
             "unit_price_q": item.unit_price_q,
             "line_total_q": item.line_total_q,
+            "modifiers": modifiers_text(item.meta),  # "Medium · Bacon · No onions" ("" without)
         }
         for item in items
     ]

@@ -93,10 +93,13 @@ def screens(tab: Session) -> dict[str, str]:
 
 
 def open_screen(page, name: str, url: str) -> None:
-    page.goto(url)
+    response = page.goto(url)
+    assert response is not None and response.status == 200, (name, url)
     settle(page)
     if name == "tab":
         expect(page.locator("#cart")).to_be_visible()
+    if name == "bill":
+        expect(page.locator("#due")).to_be_visible()
 
 
 @pytest.mark.parametrize("size", list(SIZES))
@@ -133,10 +136,13 @@ def test_no_overflow_and_touch_targets_at_each_size(new_page, shot, size):
 
 
 def test_axe_finds_no_serious_or_critical_violation(new_page):
+    from omniman.services import BillService
+
     tab = floor_with_a_round()
+    bill = BillService.open("tables", handle_type="table", handle_ref="4")
     pages = {"pos": new_page("pos"), "kitchen": new_page("kitchen")}
     found = {}
-    for name, url in screens(tab).items():
+    for name, url in {**screens(tab), "bill": f"/pos/tables/bills/{bill.ref}/"}.items():
         page = pages["kitchen" if name == "kitchen" else "pos"]
         open_screen(page, name, url)
         violations = axe_violations(page)

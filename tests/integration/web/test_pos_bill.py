@@ -408,3 +408,25 @@ def test_refund_of_another_bills_payment_is_404(pos, manager):
     other = PaymentService.tender(twenty.ref, method="cash", idempotency_key="pay-20").payment
     response = manager.post(bill_url(nineteen, "refund/"), {"payment": other.pk, "amount": "1.00", "reason": "x", "idempotency_key": "k"})
     assert response.status_code == 404
+
+
+def test_the_bill_shows_each_lines_modifiers(pos):
+    from omniman.contrib.catalog.models import Option, OptionGroup
+    from omniman.services import BillService, bill_view
+
+    doneness = OptionGroup.objects.create(code="doneness", name="Doneness", min_choices=1, max_choices=1)
+    Option.objects.create(group=doneness, code="medium", name="Medium", price_q=0)
+    extras = OptionGroup.objects.create(code="extras", name="Extras", min_choices=0, max_choices=3)
+    Option.objects.create(group=extras, code="bacon", name="Bacon", price_q=600)
+    Product.objects.get(sku="BURG").option_groups.add(doneness, extras)
+    tab = ready(table="22", channel="tables")
+    ModifyService.modify_session(tab.session_key, "tables", [{
+        "op": "add_line", "sku": "BURG", "qty": 1, "name": "Burger",
+        "meta": {"modifiers": [{"group": "doneness", "option": "medium"}, {"group": "extras", "option": "bacon"}]},
+    }], ctx={"actor": "test"})
+    settle()
+    act(pos, "commit", fresh(tab), {"idempotency_key": uuid.uuid4().hex}, htmx=False)
+    bill = BillService.open("tables", handle_type="table", handle_ref="22")
+    [line] = bill_view(bill.ref).lines
+    assert line["modifiers"] == "Medium · Bacon"
+    assert "Medium · Bacon" in text(pos.get(bill_url(bill)))
