@@ -51,7 +51,7 @@ def test_seed_demo_builds_the_cafe_and_is_idempotent():
     assert issues.count("insufficient_stock") == 2
     tab = Session.objects.get(channel__code="tables", handle_ref="5", state="open")
     assert tab.items[0]["meta"]["note"] == "one without onions"
-    assert tab.items[0]["unit_price_q"] == 3200  # priced from the catalog
+    assert tab.items[0]["unit_price_q"] == 3600  # priced from the catalog: the burger 32.00 + extra cheese 4.00
     totals = tab.totals  # the tables' 10 % service charge, part of what the tab owes
     assert totals["service_q"] == (totals["items_q"] * 10 + 50) // 100 and tab.total_q == totals["items_q"] + totals["service_q"]
     round_two = Order.objects.get(channel__code="tables", handle_ref="2")
