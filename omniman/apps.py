@@ -20,6 +20,13 @@ class OmnimanConfig(AppConfig):
         # Voids and cancels reach the kitchen from the order's events, in their transaction.
         post_save.connect(on_order_event, sender=OrderEvent, dispatch_uid="omniman.kitchen.voids")
 
+        # A closed shift's Z-report is emailed to the managers (directive ``shift.z_report``).
+        from omniman import registry
+        from omniman.services import Z_REPORT_TOPIC, ZReportEmailHandler
+
+        if registry.get_directive_handler(Z_REPORT_TOPIC) is None:
+            registry.register_directive_handler(ZReportEmailHandler())
+
 
 class ManagerAdminConfig(admin_apps.AdminConfig):
     """``django.contrib.admin`` with the manager review's site as the default site.

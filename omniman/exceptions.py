@@ -91,6 +91,14 @@ MESSAGES: dict[str, Any] = {
     "forbidden": _("Your role may not do this."),
     "payment_declined": _("The payment was declined."),
     "gateway_unavailable": _("The payment gateway cannot be reached; try again."),
+    # shifts and cash control (issue #18)
+    "register_not_found": _("Unknown or inactive register."),
+    "shift_not_found": _("No such shift."),
+    "shift_already_open": _("This register already has an open shift."),
+    "shift_closed": _("This shift is already closed."),
+    "stale_shift": _("The shift changed since you loaded it."),
+    "invalid_count": _("A drawer count is a number of notes or coins (zero or more) per denomination in cents."),
+    "difference_needs_approval": _("The drawer difference is over the threshold: a manager must accept it."),
 }
 
 
@@ -149,6 +157,10 @@ class ApprovalError(OmnimanError):
     """A manager's approval is needed (``approval_required``) or was not given (``approval_failed``)."""
 
 
+class ShiftError(OmnimanError):
+    """A shift use case refused: unknown register or shift, a shift already open, closed, or changed under you."""
+
+
 # What a code means to the caller, for the two places that turn errors into HTTP
 # (the API's exception handler and the operator UI's error mapper; SPEC §4).
 # "The world changed under you": a fresh read (and perhaps a retry) resolves it.
@@ -183,15 +195,21 @@ WORLD_CHANGED_CODES = frozenset(
         "already_voided",
         "bill_not_settled",
         "table_occupied",
+        # shifts (issue #18): another shift is open on the register, the shift closed or changed
+        "shift_already_open",
+        "shift_closed",
+        "stale_shift",
     }
 )
 # What was asked for is not there.
-GONE_CODES = frozenset({"not_found", "channel_not_found", "adjustment_not_found"})
+GONE_CODES = frozenset({"not_found", "channel_not_found", "adjustment_not_found", "register_not_found", "shift_not_found"})
 # Bad input that is not a ValidationError (and a commit refused because its channel's
 # currency, planted behind the model, is not ISO 4217: refused, never a 500).
 REFUSED_INPUT_CODES = frozenset({"invalid_transition", "validation_failed", "invalid_currency"})
 # Allowed, but not to this caller's role (the channel's flow says who may).
-FORBIDDEN_CODES = frozenset({"forbidden_transition", "forbidden", "approval_required", "approval_failed"})
+FORBIDDEN_CODES = frozenset(
+    {"forbidden_transition", "forbidden", "approval_required", "approval_failed", "difference_needs_approval"}
+)
 # A provider the request needs cannot be reached now: retry later.
 UNAVAILABLE_CODES = frozenset({"gateway_unavailable"})
 
@@ -236,5 +254,6 @@ __all__ = [
     "InvalidTransition",
     "BillError",
     "ApprovalError",
+    "ShiftError",
     "MESSAGES",
 ]

@@ -294,17 +294,21 @@ def _qr_png(text: str):
 
 def receipt_pdf(receipt: Receipt, *, paper: int = 80) -> bytes:
     """The receipt as a one-page PDF as wide as the paper (58 or 80 mm) and as long as the receipt."""
+    return rows_pdf(receipt_rows(receipt), title=f"{receipt.merchant} {receipt.ref}", paper=paper)
+
+
+def rows_pdf(rows: list[Row], *, title: str, paper: int = 80) -> bytes:
+    """Rows (a receipt's, a Z-report's) as a one-page PDF as wide as the paper (58 or 80 mm) and as long as the rows."""
     from fpdf import FPDF
 
     width = float(paper if paper in PAPER_COLUMNS else 80)
     margin = 3.0
-    rows = receipt_rows(receipt)
     line_height = 4.2
     height = margin * 2 + sum(min(width - 2 * margin, 40.0) if row.qr else line_height * (1.5 if row.large else 1) for row in rows) + 4
     pdf = FPDF(orientation="P", unit="mm", format=(width, max(height, 40.0)))
     pdf.set_auto_page_break(False)
     pdf.set_margins(margin, margin, margin)
-    pdf.set_title(_latin1(f"{receipt.merchant} {receipt.ref}"))
+    pdf.set_title(_latin1(title))
     pdf.set_creator("Omniman")
     pdf.add_page()
     inner = width - 2 * margin
@@ -337,6 +341,91 @@ def receipt_pdf(receipt: Receipt, *, paper: int = 80) -> bytes:
     return bytes(pdf.output())
 
 
+# -- the Z-report (a shift's closing report: omniman.services.z_report) ----------------------------
+
+
+def z_report_rows(report: dict[str, Any]) -> list[Row]:
+    """A Z-report (the dict of ``omniman.services.z_report``) as rows, in the active language."""
+    currency = report["currency"]
+
+    def money(amount: Any) -> str:
+        return format_money(int(amount or 0), currency)
+
+    def when(value: str | None) -> str:
+        return format_datetime(datetime.fromisoformat(value)) if value else ""
+
+    cash = report["cash"]
+    title = _("Z-report") if report["status"] == "closed" else _("X-report (shift still open)")
+    rows = [
+        Row(title, align="center", bold=True, large=True),
+        Row(report["register_name"] or report["register"], align="center"),
+        Row(_("Shift %(id)s") % {"id": report["shift_id"]}, align="center"),
+        Row(rule=True),
+        Row(_("Opened"), when(report["opened_at"])),
+        Row(_("Opened by"), report["opened_by"] or "-"),
+    ]
+    if report["auto_opened"]:
+        rows.append(Row(_("Opened automatically by a payment")))
+    if report["closed_at"]:
+        rows += [Row(_("Closed"), when(report["closed_at"])), Row(_("Closed by"), report["closed_by"] or "-")]
+    rows += [Row(rule=True), Row(_("Sales by payment method"), bold=True)]
+    for method, figures in report["by_method"].items():
+        rows.append(Row(f"{method_label(method)} ({figures['count']})", money(figures["amount_q"])))
+        if figures["tip_q"]:
+            rows.append(Row("  " + _("Tips"), money(figures["tip_q"])))
+    if not report["by_method"]:
+        rows.append(Row(_("No payments")))
+    rows += [
+        Row(_("Payments"), money(report["payments_q"]), bold=True),
+        Row(_("Tips"), money(report["tips_q"])),
+        Row(_("Refunds"), money(report["refunds_q"])),
+    ]
+    for method, figures in report["refunds"].items():
+        rows.append(Row(f"  {method_label(method)} ({figures['count']})", money(figures["amount_q"])))
+    rows += [
+        Row(rule=True),
+        Row(_("Bills closed"), str(report["bills"])),
+        Row(_("Orders"), str(report["order_count"])),
+        Row(_("Sales"), money(report["sales_q"]), bold=True),
+        Row(_("Average ticket"), money(report["average_ticket_q"])),
+        Row(_("Discounts"), money(report["discounts_q"])),
+        Row(_("Voids"), money(report["voids_q"])),
+        Row(_("Service charge"), money(report["service_q"])),
+        Row(_("Written off"), money(report["written_off_q"])),
+    ]
+    if report["open_bills"]["count"]:
+        rows.append(Row(_("Bills still open (%(count)s), paid in this shift") % {"count": report["open_bills"]["count"]},
+                        money(report["open_bills"]["paid_q"])))
+    rows += [
+        Row(rule=True),
+        Row(_("Cash drawer"), bold=True),
+        Row(_("Opening float"), money(cash["float_q"])),
+        Row(_("Cash sales"), money(cash["cash_sales_q"])),
+        Row(_("Cash tips"), money(cash["cash_tips_q"])),
+        Row(_("Cash in"), money(cash["cash_in_q"])),
+        Row(_("Cash out"), money(-cash["cash_out_q"])),
+        Row(_("Cash refunds"), money(-cash["cash_refunds_q"])),
+        Row(_("Expected in the drawer"), money(cash["expected_q"]), bold=True),
+    ]
+    if cash["counted_q"] is not None:
+        rows += [Row(_("Counted"), money(cash["counted_q"])), Row(_("Difference"), money(cash["difference_q"]), bold=True)]
+        if cash["difference_approved_by"]:
+            rows.append(Row(_("Difference accepted by"), cash["difference_approved_by"]))
+        if cash["difference_reason"]:
+            rows.append(Row(_("Reason"), cash["difference_reason"]))
+    return rows
+
+
+def z_report_text(report: dict[str, Any], *, paper: int = 80) -> str:
+    """The Z-report as text for ``paper`` mm (the email's body)."""
+    return render_text(z_report_rows(report), PAPER_COLUMNS.get(paper, 48))
+
+
+def z_report_pdf(report: dict[str, Any], *, paper: int = 80) -> bytes:
+    """The Z-report as a PDF as wide as the paper."""
+    return rows_pdf(z_report_rows(report), title=_("Z-report %(id)s") % {"id": report["shift_id"]}, paper=paper)
+
+
 __all__ = [
     "PAPERS",
     "PAPER_COLUMNS",
@@ -354,4 +443,8 @@ __all__ = [
     "receipt_rows",
     "receipt_text",
     "render_text",
+    "rows_pdf",
+    "z_report_pdf",
+    "z_report_rows",
+    "z_report_text",
 ]

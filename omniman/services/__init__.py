@@ -25,6 +25,10 @@ from omniman.services.ops import MAX_NAME_LENGTH, MAX_SKU_LENGTH, OPS, RESERVED_
 from omniman.services.orders import OrderService, apply_auto_transition, lock_order
 from omniman.services.receipts import customer_of, order_receipt, receipt_data
 from omniman.services.sessions import ModifyService, ResolveService, SessionService, SessionWriteService, require_rev
+from omniman.services.shifts import (
+    Z_REPORT_TOPIC, ShiftService, ZReportEmailHandler, current_shift, denominations, difference_threshold_q, find_register,
+    find_shift, registers, shift_bills, z_report,
+)
 from omniman.services.tables import TableService, orders_of_handle_today
 
 __all__ = [
@@ -52,6 +56,18 @@ __all__ = [
     "bill_view",  # a bill with its orders, lines, adjustments, payments, refunds and splits (fixed query count)
     "BillView",
     "day_totals",  # the day's sales, payments by method, tips, change, refunds (fixed query count)
+    # Shifts and cash control (docs/api/shifts.rst).
+    "ShiftService",  # open, cash_in, cash_out, close
+    "current_shift",  # a register's open shift, or None
+    "find_shift",  # a shift by id (shift_not_found), optionally row-locked
+    "find_register",  # an active register by code (register_not_found)
+    "registers",  # the active registers
+    "denominations",  # the notes and coins a register's count form offers
+    "difference_threshold_q",  # the drawer difference a cashier may close with alone
+    "shift_bills",  # the bills a shift closed (its last payment is in the shift)
+    "z_report",  # the shift's Z-report (fixed query count)
+    "Z_REPORT_TOPIC",
+    "ZReportEmailHandler",  # shift.z_report: emails the Z-report to the managers
     "FloorService",  # transfer lines, move a tab, merge tabs (docs/api/floor.rst)
     "FloorPlanService",  # the floor plan editor's placements
     # Reads and guards the layers above share with the services.

@@ -38,6 +38,7 @@ from omniman.roles import MANAGER
 from omniman.texts import modifiers_text
 from omniman.services._common import random_code
 from omniman.services.orders import apply_auto_transition, lock_order
+from omniman.services.shifts import shift_for_payment
 from omniman.services.tables import orders_of_handle_today
 
 logger = logging.getLogger("omniman.services")
@@ -759,6 +760,7 @@ class PaymentService:
         actor: str = "system",
         roles: Iterable[str] | None = None,
         currency: str = "",
+        register: str = "",
     ) -> PaymentResult:
         """Record one payment on a bill (locked): ``amount_q`` (default: the due, or the part's due) goes to the bill,
         the tip (``tip_q`` plus ``tip_percent`` of the amount) is kept apart, cash gets its change (``tendered_q``,
@@ -771,7 +773,10 @@ class PaymentService:
         ``currency_mismatch``, ``invalid_amount`` (not a whole positive number; a tip may be 0), ``overpayment``
         (more than the due or the part's due, or nothing due), ``insufficient_tender``, ``reference_required``,
         ``invalid_split`` (no such part), ``conflict`` (the key paid something else), ``payment_declined``,
-        ``gateway_unavailable``.
+        ``gateway_unavailable``, ``register_not_found``.
+
+        The payment goes into the open shift of ``register`` (else the channel's ``config["register"]``, else
+        ``"main"``); a register without an open shift gets one, opened automatically with a zero float.
         """
         key = _require_key(idempotency_key)
         bill = find_bill(bill_ref, lock=True)
@@ -825,12 +830,13 @@ class PaymentService:
             tendered = amount + tip
         if method == CARD and not reference:
             raise ValidationError("reference_required", context={"field": "reference"})
+        shift = shift_for_payment(bill.channel, register=str(register or ""), actor=actor)
         meta: dict[str, Any] = {}
         if method == GATEWAY:
             reference, meta = _gateway_charge(bill, amount + tip, key), {"gateway": True}
         before = bill.summary()
         payment = Payment.objects.create(
-            bill=bill, method=method, amount_q=amount, tip_q=tip, tendered_q=tendered, change_q=tendered - amount - tip,
+            bill=bill, shift=shift, method=method, amount_q=amount, tip_q=tip, tendered_q=tendered, change_q=tendered - amount - tip,
             currency=bill.currency, reference=reference, brand=brand, part=part if split else None, actor=actor,
             idempotency_key=key, meta=meta,
         )
@@ -858,10 +864,13 @@ class PaymentService:
         idempotency_key: str,
         actor: str = "system",
         roles: Iterable[str] | None = None,
+        register: str = "",
     ) -> Refund:
         """A manager gives back (part of) a payment; a gateway payment through its gateway. Idempotent by key
         (the returned refund has ``idempotent``). Errors: ``forbidden`` (403), ``missing_idempotency_key``,
-        ``not_found``, ``reason_required``, ``invalid_amount``, ``over_refund``, ``conflict`` (the key refunded another payment)."""
+        ``not_found``, ``reason_required``, ``invalid_amount``, ``over_refund``, ``conflict`` (the key refunded another payment),
+        ``register_not_found``. The refund comes out of the open shift of ``register`` (else the payment's shift's register,
+        else the channel's, else ``"main"``; opened automatically if none is open)."""
         if not _is_manager(roles):
             raise BillError("forbidden", _("Only a manager may refund a payment."), {"payment_id": payment_id})
         key = _require_key(idempotency_key)
@@ -873,7 +882,7 @@ class PaymentService:
         if bill_id is None:
             raise BillError("not_found", _("No payment %(id)s.") % {"id": repr(payment_id)}, {"payment_id": payment_id})
         bill = Bill.objects.select_related("channel").select_for_update(of=("self",)).get(pk=bill_id)
-        payment = Payment.objects.get(pk=pk)
+        payment = Payment.objects.select_related("shift__register").get(pk=pk)
         replay = Refund.objects.filter(idempotency_key=key).first()
         if replay is not None:
             if replay.payment_id != payment.pk or (amount_q != replay.amount_q):
@@ -891,11 +900,13 @@ class PaymentService:
                 _("%(amount)d is more than the %(left)d left to refund.") % {"amount": amount, "left": left},
                 {"amount_q": amount, "refundable_q": left, "payment_id": payment.pk},
             )
+        code = str(register or "") or (payment.shift.register.code if payment.shift_id else "")
+        shift = shift_for_payment(bill.channel, register=code, actor=actor)
         reference = ""
         if payment.method == GATEWAY:
             reference = _gateway_refund(payment, amount, key)
         before = bill.summary()
-        refund = Refund.objects.create(payment=payment, amount_q=amount, reason=text, actor=actor, idempotency_key=key,
+        refund = Refund.objects.create(payment=payment, shift=shift, amount_q=amount, reason=text, actor=actor, idempotency_key=key,
                                        reference=reference)
         bill.rev += 1
         bill.save(update_fields=["rev", "updated_at"])
