@@ -112,6 +112,8 @@ class TenderSerializer(serializers.Serializer):
     part = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=MAX_PARTS - 1)
     currency = serializers.CharField(required=False, max_length=3, trim_whitespace=False, validators=[RegexValidator(CURRENCY_PATTERN)])
     expected_rev = _expected_rev()
+    register = serializers.SlugField(max_length=64, required=False, trim_whitespace=False,
+                                     help_text="The register whose open shift takes the payment (default: the channel's, else main).")
 
 
 class SplitGroupLineSerializer(serializers.Serializer):
@@ -167,6 +169,8 @@ class VoidSerializer(serializers.Serializer):
 class RefundRequestSerializer(serializers.Serializer):
     amount_q = _amount(1)
     reason = _text(255)
+    register = serializers.SlugField(max_length=64, required=False, trim_whitespace=False,
+                                     help_text="The register whose drawer pays it out (default: the payment's).")
 
 
 class RevQuerySerializer(serializers.Serializer):
@@ -220,11 +224,13 @@ class BillLineSerializer(serializers.Serializer):
 
 
 class PaymentSerializer(serializers.ModelSerializer):
+    shift_id = serializers.IntegerField(allow_null=True, help_text="The shift (drawer) it went into.")
+
     class Meta:
         model = Payment
         fields = [
             "id", "method", "amount_q", "tip_q", "tendered_q", "change_q", "currency", "reference", "brand", "part",
-            "status", "actor", "created_at",
+            "status", "actor", "created_at", "shift_id",
         ]
 
 
@@ -450,7 +456,7 @@ class PaymentRefundView(APIView):
         key = _idempotency_key(request)
         refund = PaymentService.refund(
             payment_id, amount_q=payload["amount_q"], reason=payload["reason"], idempotency_key=key,
-            actor=actor(request), roles=roles_of(request.user),
+            actor=actor(request), roles=roles_of(request.user), register=payload.get("register", ""),
         )
         bill_ref = Payment.objects.filter(pk=refund.payment_id).values_list("bill__ref", flat=True).get()
         body = {"refund": RefundSerializer(refund).data, "bill": BillSerializer(bill_view(bill_ref)).data,

@@ -16,9 +16,10 @@ def postprocess(result: dict[str, Any], generator, request, public) -> dict[str,
     delivery = schemas.get("ExternalOrderRequestRequest", {}).get("properties", {})
     if "items" in delivery:
         delivery["items"]["minItems"] = 1  # ListSerializer(allow_empty=False) is not reported
-    from omniman.api import bills
+    from omniman.api import bills, shifts
 
     bills.postprocess(result)
+    shifts.postprocess(result)
     info = result.setdefault("info", {})
     info["description"] = info.get("description", "") + NUL_NOTE
     return result

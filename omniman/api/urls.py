@@ -3,7 +3,7 @@
 from django.urls import path, re_path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from omniman.api import bills, floor, kitchen, views
+from omniman.api import bills, floor, kitchen, shifts, views
 
 app_name = "api"
 
@@ -75,5 +75,11 @@ urlpatterns = [
     ),
     path("bills/<apikey:bill_ref>/write-off/", bills.BillWriteOffView.as_view(), name="bill-write-off"),
     path("payments/<int:payment_id>/refunds/", bills.PaymentRefundView.as_view(), name="payment-refunds"),
+    path("registers/", shifts.RegisterListView.as_view(), name="register-list"),
+    path("shifts/", shifts.ShiftOpenView.as_view(), name="shift-open"),
+    path("shifts/<int:shift_id>/", shifts.ShiftDetailView.as_view(), name="shift-detail"),
+    path("shifts/<int:shift_id>/cash-movements/", shifts.CashMovementView.as_view(), name="shift-cash-movements"),
+    path("shifts/<int:shift_id>/close/", shifts.ShiftCloseView.as_view(), name="shift-close"),
+    path("shifts/<int:shift_id>/z-report/", shifts.ZReportView.as_view(), name="shift-z-report"),
     re_path(r"^[\s\S]*\Z", views.UnknownPathView.as_view(), name="unknown"),
 ]

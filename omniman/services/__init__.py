@@ -27,7 +27,7 @@ from omniman.services.receipts import customer_of, order_receipt, receipt_data
 from omniman.services.sessions import ModifyService, ResolveService, SessionService, SessionWriteService, require_rev
 from omniman.services.shifts import (
     Z_REPORT_TOPIC, ShiftService, ZReportEmailHandler, current_shift, denominations, difference_threshold_q, find_register,
-    find_shift, registers, shift_bills, z_report,
+    find_shift, registers, shift_bills, shift_detail, z_report,
 )
 from omniman.services.tables import TableService, orders_of_handle_today
 
@@ -61,7 +61,8 @@ __all__ = [
     "current_shift",  # a register's open shift, or None
     "find_shift",  # a shift by id (shift_not_found), optionally row-locked
     "find_register",  # an active register by code (register_not_found)
-    "registers",  # the active registers
+    "registers",  # the active registers, each with its open shift
+    "shift_detail",  # a shift with its cash movements and events
     "denominations",  # the notes and coins a register's count form offers
     "difference_threshold_q",  # the drawer difference a cashier may close with alone
     "shift_bills",  # the bills a shift closed (its last payment is in the shift)

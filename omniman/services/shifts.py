@@ -401,8 +401,20 @@ def current_shift(register: str) -> Shift | None:
 
 
 def registers() -> list[Register]:
-    """The active registers, by code."""
-    return list(Register.objects.filter(is_active=True).order_by("code"))
+    """The active registers, by code, each with ``open_shift`` (its open shift or ``None``): 2 queries."""
+    rows = list(Register.objects.filter(is_active=True).order_by("code"))
+    open_shifts = {shift.register_id: shift for shift in Shift.objects.filter(status=Shift.Status.OPEN, register__in=rows)}
+    for row in rows:
+        row.open_shift = open_shifts.get(row.pk)
+    return rows
+
+
+def shift_detail(shift_id: Any) -> Shift:
+    """The shift with its register, cash movements and events (3 queries): ``shift_not_found``."""
+    shift = find_shift(shift_id)
+    shift.movements = list(CashMovement.objects.filter(shift=shift).order_by("created_at", "id"))
+    shift.audit = list(ShiftEvent.objects.filter(shift=shift).order_by("created_at", "id"))
+    return shift
 
 
 def _cash_summary(shift: Shift) -> dict[str, int]:

@@ -96,6 +96,7 @@ def seed_rows() -> dict[str, str]:
     return {
         "bill_ref": bill.ref,
         "payment_id": payment.pk,
+        "shift_id": payment.shift_id,  # the shift the payment opened (a register's drawer)
         "adjustment_id": bill.adjustments[0]["id"],
         "line_id": order.items.order_by("id").first().line_id,
         "code": "marketplace",
