@@ -27,7 +27,7 @@ from omniman.services.receipts import customer_of, order_receipt, receipt_data
 from omniman.services.sessions import ModifyService, ResolveService, SessionService, SessionWriteService, require_rev
 from omniman.services.shifts import (
     Z_REPORT_TOPIC, ShiftService, ZReportEmailHandler, current_shift, denominations, difference_threshold_q, find_register,
-    find_shift, registers, shift_bills, shift_detail, z_report,
+    find_shift, register_code_for, registers, shift_bills, shift_detail, shift_screen, z_report,
 )
 from omniman.services.tables import TableService, orders_of_handle_today
 
@@ -63,6 +63,8 @@ __all__ = [
     "find_register",  # an active register by code (register_not_found)
     "registers",  # the active registers, each with its open shift
     "shift_detail",  # a shift with its cash movements and events
+    "shift_screen",  # what the POS shift screen shows for a register
+    "register_code_for",  # which register a channel's payments go to (the tender's, the channel's, "main")
     "denominations",  # the notes and coins a register's count form offers
     "difference_threshold_q",  # the drawer difference a cashier may close with alone
     "shift_bills",  # the bills a shift closed (its last payment is in the shift)

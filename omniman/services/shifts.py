@@ -409,6 +409,24 @@ def registers() -> list[Register]:
     return rows
 
 
+def shift_screen(register: str) -> dict[str, Any]:
+    """What the POS shift screen shows for ``register`` (the device's): the active registers, the register, its open
+    shift with its X-report and cash movements (or ``None``), and its last closed shift. ``register_not_found``."""
+    target = find_register(register)
+    shift = _open_shift_of(target, lock=False)
+    last = Shift.objects.filter(register=target, status=Shift.Status.CLOSED).order_by("-closed_at", "-id").first()
+    return {
+        "registers": registers(),
+        "register": target,
+        "shift": shift,
+        "report": z_report(shift.pk) if shift else None,
+        "movements": list(CashMovement.objects.filter(shift=shift).order_by("created_at", "id")) if shift else [],
+        "last_closed": last,
+        "denominations": denominations(target),
+        "threshold_q": difference_threshold_q(target),
+    }
+
+
 def shift_detail(shift_id: Any) -> Shift:
     """The shift with its register, cash movements and events (3 queries): ``shift_not_found``."""
     shift = find_shift(shift_id)

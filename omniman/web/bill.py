@@ -39,6 +39,7 @@ from omniman.services import BillService, CommitService, PaymentService, TableSe
 from omniman.services import bill_view as bill_selector
 from omniman.web import forms, selectors
 from omniman.web.errors import banner_for, status_for
+from omniman.web.shifts import REGISTER_SESSION_KEY
 from omniman.web.pos import pos_required, _channel, _session_on_screen
 from omniman.web.roles import actor, role_required
 
@@ -514,6 +515,7 @@ def tender(request, channel_code, bill_ref):
             idempotency_key=data["idempotency_key"],
             actor=actor(request),
             roles=roles_of(request.user),
+            register=request.session.get(REGISTER_SESSION_KEY, ""),
         )
     except OmnimanError as exc:
         return _failure(request, channel_code, bill_ref, exc, form=form, editor="tender")
@@ -654,7 +656,7 @@ def refund(request, channel_code, bill_ref):
     try:
         PaymentService.refund(
             data["payment"], amount_q=data["amount"], reason=data["reason"], idempotency_key=data["idempotency_key"],
-            actor=actor(request), roles=roles_of(request.user),
+            actor=actor(request), roles=roles_of(request.user), register=request.session.get(REGISTER_SESSION_KEY, ""),
         )
     except OmnimanError as exc:
         return _failure(request, channel_code, bill_ref, exc, form=form, editor="refund")

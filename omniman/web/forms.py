@@ -474,3 +474,65 @@ class RefundForm(forms.Form):
 
 class RemoveAdjustmentForm(ApprovalMixin, BillForm):
     pass
+
+
+# -- shifts (issue #18) --------------------------------------------------------------------------
+
+MAX_NOTES = 100_000
+
+
+class DrawerCountForm(forms.Form):
+    """A drawer amount: typed as a total (``total``), or counted note by note (``count-<cents>`` fields, one per
+    denomination the register offers; their total wins). ``count_given`` says which."""
+
+    def __init__(self, *args, currency: str = "", denominations: list[int] = (), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.currency = currency
+        self.denominations = list(denominations)
+        self.fields["total"] = MoneyField(currency=currency, required=False, label=_("Total"))
+        for denomination in self.denominations:
+            self.fields[f"count-{denomination}"] = forms.IntegerField(
+                required=False, min_value=0, max_value=MAX_NOTES, label=str(denomination)
+            )
+
+    def count_fields(self):
+        """(denomination, bound field) pairs, largest first (the template's count grid)."""
+        return [(denomination, self[f"count-{denomination}"]) for denomination in self.denominations]
+
+    def clean(self):
+        cleaned = super().clean()
+        count = {str(d): cleaned[f"count-{d}"] for d in self.denominations if cleaned.get(f"count-{d}")}
+        typed = [d for d in self.denominations if cleaned.get(f"count-{d}") is not None]
+        cleaned["count"] = count if typed else None
+        cleaned["count_total"] = sum(int(d) * n for d, n in count.items())
+        if cleaned["count"] is None and cleaned.get("total") is None and not self.errors:
+            self.add_error("total", forms.ValidationError(_("Type the total or count the notes and coins."), code="required"))
+        return cleaned
+
+
+class ShiftOpenForm(DrawerCountForm):
+    register = forms.SlugField(max_length=64, label=_("Register"))
+
+
+class CashMoveForm(forms.Form):
+    idempotency_key = forms.CharField(
+        max_length=64, error_messages={"required": _("This form has no idempotency key; reload the page.")}
+    )
+    kind = forms.ChoiceField(choices=[("in", _("Cash in")), ("out", _("Cash out"))], label=_("Kind"))
+    reason = TextField(limit=255, required=True, label=_("Reason"))
+
+    def __init__(self, *args, currency: str = "", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["amount"] = MoneyField(currency=currency, label=_("Amount"))
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("amount") == 0:
+            self.add_error("amount", forms.ValidationError(_("The amount must be above zero."), code="invalid"))
+        return cleaned
+
+
+class ShiftCloseForm(ApprovalMixin, DrawerCountForm):
+    rev = RevField()
+    reason = TextField(limit=255, label=_("Reason for the difference"))
+    confirm = forms.BooleanField(required=False, widget=forms.HiddenInput)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from omniman.web import basket, bill, floor, pos, receipts
+from omniman.web import basket, bill, floor, pos, receipts, shifts
 
 app_name = "pos"
 
@@ -11,6 +11,13 @@ B = "<slug:channel_code>/bills/<str:bill_ref>/"
 urlpatterns = [
     path("", pos.index, name="index"),
     path("me/pin/", pos.my_pin, name="my_pin"),
+    # The device's shift (two segments under me/: no channel code can shadow them).
+    path("me/shift/", shifts.shift_view, name="shift"),
+    path("me/shift/open/", shifts.open_shift, name="shift_open"),
+    path("me/shift/<int:shift_id>/cash/", shifts.cash_move, name="shift_cash"),
+    path("me/shift/<int:shift_id>/close/", shifts.close_shift, name="shift_close"),
+    path("me/shift/<int:shift_id>/z-report/", shifts.z_report_view, name="z_report"),
+    path("me/shift/<int:shift_id>/z-report.pdf", shifts.z_report_pdf_view, name="z_report_pdf"),
     path("<slug:channel_code>/", pos.channel_view, name="channel"),
     path("<slug:channel_code>/open/", pos.open_session, name="open"),
     path("<slug:channel_code>/new/", basket.new_basket, name="new"),
