@@ -16,11 +16,11 @@ Every list and detail page runs a bounded number of queries, whatever its rows.
 The package: ``site`` (the door and the sidebar), ``base`` (the permission
 mixins other apps' admins build on), ``renderers``, ``filters``, one module per
 model admin (``orders``, ``bills``, ``sessions``, ``directives``, ``channels``,
-``idempotency``, ``workers``), ``actions`` (run now / retry) and ``dashboard``. Django's
+``idempotency``, ``workers``, ``shifts``), ``actions`` (run now / retry) and ``dashboard``. Django's
 admin autodiscovery imports this package, which registers the model admins.
 """
 
-from omniman.admin import bills, checks, channels, directives, floor, idempotency, orders, pins, sessions, workers  # noqa: F401  (registers them)
+from omniman.admin import bills, checks, channels, directives, floor, idempotency, orders, pins, sessions, shifts, workers  # noqa: F401  (registers them)
 from omniman.admin.base import (
     ManagerAdmin,
     ManagerInline,

@@ -72,11 +72,13 @@ REVIEW = [
     (_("Dashboard"), "dashboard", "admin:index"),
     (_("Orders"), "receipt_long", "omniman.Order"),
     (_("Bills"), "payments", "omniman.Bill"),
+    (_("Shifts"), "point_of_sale", "omniman.Shift"),
     (_("Sessions"), "shopping_basket", "omniman.Session"),
     (_("Directives"), "bolt", "omniman.Directive"),
 ]
 SETUP = [
     (_("Channels"), "hub", "omniman.Channel"),
+    (_("Registers"), "point_of_sale", "omniman.Register"),
     (_("Floor areas"), "table_restaurant", "omniman.FloorArea"),
     (_("Floor tables"), "chair", "omniman.FloorTable"),
     (_("Table moves"), "move_up", "omniman.TableMove"),
