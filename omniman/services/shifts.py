@@ -133,7 +133,10 @@ def _key(idempotency_key: Any, *, required: bool) -> str:
 
 
 def find_register(code: Any) -> Register:
-    """The active register ``code``: ``register_not_found`` (404) if there is none."""
+    """The active register ``code``: ``register_not_found`` (404) if there is none. The register ``main`` is
+    created again if it was deleted (a payment must always find a shift)."""
+    if code == MAIN_REGISTER:
+        Register.objects.get_or_create(code=MAIN_REGISTER, defaults={"name": "Main"})
     register = Register.objects.filter(code=str(code or ""), is_active=True).first()
     if register is None:
         raise ShiftError("register_not_found", _("No register %(code)s.") % {"code": repr(code)}, {"register": str(code or "")[:64]})
@@ -218,14 +221,7 @@ def shift_for_payment(channel: Channel | None, *, register: str = "", actor: str
     (:func:`register_code_for`), opened automatically with a zero float when it has none
     (``auto_opened``; its ``opened`` event says so). ``register_not_found`` for an unknown or inactive register
     (the register ``main`` is created if it was deleted). Call inside the caller's transaction."""
-    code = register_code_for(channel, register)
-    if code == MAIN_REGISTER:
-        main, _created = Register.objects.get_or_create(code=MAIN_REGISTER, defaults={"name": "Main"})
-        if not main.is_active:
-            raise ShiftError("register_not_found", _("No register %(code)s.") % {"code": repr(code)}, {"register": code})
-        target = main
-    else:
-        target = find_register(code)
+    target = find_register(register_code_for(channel, register))
     for _attempt in range(3):
         shift = _open_shift_of(target, lock=True)
         if shift is not None:
