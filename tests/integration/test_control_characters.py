@@ -41,6 +41,7 @@ SAMPLES = {
     "adjustment_id": lambda rows: "0123456789ab",
     "bill_ref": lambda rows: "BIL-20261203-AAAAAA",
     "payment_id": lambda rows: "1",
+    "shift_id": lambda rows: "1",
     "app_label": lambda rows: "omniman",
     "content_type_id": lambda rows: "1",
     "object_id": lambda rows: "1",
