@@ -29,8 +29,6 @@ from omniman.models import Channel, Session
 from omniman.approvals import has_pin, set_pin, verify_pin
 from omniman.services import (
     AdjustmentService,
-    current_shift,
-    register_code_for,
     CommitService,
     KitchenService,
     ModifyService,
@@ -98,19 +96,7 @@ def channel_view(request, channel_code):
     context = {"channel": channel, "sessions": selectors.open_sessions(channel, query), "query": query}
     if request.htmx and request.htmx.target == "sessions":
         return render(request, "pos/channel.html#sessions", context)
-    context["no_shift_register"] = _register_without_shift(request, channel)
     return render(request, "pos/channel.html", context)
-
-
-def _register_without_shift(request, channel: Channel) -> str:
-    """The register this device's payments go to, if it has no open shift (the screen asks to open one): else ""."""
-    from omniman.web.shifts import REGISTER_SESSION_KEY
-
-    code = register_code_for(channel, request.session.get(REGISTER_SESSION_KEY, "") or "")
-    try:
-        return "" if current_shift(code) is not None else code
-    except OmnimanError:
-        return code
 
 
 @require_POST

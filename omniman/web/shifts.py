@@ -26,8 +26,8 @@ from omniman.exceptions import GONE_CODES, OmnimanError
 from omniman.formatting import format_datetime
 from omniman.receipts import PAPERS, method_label, z_report_pdf
 from omniman.roles import MANAGER, POS, roles_of
-from omniman.services import ShiftService, register_code_for, shift_screen, z_report
-from omniman.web import forms
+from omniman.services import ShiftService, current_shift, register_code_for, shift_screen, z_report
+from omniman.web import forms, selectors
 from omniman.web.errors import status_for
 from omniman.web.roles import actor, role_required
 
@@ -81,6 +81,22 @@ def shift_view(request):
     if asked:
         request.session[REGISTER_SESSION_KEY] = asked
     return _render(request, _screen(request, asked or device_register(request)))
+
+
+@require_GET
+@pos_required
+def shift_banner(request):
+    """The POS's "no open shift" banner for a channel's page (loaded after the page, so the page's own queries stay
+    as they were): the banner when the register this device's payments go to has no open shift, else nothing."""
+    channel = selectors.channel_or_none(request.GET.get("channel", "")[:64])
+    code = register_code_for(channel, request.session.get(REGISTER_SESSION_KEY, "") or "")
+    try:
+        missing = current_shift(code) is None
+    except OmnimanError:
+        missing = True
+    if not missing:
+        return HttpResponse(status=204)
+    return render(request, "pos/shift_banner.html", {"register_code": code})
 
 
 @require_POST

@@ -14,6 +14,7 @@ urlpatterns = [
     # The device's shift (two segments under me/: no channel code can shadow them).
     path("me/shift/", shifts.shift_view, name="shift"),
     path("me/shift/open/", shifts.open_shift, name="shift_open"),
+    path("me/shift/banner/", shifts.shift_banner, name="shift_banner"),
     path("me/shift/<int:shift_id>/cash/", shifts.cash_move, name="shift_cash"),
     path("me/shift/<int:shift_id>/close/", shifts.close_shift, name="shift_close"),
     path("me/shift/<int:shift_id>/z-report/", shifts.z_report_view, name="z_report"),

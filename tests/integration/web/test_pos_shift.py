@@ -98,10 +98,11 @@ def test_a_shift_on_the_pos_open_move_review_close_with_a_pin_and_the_z_report(c
 
 def test_a_second_open_answers_the_kernels_conflict_and_the_channel_asks_for_a_shift(cashier):
     channel = make_channel("counter", config={"payments": {"methods": ["cash"]}})
-    page = cashier.get(reverse("pos:channel", args=[channel.code])).content.decode()
-    assert "has no open shift" in page
+    assert reverse("pos:shift_banner") in cashier.get(reverse("pos:channel", args=[channel.code])).content.decode()
+    banner = cashier.get(reverse("pos:shift_banner"), {"channel": channel.code}, HTTP_HX_REQUEST="true")
+    assert banner.status_code == 200 and "has no open shift" in banner.content.decode()
     cashier.post(reverse("pos:shift_open"), {"register": "main", "total": "0"})
-    assert "has no open shift" not in cashier.get(reverse("pos:channel", args=[channel.code])).content.decode()
+    assert cashier.get(reverse("pos:shift_banner"), {"channel": channel.code}, HTTP_HX_REQUEST="true").status_code == 204
     before = rows()
     again = logged_in("bia", "pos").post(reverse("pos:shift_open"), {"register": "main", "total": "5"})
     assert again.status_code == 409 and "already has an open shift" in again.content.decode()
