@@ -134,7 +134,11 @@ def test_a_shift_from_the_float_to_the_z_report(new_page, shot):
 
 def test_the_shift_screen_in_portuguese(new_page, shot):
     page = new_page("pos")
-    page.goto("/pos/me/shift/")
+    page.goto("/pos/counter/")  # no shift open on this device's register: the channel page says so
+    expect(page.locator(".shift-banner")).to_be_visible()
+    with page.expect_navigation():
+        page.locator(".shift-banner a").click()
+    assert page.url.endswith("/pos/me/shift/")
     page.locator('.languages button[value="pt-br"]').click()
     page.wait_for_load_state()
     expect(page.get_by_role("heading", name="Abrir um turno")).to_be_visible()
