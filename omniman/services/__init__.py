@@ -10,6 +10,7 @@ from ``omniman.services`` only, never from its modules (import-linter's
 """
 
 from omniman.services.adjustments import AdjustmentService
+from omniman.services.audit import AUDIT_KINDS, AuditEntry, audit_entries
 from omniman.services.billing import BillService, BillView, PaymentResult, PaymentService, bill_view, day_totals, find_bill
 from omniman.services._common import find_session, new_session_key
 from omniman.services.commit import CommitService
@@ -52,6 +53,10 @@ __all__ = [
     "bill_view",  # a bill with its orders, lines, adjustments, payments, refunds and splits (fixed query count)
     "BillView",
     "day_totals",  # the day's sales, payments by method, tips, change, refunds (fixed query count)
+    # The manager's audit trail (docs/api/audit.rst): price overrides, discounts, voids, cancellations, refunds, write-offs.
+    "audit_entries",
+    "AuditEntry",
+    "AUDIT_KINDS",
     "FloorService",  # transfer lines, move a tab, merge tabs (docs/api/floor.rst)
     "FloorPlanService",  # the floor plan editor's placements
     # Reads and guards the layers above share with the services.
