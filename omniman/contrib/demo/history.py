@@ -22,7 +22,6 @@ wholly there or not at all.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import random
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,7 +31,7 @@ from decimal import Decimal
 from typing import Any
 from unittest import mock
 
-from django.db import connection, connections, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from omniman.contrib.catalog.models import Product
@@ -143,13 +142,9 @@ def seed_history(
     seed: int = 42,
     today: date | None = None,
     include_today: bool = True,
-    jobs: int = 1,
     log: Callable[[str], None] | None = None,
 ) -> HistoryResult:
-    """``days`` days of history ending yesterday, and today up to now (``include_today``); ``HistoryResult``.
-
-    ``jobs`` > 1 seeds the past days in that many processes at once (PostgreSQL only: SQLite takes one writer).
-    """
+    """``days`` days of history ending yesterday, and today up to now (``include_today``); ``HistoryResult``."""
     today = today or timezone.localdate()
     result = HistoryResult()
     wanted = [today - timedelta(days=n) for n in range(days, 0, -1)]
@@ -158,42 +153,22 @@ def seed_history(
     real_now = timezone.now()
     logging.disable(logging.INFO)  # a service's log line per step, thousands of times: the summary says enough
     try:
-        _seed_days(result, wanted, today=today, real_now=real_now, orders_per_day=orders_per_day, seed=seed, jobs=jobs, log=log)
+        _seed_days(result, wanted, today=today, real_now=real_now, orders_per_day=orders_per_day, seed=seed, log=log)
     finally:
         logging.disable(logging.NOTSET)
     return result
 
 
-def _seed_days(result, wanted, *, today, real_now, orders_per_day, seed, jobs, log) -> None:
-    todo = [day for day in wanted if not day_exists(day)]
-    result.days += [DayStats(day=day, skipped=True) for day in wanted if day not in todo]
-    past = [day for day in todo if day != today]
-    if jobs > 1 and connection.vendor == "postgresql" and len(past) > 1:
-        connections.close_all()  # each process opens its own
-        with multiprocessing.get_context("fork").Pool(min(jobs, len(past))) as pool:
-            done = pool.imap(_seed_day, [(day, orders_per_day, seed) for day in past])
-            for stats in done:
-                _record(result, stats, log)
-    else:
-        for day in past:
-            _record(result, _Day(day, orders_per_day=orders_per_day, seed=seed, until=None).run(), log)
-    if today in todo:  # last, in this process: it leaves the live demo's tables alone
-        _record(result, _Day(today, orders_per_day=orders_per_day, seed=seed, until=real_now).run(), log)
-    result.days.sort(key=lambda stats: stats.day)
-
-
-def _seed_day(args) -> DayStats:
-    day, orders_per_day, seed = args
-    try:
-        return _Day(day, orders_per_day=orders_per_day, seed=seed, until=None).run()
-    finally:
-        connections.close_all()
-
-
-def _record(result: HistoryResult, stats: DayStats, log) -> None:
-    result.days.append(stats)
-    if log:
-        log(f"{stats.day.isoformat()}: {stats.orders} orders, {stats.payments} payments, {stats.refunds} refunds")
+def _seed_days(result, wanted, *, today, real_now, orders_per_day, seed, log) -> None:
+    for day in wanted:
+        if day_exists(day):
+            result.days.append(DayStats(day=day, skipped=True))
+            continue
+        until = real_now if day == today else None
+        stats = _Day(day, orders_per_day=orders_per_day, seed=seed, until=until).run()
+        result.days.append(stats)
+        if log:
+            log(f"{day.isoformat()}: {stats.orders} orders, {stats.payments} payments, {stats.refunds} refunds")
 
 
 def _local(day: date, hour: int, minute: int = 0, second: int = 0) -> datetime:

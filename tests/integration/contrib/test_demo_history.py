@@ -96,17 +96,3 @@ def test_seed_demo_days_refuses_a_bad_number():
     with pytest.raises(CommandError, match="--days"):
         call_command("seed_demo", "--no-users", "--days", "-1", stdout=io.StringIO())
     assert not Order.objects.exists()
-
-
-@pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
-@override_settings(DEBUG=True)
-def test_seed_demo_days_in_parallel_processes_on_postgresql():
-    call_command("seed_demo", "--no-users", "--days", "2", "--orders-per-day", "8", "--jobs", "2", stdout=io.StringIO())
-    today = timezone.localdate()
-    for back in (1, 2):
-        day = today - timedelta(days=back)
-        orders = Order.objects.filter(session_key__startswith=day_prefix(day))
-        assert orders.exists() and {_day(o.created_at) for o in orders} == {day}
-    assert not Bill.objects.filter(status=Bill.Status.OPEN, orders__session_key__startswith=KEY_PREFIX).exists()
-    assert not Directive.objects.filter(status__in=("queued", "running"), created_at__date__lt=today).exists()

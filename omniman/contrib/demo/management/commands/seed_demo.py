@@ -140,9 +140,6 @@ class Command(BaseCommand):
         )
         parser.add_argument("--orders-per-day", type=int, default=150, help="Orders on an ordinary day with --days (default 150).")
         parser.add_argument("--seed", type=int, default=42, help="The random seed of --days (default 42).")
-        parser.add_argument(
-            "--jobs", type=int, default=1, help="Seed the days of --days in this many processes at once (PostgreSQL only; default 1)."
-        )
 
     def handle(self, *args, **options):
         self.verbosity = options.get("verbosity", 1)
@@ -150,8 +147,6 @@ class Command(BaseCommand):
             raise CommandError("--days must be from 0 to 366.")
         if options["orders_per_day"] < 1 or options["orders_per_day"] > 2000:
             raise CommandError("--orders-per-day must be from 1 to 2000.")
-        if options["jobs"] < 1 or options["jobs"] > 32:
-            raise CommandError("--jobs must be from 1 to 32.")
         language = (options.get("language") or settings.LANGUAGE_CODE or "en").lower()
         self.names = PT_BR_NAMES if language.startswith("pt") else {}
         with transaction.atomic():
@@ -166,12 +161,12 @@ class Command(BaseCommand):
         if not options["no_users"]:
             self._users()
         if options["days"]:
-            self._history(options["days"], options["orders_per_day"], options["seed"], options["jobs"])
+            self._history(options["days"], options["orders_per_day"], options["seed"])
 
-    def _history(self, days: int, orders_per_day: int, seed: int, jobs: int) -> None:
+    def _history(self, days: int, orders_per_day: int, seed: int) -> None:
         started = time.monotonic()
         log = self.stdout.write if self.verbosity >= 2 else None
-        result = seed_history(days, orders_per_day=orders_per_day, seed=seed, jobs=jobs, log=log)
+        result = seed_history(days, orders_per_day=orders_per_day, seed=seed, log=log)
         skipped = len(result.days) - len(result.created)
         self.stdout.write(
             self.style.SUCCESS(
