@@ -302,28 +302,29 @@ class _Day:
         return result["order_ref"]
 
     def _kitchen(self, order_ref: str, sent: datetime, *, stations: set[str]) -> datetime:
-        """Each station starts and finishes its items; the expo hands the order out. When it was handed out."""
-        done = sent
+        """The ticket reaches every station at once (their items start cooking), each station finishes its items
+        after its own prep time, and the expo hands the order out. When it was handed out."""
+        if not stations:
+            return sent
+        started = sent + timedelta(seconds=self.rng.randint(10, 90))
+        self._bump(order_ref, None, "queued", started)
+        done = started
         for station in sorted(stations):
             low, mode, high = PREP_MINUTES.get(station, PREP_MINUTES["kitchen"])
-            started = sent + timedelta(seconds=self.rng.randint(10, 90))
             ready = started + _triangular(self.rng, low, mode, high)
-            for moment, status in ((started, "queued"), (ready, "cooking")):
-                self._at(moment)
-                try:
-                    KitchenService.bump(order_ref=order_ref, station=station, expected_status=status, actor="kitchen")
-                except OmnimanError as exc:  # every item of the station voided: nothing to bump
-                    if exc.code != "stale_status":
-                        raise
+            self._bump(order_ref, station, "cooking", ready)
             done = max(done, ready)
         served = done + _triangular(self.rng, *EXPO_MINUTES)
-        self._at(served)
+        self._bump(order_ref, None, "ready", served)
+        return served
+
+    def _bump(self, order_ref: str, station: str | None, status: str, moment: datetime) -> None:
+        self._at(moment)
         try:
-            KitchenService.bump(order_ref=order_ref, station=None, expected_status="ready", actor="kitchen")
-        except OmnimanError as exc:
+            KitchenService.bump(order_ref=order_ref, station=station, expected_status=status, actor="kitchen")
+        except OmnimanError as exc:  # every item there voided: nothing to bump
             if exc.code != "stale_status":
                 raise
-        return served
 
     def _stations(self, order_ref: str) -> set[str]:
         return {item.station for item in order_kitchen(order_ref).items if item.station and not item.is_voided}
