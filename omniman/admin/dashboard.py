@@ -137,17 +137,35 @@ def directive_health() -> dict[str, Any]:
     }
 
 
-def worker_health(now=None) -> dict[str, Any]:
+WORKER_COMMAND = "python manage.py process_directives --watch"
+
+
+def worker_health(now=None, *, due: int = 0) -> dict[str, Any]:
     """The directive workers' heartbeats: how many beat within ``HEALTH_WORKER_AGE_SECONDS``, and the
-    freshest few; ``missing`` when none has (on a database where one ever ran) — as ``/healthz`` judges."""
+    freshest few; ``missing`` when none has (on a database where one ever ran) — as ``/healthz`` judges.
+
+    ``warning`` says it plainly when nothing is processing the directives: no worker beat within the
+    threshold (``missing``), or none ever ran while ``due`` directives wait.
+    """
     now = now or timezone.now()
     threshold = int(conf.get("HEALTH_WORKER_AGE_SECONDS"))
     summary = WorkerHeartbeat.objects.summary(within=timedelta(seconds=threshold), now=now)
     unseen = now - summary["last_seen"] if summary["last_seen"] else None
+    missing = threshold > 0 and unseen is not None and not summary["alive"]
+    warning = ""
+    if missing:
+        warning = gettext(
+            "No directive worker has been seen for %(seconds)s s — directives are not being processed. Start one with “%(command)s”."
+        ) % {"seconds": int(unseen.total_seconds()), "command": WORKER_COMMAND}
+    elif unseen is None and due:
+        warning = gettext(
+            "No directive worker has run on this database — %(due)s directives are waiting. Start one with “%(command)s”."
+        ) % {"due": due, "command": WORKER_COMMAND}
     return {
+        "warning": warning,
         "alive": summary["alive"],
         "ever": summary["last_seen"] is not None,
-        "missing": threshold > 0 and unseen is not None and not summary["alive"],
+        "missing": missing,
         "unseen_seconds": int(unseen.total_seconds()) if unseen is not None else None,
         "unseen_text": describe_age(unseen) if unseen is not None else "",
         "threshold_seconds": threshold,
@@ -174,12 +192,13 @@ def describe_age(delta: timedelta | None) -> str:
 
 def dashboard_callback(request, context: dict[str, Any]) -> dict[str, Any]:
     money = day_totals()
+    directives = directive_health()
     context.update(
         {
             "orders_today": orders_today(money),
             "money_today": money_today(money),
-            "directives": directive_health(),
-            "workers": worker_health(),
+            "directives": directives,
+            "workers": worker_health(due=directives["due"]),
             "open_sessions": Session.objects.filter(state=Session.State.OPEN).count(),
             "open_sessions_link": _changelist("session", state__exact=Session.State.OPEN),
             "today": timezone.localdate(),

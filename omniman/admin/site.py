@@ -64,6 +64,16 @@ class ManagerAdminSite(UnfoldAdminSite):
     def has_permission(self, request) -> bool:
         return has_manager_access(request)
 
+    def get_urls(self):
+        from django.urls import path
+
+        from omniman.admin.audit import audit_view
+
+        def audit(request):
+            return audit_view(request, site=self)
+
+        return [path("audit/", self.admin_view(audit), name="audit"), *super().get_urls()]
+
 
 # -- sidebar ------------------------------------------------------------------
 
@@ -75,6 +85,7 @@ REVIEW = [
     (_("Shifts"), "point_of_sale", "omniman.Shift"),
     (_("Sessions"), "shopping_basket", "omniman.Session"),
     (_("Directives"), "bolt", "omniman.Directive"),
+    (_("Audit"), "policy", "admin:audit"),
 ]
 SETUP = [
     (_("Channels"), "hub", "omniman.Channel"),

@@ -10,6 +10,7 @@ from ``omniman.services`` only, never from its modules (import-linter's
 """
 
 from omniman.services.adjustments import AdjustmentService
+from omniman.services.audit import AUDIT_KINDS, AuditEntry, audit_entries
 from omniman.services.billing import BillService, BillView, PaymentResult, PaymentService, bill_view, day_totals, find_bill
 from omniman.services._common import find_session, new_session_key
 from omniman.services.commit import CommitService
@@ -71,6 +72,10 @@ __all__ = [
     "z_report",  # the shift's Z-report (fixed query count)
     "Z_REPORT_TOPIC",
     "ZReportEmailHandler",  # shift.z_report: emails the Z-report to the managers
+    # The manager's audit trail (docs/api/audit.rst): price overrides, discounts, voids, cancellations, refunds, write-offs.
+    "audit_entries",
+    "AuditEntry",
+    "AUDIT_KINDS",
     "FloorService",  # transfer lines, move a tab, merge tabs (docs/api/floor.rst)
     "FloorPlanService",  # the floor plan editor's placements
     # Reads and guards the layers above share with the services.

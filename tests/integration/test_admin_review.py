@@ -653,7 +653,7 @@ def test_the_sidebar_lists_the_review_first_and_counts_failed_directives(manager
     response = manager.get(ORDERS)
     groups = response.context["sidebar_navigation"]
     review = {str(item["title"]): item for item in groups[0]["items"]}
-    assert list(review) == ["Dashboard", "Orders", "Bills", "Shifts", "Sessions", "Directives"]
+    assert list(review) == ["Dashboard", "Orders", "Bills", "Shifts", "Sessions", "Directives", "Audit"]
     assert review["Directives"]["badge"] == 1 and review["Orders"]["active"]
     titles = [str(group["title"]) for group in groups]
     assert titles[:2] == ["Review", "Setup"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from decimal import Decimal
 
 from django.conf import settings
@@ -15,6 +16,7 @@ from django.db import transaction
 from omniman import engine
 from omniman.approvals import set_pin
 from omniman.contrib.catalog.models import Category, Option, OptionGroup, Product
+from omniman.contrib.demo.history import seed_history
 from omniman.contrib.demo.menu import ALTERNATIVES, CATEGORIES, OPTION_GROUPS, PRODUCTS, PT_BR_NAMES
 from omniman.contrib.stock.models import StockLevel
 from omniman.models import Channel, Session
@@ -128,8 +130,23 @@ class Command(BaseCommand):
             help="Names of channels, categories and products: en or pt-br (default: LANGUAGE_CODE). "
             "SKUs, codes and the channels' per-language terminology are the same in both.",
         )
+        parser.add_argument(
+            "--days",
+            type=int,
+            default=0,
+            help="Also seed N days of history ending yesterday, and today up to now: orders across the channels with "
+            "bills, payments (cash, card, Pix, splits, tips), discounts, voids, refunds and kitchen times. "
+            "Deterministic; a day already seeded is skipped.",
+        )
+        parser.add_argument("--orders-per-day", type=int, default=150, help="Orders on an ordinary day with --days (default 150).")
+        parser.add_argument("--seed", type=int, default=42, help="The random seed of --days (default 42).")
 
     def handle(self, *args, **options):
+        self.verbosity = options.get("verbosity", 1)
+        if options["days"] < 0 or options["days"] > 366:
+            raise CommandError("--days must be from 0 to 366.")
+        if options["orders_per_day"] < 1 or options["orders_per_day"] > 2000:
+            raise CommandError("--orders-per-day must be from 1 to 2000.")
         language = (options.get("language") or settings.LANGUAGE_CODE or "en").lower()
         self.names = PT_BR_NAMES if language.startswith("pt") else {}
         with transaction.atomic():
@@ -143,6 +160,21 @@ class Command(BaseCommand):
         )
         if not options["no_users"]:
             self._users()
+        if options["days"]:
+            self._history(options["days"], options["orders_per_day"], options["seed"])
+
+    def _history(self, days: int, orders_per_day: int, seed: int) -> None:
+        started = time.monotonic()
+        log = self.stdout.write if self.verbosity >= 2 else None
+        result = seed_history(days, orders_per_day=orders_per_day, seed=seed, log=log)
+        skipped = len(result.days) - len(result.created)
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"History: {len(result.created)} days seeded ({skipped} already there), {result.total('orders')} orders, "
+                f"{result.total('payments')} payments, {result.total('refunds')} refunds, {result.total('voids')} voids, "
+                f"{result.total('discounts')} discounts in {time.monotonic() - started:.1f} s."
+            )
+        )
 
     # -- catalog and stock ----------------------------------------------------
 
