@@ -999,6 +999,6 @@ def day_totals(day: date_type | None = None, channel: Channel | str | None = Non
     day = day or timezone.localdate()
     code = (channel if isinstance(channel, str) else channel.code) if channel is not None else ""
     totals = sales_summary(Period(day, day, channel=code))
-    for key in ("start", "end", "register", "orders", "average_q"):
+    for key in ("start", "end", "register", "orders", "orders_q", "bill_adjustments_q", "average_q"):
         totals.pop(key)
     return {"date": day.isoformat(), **totals, "channel": code or None}

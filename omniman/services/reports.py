@@ -164,8 +164,8 @@ def order_totals(bills) -> Iterable[dict[str, Any]]:
 
 def currency() -> str:
     """The reports' currency: the first active channel's, else ``DEFAULT_CURRENCY`` (one query)."""
-    found = Channel.objects.filter(is_active=True).order_by("display_order", "code").values_list("currency", flat=True).first()
-    return found or conf.get("DEFAULT_CURRENCY")
+    found = Channel.objects.filter(is_active=True).order_by("display_order", "code").first()
+    return (found.currency if found is not None else "") or conf.get("DEFAULT_CURRENCY")
 
 
 # -- the summary (the day's totals, over a period) --------------------------------------
@@ -178,7 +178,8 @@ def sales_summary(p: Period) -> dict[str, Any]:
     it; ``gross_q`` the closed bills' totals alone; ``payments_q`` what their payments put on them (``amount_q``, tips
     apart); ``tips_q``, ``change_q``, ``tendered_q``; ``refunds_q``; ``discounts_q`` (taken off, ≥ 0, bill- and
     order-level), ``voids_q``, ``written_off_q`` (≥ 0), ``service_q``; ``bills`` (closed), ``orders`` (their live
-    orders), ``average_q`` (``sales_q`` / ``bills``, rounded down); ``by_method``
+    orders) and ``orders_q`` (what those orders charged), ``bill_adjustments_q`` (the bills' own adjustments, signed:
+    ``gross_q == orders_q + bill_adjustments_q``), ``average_q`` (``sales_q`` / ``bills``, rounded down); ``by_method``
     (``{method: {"count", "amount_q", "tip_q"}}``); ``by_channel``
     (``{code: {"bills", "sales_q", "payments_q", "tips_q", "refunds_q"}}``); ``open_bills`` and ``open_paid_q``
     (bills opened in the period and still open, what was paid on them).
@@ -193,19 +194,21 @@ def sales_summary(p: Period) -> dict[str, Any]:
     if p.register:
         open_bills = open_bills.filter(pk__in=Payment.objects.filter(shift__register__code=p.register).values("bill_id"))
     closed = list(bills.values("total_q", "adjustments", "channel__code"))
-    discounts_q = written_off_q = voids_q = 0
+    discounts_q = written_off_q = voids_q = bill_adjustments_q = 0
     for row in closed:
         for adjustment in row["adjustments"] or []:
             amount = int(adjustment.get("amount_q") or 0)
+            bill_adjustments_q += amount
             if adjustment.get("kind") == "discount":
                 discounts_q -= amount
             elif adjustment.get("kind") == "write_off":
                 written_off_q -= amount
             elif adjustment.get("kind") == "void":
                 voids_q -= amount
-    service_q = orders = 0
+    service_q = orders = orders_q = 0
     for totals in order_totals(bills):
         orders += 1
+        orders_q += int(totals.get("total_q") or 0)
         discounts_q += int(totals.get("discount_q") or 0)
         service_q += int(totals.get("service_q") or 0)
     by_method: dict[str, dict[str, int]] = {}
@@ -245,6 +248,8 @@ def sales_summary(p: Period) -> dict[str, Any]:
         "register": p.register or None,
         "bills": len(closed),
         "orders": orders,
+        "orders_q": orders_q,
+        "bill_adjustments_q": bill_adjustments_q,
         "sales_q": gross_q - refunds_q,
         "gross_q": gross_q,
         "average_q": (gross_q - refunds_q) // len(closed) if closed else 0,
@@ -498,15 +503,15 @@ def sales_by_product(p: Period) -> Report:
 
 
 def sales_by_category(p: Period) -> Report:
-    """Per category (the registry's category source; "" when a product has none): quantity and amount, as
+    """Per category (the registry's category source; "No category" when a product has none): quantity and amount, as
     :func:`sales_by_product` counts them (7 queries)."""
     no_category = str(_("No category"))
+    items = {q: _items(q) for q in (p, p.previous())}
+    categories = registry.categories_for(sorted({sku for found in items.values() for sku in found}))
 
     def compute(q: Period):
-        items = _items(q)
-        categories = registry.categories_for(sorted(items))
         groups: dict[str, dict[str, Any]] = {}
-        for sku, entry in items.items():
+        for sku, entry in items[q].items():
             name = categories.get(sku) or no_category
             group = groups.setdefault(name, {"qty": Decimal(0), "amount_q": 0, "products": 0})
             group["qty"] += entry["qty"]
