@@ -64,6 +64,11 @@ class ManagerAdminSite(UnfoldAdminSite):
     def has_permission(self, request) -> bool:
         return has_manager_access(request)
 
+    def get_urls(self):
+        from omniman.admin.reports import report_urls
+
+        return [*report_urls(self), *super().get_urls()]
+
 
 # -- sidebar ------------------------------------------------------------------
 
@@ -135,6 +140,9 @@ def sidebar_navigation(request) -> list[dict[str, Any]]:
         if item:
             review.append(item)
     groups = [{"title": _("Review"), "separator": False, "items": review}]
+    from omniman.admin.reports import sidebar_group
+
+    groups.append(sidebar_group())
     setup = [item for title, icon, target in SETUP if (item := _model_item(request, title, icon, target))]
     if setup:
         groups.append({"title": _("Setup"), "separator": True, "items": setup})
