@@ -192,6 +192,21 @@ def _table(report: Report) -> dict[str, Any]:
     return {"headers": headers, "rows": rows}
 
 
+def _when(value: Any) -> str:
+    """An entry's ISO time as local ``YYYY-MM-DD HH:MM``."""
+    from datetime import datetime
+
+    from django.utils import timezone
+
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    if timezone.is_naive(moment):
+        moment = timezone.make_aware(moment)
+    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M")
+
+
 def _query(request, **extra) -> str:
     params = {key: value for key, value in request.GET.items() if key in ReportFilterForm.base_fields and value}
     params.update(extra)
@@ -229,7 +244,7 @@ def report_view(request, name: str, admin_site=None):
             chart_type=report.chart,
             table=_table(report),
             entries=[
-                {**entry, "actor": entry["actor"].split(":", 1)[-1], "amount": format_money(entry["amount_q"], report.currency),
+                {**entry, "at": _when(entry["at"]), "actor": entry["actor"].split(":", 1)[-1], "amount": format_money(entry["amount_q"], report.currency),
                  "kind_label": {"discount": gettext("Discount"), "void": gettext("Void"), "write_off": gettext("Write-off"),
                                 "refund": gettext("Refund")}[entry["kind"]]}
                 for entry in report.extra.get("entries", [])[:200]

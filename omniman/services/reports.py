@@ -369,7 +369,7 @@ SALES_COLUMNS = [
 
 def sales_by_hour(p: Period) -> Report:
     """Sales by hour of the day (0–23, local time; a bill counts at the hour it closed, a refund at the hour it was made),
-    summed over the period's days: 24 rows, compared with the previous period (4 queries)."""
+    summed over the period's days: 24 rows, compared with the previous period (5 queries)."""
 
     def compute(q: Period):
         groups = _by_time(q, lambda moment: moment.hour)
@@ -381,7 +381,7 @@ def sales_by_hour(p: Period) -> Report:
 
 def sales_by_day(p: Period) -> Report:
     """Sales by local date, one row per day of the period (days without sales included); each row compared with the
-    same day of the previous period (its n-th day) (4 queries)."""
+    same day of the previous period (its n-th day) (5 queries)."""
 
     def compute(q: Period):
         groups = _by_time(q, lambda moment: moment.date())
@@ -396,7 +396,7 @@ def sales_by_day(p: Period) -> Report:
 
 
 def sales_by_channel(p: Period) -> Report:
-    """Sales by channel: bills closed, sales (bills' totals minus refunds), payments and tips (6 queries)."""
+    """Sales by channel: bills closed, sales (bills' totals minus refunds), payments and tips (8 queries)."""
 
     columns = [
         Column("bills", _("Bills"), COUNT, compare=True),
@@ -486,7 +486,7 @@ def _names(skus: Iterable[str]) -> dict[str, str]:
 
 def sales_by_product(p: Period) -> Report:
     """Per product (SKU): quantity sold and amount (line totals, before order and bill discounts and service), voids
-    taken off; with its category (the registry's category source, e.g. the catalog) (9 queries)."""
+    taken off; with its category (the registry's category source, e.g. the catalog) (11 queries)."""
 
     def compute(q: Period):
         return _items(q)
@@ -504,7 +504,7 @@ def sales_by_product(p: Period) -> Report:
 
 def sales_by_category(p: Period) -> Report:
     """Per category (the registry's category source; "No category" when a product has none): quantity and amount, as
-    :func:`sales_by_product` counts them (7 queries)."""
+    :func:`sales_by_product` counts them (10 queries)."""
     no_category = str(_("No category"))
     items = {q: _items(q) for q in (p, p.previous())}
     categories = registry.categories_for(sorted({sku for found in items.values() for sku in found}))
@@ -529,7 +529,7 @@ def sales_by_category(p: Period) -> Report:
 
 
 def sales_by_method(p: Period) -> Report:
-    """Per payment method: payments (count), amount (tips apart) and tips, of the bills closed in the period (2 queries)."""
+    """Per payment method: payments (count), amount (tips apart) and tips, of the bills closed in the period (3 queries)."""
 
     def compute(q: Period):
         rows = _payments(q).values("method").annotate(count=Count("id"), amount=Sum("amount_q"), tip=Sum("tip_q")).order_by()
@@ -546,7 +546,7 @@ def sales_by_method(p: Period) -> Report:
 
 def sales_by_staff(p: Period) -> Report:
     """Per staff member — the **payment's actor**, who took the money (``Payment.actor``; "" for payments with none) —:
-    payments, amount (tips apart), tips, and the refunds they made in the period (``Refund.actor``) (4 queries)."""
+    payments, amount (tips apart), tips, and the refunds they made in the period (``Refund.actor``) (5 queries)."""
 
     def compute(q: Period):
         groups: dict[str, dict[str, int]] = {}
@@ -633,7 +633,7 @@ def _round(value: float | None) -> int:
 
 def kitchen_times(p: Period) -> Report:
     """Per kitchen station, for the items of the orders created in the period: items, items done, and the time from
-    ticket to done (``ready`` by default) at the 50th and 90th percentiles (seconds; 8 queries). Percentiles are
+    ticket to done (``ready`` by default) at the 50th and 90th percentiles (seconds; 7 queries). Percentiles are
     ``percentile_cont``'s (linear interpolation), computed in Python on every database."""
     columns = [
         Column("items", _("Items"), COUNT),
@@ -686,7 +686,7 @@ def _adjustments(p: Period) -> tuple[dict[str, dict[str, int]], list[dict[str, A
 def adjustments_by_actor(p: Period) -> Report:
     """Per actor (who gave the discount, voided, wrote off or refunded): counts and amounts (positive, taken off), compared
     with the previous period; ``extra["entries"]`` lists the period's entries (actor, kind, amount_q, reason, at, ref),
-    newest first (10 queries)."""
+    newest first (9 queries)."""
     entries: list[dict[str, Any]] = []
 
     def compute(q: Period):
