@@ -32,11 +32,11 @@ MENU = {
 _keys = itertools.count(1)
 
 
-def channels():
+def channels(prefix: str = ""):
     """A counter and a tables channel, taking cash, card and Pix."""
     return (
-        make_channel("counter", name="Counter", pricing_policy="external", config={"payments": PAYMENTS}),
-        make_channel("tables", name="Tables", pricing_policy="external", config={"payments": PAYMENTS}),
+        make_channel(f"{prefix}counter", name=f"{prefix.title()}Counter", pricing_policy="external", config={"payments": PAYMENTS}),
+        make_channel(f"{prefix}tables", name=f"{prefix.title()}Tables", pricing_policy="external", config={"payments": PAYMENTS}),
     )
 
 

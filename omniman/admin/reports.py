@@ -108,12 +108,20 @@ def _cell(value: Any, kind: str, currency: str) -> str:
     return str(value if value is not None else "")
 
 
-def _change(pct: Decimal | None, delta: Any) -> dict[str, Any]:
-    """A comparison as the page shows it: ``+12.5 %`` (up), ``−3.0 %`` (down), ``new`` (nothing before)."""
+# Figures where more is worse: their rise shows red, their fall green.
+LOWER_IS_BETTER = {"refunds_q", "discounts_q", "voids_q", "written_off_q", "discounts", "voids", "write_offs", "refunds", "p50", "p90"}
+
+
+def _change(pct: Decimal | None, delta: Any, key: str = "") -> dict[str, Any]:
+    """A comparison as the page shows it: ``+12.5 %``, ``-3.0 %``, ``new`` (nothing before); ``trend`` is ``good``,
+    ``bad`` or ``flat`` (a rise is bad for refunds, discounts, voids, kitchen times)."""
     if pct is None:
-        return {"text": gettext("new") if delta else "—", "trend": "up" if delta else "flat"}
-    trend = "up" if pct > 0 else "down" if pct < 0 else "flat"
-    return {"text": f"{'+' if pct > 0 else ''}{pct} %", "trend": trend}
+        text, sign = (gettext("new"), 1) if delta else ("—", 0)
+    else:
+        text, sign = f"{'+' if pct > 0 else ''}{pct} %", (pct > 0) - (pct < 0)
+    if key in LOWER_IS_BETTER:
+        sign = -sign
+    return {"text": text, "trend": "good" if sign > 0 else "bad" if sign < 0 else "flat"}
 
 
 # -- the page ---------------------------------------------------------------------------
@@ -136,7 +144,7 @@ def _kpis(p: Period, currency: str) -> list[dict[str, Any]]:
         pct = None if not previous else (Decimal(value - previous) * 100 / Decimal(previous)).quantize(Decimal("0.1"))
         out.append({
             "key": key, "title": title, "value": _cell(value, kind, currency), "previous": _cell(previous, kind, currency),
-            "change": _change(pct, value - previous),
+            "change": _change(pct, value - previous, key),
         })
     return out
 
@@ -185,7 +193,7 @@ def _table(report: Report) -> dict[str, Any]:
                 continue
             cells.append({"text": _cell(row.get(column.key), column.kind, report.currency), "numeric": column.kind != "text"})
             if column.compare:
-                change = _change(row.get(f"pct_{column.key}"), row.get(f"delta_{column.key}"))
+                change = _change(row.get(f"pct_{column.key}"), row.get(f"delta_{column.key}"), column.key)
                 cells.append({"text": change["text"], "numeric": True, "trend": change["trend"],
                               "title": _cell(row.get(f"previous_{column.key}"), column.kind, report.currency)})
         rows.append({"cells": cells, "total": bool(row.get("total"))})
