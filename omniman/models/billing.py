@@ -118,6 +118,10 @@ class Payment(_WriteOnce):
         CAPTURED = "captured", _("Captured")
 
     bill = models.ForeignKey(Bill, on_delete=models.PROTECT, related_name="payments")
+    # The shift open on the payment's register when it was taken (null only for payments older than shifts).
+    shift = models.ForeignKey(
+        "omniman.Shift", on_delete=models.PROTECT, related_name="payments", null=True, blank=True, db_index=True
+    )
     method = models.CharField(max_length=32, db_index=True)
     amount_q = models.BigIntegerField()
     tip_q = models.BigIntegerField(default=0)
@@ -153,6 +157,10 @@ class Refund(_WriteOnce):
         REFUNDED = "refunded", _("Refunded")
 
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="refunds")
+    # The shift open when the refund was made (its cash leaves that drawer); null only for refunds older than shifts.
+    shift = models.ForeignKey(
+        "omniman.Shift", on_delete=models.PROTECT, related_name="refunds", null=True, blank=True, db_index=True
+    )
     amount_q = models.BigIntegerField()
     reason = models.CharField(max_length=255)
     actor = models.CharField(max_length=150, blank=True, default="")
