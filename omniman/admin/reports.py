@@ -25,7 +25,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_GET
 
 from omniman.exceptions import OmnimanError
-from omniman.models import Channel
+from omniman.models import Channel, Register
 from omniman.monetary import format_money, minor_units
 from omniman.services import REPORTS, Period, Report, build_report, report_period, sales_summary
 
@@ -52,11 +52,12 @@ class ReportFilterForm(forms.Form):
     start = forms.DateField(label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
     end = forms.DateField(label=_("To"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
     channel = forms.ChoiceField(label=_("Channel"), required=False)
-    register = forms.CharField(label=_("Register"), required=False, max_length=64)
+    register = forms.ChoiceField(label=_("Register"), required=False)
 
-    def __init__(self, *args, channels: list[tuple[str, str]], **kwargs):
+    def __init__(self, *args, channels: list[tuple[str, str]], registers: list[tuple[str, str]], **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["channel"].choices = [("", _("All channels")), *channels]
+        self.fields["register"].choices = [("", _("All registers")), *registers]
 
     def period(self) -> Period | None:
         """The valid period, or ``None`` with the errors on the form (``invalid_period`` named on its field)."""
@@ -77,7 +78,8 @@ class ReportFilterForm(forms.Form):
 
 def _filter(request) -> tuple[ReportFilterForm, Period | None]:
     channels = list(Channel.objects.order_by("display_order", "code").values_list("code", "name"))
-    form = ReportFilterForm(request.GET or None, channels=channels)
+    registers = [(code, name or code) for code, name in Register.objects.order_by("code").values_list("code", "name")]
+    form = ReportFilterForm(request.GET or None, channels=channels, registers=registers)
     if not request.GET:
         return form, report_period(preset="7d")
     return form, form.period()
@@ -175,6 +177,30 @@ def _chart(report: Report) -> str:
     return json.dumps(data)
 
 
+def _chart_options(report: Report) -> str:
+    """Chart.js options (unfold's defaults are for sparklines): a legend, both periods' bars side by side, a y axis
+    titled with the figure and its unit."""
+    column = report.compared()[1] if report.name in ("hour", "day", "channel") else report.compared()[0]
+    if report.name == "kitchen":
+        column = next(c for c in report.columns if c.key == "p50")
+    unit = {"money": report.currency, "seconds": gettext("minutes")}.get(column.kind, "")
+    muted = "#9ca3af"
+    return json.dumps({
+        "animation": False,
+        "responsive": True,
+        "maintainAspectRatio": False,
+        "maxBarThickness": 32,
+        "datasets": {"bar": {"borderRadius": 4}, "line": {"borderWidth": 2, "pointRadius": 3}},
+        "plugins": {"legend": {"display": True, "align": "end", "position": "top", "labels": {"color": muted}},
+                    "tooltip": {"enabled": True}},
+        "scales": {
+            "x": {"grid": {"display": False}, "ticks": {"color": muted}},
+            "y": {"beginAtZero": True, "grid": {"color": "rgba(156,163,175,0.25)"}, "ticks": {"color": muted},
+                  "title": {"display": True, "color": muted, "text": f"{column.label} ({unit})" if unit else str(column.label)}},
+        },
+    })
+
+
 def _table(report: Report) -> dict[str, Any]:
     """Headers and formatted rows (a comparison cell after each compared column), and the totals row."""
     headers = [str(_("Name"))]
@@ -249,6 +275,7 @@ def report_view(request, name: str, admin_site=None):
             report=report,
             kpis=_kpis(p, report.currency),
             chart=_chart(report),
+            chart_options=_chart_options(report),
             chart_type=report.chart,
             table=_table(report),
             entries=[

@@ -146,7 +146,8 @@ def _refunds(p: Period):
     if p.channel:
         refunds = refunds.filter(payment__bill__channel__code=p.channel)
     if p.register:
-        refunds = refunds.filter(payment__shift__register__code=p.register)
+        # The drawer the refund left (``Refund.shift``).
+        refunds = refunds.filter(shift__register__code=p.register)
     return refunds
 
 

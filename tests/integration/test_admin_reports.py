@@ -161,3 +161,11 @@ def test_the_sidebar_has_a_reports_group(manager):
     assert "Reports" in html
     for path in ("/admin/reports/day/", "/admin/reports/kitchen/", "/admin/reports/adjustments/"):
         assert f'href="{path}"' in html
+
+
+def test_the_register_filter_lists_the_registers(manager):
+    response = manager.get(f"/admin/reports/day/?{FILTER}&register=main")
+    assert response.status_code == 200 and response.context["period"].register == "main"
+    assert '<option value="main" selected>' in response.content.decode()
+    response = manager.get(f"/admin/reports/day/?{FILTER}&register=nope")
+    assert response.status_code == 422 and "report" not in response.context

@@ -185,3 +185,24 @@ def test_numbers_that_agree_reports_dashboard_and_api(two_weeks, client, django_
     api_orders_q = sum(order["total_q"] for order in listed)
     assert api_orders_q == summary["orders_q"]
     assert api_orders_q + summary["bill_adjustments_q"] - summary["refunds_q"] == summary["sales_q"]
+
+
+def test_the_register_filter_keeps_its_shifts_payments_and_refunds():
+    from omniman.models import Payment, Refund, Register, Shift
+
+    counter, tables = channels()
+    book_bar, book_other = Book(), Book()
+    bar_bills = [sell(counter, MONDAY, 9, refund_q=100, tip_q=50, book=book_bar), sell(tables, MONDAY, 11, book=book_bar)]
+    sell(counter, MONDAY, 10, refund_q=200, book=book_other)
+    bar = Shift.objects.create(register=Register.objects.create(code="bar", name="Bar"), currency="BRL")
+    Payment._base_manager.filter(bill__in=bar_bills).update(shift=bar)
+    Refund._base_manager.filter(payment__bill__in=bar_bills).update(shift=bar)
+    summary = sales_summary(Period(WEEK.start, WEEK.end, register="bar"))
+    assert (summary["sales_q"], summary["bills"], summary["refunds_q"], summary["tips_q"]) == (
+        book_bar.sales_q, 2, book_bar.refunds_q, book_bar.tips_q
+    )
+    assert summary["orders_q"] + summary["bill_adjustments_q"] == summary["gross_q"]
+    assert sales_by_method(Period(WEEK.start, WEEK.end, register="bar")).totals["amount_q"] == summary["payments_q"]
+    assert sum(r["done"] for r in kitchen_times(Period(WEEK.start, WEEK.end, register="bar")).rows) == 4
+    assert sales_summary(WEEK)["sales_q"] == book_bar.sales_q + book_other.sales_q
+    assert sales_summary(Period(WEEK.start, WEEK.end, register="nope"))["bills"] == 0
