@@ -7,7 +7,8 @@ report. Target: every page under 300 ms p95.
 The month is seeded in a scratch database (created, migrated, dropped), by ``seed_demo --days 30`` when that
 option exists, else by this file's own bulk generator (the same rows the services write: orders and items, kitchen
 items and their bump events, bills with discounts and voids, payments with tips, refunds). ``BENCH_DAYS`` (30),
-``BENCH_PER_DAY`` (150), ``BENCH_ROUNDS`` (20).
+``BENCH_PER_DAY`` (150), ``BENCH_ROUNDS`` (20); ``BENCH_REUSE=1`` runs on the ``DATABASE_URL`` database itself
+(migrated, seeded the first time, kept: later runs skip the seeding).
 """
 
 from __future__ import annotations
@@ -83,7 +84,8 @@ def seed_month(today) -> int:
             bills.append((moment, total, channel))
         Order.objects.bulk_create(orders)
         for order, (moment, _t, _c) in zip(orders, bills, strict=True):  # auto_now_add stamped "now"
-            Order._base_manager.filter(pk=order.pk).update(created_at=moment)
+            order.created_at = moment
+        Order._base_manager.bulk_update(orders, ["created_at"], batch_size=500)
         order_items = [OrderItem(order=order, line_id=line_id, sku=sku, name=name, qty=q, unit_price_q=price, line_total_q=price * q)
                        for order, lines in zip(orders, items, strict=True) for line_id, sku, name, q, price, _st in lines]
         OrderItem.objects.bulk_create(order_items)
@@ -93,8 +95,9 @@ def seed_month(today) -> int:
         KitchenItem.objects.bulk_create(kitchen)
         events = []
         moments = {order.pk: moment for order, (moment, _t, _c) in zip(orders, bills, strict=True)}
-        for order in orders:
-            KitchenItem._base_manager.filter(order=order).update(created_at=moments[order.pk])
+        for item in kitchen:
+            item.created_at = moments[item.order_id]
+        KitchenItem._base_manager.bulk_update(kitchen, ["created_at"], batch_size=500)
         for item in kitchen:
             ready = moments[item.order_id] + timedelta(seconds=rng.randint(120, 1500))
             events.append(OrderEvent(order_id=item.order_id, type="kitchen.bumped", actor="user:cook",
@@ -102,7 +105,8 @@ def seed_month(today) -> int:
             events[-1]._ready = ready
         OrderEvent.objects.bulk_create(events)
         for event in events:
-            OrderEvent._base_manager.filter(pk=event.pk).update(created_at=event._ready)
+            event.created_at = event._ready
+        OrderEvent._base_manager.bulk_update(events, ["created_at"], batch_size=500)
         bill_rows = []
         for order, (moment, total, channel) in zip(orders, bills, strict=True):
             adjustments = []
@@ -115,20 +119,23 @@ def seed_month(today) -> int:
         Bill.objects.bulk_create(bill_rows)
         pays = []
         for order, bill, (moment, _t, _c) in zip(orders, bill_rows, bills, strict=True):
-            Bill._base_manager.filter(pk=bill.pk).update(opened_at=moment, settled_at=moment + timedelta(minutes=35), paid_q=bill.total_q)
+            bill.opened_at, bill.settled_at, bill.paid_q = moment, moment + timedelta(minutes=35), bill.total_q
             pays.append(Payment(bill=bill, method=rng.choice(["cash", "card", "pix"]), amount_q=max(bill.total_q, 1),
                                 tip_q=rng.choice([0, 0, 0, 200]), currency="BRL", actor=rng.choice(actors), idempotency_key="k"))
         for order, bill in zip(orders, bill_rows, strict=True):
             order.bill_id = bill.pk
         Order._base_manager.bulk_update(orders, ["bill_id"])
+        Bill._base_manager.bulk_update(bill_rows, ["opened_at", "settled_at", "paid_q"], batch_size=500)
         Payment.objects.bulk_create(pays)
         refunds = [Refund(payment=p, amount_q=min(300, p.amount_q), reason="complaint", actor="user:boss", idempotency_key=f"r{p.pk}")
                    for p in pays if rng.random() < 0.02]
         Refund.objects.bulk_create(refunds)
         for payment in pays:
-            Payment._base_manager.filter(pk=payment.pk).update(created_at=moments[payment.bill.orders_first] + timedelta(minutes=35))
+            payment.created_at = moments[payment.bill.orders_first] + timedelta(minutes=35)
+        Payment._base_manager.bulk_update(pays, ["created_at"], batch_size=500)
         for refund in refunds:
-            Refund._base_manager.filter(pk=refund.pk).update(created_at=moments[refund.payment.bill.orders_first] + timedelta(minutes=50))
+            refund.created_at = moments[refund.payment.bill.orders_first] + timedelta(minutes=50)
+        Refund._base_manager.bulk_update(refunds, ["created_at"], batch_size=500)
     return n
 
 
@@ -144,16 +151,19 @@ def run():
 
     today = timezone.localdate()
     started = time.perf_counter()
-    try:
-        call_command("seed_demo", days=DAYS, verbosity=0)
-        how = "seed_demo --days"
-    except Exception:  # noqa: BLE001 — no --days yet: our own month
-        seed_month(today)
-        how = "bulk generator"
+    if Order.objects.filter(created_at__date__lt=today - timedelta(days=DAYS - 2)).exists():
+        how = "reused"
+    else:
+        try:
+            call_command("seed_demo", days=DAYS, verbosity=0)
+            how = "seed_demo --days"
+        except Exception:  # noqa: BLE001 — no --days yet: our own month
+            seed_month(today)
+            how = "bulk generator"
     print(f"database: {connection.vendor}; {Order.objects.count()} orders over {DAYS} days ({how}, {time.perf_counter() - started:.0f} s); rounds: {ROUNDS}")
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
-    user = get_user_model().objects.create_user("boss-bench", password="pw", is_staff=True)
+    user, _created = get_user_model().objects.get_or_create(username="boss-bench", defaults={"is_staff": True})
     user.groups.add(Group.objects.get_or_create(name="manager")[0])
     client = Client()
     client.force_login(user)
@@ -186,4 +196,10 @@ def run():
 if __name__ == "__main__":
     if connection.vendor != "postgresql":
         sys.exit("bench_reports needs PostgreSQL: set DATABASE_URL=postgres://...")
-    run_on_scratch_database(run)
+    if os.environ.get("BENCH_REUSE"):  # the DATABASE_URL database itself: migrated, seeded once, kept
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)
+        run()
+    else:
+        run_on_scratch_database(run)

@@ -156,7 +156,7 @@ def _chart(report: Report) -> str:
     column = report.compared()[1] if report.name in ("hour", "day", "channel") else report.compared()[0]
     if report.name == "kitchen":
         column = next(c for c in report.columns if c.key == "p50")
-    rows = report.rows[:15]
+    rows = report.rows if report.name in ("hour", "day") else report.rows[:15]  # the top 15 of a ranking
 
     def number(value: Any) -> float:
         if column.kind == "money":
