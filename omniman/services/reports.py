@@ -615,7 +615,9 @@ def _kitchen(p: Period) -> dict[str, dict[str, Any]]:
     }
     fired: dict[tuple[int, str], datetime] = {}
     ready: dict[int, datetime] = {}
-    events = OrderEvent.objects.filter(order__in=orders, type__in=(KITCHEN_BUMPED, KITCHEN_FIRED)).order_by("created_at", "id")
+    # Only the bumps that reach a station's done status (and the firings): the others are not read.
+    wanted = Q(type=KITCHEN_FIRED) | Q(type=KITCHEN_BUMPED, payload__to__in=sorted(set(done_by_channel.values())))
+    events = OrderEvent.objects.filter(wanted, order__in=orders).order_by("created_at", "id")
     for event in events.values("order_id", "type", "payload", "created_at"):
         payload = event["payload"] or {}
         if event["type"] == KITCHEN_FIRED:
