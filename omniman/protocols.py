@@ -79,6 +79,17 @@ class StationSource(Protocol):
     def stations_for(self, skus: list[str]) -> dict[str, str]: ...
 
 
+@runtime_checkable
+class CategorySource(Protocol):
+    """The category (its display name) of products, for the reports' sales by category.
+
+    Optional: ``omniman.contrib.catalog`` registers one. Called by the report selectors: one query for all the
+    SKUs, no write; a SKU without a category is left out.
+    """
+
+    def categories_for(self, skus: list[str]) -> dict[str, str]: ...
+
+
 @dataclass(frozen=True)
 class GatewayResult:
     """A payment gateway's answer: ``status`` ``"captured"`` / ``"refunded"`` or ``"declined"`` (with ``error_code``)."""

@@ -9,7 +9,9 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from omniman.protocols import DirectiveHandler, IssueResolver, Modifier, PaymentGateway, StationSource, TicketSource, Validator
+from omniman.protocols import (
+    CategorySource, DirectiveHandler, IssueResolver, Modifier, PaymentGateway, StationSource, TicketSource, Validator,
+)
 
 _lock = threading.RLock()
 _modifiers: dict[str, Modifier] = {}
@@ -19,10 +21,11 @@ _issue_resolvers: dict[str, IssueResolver] = {}
 # At most one, under the key "default": an optional capability a contrib app provides.
 _ticket_sources: dict[str, TicketSource] = {}
 _station_sources: dict[str, StationSource] = {}
+_category_sources: dict[str, CategorySource] = {}
 # At most one, under the key "default": the gateway of the bills' "gateway" payment method (omniman.contrib.payment).
 _payment_gateways: dict[str, PaymentGateway] = {}
 # The ticket sources stay last (tests clear that slot by position).
-_REGISTRIES = (_modifiers, _validators, _directive_handlers, _issue_resolvers, _payment_gateways, _station_sources, _ticket_sources)
+_REGISTRIES = (_modifiers, _validators, _directive_handlers, _issue_resolvers, _payment_gateways, _station_sources, _category_sources, _ticket_sources)
 
 STAGES = ("draft", "commit")
 
@@ -96,6 +99,23 @@ def stations_for(skus: list[str]) -> dict[str, str]:
     with _lock:
         source = _station_sources.get("default")
     return source.stations_for(list(skus)) if source is not None and skus else {}
+
+
+def register_category_source(source: CategorySource) -> CategorySource:
+    """The products' categories for the reports (``omniman.contrib.catalog`` registers one); only one may be registered."""
+    _require(source, CategorySource, "CategorySource", ("categories_for",))
+    with _lock:
+        if _category_sources:
+            raise ValueError(f"a category source is already registered: {_category_sources['default']!r}")
+        _category_sources["default"] = source
+    return source
+
+
+def categories_for(skus: list[str]) -> dict[str, str]:
+    """Category name by SKU from the registered source; ``{}`` without one."""
+    with _lock:
+        source = _category_sources.get("default")
+    return source.categories_for(list(skus)) if source is not None and skus else {}
 def register_payment_gateway(gateway: PaymentGateway) -> PaymentGateway:
     """The gateway that takes the bills' ``gateway`` payments (``omniman.contrib.payment`` registers one); only one."""
     _require(gateway, PaymentGateway, "PaymentGateway", ("charge", "refund"))
@@ -190,6 +210,8 @@ __all__ = [
     "tickets_for",
     "register_station_source",
     "stations_for",
+    "register_category_source",
+    "categories_for",
     "clear",
     "snapshot",
     "restore",

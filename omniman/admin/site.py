@@ -68,11 +68,12 @@ class ManagerAdminSite(UnfoldAdminSite):
         from django.urls import path
 
         from omniman.admin.audit import audit_view
+        from omniman.admin.reports import report_urls
 
         def audit(request):
             return audit_view(request, site=self)
 
-        return [path("audit/", self.admin_view(audit), name="audit"), *super().get_urls()]
+        return [path("audit/", self.admin_view(audit), name="audit"), *report_urls(self), *super().get_urls()]
 
 
 # -- sidebar ------------------------------------------------------------------
@@ -148,6 +149,9 @@ def sidebar_navigation(request) -> list[dict[str, Any]]:
         if item:
             review.append(item)
     groups = [{"title": _("Review"), "separator": False, "items": review}]
+    from omniman.admin.reports import sidebar_group
+
+    groups.append(sidebar_group())
     setup = [item for title, icon, target in SETUP if (item := _model_item(request, title, icon, target))]
     if setup:
         groups.append({"title": _("Setup"), "separator": True, "items": setup})

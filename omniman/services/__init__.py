@@ -24,6 +24,12 @@ from omniman.services.kitchen import order_path as kitchen_order_path
 from omniman.services.maintenance import MaintenanceService
 from omniman.services.ops import MAX_NAME_LENGTH, MAX_SKU_LENGTH, OPS, RESERVED_DATA_KEYS, RESERVED_META_KEYS, find_line
 from omniman.services.orders import OrderService, apply_auto_transition, lock_order
+from omniman.services.reports import (
+    REPORTS, Column, Period, Report, adjustments_by_actor, kitchen_times, sales_by_category, sales_by_channel, sales_by_day,
+    sales_by_hour, sales_by_method, sales_by_product, sales_by_staff, sales_summary,
+)
+from omniman.services.reports import period as report_period
+from omniman.services.reports import report as build_report
 from omniman.services.receipts import customer_of, order_receipt, receipt_data
 from omniman.services.sessions import ModifyService, ResolveService, SessionService, SessionWriteService, require_rev
 from omniman.services.shifts import (
@@ -76,6 +82,23 @@ __all__ = [
     "audit_entries",
     "AuditEntry",
     "AUDIT_KINDS",
+    # Reports (docs/api/reports.rst): selectors over a Period, each compared with the previous period.
+    "Period",
+    "report_period",  # a valid Period from dates or a preset (invalid_period)
+    "Report",
+    "Column",
+    "REPORTS",  # name -> selector
+    "build_report",  # the report called name over a period (not_found)
+    "sales_summary",  # the period's money: day_totals over a date range (fixed query count)
+    "sales_by_hour",
+    "sales_by_day",
+    "sales_by_channel",
+    "sales_by_product",
+    "sales_by_category",
+    "sales_by_method",
+    "sales_by_staff",
+    "kitchen_times",
+    "adjustments_by_actor",
     "FloorService",  # transfer lines, move a tab, merge tabs (docs/api/floor.rst)
     "FloorPlanService",  # the floor plan editor's placements
     # Reads and guards the layers above share with the services.

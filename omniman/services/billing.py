@@ -18,12 +18,11 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date as date_type
-from datetime import datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Sum
+from django.db.models import Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -39,6 +38,7 @@ from omniman.texts import modifiers_text
 from omniman.services._common import random_code
 from omniman.services.orders import apply_auto_transition, lock_order
 from omniman.services.shifts import shift_for_payment
+from omniman.services.reports import Period, sales_summary
 from omniman.services.tables import orders_of_handle_today
 
 logger = logging.getLogger("omniman.services")
@@ -995,13 +995,8 @@ def bill_view(bill_ref: str) -> BillView:
     )
 
 
-def _day_bounds(day: date_type) -> tuple[datetime, datetime]:
-    start = timezone.make_aware(datetime.combine(day, time.min), timezone.get_current_timezone())
-    return start, start + timedelta(days=1)
-
-
 def day_totals(day: date_type | None = None, channel: Channel | str | None = None) -> dict[str, Any]:
-    """The day's money (local ``day``, default today; one channel or all), in a fixed number of queries.
+    """The day's money (local ``day``, default today; one channel or all): ``sales_summary`` over that one day.
 
     ``sales_q`` — the totals of the bills closed (settled or written off) that day, minus the refunds made that
     day: what the business sold. ``payments_q`` — what those bills' payments put on them (``amount_q``; tips apart),
@@ -1010,80 +1005,11 @@ def day_totals(day: date_type | None = None, channel: Channel | str | None = Non
     ``refunds_q``, ``written_off_q``, ``by_method`` (``{method: {"count", "amount_q", "tip_q"}}``),
     ``bills`` (count closed), ``open_bills``, ``open_paid_q`` (paid on bills still open), and ``by_channel``
     (``{code: {"bills", "sales_q", "payments_q", "tips_q", "refunds_q"}}``, the same figures per channel).
+    The one computation is ``omniman.services.reports.sales_summary`` (the reports read it too).
     """
     day = day or timezone.localdate()
-    start, end = _day_bounds(day)
-    bills = Bill.objects.filter(settled_at__gte=start, settled_at__lt=end, status__in=(Bill.Status.SETTLED, Bill.Status.WRITTEN_OFF))
-    payments = Payment.objects.filter(bill__in=bills)
-    refunds = Refund.objects.filter(created_at__gte=start, created_at__lt=end)
-    open_bills = Bill.objects.filter(status=Bill.Status.OPEN, opened_at__gte=start, opened_at__lt=end)
-    if channel is not None:
-        code = channel if isinstance(channel, str) else channel.code
-        bills, open_bills = bills.filter(channel__code=code), open_bills.filter(channel__code=code)
-        payments = payments.filter(bill__channel__code=code)
-        refunds = refunds.filter(payment__bill__channel__code=code)
-    closed = list(bills.values("total_q", "adjustments", "channel__code"))
-    discounts_q = written_off_q = voids_q = 0
-    for row in closed:
-        for adjustment in row["adjustments"] or []:
-            amount = int(adjustment.get("amount_q") or 0)
-            if adjustment.get("kind") == "discount":
-                discounts_q -= amount
-            elif adjustment.get("kind") == "write_off":
-                written_off_q -= amount
-            elif adjustment.get("kind") == "void":
-                voids_q -= amount
-    service_q = 0
-    for totals in _order_totals(bills):
-        discounts_q += int(totals.get("discount_q") or 0)
-        service_q += int(totals.get("service_q") or 0)
-    by_method: dict[str, dict[str, int]] = {}
-    for row in payments.values("method").annotate(count=Count("id"), amount=Sum("amount_q"), tip=Sum("tip_q")).order_by("method"):
-        by_method[row["method"]] = {"count": row["count"], "amount_q": int(row["amount"] or 0), "tip_q": int(row["tip"] or 0)}
-    sums = payments.aggregate(amount=Sum("amount_q"), tips=Sum("tip_q"), change=Sum("change_q"), tendered=Sum("tendered_q"))
-    refunds_q = int(refunds.aggregate(total=Sum("amount_q"))["total"] or 0)
-    open_rows = open_bills.aggregate(count=Count("id"), paid=Sum("paid_q"))
-    by_channel: dict[str, dict[str, int]] = {}
-
-    def channel_row(code: str) -> dict[str, int]:
-        return by_channel.setdefault(code, {"bills": 0, "sales_q": 0, "payments_q": 0, "tips_q": 0, "refunds_q": 0})
-
-    for row in closed:
-        entry = channel_row(row["channel__code"])
-        entry["bills"] += 1
-        entry["sales_q"] += int(row["total_q"])
-    for row in payments.values("bill__channel__code").annotate(amount=Sum("amount_q"), tip=Sum("tip_q")).order_by():
-        entry = channel_row(row["bill__channel__code"])
-        entry["payments_q"] += int(row["amount"] or 0)
-        entry["tips_q"] += int(row["tip"] or 0)
-    for row in refunds.values("payment__bill__channel__code").annotate(amount=Sum("amount_q")).order_by():
-        entry = channel_row(row["payment__bill__channel__code"])
-        entry["refunds_q"] += int(row["amount"] or 0)
-        entry["sales_q"] -= int(row["amount"] or 0)
-    return {
-        "date": day.isoformat(),
-        "channel": (channel if isinstance(channel, str) else channel.code) if channel is not None else None,
-        "bills": len(closed),
-        "sales_q": sum(int(row["total_q"]) for row in closed) - refunds_q,
-        "gross_q": sum(int(row["total_q"]) for row in closed),
-        "payments_q": int(sums["amount"] or 0),
-        "tips_q": int(sums["tips"] or 0),
-        "change_q": int(sums["change"] or 0),
-        "tendered_q": int(sums["tendered"] or 0),
-        "refunds_q": refunds_q,
-        "discounts_q": discounts_q,
-        "voids_q": voids_q,
-        "service_q": service_q,
-        "written_off_q": written_off_q,
-        "by_method": by_method,
-        "open_bills": int(open_rows["count"] or 0),
-        "open_paid_q": int(open_rows["paid"] or 0),
-        "by_channel": by_channel,
-    }
-
-
-def _order_totals(bills) -> Iterable[dict[str, Any]]:
-    """The totals (discount, service) of the orders of ``bills``, as their snapshot says (one query)."""
-    cancel_statuses = {c.order_flow.cancel_status for c in Channel.objects.filter(bills__in=bills).distinct()}
-    for order in Order.objects.filter(bill__in=bills).exclude(status__in=cancel_statuses - {""}).only("snapshot", "total_q", "channel_id", "currency"):
-        yield order.totals
+    code = (channel if isinstance(channel, str) else channel.code) if channel is not None else ""
+    totals = sales_summary(Period(day, day, channel=code))
+    for key in ("start", "end", "register", "orders", "orders_q", "bill_adjustments_q", "average_q"):
+        totals.pop(key)
+    return {"date": day.isoformat(), **totals, "channel": code or None}

@@ -152,3 +152,13 @@ class CatalogStationSource:
         from omniman.contrib.catalog import get_catalog
 
         return {sku: entry.station for sku, entry in get_catalog().get_many(sorted(set(skus))).items() if entry.station}
+
+
+class CatalogCategorySource:
+    """The category of each SKU, from the catalog's products, active or not (the registry's ``CategorySource``: one query)."""
+
+    def categories_for(self, skus: list[str]) -> dict[str, str]:
+        from omniman.contrib.catalog.models import Product
+
+        rows = Product.objects.filter(sku__in=sorted(set(skus)), category__isnull=False).values_list("sku", "category__name")
+        return dict(rows)
