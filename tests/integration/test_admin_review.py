@@ -656,7 +656,7 @@ def test_the_sidebar_lists_the_review_first_and_counts_failed_directives(manager
     assert list(review) == ["Dashboard", "Orders", "Bills", "Shifts", "Sessions", "Directives", "Audit"]
     assert review["Directives"]["badge"] == 1 and review["Orders"]["active"]
     titles = [str(group["title"]) for group in groups]
-    assert titles[:2] == ["Review", "Setup"]
+    assert titles[:3] == ["Review", "Reports", "Setup"]
     assert ("Catalog" in titles) == apps.is_installed("omniman.contrib.catalog")  # a contrib app's group, if installed
     assert "Authentication and Authorization" not in titles  # a manager without auth permissions
 
