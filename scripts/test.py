@@ -8,6 +8,11 @@ suites on SQLite with tests.settings_nocontrib, which installs no
 ``omniman.contrib`` app: every contrib app is optional (a test that needs one
 is skipped there, with the reason). --sqlite-only and --postgres-only leave it out.
 
+When the SQLite pass runs too, the PostgreSQL pass leaves out the tests that cannot reach
+the database (no django_db marker or database fixture, not marked postgres or deploy):
+they ran identically on SQLite. Transactional tests end with tests/dbreset.py's
+reset (DELETE, not TRUNCATE; the same rows as Django's flush).
+
 PostgreSQL comes from OMNIMAN_TEST_POSTGRES_URL (default
 postgres://postgres@127.0.0.1:5432/postgres). If it is unreachable the
 PostgreSQL pass is skipped loudly, or fails the run when CI is set,
