@@ -8,6 +8,11 @@ suites on SQLite with tests.settings_nocontrib, which installs no
 ``omniman.contrib`` app: every contrib app is optional (a test that needs one
 is skipped there, with the reason). --sqlite-only and --postgres-only leave it out.
 
+When the SQLite pass runs too, the PostgreSQL pass leaves out the tests that cannot reach
+the database (no django_db marker or database fixture, not marked postgres or deploy):
+they ran identically on SQLite. Transactional tests end with tests/dbreset.py's
+reset (DELETE, not TRUNCATE; the same rows as Django's flush).
+
 PostgreSQL comes from OMNIMAN_TEST_POSTGRES_URL (default
 postgres://postgres@127.0.0.1:5432/postgres). If it is unreachable the
 PostgreSQL pass is skipped loudly, or fails the run when CI is set,
@@ -35,6 +40,9 @@ DEFAULT_POSTGRES_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 NO_TESTS_COLLECTED = 5  # pytest.ExitCode.NO_TESTS_COLLECTED
 # The no-contrib pass: the kernel, web and API suites (the contrib apps' own tests need their apps).
 NOCONTRIB_SETTINGS = "tests.settings_nocontrib"
+# Set for the PostgreSQL pass when the SQLite pass runs too: tests/conftest.py then deselects the
+# tests that cannot reach the database (no django_db marker or database fixture; not marked postgres or deploy).
+DATABASE_ONLY = "OMNIMAN_TEST_DATABASE_ONLY"
 NOCONTRIB_ARGS = ["tests/unit", "tests/integration", "--ignore=tests/integration/contrib", "-m", "not e2e and not deploy"]
 
 
@@ -76,7 +84,15 @@ def main() -> None:
             banner(postgres_skipped, detail=error)
 
     RESULTS.mkdir(exist_ok=True)
-    exit_codes = {name: run_pass(name, url, pytest_args) for name, url in passes}
+    exit_codes = {}
+    for name, url in passes:
+        extra_env = {}
+        if name == "postgres" and any(other == "sqlite" for other, _ in passes):
+            # The tests that cannot reach the database ran identically in the SQLite pass.
+            extra_env[DATABASE_ONLY] = "1"
+        exit_codes[name] = run_pass(name, url, pytest_args, extra_env=extra_env)
+        if extra_env and exit_codes[name] == NO_TESTS_COLLECTED:
+            exit_codes[name] = 0  # the selection had only database-independent tests: they ran on SQLite
     if not (args.sqlite_only or args.postgres_only or args.no_nocontrib):
         url = f"sqlite:///{REPO / '.test-db-nocontrib.sqlite3'}"
         # The caller's options (-x, -k …) apply; its test paths, if any, replace the default selection.
@@ -104,11 +120,17 @@ def main() -> None:
     sys.exit(0 if all(code == 0 for code in exit_codes.values()) else 1)
 
 
-def run_pass(name: str, database_url: str, pytest_args: list[str], settings: str = "tests.settings") -> int:
+def run_pass(
+    name: str, database_url: str, pytest_args: list[str], settings: str = "tests.settings", extra_env: dict | None = None
+) -> int:
     report = RESULTS / f"{name}.xml"
     report.unlink(missing_ok=True)
-    env = {**os.environ, "DATABASE_URL": database_url, "DJANGO_SETTINGS_MODULE": settings}
-    print(f"\n=== {name}: pytest with DATABASE_URL={redact(database_url)}, {settings} ===", flush=True)
+    env = {**os.environ, "DATABASE_URL": database_url, "DJANGO_SETTINGS_MODULE": settings, **(extra_env or {})}
+    # Let Python cache bytecode (and pytest its rewritten test modules) in __pycache__: with
+    # PYTHONDONTWRITEBYTECODE set, every pass (and every subprocess a test starts) compiles it all again.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    note = ", database-independent tests left out (they ran in the SQLite pass)" if env.get(DATABASE_ONLY) == "1" else ""
+    print(f"\n=== {name}: pytest with DATABASE_URL={redact(database_url)}, {settings}{note} ===", flush=True)
     command = [sys.executable, "-m", "pytest", *pytest_args, f"--junitxml={report}"]
     return subprocess.run(command, cwd=REPO, env=env).returncode
 

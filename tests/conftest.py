@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from django.apps import apps
 from django.db import connection
 
 from omniman import registry
+from tests import dbreset
+
+# Transactional tests end with a cheaper reset than Django's flush, to the same rows (tests/dbreset.py).
+dbreset.install()
 
 
 @pytest.fixture(autouse=True)
@@ -17,8 +23,14 @@ def registry_state():
     registry.restore(saved)
 
 
+# Fixtures through which a test reaches the database (pytest-django blocks it for every other test).
+DATABASE_FIXTURES = {"db", "transactional_db", "django_db_reset_sequences", "django_db_serialized_rollback", "live_server"}
+
+
 def pytest_collection_modifyitems(config, items):
     skip_without_contrib_apps(items)
+    if os.environ.get("OMNIMAN_TEST_DATABASE_ONLY") == "1":
+        leave_out_database_independent_tests(config, items)
     if connection.vendor == "postgresql":
         return
     skip = pytest.mark.skip(
@@ -40,3 +52,24 @@ def skip_without_contrib_apps(items):
         missing = [app for app in dict.fromkeys(needed) if not apps.is_installed(app)]
         if missing:
             item.add_marker(pytest.mark.skip(reason=f"needs {', '.join(missing)} in INSTALLED_APPS (not installed in this run)"))
+
+
+def uses_database(item) -> bool:
+    return item.get_closest_marker("django_db") is not None or bool(DATABASE_FIXTURES & set(getattr(item, "fixturenames", ())))
+
+
+def leave_out_database_independent_tests(config, items):
+    """``OMNIMAN_TEST_DATABASE_ONLY=1`` (scripts/test.py's PostgreSQL pass, after the SQLite pass ran everything):
+    deselect the tests that cannot reach the database, which ran identically on SQLite.
+
+    Kept: every test that uses the database, and the ``postgres`` and ``deploy`` tests, which
+    look at the database's vendor themselves (a throwaway server, the deploy check's database).
+    """
+    kept, left_out = [], []
+    for item in items:
+        independent = not uses_database(item) and item.get_closest_marker("postgres") is None
+        independent = independent and item.get_closest_marker("deploy") is None
+        (left_out if independent else kept).append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept
