@@ -45,6 +45,7 @@ COLUMNS = tuple(DEFAULT_ORDER_FLOW["kitchen_statuses"])
 EXPO = "expo"
 RECALL_MINUTES = DEFAULT_KITCHEN_FLOW["undo_minutes"]
 DEFAULT_WARN_MINUTES = 5
+RAIL_SIZE = 5  # tickets on the "Just in" rail
 DEFAULT_LATE_MINUTES = 10
 # The stations' names on the filter bar (a station without one shows its code).
 STATION_LABELS = {
@@ -219,6 +220,7 @@ class Board:
     max_order_id: int
     sold_out: list[str] = field(default_factory=list)
     void_pending: int = 0
+    newest: list[Card] = field(default_factory=list)  # the rail: the newest tickets, newest first, always in sight
 
     @property
     def is_expo(self) -> bool:
@@ -438,6 +440,9 @@ def build_board(station: str = EXPO, channel_code: str = "", roles: Iterable[str
         max_order_id=max((order.pk for order in orders), default=0),
         sold_out=sorted(SoldOut.objects.filter(sold_out=True).values_list("sku", flat=True)),
         void_pending=sum(1 for cards in columns.values() for card in cards if card.void_pending),
+        newest=sorted(
+            (card for cards in columns.values() for card in cards), key=lambda card: (card.order.created_at, card.order.pk), reverse=True
+        )[:RAIL_SIZE],
     )
 
 

@@ -104,22 +104,30 @@
   document.body.addEventListener("htmx:afterRequest", pollOk);
   document.body.addEventListener("htmx:afterSwap", function () { checkNew(); tick(); offScreen(); });
 
-  // Each column scrolls on its own; a column with cards below its fold says how many.
+  // Each column scrolls on its own; a column with cards beyond its fold says how many, below and above.
   function offScreen() {
     var b = board();
     if (!b) { return; }
-    var template = b.dataset.offTemplate || "{count} more";
+    var below = b.dataset.offTemplate || "{count} more";
+    var above = b.dataset.offAboveTemplate || "{count} more";
     b.querySelectorAll(".column").forEach(function (column) {
       var list = column.querySelector(".column-cards");
-      var note = column.querySelector(".off-screen");
+      var note = column.querySelector(".off-screen-below");
+      var noteAbove = column.querySelector(".off-screen-above");
       if (!list || !note) { return; }
-      var bottom = list.getBoundingClientRect().bottom;
+      var box = list.getBoundingClientRect();
       var hidden = 0;
+      var hiddenAbove = 0;
       list.querySelectorAll(".card").forEach(function (card) {
-        if (card.getBoundingClientRect().top >= bottom - 8) { hidden += 1; }
+        var r = card.getBoundingClientRect();
+        if (r.top >= box.bottom - 8) { hidden += 1; } else if (r.bottom <= box.top + 8) { hiddenAbove += 1; }
       });
       note.hidden = hidden === 0;
-      note.textContent = template.replace("{count}", hidden);
+      note.textContent = below.replace("{count}", hidden);
+      if (noteAbove) {
+        noteAbove.hidden = hiddenAbove === 0;
+        noteAbove.textContent = above.replace("{count}", hiddenAbove);
+      }
     });
   }
   document.addEventListener("scroll", offScreen, true);
