@@ -421,6 +421,8 @@ def build_board(station: str = EXPO, channel_code: str = "", roles: Iterable[str
             if item.is_live and admitted and not kflow.station_is_done(item.status):
                 all_day[item.item.sku] += item.item.qty - item.voided_qty
                 names[item.item.sku] = item.item.name
+    for cards in columns.values():
+        cards.sort(key=lambda card: not card.void_pending)  # a VOID waiting for a cook leads its column (stable: oldest first after it)
     if is_expo:
         terms: dict[str, str] = {}
         for order in orders:
