@@ -197,6 +197,10 @@ def test_eighty_six_from_the_board_disables_the_pos_tile_within_3_seconds(new_pa
     board.get_by_role("button", name="Back on: CRO").click()
     settle(board)
     expect(tile).to_be_enabled(timeout=LIVE_MS)
+    # A stock-tracked product with nothing on hand is sold out the same way (the demo's kombucha: 0 on hand).
+    pos.click('a.cat:has-text("Cold drinks")')
+    settle(pos)
+    expect(pos.locator('.grid .product[data-sku="KOMBU"]')).to_be_disabled()
 
 
 def test_the_pickup_screen_moves_a_number_from_preparing_to_ready_with_a_chime(new_page, shot):

@@ -413,3 +413,21 @@ def test_a_void_shows_on_the_card_leaves_the_all_day_count_and_moves_the_version
     assert dict(board.all_day)[second.name] == counts[second.name]
     body = kitchen_client.get("/kitchen/").content.decode()
     assert body.count("void-badge") == 1 and "VOID" in body
+
+
+def test_the_rail_lists_the_newest_tickets_first_and_a_pending_void_leads_its_column(kitchen_client):
+    from omniman.web.kitchen import RAIL_SIZE
+
+    channel = make_channel("rail")
+    orders = [table_order(channel, str(60 + n), status="confirmed", lines=1) for n in range(RAIL_SIZE + 2)]
+    board = build_board("kitchen")
+    assert [card.order for card in board.newest] == orders[::-1][:RAIL_SIZE]  # newest first, five of them
+    queued = dict((status, cards) for status, _label, cards in board.columns)["queued"]
+    assert [card.order for card in queued] == orders  # the column itself stays oldest first
+    OrderService.transition(orders[4].ref, "cancelled", reason="walked out")
+    queued = dict((status, cards) for status, _label, cards in build_board("kitchen").columns)["queued"]
+    assert queued[0].order == orders[4] and queued[0].void_pending  # the VOID leads, the rest keep their order
+    assert [card.order for card in queued[1:]] == orders[:4] + orders[5:]
+    body = kitchen_client.get("/kitchen/?station=kitchen").content.decode()
+    rail = body[body.index('<nav class="rail"'):body.index("</nav>", body.index('<nav class="rail"'))]
+    assert rail.count('class="rail-ticket') == RAIL_SIZE and f'href="#card-{orders[-1].pk}-kitchen"' in rail
