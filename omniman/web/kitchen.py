@@ -45,8 +45,8 @@ COLUMNS = tuple(DEFAULT_ORDER_FLOW["kitchen_statuses"])
 EXPO = "expo"
 RECALL_MINUTES = DEFAULT_KITCHEN_FLOW["undo_minutes"]
 DEFAULT_WARN_MINUTES = 5
-RAIL_SIZE = 5  # tickets on the "Just in" rail
 DEFAULT_LATE_MINUTES = 10
+RAIL_SIZE = 5  # tickets on the "Just in" rail
 # The stations' names on the filter bar (a station without one shows its code).
 STATION_LABELS = {
     EXPO: gettext_lazy("Expo"),
