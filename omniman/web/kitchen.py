@@ -176,11 +176,14 @@ class Card:
     rows: list[Row] = field(default_factory=list)  # the items, ready to print
     bump_text: str = ""  # the bump button's words ("Table 31: Cooking", "Hand out Table 31")
     progress_rows: list[tuple[str, bool]] = field(default_factory=list)  # expo: (station label, done)
+    progress_text: str = ""  # expo: "1/2 stations done"
+    timing: str = ""  # the card's data attributes for the timer: warn and late seconds, as text
     channel_name: str = ""
 
     @property
-    def created_ms(self) -> int:
-        return int(self.order.created_at.timestamp() * 1000)
+    def created_ms(self) -> str:
+        """Milliseconds since the epoch, as text (the template prints it as is, no number localising)."""
+        return str(int(self.order.created_at.timestamp() * 1000))
 
     @property
     def stations_done(self) -> int:
@@ -352,6 +355,9 @@ def _dress(card: Card, words: Words, *, expo: bool) -> Card:
     card.rows = [_row(item, words, expo=expo) for item in card.items]
     card.channel_name = card.order.channel.name
     card.progress_rows = [(words.station(station), done) for station, done in card.progress]
+    if card.progress:
+        card.progress_text = _("%(done)s/%(total)s stations done") % {"done": card.stations_done, "total": len(card.progress)}
+    card.timing = f"{card.warn_seconds} {card.late_seconds}"
     if card.bump_to:
         if expo:
             card.bump_text = _("Hand out %(card)s") % {"card": card.label}

@@ -52,8 +52,11 @@
       var age = Math.max(0, Math.floor((now - Number(card.dataset.created)) / 1000));
       var timer = card.querySelector(".timer");
       if (timer) { timer.textContent = Math.floor(age / 60) + ":" + pad(age % 60); }
-      card.classList.toggle("late", age >= Number(card.dataset.late));
-      card.classList.toggle("warn", age >= Number(card.dataset.warn) && age < Number(card.dataset.late));
+      var timing = (card.dataset.timing || "300 600").split(" ");  // warn and late, in seconds
+      var warn = Number(timing[0]);
+      var late = Number(timing[1]);
+      card.classList.toggle("late", age >= late);
+      card.classList.toggle("warn", age >= warn && age < late);
     });
     var seconds = Math.floor((now - lastOk) / 1000);
     var beat = document.getElementById("heartbeat");
