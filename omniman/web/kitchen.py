@@ -46,6 +46,7 @@ EXPO = "expo"
 RECALL_MINUTES = DEFAULT_KITCHEN_FLOW["undo_minutes"]
 DEFAULT_WARN_MINUTES = 5
 DEFAULT_LATE_MINUTES = 10
+RAIL_SIZE = 5  # tickets on the "Just in" rail
 # The stations' names on the filter bar (a station without one shows its code).
 STATION_LABELS = {
     EXPO: gettext_lazy("Expo"),
@@ -84,6 +85,81 @@ def stations() -> list[str]:
 # -- what a card shows --------------------------------------------------------------------------
 
 
+class Words:
+    """The board's words and quantities, each translated or formatted once per board (not once per card).
+
+    A board of 200 tickets asks for the same few station and status labels
+    hundreds of times; translating (and Babel-formatting) each once keeps the
+    render's cost in the HTML, not in gettext.
+    """
+
+    def __init__(self) -> None:
+        self._stations: dict[str, str] = {}
+        self._statuses: dict[str, str] = {}
+        self._qtys: dict[object, str] = {}
+
+    def station(self, station: str) -> str:
+        if station not in self._stations:
+            label = STATION_LABELS.get(station or "")
+            self._stations[station] = str(label) if label else (station or "").replace("_", " ").capitalize()
+        return self._stations[station]
+
+    def status(self, status: str) -> str:
+        if status not in self._statuses:
+            self._statuses[status] = item_status_label(status)
+        return self._statuses[status]
+
+    def qty(self, value) -> str:
+        if value not in self._qtys:
+            self._qtys[value] = _qty(value)
+        return self._qtys[value]
+
+
+@dataclass
+class Row:
+    """One item line of a card, ready to print: the template only places these strings."""
+
+    qty: str
+    name: str
+    station: str  # the station's label on the expo, "" on a station screen
+    status: str  # "Cooking", "held", "VOID"
+    held: bool
+    voided: bool  # the whole line
+    void_reason: str
+    part_void: str  # "1 VOID" when part of the line is voided
+    note: str
+    extras: str  # options and modifiers, comma-separated
+
+
+def _row(item: KitchenItem, words: Words, *, expo: bool) -> Row:
+    line = item.item
+    meta = line.meta or {}
+    extras = [str(option) for option in meta.get("options") or []]
+    extras += [str(m.get("name") or "") if isinstance(m, dict) else str(m) for m in meta.get("modifiers") or []]
+    voided = item.is_voided
+    if voided:
+        status = _("VOID")
+    elif item.held:
+        status = _("held")
+    else:
+        status = words.status(item.status)
+    part_void = ""
+    if not voided and not item.held and item.voided_at:
+        part_void = _("%(qty)s VOID") % {"qty": words.qty(item.voided_qty)}
+    return Row(
+        qty=words.qty(line.qty),
+        name=line.name,
+        station=words.station(item.station) if expo and item.station else "",
+        status=status,
+        held=item.held,
+        voided=voided,
+        void_reason=item.void_reason if voided else "",
+        part_void=part_void,
+        note=str(meta.get("note") or ""),
+        extras=", ".join(extra for extra in extras if extra),
+    )
+
+
 @dataclass
 class Card:
     order: Order
@@ -97,10 +173,17 @@ class Card:
     void_pending: bool = False
     warn_seconds: int = DEFAULT_WARN_MINUTES * 60
     late_seconds: int = DEFAULT_LATE_MINUTES * 60
+    rows: list[Row] = field(default_factory=list)  # the items, ready to print
+    bump_text: str = ""  # the bump button's words ("Table 31: Cooking", "Hand out Table 31")
+    progress_rows: list[tuple[str, bool]] = field(default_factory=list)  # expo: (station label, done)
+    progress_text: str = ""  # expo: "1/2 stations done"
+    timing: str = ""  # the card's data attributes for the timer: warn and late seconds, as text
+    channel_name: str = ""
 
     @property
-    def created_ms(self) -> int:
-        return int(self.order.created_at.timestamp() * 1000)
+    def created_ms(self) -> str:
+        """Milliseconds since the epoch, as text (the template prints it as is, no number localising)."""
+        return str(int(self.order.created_at.timestamp() * 1000))
 
     @property
     def stations_done(self) -> int:
@@ -140,20 +223,33 @@ class Board:
     max_order_id: int
     sold_out: list[str] = field(default_factory=list)
     void_pending: int = 0
+    newest: list[Card] = field(default_factory=list)  # the rail: the newest tickets, newest first, always in sight
 
     @property
     def is_expo(self) -> bool:
         return self.station == EXPO
 
 
+# What a card never shows of an order (``build_board`` leaves these columns out).
+ORDER_COLUMNS_OFF_THE_BOARD = (
+    "session_key", "external_ref", "currency", "total_q", "confirmed_at", "processing_at",
+    "ready_at", "dispatched_at", "delivered_at", "completed_at", "cancelled_at",
+)
+
+
 def _pending_void():
     return KitchenItem.objects.filter(order=OuterRef("pk"), voided_at__isnull=False, void_acknowledged_at__isnull=True)
 
 
-def _filtered(channel_code: str):
-    """Orders on an admitted kitchen status, or with a void no cook acknowledged yet (a cancelled order's VOID)."""
+def _filtered(channel_code: str, channels: Iterable[Channel] | None = None):
+    """Orders on an admitted kitchen status, or with a void no cook acknowledged yet (a cancelled order's VOID).
+
+    ``channels``: the active channels when the caller has them already (else one query).
+    """
     statuses = set(board_columns())
-    for channel in Channel.objects.filter(is_active=True).only("config"):
+    if channels is None:
+        channels = Channel.objects.filter(is_active=True).only("config")
+    for channel in channels:
         statuses.update(channel.kitchen_flow.admit_statuses)
     orders = Order.objects.filter(Q(status__in=sorted(statuses)) | Q(Exists(_pending_void())), channel__is_active=True)
     if channel_code:
@@ -254,18 +350,43 @@ def _expo_card(order, items, kflow: KitchenFlow, label, roles, config) -> Card |
     return card
 
 
+def _dress(card: Card, words: Words, *, expo: bool) -> Card:
+    """Fill in what the template prints: item rows, the bump button's words, the expo's progress."""
+    card.rows = [_row(item, words, expo=expo) for item in card.items]
+    card.channel_name = card.order.channel.name
+    card.progress_rows = [(words.station(station), done) for station, done in card.progress]
+    if card.progress:
+        card.progress_text = _("%(done)s/%(total)s stations done") % {"done": card.stations_done, "total": len(card.progress)}
+    card.timing = f"{card.warn_seconds} {card.late_seconds}"
+    if card.bump_to:
+        if expo:
+            card.bump_text = _("Hand out %(card)s") % {"card": card.label}
+        else:
+            card.bump_text = _("%(card)s: %(status)s") % {"card": card.label, "status": words.status(card.bump_to)}
+    return card
+
+
 def build_board(station: str = EXPO, channel_code: str = "", roles: Iterable[str] | None = None) -> Board:
     """The board of one screen; with ``roles`` (the viewer's), a card offers only the moves they may make.
 
     A constant number of queries whatever the number of tickets and items.
     """
-    kitchen_items = KitchenItem.objects.select_related("item").order_by("id")
+    # Only the columns a card shows: 200 tickets are 1,000+ model instances, built field by field.
+    kitchen_items = (
+        KitchenItem.objects.select_related("item")
+        .defer("moved_by", "void_acknowledged_by", "created_at", "item__unit_price_q", "item__line_total_q")
+        .order_by("id")
+    )
+    channels = list(Channel.objects.filter(is_active=True).order_by("display_order", "code"))
+    by_pk = {channel.pk: channel for channel in channels}
     orders = list(
-        _filtered(channel_code)
-        .select_related("channel")
+        _filtered(channel_code, channels)
+        .defer(*ORDER_COLUMNS_OFF_THE_BOARD)
         .prefetch_related(Prefetch("kitchen_items", queryset=kitchen_items, to_attr="kitchen"))
         .order_by("created_at", "id")
     )
+    for order in orders:
+        order.channel = by_pk[order.channel_id]  # one instance per channel, not one per order
     tickets = _tickets(orders)
     is_expo = station == EXPO
     column_names = board_columns() if is_expo else station_columns()
@@ -273,15 +394,19 @@ def build_board(station: str = EXPO, channel_code: str = "", roles: Iterable[str
     all_day: Counter = Counter()
     names: dict[str, str] = {}
     flows: dict[int, tuple[OrderFlow, KitchenFlow]] = {}
+    words = Words()
+    timings: dict[int, dict[str, int]] = {}
     for order in orders:
         flow, kflow = flows.get(order.channel_id) or flows.setdefault(
             order.channel_id, (order.flow, order.channel.kitchen_flow)
         )
-        config = (order.channel.config or {}).get("kitchen") or {}
-        card_config = {
-            "warn_seconds": int(config.get("warn_minutes", DEFAULT_WARN_MINUTES)) * 60,
-            "late_seconds": int(config.get("late_minutes", DEFAULT_LATE_MINUTES)) * 60,
-        }
+        card_config = timings.get(order.channel_id)
+        if card_config is None:
+            config = (order.channel.config or {}).get("kitchen") or {}
+            card_config = timings[order.channel_id] = {
+                "warn_seconds": int(config.get("warn_minutes", DEFAULT_WARN_MINUTES)) * 60,
+                "late_seconds": int(config.get("late_minutes", DEFAULT_LATE_MINUTES)) * 60,
+            }
         admitted = kflow.admits(order.status)
         items = order.kitchen
         if not admitted and not any(item.void_pending for item in items):
@@ -293,6 +418,7 @@ def build_board(station: str = EXPO, channel_code: str = "", roles: Iterable[str
             card = _station_card(order, items, station, kflow, label, roles, card_config)
         if card is None:
             continue
+        _dress(card, words, expo=is_expo)
         column = card.status if card.status in column_names else (column_names[0] if not admitted else column_names[-1])
         if is_expo and not admitted:
             column = column_names[0]  # a cancelled order's VOID waits for its acknowledgement in the first column
@@ -301,6 +427,8 @@ def build_board(station: str = EXPO, channel_code: str = "", roles: Iterable[str
             if item.is_live and admitted and not kflow.station_is_done(item.status):
                 all_day[item.item.sku] += item.item.qty - item.voided_qty
                 names[item.item.sku] = item.item.name
+    for cards in columns.values():
+        cards.sort(key=lambda card: not card.void_pending)  # a VOID waiting for a cook leads its column (stable: oldest first after it)
     if is_expo:
         terms: dict[str, str] = {}
         for order in orders:
@@ -308,18 +436,21 @@ def build_board(station: str = EXPO, channel_code: str = "", roles: Iterable[str
                 terms.setdefault(status, order.channel.term(status))
         labels = {status: terms.get(status) or status_label(status) for status in column_names}
     else:
-        labels = {status: item_status_label(status) for status in column_names}
+        labels = {status: words.status(status) for status in column_names}
     return Board(
         station=station,
         channel=channel_code,
         columns=[(status, labels[status], columns.get(status, [])) for status in column_names],
-        all_day=[(names[sku], _qty(qty)) for sku, qty in sorted(all_day.items(), key=lambda kv: (-kv[1], names[kv[0]]))],
+        all_day=[(names[sku], words.qty(qty)) for sku, qty in sorted(all_day.items(), key=lambda kv: (-kv[1], names[kv[0]]))],
         stations=[EXPO, *stations()],
-        channels=list(Channel.objects.filter(is_active=True).order_by("display_order", "code")),
+        channels=channels,
         version=board_version(channel_code),
         max_order_id=max((order.pk for order in orders), default=0),
         sold_out=sorted(SoldOut.objects.filter(sold_out=True).values_list("sku", flat=True)),
         void_pending=sum(1 for cards in columns.values() for card in cards if card.void_pending),
+        newest=sorted(
+            (card for cards in columns.values() for card in cards), key=lambda card: (card.order.created_at, card.order.pk), reverse=True
+        )[:RAIL_SIZE],
     )
 
 

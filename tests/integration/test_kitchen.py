@@ -352,14 +352,47 @@ def test_pickup_numbers_move_from_preparing_to_ready(client, monkeypatch):
     table = table_order(counter, "5")
     numbers = {first.ref: 41, second.ref: 42}
     monkeypatch.setattr(registry, "tickets_for", lambda refs: {ref: numbers[ref] for ref in refs if ref in numbers})
-    assert (pickup_numbers().preparing, pickup_numbers().ready) == ([41, 42], [])  # the table has no pickup number
+    assert (pickup_numbers().preparing, pickup_numbers().ready) == (["41", "42"], [])  # the table has no pickup number
     for expected in ("queued", "cooking"):
         KitchenService.bump(order_ref=first.ref, station="kitchen", expected_status=expected)
-    assert (pickup_numbers().preparing, pickup_numbers().ready) == ([42], [41])
+    assert (pickup_numbers().preparing, pickup_numbers().ready) == (["42"], ["41"])
     client.force_login(user_with("display", "tv"))
     page = client.get("/pickup/?partial=1").content.decode()
     assert 'data-ready="41"' in page and "<html" not in page and first.ref not in page and "Item" not in page
     assert table.ref not in page
+
+
+def test_pickup_numbers_are_unique_per_screen_a_channel_filter_or_a_prefix_per_channel(client, monkeypatch, settings):
+    """Two channels both issue #12: a shared screen prefixes them (C12, W12); a screen per channel shows 12."""
+    from omniman import registry
+    from omniman.web.pickup import pickup_numbers
+
+    counter = make_channel("counter", name="Counter")
+    web = make_channel("web", name="Web shop", config={"kitchen": {"pickup_prefix": "W"}})
+    cafe = make_channel("cafe", name="Cafe")  # C, like the counter: both fall back to their codes
+    at_counter = Order.objects.get(ref=commit(create_session_at(counter, lines=1))["order_ref"])
+    online = Order.objects.get(ref=commit(create_session_at(web, lines=1))["order_ref"])
+    numbers = {at_counter.ref: 12, online.ref: 12}
+    monkeypatch.setattr(registry, "tickets_for", lambda refs: {ref: numbers[ref] for ref in refs if ref in numbers})
+    shared = pickup_numbers()
+    assert shared.preparing == ["COUNTER12", "W12"] and shared.prefixes == {"cafe": "CAFE", "counter": "COUNTER", "web": "W"}
+    cafe.is_active = False
+    cafe.save()
+    assert pickup_numbers().preparing == ["C12", "W12"]
+    assert pickup_numbers(["counter"]).preparing == ["12"] and pickup_numbers(["web"]).preparing == ["12"]
+    assert pickup_numbers(["counter", "web"]).preparing == ["C12", "W12"]
+    assert pickup_numbers(["nope"]).preparing == []
+    for expected in ("queued", "cooking"):
+        KitchenService.bump(order_ref=online.ref, station="kitchen", expected_status=expected)
+    assert (pickup_numbers().preparing, pickup_numbers().ready) == (["C12"], ["W12"])
+
+    settings.OMNIMAN = {**getattr(settings, "OMNIMAN", {}), "PICKUP_DISPLAY_TOKEN": "tv-token"}
+    page = client.get("/pickup/?channel=web&token=tv-token").content.decode()
+    assert 'data-ready="12"' in page and "W12" not in page
+    assert "?channel=web&amp;token=tv-token&amp;partial=1" in page  # the poll keeps the screen's channel and token
+    assert online.ref not in page and "Web shop" not in page  # numbers only
+    both = client.get("/pickup/?token=tv-token&partial=1").content.decode()
+    assert 'data-ready="W12"' in both and "<li>C12</li>" in both and "<html" not in both
 
 
 def test_a_void_shows_on_the_card_leaves_the_all_day_count_and_moves_the_version(kitchen_client):
@@ -380,3 +413,21 @@ def test_a_void_shows_on_the_card_leaves_the_all_day_count_and_moves_the_version
     assert dict(board.all_day)[second.name] == counts[second.name]
     body = kitchen_client.get("/kitchen/").content.decode()
     assert body.count("void-badge") == 1 and "VOID" in body
+
+
+def test_the_rail_lists_the_newest_tickets_first_and_a_pending_void_leads_its_column(kitchen_client):
+    from omniman.web.kitchen import RAIL_SIZE
+
+    channel = make_channel("rail")
+    orders = [table_order(channel, str(60 + n), status="confirmed", lines=1) for n in range(RAIL_SIZE + 2)]
+    board = build_board("kitchen")
+    assert [card.order for card in board.newest] == orders[::-1][:RAIL_SIZE]  # newest first, five of them
+    queued = dict((status, cards) for status, _label, cards in board.columns)["queued"]
+    assert [card.order for card in queued] == orders  # the column itself stays oldest first
+    OrderService.transition(orders[4].ref, "cancelled", reason="walked out")
+    queued = dict((status, cards) for status, _label, cards in build_board("kitchen").columns)["queued"]
+    assert queued[0].order == orders[4] and queued[0].void_pending  # the VOID leads, the rest keep their order
+    assert [card.order for card in queued[1:]] == orders[:4] + orders[5:]
+    body = kitchen_client.get("/kitchen/?station=kitchen").content.decode()
+    rail = body[body.index('<nav class="rail"'):body.index("</nav>", body.index('<nav class="rail"'))]
+    assert rail.count('class="rail-ticket') == RAIL_SIZE and f'href="#card-{orders[-1].pk}-kitchen"' in rail

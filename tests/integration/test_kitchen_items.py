@@ -196,6 +196,23 @@ def test_eighty_six_refuses_the_sku_and_back_on_allows_it():
     assert SoldOut.objects.get().sold_out is False
 
 
+def test_the_channels_kitchen_flow_is_data_its_own_statuses_drive_the_items_and_the_order():
+    """A bar that only pours: queued → poured → collected; poured is the station's end and the order's ready."""
+    flow = {
+        "statuses": ["queued", "poured", "collected"],
+        "station_done": "poured",
+        "order_statuses": {"poured": "ready", "collected": "completed"},
+    }
+    order = order_with(make_channel(config={"kitchen_flow": flow}), lines=(("BEER", "bar"),))
+    assert items_of(order)["BEER"].status == "queued"
+    assert code_of(lambda: KitchenService.bump(order_ref=order.ref, station="bar", expected_status="cooking")) == "stale_status"
+    poured = KitchenService.bump(order_ref=order.ref, station="bar", expected_status="queued", actor="user:bar")
+    assert [i.status for i in poured.items] == ["poured"] and poured.order.status == "ready"
+    assert code_of(lambda: KitchenService.bump(order_ref=order.ref, station="bar", expected_status="poured")) == "invalid_transition"
+    collected = KitchenService.bump(order_ref=order.ref, expected_status="poured", actor="user:expo")
+    assert [i.status for i in collected.items] == ["collected"] and collected.order.status == "completed"
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_two_stations_bumping_one_order_at_once_16_times():

@@ -52,8 +52,11 @@
       var age = Math.max(0, Math.floor((now - Number(card.dataset.created)) / 1000));
       var timer = card.querySelector(".timer");
       if (timer) { timer.textContent = Math.floor(age / 60) + ":" + pad(age % 60); }
-      card.classList.toggle("late", age >= Number(card.dataset.late));
-      card.classList.toggle("warn", age >= Number(card.dataset.warn) && age < Number(card.dataset.late));
+      var timing = (card.dataset.timing || "300 600").split(" ");  // warn and late, in seconds
+      var warn = Number(timing[0]);
+      var late = Number(timing[1]);
+      card.classList.toggle("late", age >= late);
+      card.classList.toggle("warn", age >= warn && age < late);
     });
     var seconds = Math.floor((now - lastOk) / 1000);
     var beat = document.getElementById("heartbeat");
@@ -104,22 +107,30 @@
   document.body.addEventListener("htmx:afterRequest", pollOk);
   document.body.addEventListener("htmx:afterSwap", function () { checkNew(); tick(); offScreen(); });
 
-  // Each column scrolls on its own; a column with cards below its fold says how many.
+  // Each column scrolls on its own; a column with cards beyond its fold says how many, below and above.
   function offScreen() {
     var b = board();
     if (!b) { return; }
-    var template = b.dataset.offTemplate || "{count} more";
+    var below = b.dataset.offTemplate || "{count} more";
+    var above = b.dataset.offAboveTemplate || "{count} more";
     b.querySelectorAll(".column").forEach(function (column) {
       var list = column.querySelector(".column-cards");
-      var note = column.querySelector(".off-screen");
+      var note = column.querySelector(".off-screen-below");
+      var noteAbove = column.querySelector(".off-screen-above");
       if (!list || !note) { return; }
-      var bottom = list.getBoundingClientRect().bottom;
+      var box = list.getBoundingClientRect();
       var hidden = 0;
+      var hiddenAbove = 0;
       list.querySelectorAll(".card").forEach(function (card) {
-        if (card.getBoundingClientRect().top >= bottom - 8) { hidden += 1; }
+        var r = card.getBoundingClientRect();
+        if (r.top >= box.bottom - 8) { hidden += 1; } else if (r.bottom <= box.top + 8) { hiddenAbove += 1; }
       });
       note.hidden = hidden === 0;
-      note.textContent = template.replace("{count}", hidden);
+      note.textContent = below.replace("{count}", hidden);
+      if (noteAbove) {
+        noteAbove.hidden = hiddenAbove === 0;
+        noteAbove.textContent = above.replace("{count}", hiddenAbove);
+      }
     });
   }
   document.addEventListener("scroll", offScreen, true);
