@@ -22,7 +22,12 @@ screen. In the page, a capture listener stamps the click
   pending for that rev (the stock answer is on the screen).
 
 Server side, the access log gives each request's time (``%(M)s``): the add,
-and the follow-up check if the screen asks for one. The reference, measured
+and the follow-up check if the screen asks for one. It does all this in two
+modes, each on its own tab and its own gunicorn (``BENCH_MODES``, default
+both): **follow-up** (``OMNIMAN_DISPATCH_ON_COMMIT=""``: the add answers
+before its checks and the screen asks for them in a second request — the POS
+before issue 19, and today's path for checks run by workers) and **inline**
+(the project's settings: the checks run in the add's request). The reference, measured
 in the same run: the browser's ``fetch`` of ``/healthz`` (the floor of any
 round trip to this server) and the machine's reference loop. Targets (issue
 19): visible p95 ≤ 100 ms, checked p95 ≤ 150 ms.
@@ -102,11 +107,11 @@ def main() -> None:
     run_on_scratch_database(run)
 
 
-def setup() -> str:
+def setup() -> None:
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
 
-    from benchmarks.bench_pos_add import build_catalog, open_tab
+    from benchmarks.bench_pos_add import build_catalog
     from omniman.contrib.demo.management.commands.seed_demo import CHANNELS
     from omniman.models import Channel
 
@@ -117,8 +122,6 @@ def setup() -> str:
     user.groups.add(Group.objects.get_or_create(name="pos")[0])
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
-    open_tab("warm", START_LINES)
-    return open_tab("bench", START_LINES).session_key
 
 
 def tap(page, sku: str) -> dict:
@@ -136,23 +139,22 @@ def taps_on(page, url: str, count: int) -> list[dict]:
     return [tap(page, TILES[i % len(TILES)]) for i in range(count)]
 
 
-def run() -> None:
-    from omniman.contrib.stock.models import StockHold
-    from omniman.models import Session
+MODES = {
+    # The answer shows the item, and its footer asks for the checks in a second request (check_now, auto=1):
+    # the POS before issue 19, and today's path for checks that are not DISPATCH_ON_COMMIT topics.
+    "follow-up": {"OMNIMAN_DISPATCH_ON_COMMIT": ""},
+    # The project's settings: the checks run in the add's request, its answer shows them.
+    "inline": {},
+}
 
-    key = setup()
-    port = bb.free_port()
-    base = f"http://{bb.HOST}:{port}"
-    print(
-        f"database: PostgreSQL (scratch); gunicorn.conf.py, {os.environ.get('GUNICORN_WORKERS', '2')} sync workers, DEBUG off; "
-        f"chromium headless; tab of {START_LINES} lines; {TAPS} taps on {', '.join(TILES)}; load average {bb.load_average()}"
-    )
-    ref_before = bb.reference_ms()
-    with bb.gunicorn(port) as log, bb.chromium() as chromium:
+
+def measure(base: str, port: int, mode: str, warm: str, key: str) -> dict:
+    from omniman.contrib.stock.models import StockHold
+
+    with bb.gunicorn(port, env=MODES[mode]) as log, bb.chromium() as chromium:
         context = chromium.new_context(viewport={"width": 1024, "height": 768}, base_url=base)
         page = context.new_page()
         bb.login(page, base, "pos", PASSWORD, "/pos/")
-        warm = Session.objects.get(handle_ref="warm", state="open").session_key
         taps_on(page, f"{base}/pos/tables/s/{warm}/", WARMUP)
         health = page.evaluate(HEALTH)
         since = log.stat().st_size
@@ -163,32 +165,58 @@ def run() -> None:
         health += page.evaluate(HEALTH)
         time.sleep(0.5)  # the access log's last lines
         requests = bb.server_times(log, r"/pos/tables/s/[^/]+/(add|check)/$", since=since)
+        holds_after = StockHold.objects.filter(reference=key).count()
         context.close()
-    bb.close_other_connections()
-    ref_after = bb.reference_ms()
-    session = Session.objects.get(session_key=key)
-    holds_after = StockHold.objects.filter(reference=key).count()
+    return {"results": results, "health": health, "requests": requests, "elapsed": elapsed, "holds": (holds_before, holds_after)}
 
-    print(f"machine reference (sum(range(10**6)), best of 5): {ref_before:.1f} ms before, {ref_after:.1f} ms after; load {bb.load_average()}")
-    bb.summary("reference: fetch /healthz (browser)", health)
-    ok = bb.summary("tap → visible (browser)", [t["visible"] for t in results], TARGET_VISIBLE_MS)
-    ok &= bb.summary("tap → checks on screen (browser)", [t["checked"] for t in results], TARGET_CHECKED_MS)
-    adds = [ms for path, _status, ms in requests if path.endswith("/add/")]
-    checks = [ms for path, _status, ms in requests if path.endswith("/check/")]
-    bb.summary("server: add", adds)
-    bb.summary("server: follow-up check", checks)
-    health_p50 = sorted(health)[len(health) // 2]
-    visible_p95 = bb.percentile([t["visible"] for t in results], 0.95)
+
+def run() -> None:
+    from omniman.models import Session
+
+    setup()
+    port = bb.free_port()
+    base = f"http://{bb.HOST}:{port}"
+    modes = [m.strip() for m in os.environ.get("BENCH_MODES", "follow-up,inline").split(",") if m.strip()]
     print(
-        f"{'':<34} requests per tap: {len(requests) / max(len(results), 1):.2f} ({len(adds)} adds, {len(checks)} checks); "
-        f"visible p95 / healthz p50: {visible_p95 / health_p50:.1f}×; {len(results) / elapsed:.1f} taps/s"
+        f"database: PostgreSQL (scratch); gunicorn.conf.py, {os.environ.get('GUNICORN_WORKERS', '2')} sync workers, DEBUG off; "
+        f"chromium headless; tabs of {START_LINES} lines; {TAPS} taps on {', '.join(TILES)} per mode ({', '.join(modes)}); "
+        f"load average {bb.load_average()}"
     )
-    stock = (session.data.get("checks") or {}).get("stock") or {}
-    print(
-        f"{'':<34} tab: {len(session.lines)} lines, rev {session.rev}; stock check written for the last rev: "
-        f"{stock.get('rev') == session.rev}; hold rows of the tab: {holds_before} before the taps, {holds_after} after"
-    )
-    print("overall:", "PASS" if ok else "FAIL")
+    verdicts = {}
+    for mode in modes:
+        from benchmarks.bench_pos_add import open_tab
+
+        warm, key = open_tab(f"warm-{mode}", START_LINES).session_key, open_tab(f"bench-{mode}", START_LINES).session_key
+        ref_before = bb.reference_ms()
+        result = measure(base, port, mode, warm, key)
+        ref_after = bb.reference_ms()
+        results, health, requests = result["results"], result["health"], result["requests"]
+        print(f"\n-- {mode}: {', '.join(f'{k}={v!r}' for k, v in MODES[mode].items()) or 'the project settings'}")
+        print(f"machine reference (sum(range(10**6)), best of 5): {ref_before:.1f} ms before, {ref_after:.1f} ms after; load {bb.load_average()}")
+        bb.summary("reference: fetch /healthz (browser)", health)
+        ok = bb.summary("tap → visible (browser)", [t["visible"] for t in results], TARGET_VISIBLE_MS)
+        ok &= bb.summary("tap → checks on screen (browser)", [t["checked"] for t in results], TARGET_CHECKED_MS)
+        adds = [ms for path, _status, ms in requests if path.endswith("/add/")]
+        checks = [ms for path, _status, ms in requests if path.endswith("/check/")]
+        bb.summary("server: add", adds)
+        bb.summary("server: follow-up check", checks)
+        health_p50 = sorted(health)[len(health) // 2]
+        visible_p95 = bb.percentile([t["visible"] for t in results], 0.95)
+        checked_p95 = bb.percentile([t["checked"] for t in results], 0.95)
+        print(
+            f"{'':<34} requests per tap: {len(requests) / max(len(results), 1):.2f} ({len(adds)} adds, {len(checks)} checks); "
+            f"p95 / healthz p50: visible {visible_p95 / health_p50:.1f}×, checked {checked_p95 / health_p50:.1f}×; "
+            f"{len(results) / result['elapsed']:.1f} taps/s"
+        )
+        session = Session.objects.get(session_key=key)
+        stock = (session.data.get("checks") or {}).get("stock") or {}
+        print(
+            f"{'':<34} tab: {len(session.lines)} lines, rev {session.rev}; stock check written for the last rev: "
+            f"{stock.get('rev') == session.rev}; hold rows of the tab: {result['holds'][0]} before the taps, {result['holds'][1]} after"
+        )
+        verdicts[mode] = ok
+    bb.close_other_connections()  # the ORM's connection made beside Playwright's loop, before the database is dropped
+    print("\noverall:", ", ".join(f"{mode} {'PASS' if ok else 'FAIL'}" for mode, ok in verdicts.items()))
 
 
 if __name__ == "__main__":

@@ -167,7 +167,6 @@ def measure(base: str, port: int, poll_ms: int, rounds: list[int]) -> dict:
         time.sleep(0.5)
         polls = bb.server_times(log, r"^/kitchen/board/$", since=since)
         commits = bb.server_times(log, r"/commit/$", since=since)
-    bb.close_other_connections()
     return {"latencies": latencies, "missed": missed, "health": health, "polls": polls, "commits": commits, "elapsed": elapsed}
 
 
@@ -203,6 +202,7 @@ def run() -> None:
             f"Send → visible p95 / healthz p50: {bb.percentile(every, 0.95) / health_p50:.1f}×; tickets never shown: {result['missed']}"
         )
         verdicts[poll_ms] = ok and not result["missed"]
+    bb.close_other_connections()  # the ORM's connection made beside Playwright's loop, before the database is dropped
     print("\noverall:", ", ".join(f"{ms} ms {'PASS' if ok else 'FAIL'}" for ms, ok in verdicts.items()))
 
 

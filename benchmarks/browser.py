@@ -82,6 +82,8 @@ def gunicorn(port: int, *, env: dict[str, str] | None = None):
         "GUNICORN_WORKERS": os.environ.get("GUNICORN_WORKERS", "2"),
         "GUNICORN_BIND": f"{HOST}:{port}",
         "GUNICORN_MAX_REQUESTS": "0",  # no worker recycled in the middle of a measurement
+        # Persistent database connections, as compose.yaml runs the app (0 opens one per request).
+        "CONN_MAX_AGE": os.environ.get("CONN_MAX_AGE", "60"),
         "LOG_LEVEL": "WARNING",
         **(env or {}),
     }
@@ -107,13 +109,18 @@ def gunicorn(port: int, *, env: dict[str, str] | None = None):
 
 
 def close_other_connections() -> None:
-    """End what is left of the server's connections to the scratch database, so it can be dropped."""
+    """End the other connections to the scratch database, so it can be dropped (call it last).
+
+    The ORM calls made while Playwright's loop runs have a connection of their
+    own (another context for Django's connection handler), still open here.
+    """
     from django.db import connection
 
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
+    connection.close()  # the next query opens a fresh one
 
 
 def server_times(log: Path, pattern: str, *, since: int = 0) -> list[tuple[str, int, float]]:
