@@ -368,3 +368,7 @@ OMNIMAN = omniman_settings(OMNIMAN_DEFAULTS)
 # safety net). OMNIMAN_DISPATCH_ON_COMMIT overrides it ("" for none).
 if "OMNIMAN_DISPATCH_ON_COMMIT" not in os.environ:
     OMNIMAN["DISPATCH_ON_COMMIT"] = ["stock.hold", "pricing.check", "refs.assign_ticket"]
+
+# How often a kitchen board asks whether anything changed (omniman.web.kitchen; 500 ms by default).
+if os.environ.get("OMNIMAN_KITCHEN_POLL_MS", "").strip():
+    OMNIMAN["KITCHEN_POLL_MS"] = env_int("OMNIMAN_KITCHEN_POLL_MS", 500)

@@ -75,11 +75,10 @@ def new_add(request, channel_code):
         return _refused(request, session, form.refusal(), status=422, form=form)
     data = form.cleaned_data
     try:
-        with pos._checks_follow(request):
-            opened = CatalogOrderingService.open_basket(
-                channel_code, session_key=data["session_key"], sku=data["sku"], query=data["q"], qty=data["qty"],
-                modifiers=data["modifier"], expected_rev=data["rev"], actor=actor(request),
-            )
+        opened = CatalogOrderingService.open_basket(
+            channel_code, session_key=data["session_key"], sku=data["sku"], query=data["q"], qty=data["qty"],
+            modifiers=data["modifier"], expected_rev=data["rev"], actor=actor(request),
+        )
     except OmnimanError as exc:
         session = selectors.session_on_screen(channel_code, data["session_key"]) or _unsaved(channel_code, data["session_key"])
         if exc.code in pos.OPTION_CODES:  # a forced choice: the same options step as an open basket's

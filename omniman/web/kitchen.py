@@ -8,8 +8,9 @@ done. Every move goes through ``KitchenService`` (``expected_status``: a late
 second screen gets the fresh board and a notice where the cook looks, never an
 error page); the order's status follows from its items there, never here.
 
-The board polls ``board/`` every 2 s with the version it shows; when nothing
-changed the answer is an empty ``204`` computed from two aggregate queries.
+The board polls ``board/`` every ``OMNIMAN["KITCHEN_POLL_MS"]`` (500 ms) with
+the version it shows; when nothing changed the answer is an empty ``204``
+computed from two aggregate queries.
 """
 
 from __future__ import annotations
@@ -224,6 +225,7 @@ class Board:
     sold_out: list[str] = field(default_factory=list)
     void_pending: int = 0
     newest: list[Card] = field(default_factory=list)  # the rail: the newest tickets, newest first, always in sight
+    poll_ms: int = field(default_factory=lambda: poll_ms())
 
     @property
     def is_expo(self) -> bool:
@@ -235,6 +237,15 @@ ORDER_COLUMNS_OFF_THE_BOARD = (
     "session_key", "external_ref", "currency", "total_q", "confirmed_at", "processing_at",
     "ready_at", "dispatched_at", "delivered_at", "completed_at", "cancelled_at",
 )
+
+
+# A new ticket waits for the board's next poll: half the interval on average, all of it at worst.
+POLL_MS = 500
+
+
+def poll_ms() -> int:
+    """How often a board asks whether anything changed: ``OMNIMAN["KITCHEN_POLL_MS"]`` (at least 100 ms)."""
+    return max(int(conf.get("KITCHEN_POLL_MS", POLL_MS)), 100)
 
 
 def _pending_void():
@@ -366,11 +377,18 @@ def _dress(card: Card, words: Words, *, expo: bool) -> Card:
     return card
 
 
-def build_board(station: str = EXPO, channel_code: str = "", roles: Iterable[str] | None = None) -> Board:
+def build_board(
+    station: str = EXPO, channel_code: str = "", roles: Iterable[str] | None = None, *, version: str | None = None
+) -> Board:
     """The board of one screen; with ``roles`` (the viewer's), a card offers only the moves they may make.
 
     A constant number of queries whatever the number of tickets and items.
+    ``version`` is :func:`board_version` read before the board (the poll has
+    just read it): read first, a change landing while the board is read makes
+    the next poll differ, never hides a ticket behind a current version.
     """
+    if version is None:
+        version = board_version(channel_code)
     # Only the columns a card shows: 200 tickets are 1,000+ model instances, built field by field.
     kitchen_items = (
         KitchenItem.objects.select_related("item")
@@ -444,7 +462,7 @@ def build_board(station: str = EXPO, channel_code: str = "", roles: Iterable[str
         all_day=[(names[sku], words.qty(qty)) for sku, qty in sorted(all_day.items(), key=lambda kv: (-kv[1], names[kv[0]]))],
         stations=[EXPO, *stations()],
         channels=channels,
-        version=board_version(channel_code),
+        version=version,
         max_order_id=max((order.pk for order in orders), default=0),
         sold_out=sorted(SoldOut.objects.filter(sold_out=True).values_list("sku", flat=True)),
         void_pending=sum(1 for cards in columns.values() for card in cards if card.void_pending),
@@ -512,11 +530,12 @@ def board_view(request):
 def board_poll(request):
     """The board region, or ``204`` (no body, no template) when the version the client shows is current."""
     station, channel = _params(request)
-    if request.GET.get("v") == board_version(channel):
+    version = board_version(channel)
+    if request.GET.get("v") == version:
         response = HttpResponse(status=204)
         response["Cache-Control"] = "no-store"
         return response
-    board = build_board(station, channel, roles_of(request.user))
+    board = build_board(station, channel, roles_of(request.user), version=version)
     recall = request.GET.get("recall") == "1"
     context = {"board": board, "recall": recall, "recalled": recalled(station, channel) if recall else []}
     return render(request, "kitchen/board.html#board", context)

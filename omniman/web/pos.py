@@ -8,8 +8,6 @@ non-HTMX POST redirects (post/redirect/get); an HTMX POST re-renders the cart.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
-
 from django.contrib import messages
 from django.middleware.csrf import get_token
 from django.utils.html import format_html
@@ -255,17 +253,26 @@ def _respond(
     """
     if not request.htmx:
         return redirect(_session_url(session))
+    session = _checked(session)
     response = (before is not None and _delta(request, before, session, **extra)) or _cart(request, session, **extra)
     if event:
         trigger_client_event(response, event, event_detail or {})
     return response
 
 
-def _checks_follow(request):
-    """With HTMX a change answers before its checks run: ``DISPATCH_ON_COMMIT`` is held, and the
-    answer's footer asks for the checks in a second request (``follow_checks``). Without
-    JavaScript the checks run in the request, as configured, before the redirect."""
-    return engine.dispatch_held() if request.htmx else nullcontext()
+def _checked(session: Session) -> Session:
+    """The session as its checks left it, for a change's answer.
+
+    A change's checks run in its own request, right after it commits
+    (``DISPATCH_ON_COMMIT``: the stock hold, pricing): they write the session's
+    check results, not its rev, so the session read again here is what the
+    screen shows — the item and its stock answer in one round trip. A check
+    that runs elsewhere (a worker's topic) is still pending: the answer's
+    footer asks for it (``follow_checks``: ``check_now`` with ``auto=1``).
+    """
+    if session.pk is None or not any(check.blocks_commit for check in session.check_states()):
+        return session
+    return selectors.session_on_screen(session.channel.code, session.session_key) or session
 
 
 # Above this many changed lines the whole cart is the smaller answer.
@@ -372,8 +379,7 @@ def _change(
         return _refused(request, session, form, line_id=line_id, editor=editor)
     data = form.cleaned_data
     try:
-        with _checks_follow(request):
-            changed = change(data, actor(request))
+        changed = change(data, actor(request))
     except OmnimanError as exc:
         answer = refusal(exc, data) if refusal is not None else None
         if answer is not None:
@@ -582,19 +588,18 @@ def discount(request, channel_code, session_key):
         if data["approved_by"] or data["pin"]:
             approver = verify_pin(data["approved_by"], data["pin"])
             approval = {"approved_by": approver.username, "approver_roles": approver.roles}
-        with _checks_follow(request):
-            changed = AdjustmentService.discount(
-                session_key,
-                channel.code,
-                expected_rev=data["rev"],
-                line_id=data["line_id"],
-                percent=data["percent"],
-                amount_q=data["amount_q"],
-                reason=data["reason"],
-                actor=actor(request),
-                roles=roles_of(request.user),
-                **approval,
-            )
+        changed = AdjustmentService.discount(
+            session_key,
+            channel.code,
+            expected_rev=data["rev"],
+            line_id=data["line_id"],
+            percent=data["percent"],
+            amount_q=data["amount_q"],
+            reason=data["reason"],
+            actor=actor(request),
+            roles=roles_of(request.user),
+            **approval,
+        )
     except OmnimanError as exc:
         return _failure(request, channel, session_key, exc, line_id=line_id, form=form, editor="discount")
     return _respond(request, changed, follow_checks=True)
@@ -609,15 +614,14 @@ def remove_adjustment(request, channel_code, session_key, adjustment_id):
     if not form.is_valid():
         return _refused(request, session, form)
     try:
-        with _checks_follow(request):
-            changed = AdjustmentService.remove(
-                session_key,
-                session.channel.code,
-                adjustment_id,
-                expected_rev=form.cleaned_data["rev"],
-                actor=actor(request),
-                roles=roles_of(request.user),
-            )
+        changed = AdjustmentService.remove(
+            session_key,
+            session.channel.code,
+            adjustment_id,
+            expected_rev=form.cleaned_data["rev"],
+            actor=actor(request),
+            roles=roles_of(request.user),
+        )
     except OmnimanError as exc:
         return _failure(request, session.channel, session_key, exc)
     return _respond(request, changed, follow_checks=True)
@@ -672,8 +676,7 @@ def resolve(request, channel_code, session_key):
     if not form.is_valid():
         return _refused(request, session, form)
     try:
-        with _checks_follow(request):
-            changed = change(form.cleaned_data, actor(request))
+        changed = change(form.cleaned_data, actor(request))
     except OmnimanError as exc:
         return _failure(request, session.channel, session_key, exc, form=form)
     return _respond(request, changed, follow_checks=True)

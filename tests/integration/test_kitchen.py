@@ -178,6 +178,35 @@ def test_board_query_count_is_the_same_for_5_and_200_orders(kitchen_client):
     assert counts[200] <= 14
 
 
+def test_the_poll_that_finds_a_change_reads_the_version_once_and_costs_the_same_for_5_and_50_orders(kitchen_client):
+    channel = make_channel()
+    counts = {}
+    made = 0
+    for target in (5, 50):
+        while made < target:
+            table_order(channel, str(made), status="confirmed", lines=2)
+            made += 1
+        with CaptureQueriesContext(connection) as ctx:
+            response = kitchen_client.get("/kitchen/board/?station=expo&channel=&v=old", HTTP_HX_REQUEST="true")
+        assert response.status_code == 200 and response.content.decode().count('<article class="card') == target
+        # The version it answers is the one it compared: read once, before the board.
+        assert f"&v={board_version('')}" in response.content.decode()
+        assert sum('MAX("omniman_order"."updated_at")' in q["sql"] for q in ctx.captured_queries) == 1
+        counts[target] = len(ctx.captured_queries)
+    assert counts[5] == counts[50] <= 12, counts
+
+
+def test_the_board_polls_every_kitchen_poll_ms(kitchen_client, settings):
+    from omniman.web.kitchen import POLL_MS
+
+    assert POLL_MS <= 500  # a new ticket within the poll interval (issue 19: on the board within 1 s)
+    assert f'hx-trigger="every {POLL_MS}ms"' in kitchen_client.get("/kitchen/").content.decode()
+    settings.OMNIMAN = {**settings.OMNIMAN, "KITCHEN_POLL_MS": 1000}
+    assert 'hx-trigger="every 1000ms"' in kitchen_client.get("/kitchen/").content.decode()
+    changed = kitchen_client.get("/kitchen/board/?station=expo&channel=&v=old", HTTP_HX_REQUEST="true").content.decode()
+    assert 'hx-trigger="every 1000ms"' in changed  # the region the poll swaps in keeps polling at that pace
+
+
 def test_the_board_asks_each_channels_flow_for_its_statuses_and_tables(kitchen_client):
     deli = make_channel(
         "deli",

@@ -127,9 +127,12 @@ def _apply_hold_deltas(
     """Make ``reference``'s active holds ``holding`` (one per SKU) by changing only what differs; its holds, SKU order.
 
     A live hold made for the same request (the SKU's quantity asked, its line)
-    that holds the same quantity is kept; the others are released, and the missing SKUs get new holds. So a check after
-    one tapped line writes one or two hold rows, not every hold of the tab. Kept
-    holds keep their expiry unless less than half of the time asked for
+    that holds the same quantity is kept; a SKU's hold whose quantity (or line)
+    changed is changed in place, all of them in one ``UPDATE``; the holds of
+    SKUs no longer held are released and the SKUs new to the tab get new holds
+    (one ``INSERT``). So a check after one tapped line writes one hold row, not
+    every hold of the tab, and a tab tapped all evening keeps one row per SKU.
+    Kept holds keep their expiry unless less than half of the time asked for
     (``expires_at`` − now) is left: then all of those are extended in one
     ``UPDATE`` (at most once per half a time-to-live). Call it inside a
     transaction, after locking the SKUs' levels.
@@ -139,19 +142,25 @@ def _apply_hold_deltas(
         StockHold.objects.filter(reference=reference, status=StockHold.Status.ACTIVE).select_for_update().order_by("pk")
     )
     keep: dict[str, StockHold] = {}
+    change: dict[str, StockHold] = {}
     drop: list[int] = []
     for row in current:
         held = holding.get(row.sku)
-        same = (
-            held is not None and row.qty == held and row.requested == wanted.get(row.sku)
-            and row.line_id == (line_ids.get(row.sku) or "")
-        )
-        if same and row.sku not in keep and row.expires_at > now:
+        if held is None or row.sku in keep or row.sku in change:
+            drop.append(row.pk)
+            continue
+        same = row.qty == held and row.requested == wanted.get(row.sku) and row.line_id == (line_ids.get(row.sku) or "")
+        if same and row.expires_at > now:
             keep[row.sku] = row
         else:
-            drop.append(row.pk)
+            change[row.sku] = row
     if drop:
         StockHold.objects.filter(pk__in=drop, status=StockHold.Status.ACTIVE).update(status=StockHold.Status.RELEASED, updated_at=now)
+    if change:
+        for sku, row in change.items():
+            row.qty, row.requested, row.line_id = holding[sku], wanted.get(sku, holding[sku]), line_ids.get(sku) or ""
+            row.expires_at, row.updated_at = expires_at, now
+        StockHold.objects.bulk_update(list(change.values()), ["qty", "requested", "line_id", "expires_at", "updated_at"])
     refresh_before = now + (expires_at - now) / 2
     stale = [row for row in keep.values() if row.expires_at < refresh_before]
     if stale:
@@ -159,10 +168,10 @@ def _apply_hold_deltas(
         for row in stale:
             row.expires_at, row.updated_at = expires_at, now
     created = _insert_holds(
-        {sku: qty for sku, qty in holding.items() if sku not in keep},
+        {sku: qty for sku, qty in holding.items() if sku not in keep and sku not in change},
         reference=reference, line_ids=line_ids, expires_at=expires_at, requested=wanted,
     )
-    return sorted([*keep.values(), *created], key=lambda row: row.sku)
+    return sorted([*keep.values(), *change.values(), *created], key=lambda row: row.sku)
 
 
 def _held(skus: Iterable[str], *, exclude_reference: str = "") -> dict[str, Decimal]:

@@ -73,13 +73,14 @@ def test_the_checks_writes_do_not_grow_with_the_tabs_lines():
         session = modify(session, [{"op": "add_line", "sku": f"{prefix}-{lines:03}", "qty": "1", "unit_price_q": 500}])
         added = check(session)
         assert added["hold_rows"] == 1, added
-        # A tap changes a quantity: that SKU's hold released, a new one inserted.
+        # A tap changes a quantity: that SKU's hold changed in place, nothing inserted or released.
         line = session.lines[0]
         session = modify(session, [{"op": "set_qty", "line_id": line["line_id"], "qty": "2"}])
         changed = check(session)
-        assert changed["hold_rows"] == 2, changed
+        assert changed["hold_rows"] == 1, changed
         assert StockHold.objects.filter(reference=session.session_key, status="active").count() == lines + 1
-        assert StockHold.objects.filter(reference=session.session_key, status="released").count() == 1
+        assert not StockHold.objects.filter(reference=session.session_key).exclude(status="active").exists()
+        assert StockHold.objects.get(reference=session.session_key, sku=line["sku"]).qty == 2
         # The check lists all the tab's live holds.
         result = Session.objects.get(pk=session.pk).data["checks"]["stock"]["result"]
         assert sorted(result["holds"]) == sorted(
@@ -88,6 +89,21 @@ def test_the_checks_writes_do_not_grow_with_the_tabs_lines():
         costs[lines] = (added, changed)
     print(f"\nstock check writes: 5 lines {costs[5]}, 50 lines {costs[50]}")
     assert costs[5] == costs[50]
+
+
+def test_a_tab_tapped_many_times_keeps_one_hold_row_per_sku():
+    session = open_tab(5, "TAPS")
+    rows = set(StockHold.objects.filter(reference=session.session_key).values_list("pk", flat=True))
+    costs = set()
+    for qty in range(2, 22):  # twenty taps on the same lines, each checked
+        line = session.lines[qty % 2]
+        session = modify(session, [{"op": "set_qty", "line_id": line["line_id"], "qty": str(qty)}])
+        costs.add(tuple(check(session).items()))
+    assert set(StockHold.objects.filter(reference=session.session_key).values_list("pk", flat=True)) == rows
+    assert StockHold.objects.filter(reference=session.session_key, status="active").count() == 5
+    held = dict(StockHold.objects.filter(reference=session.session_key).values_list("sku", "qty"))
+    assert held[session.lines[0]["sku"]] == 20 and held[session.lines[1]["sku"]] == 21
+    assert costs == {(("statements", 2), ("hold_rows", 1))}  # the hold's UPDATE and the session's check
 
 
 def test_kept_holds_are_extended_once_less_than_half_their_time_is_left():
