@@ -71,6 +71,7 @@ CLIENTS = int(os.environ.get("BENCH_CLIENTS", "8"))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "20"))
 WARMUP_SECONDS = 3.0
 WORKERS = 2
+THREADS = int(os.environ.get("BENCH_THREADS", "1"))  # > 1: gunicorn's gthread worker (GUNICORN_THREADS in production)
 HOST = "127.0.0.1"
 EMPTY_CONFIG = Path(tempfile.gettempdir()) / "omniman-bench-api-gunicorn.conf.py"
 
@@ -143,6 +144,7 @@ def start_gunicorn(port: int) -> subprocess.Popen:
         # Not the repository's gunicorn.conf.py (an access log line per request, worker recycling): the defaults.
         "--config", str(EMPTY_CONFIG),
         "--workers", str(WORKERS),
+        "--threads", str(THREADS),
         "--bind", f"{HOST}:{port}",
         "--log-level", "warning",
     ]
@@ -277,7 +279,8 @@ def run() -> None:
         server.terminate()
         server.wait(timeout=30)
     after = reference_ms()
-    print(f"database: PostgreSQL; gunicorn {WORKERS} sync workers (config.wsgi, DEBUG off); load generator on the same machine")
+    kind = f"gthread workers × {THREADS} threads" if THREADS > 1 else "sync workers"
+    print(f"database: PostgreSQL; gunicorn {WORKERS} {kind} (config.wsgi, DEBUG off); load generator on the same machine")
     print(f"machine reference (sum(range(10**6)), best of 5): {before:.1f} ms before, {after:.1f} ms after")
     summary = {}
     for channel, label in (("counter", "demo counter channel, with its stock check"), ("bench", "check-less channel (reference)")):
