@@ -152,10 +152,16 @@ def claim(
         params.extend(ids)
     params.append(int(limit))
     lock = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    due = (
+        f"SELECT id FROM {table} WHERE status = %s AND available_at <= %s "
+        f"AND topic IN ({topic_marks}){id_filter} ORDER BY available_at, id LIMIT %s{lock}"
+    )
+    # On PostgreSQL the due ids are an array computed once (an InitPlan), then found by primary key:
+    # with "id IN (subquery)" the planner may hash-join the subquery against a scan of the whole table.
+    which = f"id = ANY(ARRAY({due}))" if connection.vendor == "postgresql" else f"id IN ({due})"
     sql = (
         f"UPDATE {table} SET status = %s, attempts = attempts + 1, started_at = %s, updated_at = %s "
-        f"WHERE id IN (SELECT id FROM {table} WHERE status = %s AND available_at <= %s "
-        f"AND topic IN ({topic_marks}){id_filter} ORDER BY available_at, id LIMIT %s{lock}) "
+        f"WHERE {which} "
         f"RETURNING id, topic, payload, attempts, available_at, started_at, dedupe_key, created_at"
     )
     claimed = list(Directive.objects.raw(sql, params))
@@ -699,7 +705,7 @@ def dispatch(directive_id: int, *, topic: str | None = None) -> str | None:
 # Claim one due, queued row and mark it done in the same statement (see dispatch).
 _CLAIM_DONE_SQL = (
     "UPDATE {table} SET status = 'done', attempts = attempts + 1, started_at = %s, updated_at = %s, last_error = '' "
-    "WHERE id IN (SELECT id FROM {table} WHERE id = %s AND topic = %s AND status = 'queued' AND available_at <= %s{lock}) "
+    "WHERE id = (SELECT id FROM {table} WHERE id = %s AND topic = %s AND status = 'queued' AND available_at <= %s{lock}) "
     "RETURNING id, topic, payload, attempts, available_at, started_at, dedupe_key, created_at"
 )
 
