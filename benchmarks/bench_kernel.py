@@ -5,9 +5,11 @@ Run against a scratch database (it creates its own tables with a test DB):
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python benchmarks/bench_kernel.py
     DATABASE_URL=sqlite:///bench.sqlite3 DEBUG=1 .venv/bin/python benchmarks/bench_kernel.py
 
-It prints per-operation medians and p95 in milliseconds, and the ratio of the
-100-line to the 1-line cost of modify and commit (queries are constant; the
-ratio shows what the JSON and row work costs).
+It prints per-operation medians and p95 in milliseconds, and how modify and
+commit grow with the basket: 5 → 50 → 200 lines, the time of each size and its
+ratio to the 5-line basket, with the query count of each (constant: asserted by
+tests/integration/test_query_counts.py) and the verdict on growth being
+sub-linear (200 lines, 40× the 5-line basket, must cost far less than 40×).
 """
 
 from __future__ import annotations
@@ -80,24 +82,44 @@ def run() -> None:
     summary("transition", transitions)
 
     def basket(lines):
+        from django.test.utils import CaptureQueriesContext
+
         mods, coms = [], []
+        queries = {}
         for _ in range(max(ROUNDS // 4, 10)):
             session = SessionService.open_session("bench")
             ops = [{"op": "add_line", "sku": f"S{n}", "qty": 1, "unit_price_q": 100} for n in range(lines)]
             session = ModifyService.modify_session(session.session_key, "bench", ops)
-            ms, session = timed(
-                lambda: ModifyService.modify_session(
-                    session.session_key, "bench", [{"op": "set_qty", "line_id": session.lines[0]["line_id"], "qty": 3}]
+            with CaptureQueriesContext(connection) as modify_queries:
+                ms, session = timed(
+                    lambda: ModifyService.modify_session(
+                        session.session_key, "bench", [{"op": "set_qty", "line_id": session.lines[0]["line_id"], "qty": 3}]
+                    )
                 )
-            )
             mods.append(ms)
-            ms, _ = timed(lambda: CommitService.commit(session.session_key, "bench", idempotency_key=uuid.uuid4().hex))
+            with CaptureQueriesContext(connection) as commit_queries:
+                ms, _ = timed(lambda: CommitService.commit(session.session_key, "bench", idempotency_key=uuid.uuid4().hex))
             coms.append(ms)
-        return summary(f"modify, basket of {lines}", mods), summary(f"commit, basket of {lines}", coms)
+            queries = {"modify": len(modify_queries), "commit": len(commit_queries)}
+        return (
+            summary(f"modify, basket of {lines}", mods),
+            summary(f"commit, basket of {lines}", coms),
+            queries,
+        )
 
-    m1, c1 = basket(1)
-    m100, c100 = basket(100)
-    print(f"ratio 100 lines / 1 line: modify {m100 / m1:.2f}x, commit {c100 / c1:.2f}x")
+    sizes = (5, 50, 200)
+    growth = {lines: basket(lines) for lines in sizes}
+    m5, c5, _ = growth[sizes[0]]
+    print(f"growth with the basket (ratio to {sizes[0]} lines; linear would be the line ratio):")
+    sublinear = True
+    for lines, (m, c, queries) in growth.items():
+        factor = lines / sizes[0]
+        print(
+            f"  {lines:>3} lines ({factor:4.0f}x): modify {m / m5:5.2f}x, commit {c / c5:5.2f}x; "
+            f"queries modify {queries['modify']}, commit {queries['commit']}"
+        )
+        sublinear = sublinear and (lines == sizes[0] or (m / m5 < factor and c / c5 < factor))
+    print("sub-linear in time:", "PASS" if sublinear else "FAIL")
 
 
 if __name__ == "__main__":

@@ -152,10 +152,16 @@ def claim(
         params.extend(ids)
     params.append(int(limit))
     lock = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    due = (
+        f"SELECT id FROM {table} WHERE status = %s AND available_at <= %s "
+        f"AND topic IN ({topic_marks}){id_filter} ORDER BY available_at, id LIMIT %s{lock}"
+    )
+    # On PostgreSQL the due ids are an array computed once (an InitPlan), then found by primary key:
+    # with "id IN (subquery)" the planner may hash-join the subquery against a scan of the whole table.
+    which = f"id = ANY(ARRAY({due}))" if connection.vendor == "postgresql" else f"id IN ({due})"
     sql = (
         f"UPDATE {table} SET status = %s, attempts = attempts + 1, started_at = %s, updated_at = %s "
-        f"WHERE id IN (SELECT id FROM {table} WHERE status = %s AND available_at <= %s "
-        f"AND topic IN ({topic_marks}){id_filter} ORDER BY available_at, id LIMIT %s{lock}) "
+        f"WHERE {which} "
         f"RETURNING id, topic, payload, attempts, available_at, started_at, dedupe_key, created_at"
     )
     claimed = list(Directive.objects.raw(sql, params))
@@ -656,20 +662,37 @@ def _dispatch_on_commit(sender, directive: Directive, **kwargs) -> None:
     """``DISPATCH_ON_COMMIT`` topics run right after the enqueuing transaction commits
     (never inside ``dispatch_held()``). Connected to ``signals.directive_enqueued``."""
     if directive.topic in (conf.get("DISPATCH_ON_COMMIT") or ()) and not dispatch_is_held():
-        transaction.on_commit(lambda: dispatch(directive.pk))
+        pk, topic = directive.pk, directive.topic
+        transaction.on_commit(lambda: dispatch(pk, topic=topic))
 
 
 directive_enqueued.connect(_dispatch_on_commit, dispatch_uid="omniman.engine.dispatch_on_commit")
 
 
-def dispatch(directive_id: int) -> str | None:
-    """Run one directive now, through the same claim (for ``DISPATCH_ON_COMMIT``).
+def dispatch(directive_id: int, *, topic: str | None = None) -> str | None:
+    """Run one directive now (for ``DISPATCH_ON_COMMIT``), if it is due and no worker has it.
 
     Returns the outcome, or ``None`` if it was not claimable (a worker has it,
     it is not due, or its topic has no handler). Never raises: a failure is
     recorded on the row and retried by cron or a worker.
+
+    Given its ``topic`` and a handler that may share a transaction
+    (:func:`runs_in_batch`), the directive runs in **one transaction**: one
+    statement claims the row and marks it ``done`` (``FOR UPDATE SKIP LOCKED``:
+    a worker's row is never taken, nor waited for), the handler runs, one
+    commit — one row version and one commit instead of two of each. The row
+    stays locked until that commit, so no worker or stuck pass can take it
+    meanwhile; if the request dies first, everything rolls back and the row is
+    still ``queued`` for the workers (at least once). A handler that fails rolls
+    back with its done mark, and the failure is recorded in a statement of its
+    own (retry with backoff, or ``failed``). Other handlers (``own_transaction``:
+    outside effects) take the worker's path: the claim is committed before they
+    run (:func:`execute`).
     """
     try:
+        handler = registry.get_directive_handler(topic) if topic else None
+        if handler is not None and runs_in_batch(handler):
+            return _dispatch_in_one_transaction(directive_id, topic, handler)
         claimed = claim(ids=[directive_id], limit=1, start=True)
         if not claimed:
             return None
@@ -677,6 +700,69 @@ def dispatch(directive_id: int) -> str | None:
     except Exception:  # noqa: BLE001 - after-commit code must not break the request
         logger.exception("dispatch of directive %s failed", directive_id)
         return None
+
+
+# Claim one due, queued row and mark it done in the same statement (see dispatch).
+_CLAIM_DONE_SQL = (
+    "UPDATE {table} SET status = 'done', attempts = attempts + 1, started_at = %s, updated_at = %s, last_error = '' "
+    "WHERE id = (SELECT id FROM {table} WHERE id = %s AND topic = %s AND status = 'queued' AND available_at <= %s{lock}) "
+    "RETURNING id, topic, payload, attempts, available_at, started_at, dedupe_key, created_at"
+)
+
+
+class _LeftForRollback(Exception):
+    """The handler returned but left the transaction marked for rollback."""
+
+
+def _dispatch_in_one_transaction(directive_id: int, topic: str, handler) -> str | None:
+    now = timezone.now()
+    lock = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    sql = _CLAIM_DONE_SQL.format(table=Directive._meta.db_table, lock=lock)
+    directive = None
+    raw = None
+    try:
+        with transaction.atomic():
+            rows = list(Directive.objects.raw(sql, [now, now, directive_id, topic, now]))
+            raw = connection.connection
+            if not rows:
+                return None
+            directive = rows[0]
+            ctx = {"attempt": directive.attempts, "max_attempts": int(conf.get("DIRECTIVE_MAX_ATTEMPTS")), "actor": f"directive:{topic}"}
+            handler.handle(message=directive, ctx=ctx)
+            if connection.needs_rollback:
+                raise _LeftForRollback("the handler left the transaction marked for rollback")
+    except Exception as exc:
+        if directive is None or (isinstance(exc, DATABASE_ERRORS) and _connection_lost(raw, exc)):
+            raise  # the claim itself failed, or the connection is gone: the row is still queued
+        return _record_dispatch_failure(directive, exc)
+    directive.status = Directive.Status.DONE
+    logger.info("directive done", extra={"directive": directive.pk, "topic": topic, "attempt": directive.attempts})
+    return "done"
+
+
+def _record_dispatch_failure(directive: Directive, exc: BaseException) -> str:
+    """A one-transaction dispatch failed: its claim rolled back with it (the row is ``queued`` with the
+    attempt before); count the attempt and record the failure as :func:`_record_failure` does."""
+    now = timezone.now()
+    max_attempts = int(conf.get("DIRECTIVE_MAX_ATTEMPTS"))
+    detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)[-3:])
+    error = f"{type(exc).__name__}: {exc}\n\n{detail}"[:MAX_ERROR_LENGTH]
+    fields = {"attempts": directive.attempts, "started_at": directive.started_at, "last_error": error, "updated_at": now}
+    if directive.attempts >= max_attempts:
+        outcome = "failed"
+        fields["status"] = Directive.Status.FAILED
+    else:
+        outcome = "retried"
+        fields["available_at"] = now + timedelta(seconds=backoff_seconds(directive.attempts))
+    fence = Directive.objects.filter(pk=directive.pk, status=Directive.Status.QUEUED, attempts=directive.attempts - 1)
+    if not fence.update(**fields):
+        return "fenced"  # a worker took it meanwhile
+    log = logger.error if outcome == "failed" else logger.warning
+    log(
+        "directive %s", outcome,
+        extra={"directive": directive.pk, "topic": directive.topic, "attempt": directive.attempts, "error": f"{type(exc).__name__}: {exc}"},
+    )
+    return outcome
 
 
 LISTEN_OFF = "off"

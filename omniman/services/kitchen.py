@@ -81,8 +81,8 @@ def create_items(order: Order, order_items: Iterable[OrderItem]) -> None:
     The station is the line's ``meta["station"]``, else the registered station
     source's (the catalog's), else ``OMNIMAN["KITCHEN_DEFAULT_STATION"]``
     (``"kitchen"``; ``""``: none); a line with ``meta["hold"]`` starts held. One
-    ``INSERT … SELECT`` over the order's lines, then one ``UPDATE`` per station
-    (and one for the held lines): the count grows with the stations, never the lines.
+    ``INSERT … SELECT`` over the order's lines, the station and the hold chosen per
+    line in it (``CASE``): one statement for any number of lines and stations.
     """
     order_items = list(order_items)
     missing = sorted({i.sku for i in order_items if not (i.meta or {}).get("station")})
@@ -94,25 +94,39 @@ def create_items(order: Order, order_items: Iterable[OrderItem]) -> None:
         if station:
             by_station.setdefault(station, []).append(item.line_id)
     held = [item.line_id for item in order_items if (item.meta or {}).get("hold")]
-    _insert_for(order, order.channel.kitchen_flow.initial_status)
-    rows = KitchenItem.objects.filter(order=order)
-    for station, line_ids in sorted(by_station.items()):
-        rows.filter(line_id__in=line_ids).update(station=station)
-    if held:
-        rows.filter(line_id__in=held).update(held=True)
+    _insert_for(order, order.channel.kitchen_flow.initial_status, by_station=by_station, held=held)
 
 
-def _insert_for(order: Order, status: str) -> None:
-    """``INSERT INTO kitchen items SELECT … FROM the order's items``: one statement for any number of lines."""
+def _insert_for(order: Order, status: str, *, by_station: dict[str, list[str]], held: list[str]) -> None:
+    """``INSERT INTO kitchen items SELECT … FROM the order's items``: one statement for any number of lines;
+    each line's station (``by_station``: station → line ids) and hold (``held``: line ids) chosen by ``CASE``."""
     kitchen, lines = KitchenItem._meta, OrderItem._meta
     quote = connection.ops.quote_name
+    line_column = quote(lines.get_field("line_id").column)
+
+    def among(line_ids: list[str]) -> tuple[str, list[str]]:
+        return f"{line_column} IN ({', '.join(['%s'] * len(line_ids))})", list(line_ids)
+
+    station_sql, station_params = "%s", [""]
+    if by_station:
+        whens, station_params = [], []
+        for station, line_ids in sorted(by_station.items()):
+            condition, condition_params = among(line_ids)
+            whens.append(f"WHEN {condition} THEN %s")
+            station_params += [*condition_params, station]
+        station_sql = f"CASE {' '.join(whens)} ELSE %s END"
+        station_params.append("")
+    held_sql, held_params = "%s", [False]
+    if held:
+        condition, condition_params = among(held)
+        held_sql, held_params = f"CASE WHEN {condition} THEN %s ELSE %s END", [*condition_params, True, False]
     values = {
         "order_id": ("%s", order.pk),
         "item_id": (quote(lines.pk.column), None),
-        "line_id": (quote(lines.get_field("line_id").column), None),
-        "station": ("%s", ""),
+        "line_id": (line_column, None),
+        "station": (station_sql, station_params),
         "status": ("%s", status),
-        "held": ("%s", False),
+        "held": (held_sql, held_params),
         "previous_status": ("%s", ""),
         "moved_by": ("%s", ""),
         "voided_qty": ("%s", Decimal("0")),
@@ -127,7 +141,9 @@ def _insert_for(order: Order, status: str) -> None:
         field = kitchen.get_field(name.removesuffix("_id") if name in ("order_id", "item_id") else name)
         columns.append(quote(field.column))
         selects.append(sql)
-        if sql == "%s":
+        if name in ("station", "held"):
+            params.extend(field.get_db_prep_save(v, connection) if isinstance(v, bool) else v for v in value)
+        elif sql == "%s":
             params.append(field.get_db_prep_save(value, connection))
     params.append(order.pk)
     with connection.cursor() as cursor:

@@ -73,16 +73,26 @@ def _count_commit(lines: int) -> int:
     with CaptureQueriesContext(connection) as ctx:
         result = CommitService.commit(session.session_key, session.channel.code, idempotency_key=uuid.uuid4().hex)
     assert result["items_count"] == lines
-    return len(ctx.captured_queries)
+    # One bulk INSERT of the order's items; SQLite splits it at its bound-parameter limit
+    # (999 per statement), PostgreSQL never: count it once.
+    item_inserts = sum(q["sql"].startswith('INSERT INTO "omniman_orderitem"') for q in ctx.captured_queries)
+    assert item_inserts >= 1
+    if connection.vendor == "postgresql":
+        assert item_inserts == 1
+    return len(ctx.captured_queries) - (item_inserts - 1)
+
+
+# The basket sizes of issue 19's growth target (benchmarks/bench_kernel.py prints the time of each).
+SIZES = (5, 50, 200)
 
 
 def test_modify_session_queries_do_not_grow_with_lines():
-    small, large = _count_modify(1), _count_modify(100)
-    assert small == large, (small, large)
-    assert large <= modify_ceiling()
+    counts = {lines: _count_modify(lines) for lines in (1, *SIZES)}
+    assert len(set(counts.values())) == 1, counts
+    assert counts[200] <= modify_ceiling()
 
 
 def test_commit_queries_do_not_grow_with_lines():
-    small, large = _count_commit(1), _count_commit(100)
-    assert small == large, (small, large)
-    assert large <= commit_ceiling()
+    counts = {lines: _count_commit(lines) for lines in (1, *SIZES)}
+    assert len(set(counts.values())) == 1, counts
+    assert counts[200] <= commit_ceiling()

@@ -49,3 +49,31 @@ def test_order_detail_queries_do_not_grow_with_items_or_events(manager, channel)
     b, body = queries(manager, f"/api/orders/{big.ref}/")
     assert len(body["items"]) == 40 and len(body["events"]) > 3
     assert a == b
+
+
+def test_a_token_request_reads_its_roles_in_the_token_query(pos, channel):
+    """The token, its user and the user's roles in one query (omniman.api.authentication)."""
+    from omniman.services import SessionService
+
+    session = SessionService.open_session(channel.code)
+    with CaptureQueriesContext(connection) as captured:
+        response = pos.post(
+            f"/api/sessions/{session.session_key}/modify/",
+            {"channel_code": channel.code, "ops": [{"op": "add_line", "sku": "A", "qty": 1, "unit_price_q": 100}]},
+            format="json",
+        )
+    assert response.status_code == 200, response.content
+    sql = [q["sql"] for q in captured.captured_queries]
+    token_queries = [q for q in sql if "authtoken_token" in q]
+    assert len(token_queries) == 1 and "auth_user_groups" in token_queries[0]
+    assert not [q for q in sql if "auth_user_groups" in q and "authtoken_token" not in q], sql
+
+
+def test_a_role_removed_between_two_requests_counts_at_once(pos, channel):
+    from django.contrib.auth.models import Group
+
+    assert pos.get("/api/sessions/").status_code == 200
+    Group.objects.get(name="pos").user_set.clear()
+    response = pos.get("/api/sessions/")
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "permission_denied"
