@@ -29,7 +29,7 @@ def reset_fillfactor(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("omniman", "0008_kitchen_items"),
+        ("omniman", "0009_shifts"),
     ]
 
     operations = [migrations.RunPython(set_fillfactor, reset_fillfactor, elidable=False)]
