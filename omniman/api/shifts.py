@@ -349,3 +349,7 @@ def postprocess(result: dict[str, Any]) -> None:
         if schema is None:
             continue
         schema["oneOf"] = [{"required": [total]}, {"required": [count]}]
+    # A close with no body has neither: the body is required (the serializers alone leave it optional).
+    close = result.get("paths", {}).get("/api/shifts/{shift_id}/close/", {}).get("post", {})
+    if "requestBody" in close:
+        close["requestBody"]["required"] = True

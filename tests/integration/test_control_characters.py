@@ -42,6 +42,8 @@ SAMPLES = {
     "bill_ref": lambda rows: "BIL-20261203-AAAAAA",
     "payment_id": lambda rows: "1",
     "shift_id": lambda rows: "1",
+    "name": lambda rows: "day",  # a report
+    "fmt": lambda rows: "csv",  # an export
     "app_label": lambda rows: "omniman",
     "content_type_id": lambda rows: "1",
     "object_id": lambda rows: "1",
