@@ -257,8 +257,10 @@ class _Day:
         shift still open from an earlier day is closed first (counted exact); one opened later (today's, the live
         demo's) is left alone and the day's payments go into it."""
         codes = sorted({register_code_for(c) for c in Channel.objects.filter(code__in=("counter", "tables", "web"))})
+        opening = _local(self.day, 6, 45)
+        if self.until is not None:  # today, seeded before 06:45: the drawer opened just before now
+            opening = max(min(opening, self.until - timedelta(minutes=5)), _local(self.day, 0))
         for code in codes:
-            opening = _local(self.day, 6, 45)
             self._at(opening)
             stale = Shift.objects.filter(register__code=code, status=Shift.Status.OPEN).first()
             if stale is not None:

@@ -35,6 +35,7 @@ def test_seed_demo_days_writes_consistent_history_within_each_day_and_is_idempot
     out = io.StringIO()
     call_command("seed_demo", "--no-users", "--days", "2", "--orders-per-day", "20", stdout=out)
     assert "History: " in out.getvalue() and " days seeded" in out.getvalue()
+    assert " shifts, " in out.getvalue() and " cash outs " in out.getvalue()
     today = timezone.localdate()
     days = [today - timedelta(days=2), today - timedelta(days=1)]
     history = Order.objects.filter(session_key__startswith=KEY_PREFIX)
@@ -93,6 +94,8 @@ def test_seed_demo_days_writes_consistent_history_within_each_day_and_is_idempot
             assert shift.difference_approved_by == "manager" and shift.difference_reason
         assert CashMovement.objects.filter(shift=shift, kind="out").exclude(reason="").exists()
     assert not Shift.objects.filter(auto_opened=True).exists()
+    (open_today,) = Shift.objects.filter(status="open")
+    assert _day(open_today.opened_at) == today and open_today.opening_count and not open_today.auto_opened
     for payment in Payment.objects.filter(bill__in=bills, created_at__date__in=days).select_related("shift"):
         assert payment.shift.status == "closed" and _day(payment.shift.opened_at) == _day(payment.created_at)
         assert payment.shift.opened_at < payment.created_at < payment.shift.closed_at
