@@ -115,7 +115,8 @@ def audit_entries(
     """The sensitive actions of ``period`` (local days, inclusive), newest first.
 
     ``kinds``: some of ``AUDIT_KINDS`` (default all); ``actor``: who did or approved it (exact, case-insensitive);
-    ``query``: text found in the actor, approver, reason, order or bill ref, channel or detail (case-insensitive).
+    ``query``: text found in the actor, approver, reason, order or bill ref, channel, detail or ``#<shift id>``
+    (case-insensitive).
     At most one query per kind, whatever the number of rows. Errors: ``invalid_period``, ``invalid_field``
     (an unknown kind, a query longer than 100 characters).
     """

@@ -471,7 +471,8 @@ def z_report(shift_id: Any) -> dict[str, Any]:
     * ``bills`` — the bills the shift closed: settled or written-off bills whose last payment is in the shift
       (so a bill counts in exactly one shift). ``sales_q`` their totals, ``order_count`` their orders (not
       cancelled), ``average_ticket_q`` = ``sales_q`` // ``bills`` (0 without bills); ``discounts_q`` (bill and
-      order discounts, positive), ``voids_q``, ``service_q``, ``written_off_q`` over those bills.
+      order discounts, positive), ``voids_q``, ``service_q``, ``written_off_q`` over those bills, by the sales
+      summary's rule (``omniman.services.reports.adjustment_figures``: the orders' and the bills' service charge).
     * ``open_bills`` — bills still open with payments in the shift (``count``, ``paid_q`` in this shift).
     * ``cash`` — ``float_q``, ``cash_sales_q``, ``cash_tips_q``, ``cash_in_q``, ``cash_out_q``, ``cash_refunds_q``,
       ``expected_q`` (float + cash sales + cash tips + cash in − cash out − cash refunds), and once closed
