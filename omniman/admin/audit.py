@@ -53,6 +53,8 @@ def _links(entry) -> dict[str, str]:
         links["order"] = f"{reverse('admin:omniman_order_changelist')}?{urlencode({'q': entry.order_ref})}"
     if entry.bill_ref:
         links["bill"] = f"{reverse('admin:omniman_bill_changelist')}?{urlencode({'q': entry.bill_ref})}"
+    if entry.shift_id:
+        links["shift"] = reverse("admin:omniman_shift_change", args=[entry.shift_id])
     return links
 
 
@@ -95,7 +97,7 @@ def audit_view(request, *, site):
     return TemplateResponse(request, "admin/omniman/audit.html", context, status=status)
 
 
-CSV_COLUMNS = ("time", "kind", "actor", "approver", "over_threshold", "reason", "amount", "currency", "order", "bill", "channel", "detail")
+CSV_COLUMNS = ("time", "kind", "actor", "approver", "over_threshold", "reason", "amount", "currency", "order", "bill", "channel", "detail", "shift")
 
 
 def _csv(entries, period) -> HttpResponse:
@@ -108,6 +110,7 @@ def _csv(entries, period) -> HttpResponse:
         writer.writerow([_cell(value) for value in (
             timezone.localtime(e.at).isoformat(timespec="seconds"), e.kind, e.actor, e.approver, "yes" if e.over_threshold else "",
             e.reason, f"{Decimal(e.amount_q) / 100:.2f}", e.currency, e.order_ref, e.bill_ref, e.channel, e.detail,
+            e.shift_id or "",
         )])
     return response
 

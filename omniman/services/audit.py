@@ -10,7 +10,10 @@ service wrote it, once, in the period:
 * ``void`` — ``OrderEvent("item_voided")`` (what the kitchen board shows as VOID);
 * ``cancellation`` — an order moved to its flow's cancel status (``OrderEvent("status_changed")``);
 * ``refund`` — ``Refund`` rows;
-* ``write_off`` — ``BillEvent("bill.written_off")``.
+* ``write_off`` — ``BillEvent("bill.written_off")``;
+* ``drawer_difference`` — a ``Shift`` closed in the period with a difference (counted ≠ expected): who
+  closed it, who accepted the difference (over the register's threshold), the reason;
+* ``cash_out`` — ``CashMovement`` rows of kind ``out`` (cash taken out of a drawer, with its reason).
 
 One query per kind, whatever the number of rows (the amounts and reasons are
 in the rows' payloads); ``actor`` and ``query`` are matched in Python on
@@ -31,7 +34,7 @@ from django.utils.translation import gettext_lazy as _
 
 from omniman.channel_config import discount_approval_percent
 from omniman.exceptions import ValidationError
-from omniman.models import BillEvent, Channel, OrderEvent, Refund
+from omniman.models import BillEvent, CashMovement, Channel, OrderEvent, Refund, Shift
 
 PRICE_OVERRIDE = "price_override"
 DISCOUNT = "discount"
@@ -39,6 +42,8 @@ VOID = "void"
 CANCELLATION = "cancellation"
 REFUND = "refund"
 WRITE_OFF = "write_off"
+DRAWER_DIFFERENCE = "drawer_difference"
+CASH_OUT = "cash_out"
 AUDIT_KINDS = {
     PRICE_OVERRIDE: _("Price override"),
     DISCOUNT: _("Discount"),
@@ -46,6 +51,8 @@ AUDIT_KINDS = {
     CANCELLATION: _("Cancellation"),
     REFUND: _("Refund"),
     WRITE_OFF: _("Write-off"),
+    DRAWER_DIFFERENCE: _("Drawer difference"),
+    CASH_OUT: _("Cash out"),
 }
 MAX_PERIOD_DAYS = 366
 MAX_QUERY_LENGTH = 100
@@ -67,13 +74,15 @@ class AuditEntry:
     channel: str
     detail: str  # a short description: the line's SKU, the percent, the prices
     over_threshold: bool = False
+    shift_id: int | None = None  # the drawer's shift (``drawer_difference``, ``cash_out``)
 
     @property
     def kind_label(self) -> str:
         return str(AUDIT_KINDS.get(self.kind, self.kind))
 
     def matches(self, text: str) -> bool:
-        haystack = " ".join((self.actor, self.approver, self.reason, self.order_ref, self.bill_ref, self.detail, self.channel))
+        haystack = " ".join((self.actor, self.approver, self.reason, self.order_ref, self.bill_ref, self.detail, self.channel,
+                             f"#{self.shift_id}" if self.shift_id else ""))
         return text in haystack.casefold()
 
 
@@ -106,7 +115,8 @@ def audit_entries(
     """The sensitive actions of ``period`` (local days, inclusive), newest first.
 
     ``kinds``: some of ``AUDIT_KINDS`` (default all); ``actor``: who did or approved it (exact, case-insensitive);
-    ``query``: text found in the actor, approver, reason, order or bill ref, channel or detail (case-insensitive).
+    ``query``: text found in the actor, approver, reason, order or bill ref, channel, detail or ``#<shift id>``
+    (case-insensitive).
     At most one query per kind, whatever the number of rows. Errors: ``invalid_period``, ``invalid_field``
     (an unknown kind, a query longer than 100 characters).
     """
@@ -131,6 +141,10 @@ def audit_entries(
         entries += _from_bill_events(start, end, bill_types)
     if REFUND in wanted:
         entries += _refunds(start, end)
+    if DRAWER_DIFFERENCE in wanted:
+        entries += _drawer_differences(start, end)
+    if CASH_OUT in wanted:
+        entries += _cash_outs(start, end)
     who = str(actor or "").strip().casefold()
     if who:
         entries = [e for e in entries if who in (e.actor.casefold(), e.approver.casefold())]
@@ -268,4 +282,41 @@ def _refunds(start, end) -> list[AuditEntry]:
             channel=refund.payment.bill.channel.code, detail=f"{refund.payment.method} #{refund.payment_id}",
         )
         for refund in rows
+    ]
+
+
+def _drawer_differences(start, end) -> list[AuditEntry]:
+    rows = (
+        Shift.objects.filter(status=Shift.Status.CLOSED, closed_at__gte=start, closed_at__lt=end)
+        .exclude(difference_q=0)
+        .exclude(difference_q__isnull=True)
+        .select_related("register")
+        .order_by()
+    )
+    entries = []
+    for shift in rows:
+        difference = int(shift.difference_q)
+        entries.append(AuditEntry(
+            kind=DRAWER_DIFFERENCE, at=shift.closed_at, actor=shift.closed_by, approver=shift.difference_approved_by,
+            reason=shift.difference_reason, amount_q=abs(difference), currency=shift.currency, order_ref="", bill_ref="",
+            channel="", detail=f"{shift.register.code}: {'+' if difference > 0 else '−'}{abs(difference)} "
+                               f"({shift.expected_cash_q} → {shift.counted_q})",
+            over_threshold=bool(shift.difference_approved_by), shift_id=shift.pk,
+        ))
+    return entries
+
+
+def _cash_outs(start, end) -> list[AuditEntry]:
+    rows = (
+        CashMovement.objects.filter(kind=CashMovement.Kind.OUT, created_at__gte=start, created_at__lt=end)
+        .select_related("shift__register")
+        .order_by()
+    )
+    return [
+        AuditEntry(
+            kind=CASH_OUT, at=movement.created_at, actor=movement.actor, approver="", reason=movement.reason,
+            amount_q=int(movement.amount_q), currency=movement.shift.currency, order_ref="", bill_ref="", channel="",
+            detail=movement.shift.register.code, shift_id=movement.shift_id,
+        )
+        for movement in rows
     ]

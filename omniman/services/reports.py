@@ -180,6 +180,35 @@ def order_totals(bills) -> Iterable[dict[str, Any]]:
             yield totals_over(stored, int(total_q))
 
 
+def adjustment_figures(closed: Iterable[dict[str, Any]], bills) -> dict[str, int]:
+    """The one rule for the discounts, voids, write-offs and service charge of a set of closed bills (the sales
+    summary, ``day_totals`` and the Z-report all call it): ``closed`` their rows (``total_q``, ``adjustments``),
+    ``bills`` the same bills as a queryset (for their orders; two queries).
+
+    ``discounts_q`` (≥ 0) — the bills' ``discount`` adjustments plus their live orders' discounts; ``voids_q``,
+    ``written_off_q`` (≥ 0) — the bills' ``void`` / ``write_off`` adjustments; ``service_q`` — the live orders'
+    service charge **plus** the bills' own ``service_charge`` adjustments (a service charge is service wherever it
+    was applied); ``orders`` / ``orders_q`` — the live orders and what they charged; ``bill_adjustments_q`` — the
+    bills' own adjustments, signed (a bill's total is its orders' plus its adjustments)."""
+    figures = dict.fromkeys(("discounts_q", "voids_q", "written_off_q", "service_q", "orders", "orders_q", "bill_adjustments_q"), 0)
+    negative = {"discount": "discounts_q", "void": "voids_q", "write_off": "written_off_q"}
+    for row in closed:
+        for adjustment in row["adjustments"] or []:
+            amount = int(adjustment.get("amount_q") or 0)
+            kind = adjustment.get("kind")
+            figures["bill_adjustments_q"] += amount
+            if kind in negative:
+                figures[negative[kind]] -= amount
+            elif kind == "service_charge":
+                figures["service_q"] += amount
+    for totals in order_totals(bills):
+        figures["orders"] += 1
+        figures["orders_q"] += int(totals.get("total_q") or 0)
+        figures["discounts_q"] += int(totals.get("discount_q") or 0)
+        figures["service_q"] += int(totals.get("service_q") or 0)
+    return figures
+
+
 def currency() -> str:
     """The reports' currency: the first active channel's, else ``DEFAULT_CURRENCY`` (one query)."""
     found = Channel.objects.filter(is_active=True).order_by("display_order", "code").first()
@@ -195,7 +224,8 @@ def sales_summary(p: Period) -> dict[str, Any]:
     ``sales_q`` — the totals of the bills closed (settled or written off) in the period, minus the refunds made in
     it; ``gross_q`` the closed bills' totals alone; ``payments_q`` what their payments put on them (``amount_q``, tips
     apart); ``tips_q``, ``change_q``, ``tendered_q``; ``refunds_q``; ``discounts_q`` (taken off, ≥ 0, bill- and
-    order-level), ``voids_q``, ``written_off_q`` (≥ 0), ``service_q``; ``bills`` (closed), ``orders`` (their live
+    order-level), ``voids_q``, ``written_off_q`` (≥ 0), ``service_q`` (the orders' service charge and the bills' own
+    ``service_charge`` adjustments: :func:`adjustment_figures`, the rule the Z-report shares); ``bills`` (closed), ``orders`` (their live
     orders) and ``orders_q`` (what those orders charged), ``bill_adjustments_q`` (the bills' own adjustments, signed:
     ``gross_q == orders_q + bill_adjustments_q``), ``average_q`` (``sales_q`` / ``bills``, rounded down); ``by_method``
     (``{method: {"count", "amount_q", "tip_q"}}``); ``by_channel``
@@ -212,23 +242,9 @@ def sales_summary(p: Period) -> dict[str, Any]:
     if p.register:
         open_bills = open_bills.filter(pk__in=Payment.objects.filter(shift__register__code=p.register).values("bill_id"))
     closed = list(bills.values("total_q", "adjustments", "channel__code"))
-    discounts_q = written_off_q = voids_q = bill_adjustments_q = 0
-    for row in closed:
-        for adjustment in row["adjustments"] or []:
-            amount = int(adjustment.get("amount_q") or 0)
-            bill_adjustments_q += amount
-            if adjustment.get("kind") == "discount":
-                discounts_q -= amount
-            elif adjustment.get("kind") == "write_off":
-                written_off_q -= amount
-            elif adjustment.get("kind") == "void":
-                voids_q -= amount
-    service_q = orders = orders_q = 0
-    for totals in order_totals(bills):
-        orders += 1
-        orders_q += int(totals.get("total_q") or 0)
-        discounts_q += int(totals.get("discount_q") or 0)
-        service_q += int(totals.get("service_q") or 0)
+    figures = adjustment_figures(closed, bills)
+    discounts_q, voids_q, written_off_q, service_q = (figures[k] for k in ("discounts_q", "voids_q", "written_off_q", "service_q"))
+    orders, orders_q, bill_adjustments_q = figures["orders"], figures["orders_q"], figures["bill_adjustments_q"]
     by_method: dict[str, dict[str, int]] = {}
     paid = {"amount": 0, "tip": 0, "change": 0, "tendered": 0}
     rows = payments.values("method").annotate(

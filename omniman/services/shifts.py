@@ -29,8 +29,9 @@ from django.utils.translation import gettext as _
 from omniman import conf
 from omniman.approvals import check_approval
 from omniman.exceptions import ApprovalError, IdempotencyError, ShiftError, ValidationError
-from omniman.models import MAIN_REGISTER, Bill, CashMovement, Channel, Directive, Order, Payment, Refund, Register, Shift, ShiftEvent
+from omniman.models import MAIN_REGISTER, Bill, CashMovement, Channel, Directive, Payment, Refund, Register, Shift, ShiftEvent
 from omniman.roles import MANAGER
+from omniman.services.reports import adjustment_figures
 
 logger = logging.getLogger("omniman.services")
 
@@ -470,7 +471,8 @@ def z_report(shift_id: Any) -> dict[str, Any]:
     * ``bills`` — the bills the shift closed: settled or written-off bills whose last payment is in the shift
       (so a bill counts in exactly one shift). ``sales_q`` their totals, ``order_count`` their orders (not
       cancelled), ``average_ticket_q`` = ``sales_q`` // ``bills`` (0 without bills); ``discounts_q`` (bill and
-      order discounts, positive), ``voids_q``, ``service_q``, ``written_off_q`` over those bills.
+      order discounts, positive), ``voids_q``, ``service_q``, ``written_off_q`` over those bills, by the sales
+      summary's rule (``omniman.services.reports.adjustment_figures``: the orders' and the bills' service charge).
     * ``open_bills`` — bills still open with payments in the shift (``count``, ``paid_q`` in this shift).
     * ``cash`` — ``float_q``, ``cash_sales_q``, ``cash_tips_q``, ``cash_in_q``, ``cash_out_q``, ``cash_refunds_q``,
       ``expected_q`` (float + cash sales + cash tips + cash in − cash out − cash refunds), and once closed
@@ -488,27 +490,10 @@ def z_report(shift_id: Any) -> dict[str, Any]:
         refunds_by_method[row["payment__method"]] = {"count": row["count"], "amount_q": int(row["amount"] or 0)}
     bills = shift_bills(shift)
     closed = list(bills.values("id", "total_q", "adjustments", "status"))
-    discounts_q = written_off_q = voids_q = service_q = 0
-    for row in closed:
-        for adjustment in row["adjustments"] or []:
-            amount = int(adjustment.get("amount_q") or 0)
-            kind = adjustment.get("kind")
-            if kind == "discount":
-                discounts_q -= amount
-            elif kind == "write_off":
-                written_off_q -= amount
-            elif kind == "void":
-                voids_q -= amount
-            elif kind == "service_charge":
-                service_q += amount
-    order_count = 0
-    of_bills = shift_bills(shift).values("pk")
-    cancel_statuses = {c.order_flow.cancel_status for c in Channel.objects.filter(bills__in=of_bills).distinct()} - {""}
-    for order in Order.objects.filter(bill__in=of_bills).exclude(status__in=cancel_statuses).only("snapshot", "total_q", "currency"):
-        totals = order.totals
-        order_count += 1
-        discounts_q += int(totals.get("discount_q") or 0)
-        service_q += int(totals.get("service_q") or 0)
+    # The same rule as the sales summary's (one function): a bill-level service charge is service too.
+    figures = adjustment_figures(closed, shift_bills(shift).values("pk"))
+    discounts_q, voids_q, written_off_q, service_q = (figures[k] for k in ("discounts_q", "voids_q", "written_off_q", "service_q"))
+    order_count = figures["orders"]
     open_rows = Payment.objects.filter(shift=shift, bill__status=Bill.Status.OPEN).aggregate(count=Count("bill_id", distinct=True),
                                                                                              paid=Sum("amount_q"))
     cash = _cash_summary(shift)

@@ -12,8 +12,10 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from omniman.exceptions import OmnimanError
-from omniman.models import Order
-from omniman.services import AUDIT_KINDS, BillService, ModifyService, OrderService, PaymentService, audit_entries
+from omniman.models import Order, Shift
+from omniman.services import (
+    AUDIT_KINDS, BillService, ModifyService, OrderService, PaymentService, ShiftService, audit_entries, current_shift, z_report,
+)
 from tests.factories import commit, create_session_at, make_channel
 from tests.integration.test_admin_review import make_user
 
@@ -53,6 +55,12 @@ def sensitive_day(channel, *, n=1):
         bill = BillService.open(channel.code, handle_type="table", handle_ref=f"T{i}", actor="rafael")
         BillService.write_off(bill.ref, reason="walked out", actor="boss", roles=MANAGER)
         assert table.ref
+        # The drawer: a cash out, then a close 7.00 short (over the 5.00 threshold: the manager accepts it).
+        shift = current_shift("main")
+        ShiftService.cash_out(shift.pk, amount_q=400, reason="Bakery supplier", actor="ana", idempotency_key=f"out-{shift.pk}")
+        expected = z_report(shift.pk)["cash"]["expected_q"]
+        ShiftService.close(shift.pk, counted_q=expected - 700, actor="ana", roles=POS, approved_by="boss", approver_roles=MANAGER,
+                           reason="change given twice")
 
 
 def today_period():
@@ -83,6 +91,12 @@ def test_each_kind_appears_with_its_actor_approver_reason_and_amount():
     assert (refund.actor, refund.reason, refund.amount_q, refund.bill_ref) == ("boss", "cold food", 300, discounts[0].bill_ref)
     (write_off,) = by_kind["write_off"]
     assert (write_off.actor, write_off.reason, write_off.amount_q) == ("boss", "walked out", 2000)
+    (difference,) = by_kind["drawer_difference"]
+    shift = Shift.objects.get(pk=difference.shift_id)
+    assert (difference.actor, difference.approver, difference.reason, difference.amount_q) == ("ana", "boss", "change given twice", 700)
+    assert shift.difference_q == -700 and difference.over_threshold and difference.at == shift.closed_at
+    (cash_out,) = by_kind["cash_out"]
+    assert (cash_out.actor, cash_out.reason, cash_out.amount_q, cash_out.shift_id) == ("ana", "Bakery supplier", 400, shift.pk)
     assert [e.at for e in entries] == sorted((e.at for e in entries), reverse=True)
 
 
@@ -90,7 +104,7 @@ def test_search_actor_kind_and_period_filter():
     channel = make_channel("counter")
     sensitive_day(channel)
     assert [e.kind for e in audit_entries(today_period(), query="COLD")] == ["refund"]
-    assert {e.kind for e in audit_entries(today_period(), actor="Boss")} == {"discount", "void", "refund", "write_off"}
+    assert {e.kind for e in audit_entries(today_period(), actor="Boss")} == {"discount", "void", "refund", "write_off", "drawer_difference"}
     assert {e.kind for e in audit_entries(today_period(), kinds=["void", "refund"])} == {"void", "refund"}
     ref = Order.objects.filter(status="cancelled").get().ref
     assert [e.kind for e in audit_entries(today_period(), query=ref)] == ["cancellation"]
@@ -119,11 +133,11 @@ def test_query_count_does_not_grow_with_the_rows():
     channel = make_channel("counter")
     sensitive_day(channel, n=1)
     with CaptureQueriesContext(connection) as one:
-        assert len(audit_entries(today_period())) == 7
+        assert len(audit_entries(today_period())) == 9
     sensitive_day(channel, n=3)
     with CaptureQueriesContext(connection) as four:
-        assert len(audit_entries(today_period())) == 28
-    assert len(one) == len(four) <= 5
+        assert len(audit_entries(today_period())) == 36
+    assert len(one) == len(four) <= 7
 
 
 @pytest.fixture
@@ -139,13 +153,18 @@ def test_the_audit_page_lists_escapes_and_exports(manager):
     response = manager.get("/admin/audit/", {"start": today, "end": today})
     assert response.status_code == 200
     body = response.content.decode()
-    assert body.count('data-kind="') == 7 and "over the limit" in body
+    assert body.count('data-kind="') == 9 and "over the limit" in body
+    shift = Shift.objects.get(status="closed")
+    assert f'href="/admin/omniman/shift/{shift.pk}/change/"' in body and "Bakery supplier" in body
     assert "birthday &lt;b&gt;party&lt;/b&gt;" in body and "<b>party</b>" not in body
     assert 'id="audit-csv"' in body
     sidebar = {str(item["title"]) for group in response.context["sidebar_navigation"] for item in group["items"]}
     assert "Audit" in sidebar
     searched = manager.get("/admin/audit/", {"start": today, "end": today, "q": "walked"})
     assert searched.content.decode().count('data-kind="') == 1
+    drawer = manager.get("/admin/audit/", {"start": today, "end": today, "kind": ["drawer_difference"], "format": "csv"})
+    (row,) = csv.DictReader(io.StringIO(drawer.content.decode()))
+    assert (row["actor"], row["approver"], row["amount"], row["shift"]) == ("ana", "boss", "7.00", str(shift.pk))
     exported = manager.get("/admin/audit/", {"start": today, "end": today, "kind": ["refund", "discount"], "format": "csv"})
     assert exported["Content-Type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(exported.content.decode())))

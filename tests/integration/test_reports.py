@@ -206,3 +206,52 @@ def test_the_register_filter_keeps_its_shifts_payments_and_refunds():
     assert sum(r["done"] for r in kitchen_times(Period(WEEK.start, WEEK.end, register="bar")).rows) == 4
     assert sales_summary(WEEK)["sales_q"] == book_bar.sales_q + book_other.sales_q
     assert sales_summary(Period(WEEK.start, WEEK.end, register="nope"))["bills"] == 0
+
+
+def test_one_days_sales_through_one_shift_agree_in_the_z_report_the_summary_and_the_day_totals():
+    """The Z-report leg of the numbers that agree: a day's sales all go through one shift, closed at the end of the day."""
+    from django.utils import timezone
+
+    from omniman.services import ShiftService, current_shift, z_report
+    from tests.report_data import Book
+
+    counter, tables = channels()
+    tables.config = {**tables.config, "service_charge_percent": 10}
+    tables.save()
+    ShiftService.open("main", opening_float_q=10000, actor="user:ana")
+    day, book = timezone.localdate(), Book()
+    for n, method in enumerate(["cash", "card", "pix", "cash", "card", "pix"]):
+        sell(tables if n % 2 else counter, day, 9 + n, method=method, tip_q=100 * (n % 2), discount_q=200 * (n == 2),
+             void_first=n == 3, refund_q=150 * (n == 4), book=book)
+    shift = current_shift("main")
+    ShiftService.cash_out(shift.pk, amount_q=2000, reason="Bakery supplier", actor="user:ana", idempotency_key="out-1")
+    ShiftService.close(shift.pk, counted_q=z_report(shift.pk)["cash"]["expected_q"], actor="user:ana")
+
+    report = z_report(shift.pk)
+    summary = sales_summary(Period(day, day, register="main"))
+    totals = day_totals(day)
+    assert report["status"] == "closed" and report["bills"] == summary["bills"] == totals["bills"] == 6
+    assert report["sales_q"] == summary["gross_q"] == totals["gross_q"] == book.sales_q + book.refunds_q
+    assert report["sales_q"] - report["refunds_q"] == summary["sales_q"] == totals["sales_q"] == book.sales_q
+    assert report["payments_q"] == summary["payments_q"] == totals["payments_q"]
+    by_method = {m: row["amount_q"] for m, row in report["by_method"].items()}
+    assert by_method == {m: row["amount_q"] for m, row in summary["by_method"].items()} == dict(book.by_method)
+    assert by_method == {m: row["amount_q"] for m, row in totals["by_method"].items()}
+    for key in ("tips_q", "refunds_q", "discounts_q", "voids_q", "service_q", "written_off_q"):
+        assert report[key] == summary[key] == totals[key], key
+    assert report["tips_q"] == book.tips_q == 300 and report["refunds_q"] == book.refunds_q == 150
+    assert report["discounts_q"] == book.discounts_q == 200 and report["voids_q"] == book.voids_q > 0
+    assert report["service_q"] > 0  # the tables' 10 % service charge
+    assert report["order_count"] == summary["orders"] == 6 and report["cash"]["difference_q"] == 0
+
+
+def test_a_bill_level_service_charge_is_service_in_every_figure():
+    """One rule (``adjustment_figures``) for the summary, the day's totals and the Z-report: a service charge is
+    service whether the order or the bill carries it."""
+    from omniman.services.reports import adjustment_figures
+
+    rows = [{"total_q": 0, "adjustments": [{"kind": "service_charge", "amount_q": 300}, {"kind": "discount", "amount_q": -100},
+                                           {"kind": "void", "amount_q": -50}, {"kind": "write_off", "amount_q": -20}]}]
+    figures = adjustment_figures(rows, Bill.objects.none())
+    assert (figures["service_q"], figures["discounts_q"], figures["voids_q"], figures["written_off_q"]) == (300, 100, 50, 20)
+    assert figures["bill_adjustments_q"] == 130 and figures["orders"] == figures["orders_q"] == 0

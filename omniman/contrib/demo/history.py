@@ -36,7 +36,7 @@ from django.utils import timezone
 
 from omniman.contrib.catalog.models import Product
 from omniman.exceptions import OmnimanError
-from omniman.models import Bill, Directive, Order, Session
+from omniman.models import Bill, Channel, Directive, Order, Session, Shift
 from omniman.services import (
     BillService,
     CommitService,
@@ -47,7 +47,10 @@ from omniman.services import (
     PaymentService,
     SessionService,
     SessionWriteService,
+    ShiftService,
     order_kitchen,
+    register_code_for,
+    z_report,
 )
 
 ACTOR_MANAGER = "manager"
@@ -80,6 +83,15 @@ AFTERNOON = {
 }
 # Prices the marketplace sends (its own, a little above the menu's).
 MARKUP = Decimal("1.15")
+# The drawer: the float counted at opening (cents → how many), the cash taken out during the day, the closing count's
+# differences (cents; most days the drawer is exact).
+FLOATS = (
+    {"5000": 1, "2000": 4, "1000": 5, "500": 6, "200": 10, "100": 10, "50": 10, "25": 8},
+    {"2000": 5, "1000": 6, "500": 8, "200": 10, "100": 15, "50": 10, "25": 4, "10": 10},
+)
+CASH_OUTS = (("Bakery supplier", 2500, 6000), ("Tips paid out", 1000, 3000), ("Cleaning supplies", 800, 2000))
+DIFFERENCES = (-1500, -700, -300, -200, -50, 50, 100, 200, 600, 1000)
+DRAWER_DENOMINATIONS = (20000, 10000, 5000, 2000, 1000, 500, 200, 100, 50, 25, 10, 5)
 
 
 @dataclass
@@ -95,6 +107,8 @@ class DayStats:
     cancelled: int = 0
     written_off: int = 0
     overrides: int = 0
+    shifts: int = 0
+    cash_outs: int = 0
 
 
 @dataclass
@@ -192,6 +206,8 @@ class _Day:
         self.busy_tables: set[str] = set()
         self.table_free_at: dict[str, datetime] = {str(n): _local(day, 0) for n in range(1, 15)}
         self.number = 0
+        self.latest = self.clock.at
+        self.shifts: dict[str, Shift] = {}
 
     # -- the day ----------------------------------------------------------------
 
@@ -202,9 +218,15 @@ class _Day:
             self.busy_tables = _tables_in_use(self.day)
         first_directive = Directive.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
         with transaction.atomic(), self.clock.running():
+            self._open_shifts()
+            outs = self._cash_out_times(starts)
             for start in starts:
+                while outs and outs[0] <= start:
+                    self._cash_out(outs.pop(0))
                 channel = self._pick([c for c, _ in CHANNEL_MIX], [w for _, w in CHANNEL_MIX])
                 getattr(self, f"_{channel}")(start)
+            if self.until is None:  # today's shift stays open
+                self._close_shifts()
             # The side effects of a day gone by are history: recorded as done, never run.
             Directive.objects.filter(pk__gt=first_directive, status__in=("queued", "running")).update(
                 status="done", last_error="", updated_at=self.clock.at
@@ -226,6 +248,65 @@ class _Day:
 
     def _at(self, moment: datetime) -> None:
         self.clock.set(moment)
+        self.latest = max(self.latest, moment)
+
+    # -- the drawer ----------------------------------------------------------------
+
+    def _open_shifts(self) -> None:
+        """Before the first order, a cashier opens each register's drawer with a float counted by denomination. A
+        shift still open from an earlier day is closed first (counted exact); one opened later (today's, the live
+        demo's) is left alone and the day's payments go into it."""
+        codes = sorted({register_code_for(c) for c in Channel.objects.filter(code__in=("counter", "tables", "web"))})
+        opening = _local(self.day, 6, 45)
+        if self.until is not None:  # today, seeded before 06:45: the drawer opened just before now
+            opening = max(min(opening, self.until - timedelta(minutes=5)), _local(self.day, 0))
+        for code in codes:
+            self._at(opening)
+            stale = Shift.objects.filter(register__code=code, status=Shift.Status.OPEN).first()
+            if stale is not None:
+                if stale.opened_at >= opening:
+                    continue
+                expected = z_report(stale.pk)["cash"]["expected_q"]
+                ShiftService.close(stale.pk, counted_q=expected, actor=ACTOR_MANAGER, roles=MANAGER_ROLES,
+                                   reason="closed at the next opening")
+            count = dict(self._pick(FLOATS))
+            shift = ShiftService.open(code, opening_count=count, actor=self._pick(CASHIERS),
+                                      idempotency_key=f"{day_prefix(self.day)}open-{code}")
+            self.shifts[code] = shift
+            self.stats.shifts += 1
+
+    def _cash_out_times(self, starts: list[datetime]) -> list[datetime]:
+        if not self.shifts:
+            return []
+        moments = sorted(_local(self.day, self.rng.randint(10, 17), self.rng.randrange(60)) for _ in range(self._pick([1, 1, 2])))
+        if self.until is not None:
+            moments = [m for m in moments if m < self.until - timedelta(hours=1)]
+        return moments
+
+    def _cash_out(self, moment: datetime) -> None:
+        self._at(moment)
+        reason, low, high = self._pick(CASH_OUTS)
+        amount = self.rng.randrange(low, high, 50)
+        code = self._pick(sorted(self.shifts))
+        shift = self.shifts[code]
+        ShiftService.cash_out(shift.pk, amount_q=amount, reason=reason, actor=self._pick(CASHIERS),
+                              idempotency_key=f"{day_prefix(self.day)}out-{self.stats.cash_outs}")
+        self.stats.cash_outs += 1
+
+    def _close_shifts(self) -> None:
+        """After the last bill, the drawer is counted: usually exact, sometimes a few reais short or over; over the
+        register's threshold the manager standing by accepts the difference."""
+        closing = min(max(self.latest + timedelta(minutes=10), _local(self.day, 22, 30)), _local(self.day, 23, 59))
+        for code, shift in sorted(self.shifts.items()):
+            self._at(closing)
+            expected = z_report(shift.pk)["cash"]["expected_q"]
+            difference = 0 if self.rng.random() < 0.8 else self._pick(DIFFERENCES)
+            counted = max(expected + difference, 0)
+            reason = "" if counted == expected else self._pick(["change given wrong", "coins miscounted", "a note stuck in the till"])
+            count = _count_of(counted)
+            ShiftService.close(
+                shift.pk, counted_q=counted if count is None else None, closing_count=count, actor=shift.opened_by, roles=POS_ROLES, approved_by=ACTOR_MANAGER, approver_roles=MANAGER_ROLES, reason=reason,
+            )
 
     def _key(self) -> str:
         self.number += 1
@@ -482,6 +563,16 @@ class _Day:
         ref = result["order_ref"]
         # The marketplace collects the payment on its platform: the order has no bill here.
         self._kitchen(ref, self.clock.at, stations=self._stations(ref))
+
+
+def _count_of(amount_q: int) -> dict[str, int] | None:
+    """``amount_q`` counted in notes and coins (largest first), or ``None`` when no coin makes it (a cent amount)."""
+    count: dict[str, int] = {}
+    left = amount_q
+    for denomination in DRAWER_DENOMINATIONS:
+        if left >= denomination:
+            count[str(denomination)], left = divmod(left, denomination)
+    return count if left == 0 and count else None
 
 
 def _tables_in_use(day: date) -> set[str]:

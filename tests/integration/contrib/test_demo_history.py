@@ -13,7 +13,8 @@ from django.test import override_settings
 from django.utils import timezone
 
 from omniman.contrib.demo.history import KEY_PREFIX, day_prefix
-from omniman.models import Bill, BillEvent, Directive, KitchenItem, Order, OrderEvent, Payment, Refund
+from omniman.models import Bill, BillEvent, CashMovement, Directive, KitchenItem, Order, OrderEvent, Payment, Refund, Shift
+from omniman.services import z_report
 
 pytestmark = [
     pytest.mark.django_db,
@@ -26,7 +27,7 @@ def _day(moment):
 
 
 def _counts():
-    return tuple(model.objects.count() for model in (Order, Bill, Payment, Refund, BillEvent, OrderEvent, KitchenItem, Directive))
+    return tuple(model.objects.count() for model in (Order, Bill, Payment, Refund, BillEvent, OrderEvent, KitchenItem, Directive, Shift, CashMovement))
 
 
 @override_settings(DEBUG=True)
@@ -34,6 +35,7 @@ def test_seed_demo_days_writes_consistent_history_within_each_day_and_is_idempot
     out = io.StringIO()
     call_command("seed_demo", "--no-users", "--days", "2", "--orders-per-day", "20", stdout=out)
     assert "History: " in out.getvalue() and " days seeded" in out.getvalue()
+    assert " shifts, " in out.getvalue() and " cash outs " in out.getvalue()
     today = timezone.localdate()
     days = [today - timedelta(days=2), today - timedelta(days=1)]
     history = Order.objects.filter(session_key__startswith=KEY_PREFIX)
@@ -79,6 +81,36 @@ def test_seed_demo_days_writes_consistent_history_within_each_day_and_is_idempot
         by_order[event.order_id].append(event.created_at)
         assert _day(event.created_at) == _day(event.order.created_at)
     assert by_order and all(min(times) > Order.objects.get(pk=pk).created_at for pk, times in by_order.items())
+
+    # Each seeded day is one shift on the register, opened with a counted float before its first payment and closed
+    # at its end with a count (a difference over the threshold accepted by the manager); no auto-opened shift.
+    shifts = Shift.objects.filter(opened_at__date__in=days).order_by("opened_at")
+    assert [_day(s.opened_at) for s in shifts] == days
+    for shift in shifts:
+        assert shift.status == "closed" and not shift.auto_opened and shift.opening_count and shift.opening_float_q > 0
+        assert _day(shift.closed_at) == _day(shift.opened_at)
+        assert shift.counted_q == shift.expected_cash_q + shift.difference_q
+        if abs(shift.difference_q) > 500:
+            assert shift.difference_approved_by == "manager" and shift.difference_reason
+        assert CashMovement.objects.filter(shift=shift, kind="out").exclude(reason="").exists()
+    assert not Shift.objects.filter(auto_opened=True).exists()
+    (open_today,) = Shift.objects.filter(status="open")
+    assert _day(open_today.opened_at) == today and open_today.opening_count and not open_today.auto_opened
+    for payment in Payment.objects.filter(bill__in=bills, created_at__date__in=days).select_related("shift"):
+        assert payment.shift.status == "closed" and _day(payment.shift.opened_at) == _day(payment.created_at)
+        assert payment.shift.opened_at < payment.created_at < payment.shift.closed_at
+    # The Z-report of a seeded shift is its payments' sums.
+    shift = shifts.first()
+    report = z_report(shift.pk)
+    of_shift = Payment.objects.filter(shift=shift)
+    assert report["payments_q"] == of_shift.aggregate(total=Sum("amount_q"))["total"]
+    assert report["tips_q"] == (of_shift.aggregate(total=Sum("tip_q"))["total"] or 0)
+    cash = of_shift.filter(method="cash").aggregate(total=Sum("amount_q"))["total"] or 0
+    assert report["by_method"]["cash"]["amount_q"] == cash == report["cash"]["cash_sales_q"]
+    outs = CashMovement.objects.filter(shift=shift, kind="out").aggregate(total=Sum("amount_q"))["total"]
+    assert report["cash"]["cash_out_q"] == outs and report["cash"]["counted_q"] == shift.counted_q
+    day_bills = [b for b in Bill.objects.exclude(status="open") if _day(b.settled_at) == _day(shift.opened_at)]
+    assert report["sales_q"] == sum(b.total_q for b in day_bills) and report["bills"] == len(day_bills)
 
     # The side effects of past days were recorded, never left for a worker to run.
     assert not Directive.objects.filter(status__in=("queued", "running"), created_at__date__lt=today).exists()

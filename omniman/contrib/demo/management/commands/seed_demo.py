@@ -172,7 +172,8 @@ class Command(BaseCommand):
             self.style.SUCCESS(
                 f"History: {len(result.created)} days seeded ({skipped} already there), {result.total('orders')} orders, "
                 f"{result.total('payments')} payments, {result.total('refunds')} refunds, {result.total('voids')} voids, "
-                f"{result.total('discounts')} discounts in {time.monotonic() - started:.1f} s."
+                f"{result.total('discounts')} discounts, {result.total('shifts')} shifts, {result.total('cash_outs')} cash outs "
+                f"in {time.monotonic() - started:.1f} s."
             )
         )
 
