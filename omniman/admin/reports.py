@@ -1,7 +1,7 @@
 """The manager's report pages and their CSV/XLSX exports (issue #18), under ``/admin/reports/``.
 
 Each page: parse the filter (dates or a preset, channel, register) → one report selector
-(``omniman.services.build_report``) and the period's money (``sales_summary``, for the KPI cards) → render a
+(``omniman.services.build_report``) and the period's money (``kpi_summary``, sales_summary's card figures) → render a
 view-model (cells already formatted) with unfold's cards and Chart.js charts (served from unfold's static files).
 The exports write the same report: amounts as decimal money with a currency column, and a totals row.
 Manager role only: the views are wrapped in ``admin_site.admin_view`` (the site lets only managers in).
@@ -27,7 +27,7 @@ from django.views.decorators.http import require_GET
 from omniman.exceptions import OmnimanError
 from omniman.models import Channel, Register
 from omniman.monetary import format_money, minor_units
-from omniman.services import REPORTS, Period, Report, build_report, report_period, sales_summary
+from omniman.services import REPORTS, Period, Report, build_report, kpi_summary, report_period
 
 # The pages, in the sidebar's order: (name, title, icon).
 PAGES = [
@@ -131,7 +131,7 @@ def _change(pct: Decimal | None, delta: Any, key: str = "") -> dict[str, Any]:
 
 def _kpis(p: Period, currency: str) -> list[dict[str, Any]]:
     """The period's money beside the previous period's: sales, bills, average ticket, tips, refunds, discounts."""
-    now, before = sales_summary(p), sales_summary(p.previous())
+    now, before = kpi_summary(p), kpi_summary(p.previous())
     cards = [
         ("sales_q", _("Sales"), "money"),
         ("bills", _("Bills"), "count"),

@@ -21,6 +21,7 @@ from datetime import datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.db import connection
 from django.db.models import Count, Q, Sum
 from django.db.models.fields.json import KeyTransform
 from django.db.models.functions import ExtractHour, TruncDate
@@ -156,7 +157,9 @@ def _refunds(p: Period):
 
 def _live_orders(bills):
     """The orders of ``bills`` that were not cancelled (one query for the channels' cancel statuses)."""
-    cancel_statuses = {c.order_flow.cancel_status for c in Channel.objects.filter(bills__in=bills).distinct()} - {""}
+    # A subquery, not a join + DISTINCT over the channels' JSON columns (that DISTINCT cost more than the report).
+    channels = Channel.objects.filter(pk__in=bills.order_by().values("channel_id"))
+    cancel_statuses = {c.order_flow.cancel_status for c in channels} - {""}
     return Order.objects.filter(bill__in=bills).exclude(status__in=cancel_statuses)
 
 
@@ -300,6 +303,44 @@ def sales_summary(p: Period) -> dict[str, Any]:
         "open_bills": int(open_rows["count"] or 0),
         "open_paid_q": int(open_rows["paid"] or 0),
         "by_channel": by_channel,
+    }
+
+
+def kpi_summary(p: Period) -> dict[str, Any]:
+    """The figures of :func:`sales_summary` the report pages' cards show — ``sales_q``, ``bills``, ``average_q``,
+    ``tips_q``, ``refunds_q``, ``discounts_q`` — with the same values, in 6 queries of SQL aggregates: only the bills
+    with adjustments and (on PostgreSQL) only the orders with a discount (or from before adjustments) are read."""
+    bills = _closed_bills(p)
+    closed = bills.order_by().aggregate(n=Count("id"), total=Sum("total_q"))
+    tips = _payments(p, bills).order_by().aggregate(tip=Sum("tip_q"))
+    refunds_q = int(_refunds(p).order_by().aggregate(amount=Sum("amount_q"))["amount"] or 0)
+    discounts_q = 0
+    for adjustments in bills.exclude(adjustments=[]).values_list("adjustments", flat=True):
+        for adjustment in adjustments or []:
+            if adjustment.get("kind") == "discount":
+                discounts_q -= int(adjustment.get("amount_q") or 0)
+    orders = _live_orders(bills)
+    if connection.vendor == "postgresql":
+        # The others add nothing: their snapshot's adjustments hold no discount.
+        orders = orders.filter(Q(snapshot__adjustments__contains=[{"kind": "discount"}]) | ~Q(snapshot__has_key="adjustments"))
+    rows = orders.annotate(
+        _adjustments=KeyTransform("adjustments", "snapshot"),
+        _stored=KeyTransform("totals", KeyTransform("data", "snapshot")),
+    ).values_list("total_q", "_adjustments", "_stored")
+    for total_q, adjustments, stored in rows:
+        if adjustments is not None:
+            applied = adjustments if isinstance(adjustments, list) else []
+            discounts_q -= sum(int(a.get("amount_q") or 0) for a in applied if a.get("kind") == "discount")
+        else:
+            discounts_q += int(totals_over(stored, int(total_q)).get("discount_q") or 0)
+    count, gross_q = int(closed["n"] or 0), int(closed["total"] or 0)
+    return {
+        "bills": count,
+        "sales_q": gross_q - refunds_q,
+        "average_q": (gross_q - refunds_q) // count if count else 0,
+        "tips_q": int(tips["tip"] or 0),
+        "refunds_q": refunds_q,
+        "discounts_q": discounts_q,
     }
 
 
