@@ -658,7 +658,8 @@ def percentile(values: list[float], fraction: float) -> float | None:
 
 def _kitchen(p: Period) -> dict[str, dict[str, Any]]:
     """Per station: items that reached their station's done status (``kitchen_flow.station_done``), and the seconds
-    from their ticket (the item's creation, or its firing for a held course) to that bump (4 queries)."""
+    from their ticket (the item's creation, or its firing for a held course) to that bump (4 queries; 2 on PostgreSQL,
+    :func:`_kitchen_sql`)."""
     start, end = p.bounds()
     orders = Order.objects.filter(created_at__gte=start, created_at__lt=end)
     if p.channel:
@@ -666,6 +667,8 @@ def _kitchen(p: Period) -> dict[str, dict[str, Any]]:
     if p.register:
         orders = orders.filter(bill__in=Bill.objects.filter(pk__in=Payment.objects.filter(shift__register__code=p.register).values("bill_id")))
     done_by_channel = {channel.pk: channel.kitchen_flow.station_done for channel in Channel.objects.all()}
+    if connection.vendor == "postgresql":
+        return _kitchen_sql(orders, done_by_channel)
     items = {
         row["pk"]: row
         for row in KitchenItem.objects.filter(order__in=orders).values("pk", "order_id", "line_id", "station", "created_at", "order__channel_id")
@@ -700,14 +703,65 @@ def _kitchen(p: Period) -> dict[str, dict[str, Any]]:
     return groups
 
 
+def _kitchen_sql(orders, done_by_channel: dict[int, str]) -> dict[str, dict[str, Any]]:
+    """:func:`_kitchen`'s groups computed by PostgreSQL (``percentile_cont``) in one query: the same rows, the same
+    rule (an item's first bump to its channel's done status; its ticket the first firing of its line, else its
+    creation), without loading the items and events into Python."""
+    if not done_by_channel:
+        return {}
+    order_sql, order_params = orders.order_by().values("id").query.sql_with_params()
+    done_sql = ", ".join(["(%s::bigint, %s::text)"] * len(done_by_channel))
+    done_params = [value for pair in done_by_channel.items() for value in pair]
+    sql = f"""
+        WITH orders AS ({order_sql}),
+        done(channel_id, status) AS (VALUES {done_sql}),
+        items AS (
+            SELECT k.id, k.order_id, k.line_id, k.station, k.created_at, d.status AS done
+            FROM omniman_kitchenitem k JOIN omniman_order o ON o.id = k.order_id LEFT JOIN done d ON d.channel_id = o.channel_id
+            WHERE k.order_id IN (SELECT id FROM orders)
+        ),
+        bumps AS (
+            SELECT (item.value)::bigint AS item_id, e.payload ->> 'to' AS status, MIN(e.created_at) AS at
+            FROM omniman_orderevent e CROSS JOIN LATERAL jsonb_array_elements_text(
+                CASE WHEN jsonb_typeof(e.payload -> 'items') = 'array' THEN e.payload -> 'items' ELSE '[]'::jsonb END) AS item
+            WHERE e.type = %s AND e.order_id IN (SELECT id FROM orders) AND e.payload ->> 'to' IN (SELECT status FROM done)
+            GROUP BY 1, 2
+        ),
+        fired AS (
+            SELECT e.order_id, line.value AS line_id, MIN(e.created_at) AS at
+            FROM omniman_orderevent e CROSS JOIN LATERAL jsonb_array_elements_text(
+                CASE WHEN jsonb_typeof(e.payload -> 'line_ids') = 'array' THEN e.payload -> 'line_ids' ELSE '[]'::jsonb END) AS line
+            WHERE e.type = %s AND e.order_id IN (SELECT id FROM orders)
+            GROUP BY 1, 2
+        ),
+        timed AS (
+            SELECT i.station, b.at AS ready,
+                   CASE WHEN b.at IS NOT NULL  -- GREATEST(NULL, 0) is 0: an item not done has no time
+                        THEN GREATEST(EXTRACT(EPOCH FROM (b.at - COALESCE(f.at, i.created_at)))::double precision, 0) END AS seconds
+            FROM items i
+            LEFT JOIN bumps b ON b.item_id = i.id AND b.status = i.done
+            LEFT JOIN fired f ON f.order_id = i.order_id AND f.line_id = i.line_id
+        )
+        SELECT station, COUNT(*), COUNT(ready),
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds), percentile_cont(0.9) WITHIN GROUP (ORDER BY seconds)
+        FROM timed GROUP BY station
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*order_params, *done_params, KITCHEN_BUMPED, KITCHEN_FIRED])
+        rows = cursor.fetchall()
+    return {station: {"items": count, "done": done, "p50": _round(p50), "p90": _round(p90)}
+            for station, count, done, p50, p90 in rows}
+
+
 def _round(value: float | None) -> int:
     return int(round(value)) if value is not None else 0
 
 
 def kitchen_times(p: Period) -> Report:
     """Per kitchen station, for the items of the orders created in the period: items, items done, and the time from
-    ticket to done (``ready`` by default) at the 50th and 90th percentiles (seconds; 7 queries). Percentiles are
-    ``percentile_cont``'s (linear interpolation), computed in Python on every database."""
+    ticket to done (``ready`` by default) at the 50th and 90th percentiles (seconds; 7 queries, 5 on PostgreSQL).
+    Percentiles are ``percentile_cont``'s (linear interpolation): PostgreSQL's own, in Python on other databases
+    (the same results)."""
     columns = [
         Column("items", _("Items"), COUNT),
         Column("done", _("Done"), COUNT, compare=True),
