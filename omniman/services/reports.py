@@ -306,6 +306,15 @@ def sales_summary(p: Period) -> dict[str, Any]:
     }
 
 
+def _discounted(orders):
+    """``orders`` narrowed, on PostgreSQL, to those that can hold a discount: a ``discount`` in their snapshot's
+    adjustments, or no adjustments at all (from before them: their stored totals say). The others add nothing to
+    a discount figure; other databases read them all (no JSON containment there)."""
+    if connection.vendor != "postgresql":
+        return orders
+    return orders.filter(Q(snapshot__adjustments__contains=[{"kind": "discount"}]) | ~Q(snapshot__has_key="adjustments"))
+
+
 def kpi_summary(p: Period) -> dict[str, Any]:
     """The figures of :func:`sales_summary` the report pages' cards show — ``sales_q``, ``bills``, ``average_q``,
     ``tips_q``, ``refunds_q``, ``discounts_q`` — with the same values, in 6 queries of SQL aggregates: only the bills
@@ -319,11 +328,7 @@ def kpi_summary(p: Period) -> dict[str, Any]:
         for adjustment in adjustments or []:
             if adjustment.get("kind") == "discount":
                 discounts_q -= int(adjustment.get("amount_q") or 0)
-    orders = _live_orders(bills)
-    if connection.vendor == "postgresql":
-        # The others add nothing: their snapshot's adjustments hold no discount.
-        orders = orders.filter(Q(snapshot__adjustments__contains=[{"kind": "discount"}]) | ~Q(snapshot__has_key="adjustments"))
-    rows = orders.annotate(
+    rows = _discounted(_live_orders(bills)).annotate(
         _adjustments=KeyTransform("adjustments", "snapshot"),
         _stored=KeyTransform("totals", KeyTransform("data", "snapshot")),
     ).values_list("total_q", "_adjustments", "_stored")
@@ -793,12 +798,12 @@ def _adjustments(p: Period) -> tuple[dict[str, dict[str, int]], list[dict[str, A
         entry[total] += amount
         entries.append({"actor": actor, "kind": kind, "amount_q": amount, "reason": reason, "at": at, "ref": ref})
 
-    for bill in bills.values("ref", "adjustments", "settled_at"):
+    for bill in bills.exclude(adjustments=[]).values("ref", "adjustments", "settled_at"):
         for adjustment in bill["adjustments"] or []:
             if adjustment.get("kind") in ("discount", "void", "write_off"):
                 add(adjustment.get("actor") or "", adjustment["kind"], -int(adjustment.get("amount_q") or 0),
                     reason=adjustment.get("reason") or "", at=adjustment.get("at") or bill["settled_at"].isoformat(), ref=bill["ref"])
-    orders = _live_orders(bills).annotate(_adjustments=KeyTransform("adjustments", "snapshot"))
+    orders = _discounted(_live_orders(bills)).annotate(_adjustments=KeyTransform("adjustments", "snapshot"))
     for ref, created_at, adjustments in orders.values_list("ref", "created_at", "_adjustments"):
         for adjustment in adjustments if isinstance(adjustments, list) else []:
             if adjustment.get("kind") == "discount" and int(adjustment.get("amount_q") or 0):
