@@ -82,3 +82,15 @@ def ensure_data_size(data: dict[str, Any], field: str = "data") -> None:
             _("The session's data would be %(size)d bytes; at most %(limit)d are allowed.") % {"size": size, "limit": limit},
             {"field": field, "bytes": size, "max_bytes": limit},
         )
+
+
+def parse_expected_rev(expected_rev: Any) -> int | None:
+    """A caller's ``expected_rev`` as an int (``None``: no check); anything else is ``invalid_field``."""
+    if expected_rev is None:
+        return None
+    if isinstance(expected_rev, bool):
+        raise ValidationError("invalid_field", context={"field": "expected_rev"})
+    try:
+        return int(expected_rev)
+    except (TypeError, ValueError):
+        raise ValidationError("invalid_field", _("expected_rev must be an integer."), {"field": "expected_rev"}) from None

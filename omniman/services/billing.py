@@ -35,7 +35,7 @@ from omniman.models import Bill, BillEvent, Channel, Order, OrderEvent, OrderIte
 from omniman.monetary import monetary_mult, parse_qty, qty_to_str
 from omniman.roles import MANAGER
 from omniman.texts import modifiers_text
-from omniman.services._common import random_code
+from omniman.services._common import parse_expected_rev, random_code
 from omniman.services.orders import apply_auto_transition, lock_order
 from omniman.services.shifts import shift_for_payment
 from omniman.services.reports import Period, sales_summary
@@ -154,14 +154,9 @@ def find_bill(bill_ref: str, *, lock: bool = False) -> Bill:
 
 
 def _require_rev(bill: Bill, expected_rev: Any) -> None:
-    if expected_rev is None:
+    expected = parse_expected_rev(expected_rev)
+    if expected is None:
         return
-    if isinstance(expected_rev, bool):
-        raise ValidationError("invalid_field", context={"field": "expected_rev"})
-    try:
-        expected = int(expected_rev)
-    except (TypeError, ValueError):
-        raise ValidationError("invalid_field", _("expected_rev must be an integer."), {"field": "expected_rev"}) from None
     if expected != bill.rev:
         raise BillError(
             "stale_bill",

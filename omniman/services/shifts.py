@@ -31,6 +31,7 @@ from omniman.approvals import check_approval
 from omniman.exceptions import ApprovalError, IdempotencyError, ShiftError, ValidationError
 from omniman.models import MAIN_REGISTER, Bill, CashMovement, Channel, Directive, Payment, Refund, Register, Shift, ShiftEvent
 from omniman.roles import MANAGER
+from omniman.services._common import parse_expected_rev
 from omniman.services.reports import adjustment_figures
 
 logger = logging.getLogger("omniman.services")
@@ -165,14 +166,9 @@ def _require_open(shift: Shift) -> None:
 
 
 def _require_rev(shift: Shift, expected_rev: Any) -> None:
-    if expected_rev is None:
+    expected = parse_expected_rev(expected_rev)
+    if expected is None:
         return
-    if isinstance(expected_rev, bool):
-        raise ValidationError("invalid_field", context={"field": "expected_rev"})
-    try:
-        expected = int(expected_rev)
-    except (TypeError, ValueError):
-        raise ValidationError("invalid_field", _("expected_rev must be an integer."), {"field": "expected_rev"}) from None
     if expected != shift.rev:
         raise ShiftError(
             "stale_shift",
