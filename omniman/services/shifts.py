@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -42,6 +43,8 @@ CASH_IN = "cash_in"
 CASH_OUT = "cash_out"
 SHIFT_CLOSED = "closed"
 DIFFERENCE_APPROVED = "difference_approved"
+Z_REPORT_EMAILED = "z_report_emailed"  # the Z-report email was handed to the mail backend (recorded before: see below)
+Z_REPORT_EMAIL_FAILED = "z_report_email_failed"  # the mail backend refused it: a new directive sends it again
 
 # The directive that emails the Z-report to the managers when a shift closes.
 Z_REPORT_TOPIC = "shift.z_report"
@@ -544,23 +547,64 @@ def manager_emails() -> list[str]:
 
 
 class ZReportEmailHandler:
-    """``shift.z_report`` (payload ``{"shift_id"}``): email the closed shift's Z-report (text, with its PDF) to the managers."""
+    """``shift.z_report`` (payload ``{"shift_id"}``): email the closed shift's Z-report (text, with its PDF) to the
+    managers — **once** per shift, however often the directive runs.
+
+    Directives run at least once (a run can be fenced out, killed or rolled back after its handler returned), and an
+    email cannot be taken back, so the mail is not sent inside the run: under the shift's row lock (two runs of one
+    shift queue up) the handler looks for the shift's ``z_report_emailed`` event and returns if it is there; else it
+    builds the mail (an error here rolls back and retries), writes that event and hands the mail to the backend
+    **after the run commits** (``transaction.on_commit``). A run that does not commit sent nothing; a run that
+    committed is seen by every later one. If the backend then refuses the mail, a ``z_report_email_failed`` event and a
+    new ``shift.z_report`` directive (after the engine's backoff) send it again, up to ``DIRECTIVE_MAX_ATTEMPTS``
+    times. What is left: a process that dies between the commit and the hand-off leaves the event without a mail
+    (at most once, never twice)."""
 
     topic = Z_REPORT_TOPIC
     own_transaction = True
 
     def handle(self, *, message: Directive, ctx: dict[str, Any]) -> None:
         from django.core.mail import EmailMessage
+        from django.core.mail.message import make_msgid
 
         from omniman.receipts import z_report_pdf, z_report_text
 
-        report = z_report((message.payload or {}).get("shift_id"))
+        shift = find_shift((message.payload or {}).get("shift_id"), lock=True)
+        last = (ShiftEvent.objects.filter(shift=shift, type__in=(Z_REPORT_EMAILED, Z_REPORT_EMAIL_FAILED))
+                .order_by("-created_at", "-id").values_list("type", flat=True).first())
+        if last == Z_REPORT_EMAILED:
+            return  # sent (or handed over) already: a redelivery or a second directive is a no-op
+        report = z_report(shift.pk)
         recipients = manager_emails()
         if not recipients:
             return
         subject = _("Z-report: %(register)s, shift %(shift)s") % {"register": report["register_name"] or report["register"],
                                                                   "shift": report["shift_id"]}
-        email = EmailMessage(subject=subject, body=z_report_text(report), to=recipients)
+        # One Message-ID per shift: a mail system that sees the same message twice can tell.
+        message_id = make_msgid(f"z-report-{shift.pk}")
+        email = EmailMessage(subject=subject, body=z_report_text(report), to=recipients, headers={"Message-ID": message_id})
         email.attach(f"z-report-{report['shift_id']}.pdf", z_report_pdf(report), "application/pdf")
+        _event(shift, Z_REPORT_EMAILED, actor=ctx.get("actor") or f"directive:{Z_REPORT_TOPIC}", recipients=recipients,
+               message_id=message_id, directive_id=message.pk)
+        transaction.on_commit(lambda: _send_z_report(shift, email))
+
+
+def _send_z_report(shift: Shift, email) -> None:
+    """Hand the recorded Z-report mail to the backend (after the run committed); a refusal is recorded and retried."""
+    try:
         email.send()
-        logger.info("z-report emailed", extra={"shift_id": report["shift_id"], "recipients": len(recipients)})
+    except Exception as exc:  # noqa: BLE001 - after the commit: recorded on the shift and retried by a new directive
+        failures = ShiftEvent.objects.filter(shift=shift, type=Z_REPORT_EMAIL_FAILED).count() + 1
+        retry = failures < int(conf.get("DIRECTIVE_MAX_ATTEMPTS"))
+        with transaction.atomic():
+            _event(shift, Z_REPORT_EMAIL_FAILED, actor=f"directive:{Z_REPORT_TOPIC}", error=f"{type(exc).__name__}: {exc}"[:500],
+                   failures=failures, retried=retry)
+            if retry:
+                from omniman.engine import backoff_seconds
+
+                Directive.objects.enqueue(Z_REPORT_TOPIC, {"shift_id": shift.pk}, dedupe_key=f"{Z_REPORT_TOPIC}:{shift.pk}",
+                                          available_at=timezone.now() + timedelta(seconds=backoff_seconds(failures)))
+        (logger.warning if retry else logger.error)(
+            "z-report email refused", extra={"shift_id": shift.pk, "failures": failures, "error": f"{type(exc).__name__}: {exc}"})
+        return
+    logger.info("z-report emailed", extra={"shift_id": shift.pk, "recipients": len(email.to)})

@@ -235,7 +235,7 @@ def test_a_small_difference_closes_without_a_manager_and_a_manager_closes_any(ma
 # -- the end-to-end shift and its Z-report -------------------------------------------------
 
 
-def test_a_shift_end_to_end_every_z_report_figure_matches_the_tables(main_register):
+def test_a_shift_end_to_end_every_z_report_figure_matches_the_tables(main_register, django_capture_on_commit_callbacks):
     """Open with a float → sales in cash, card and Pix (one with a tip, one split, one discounted, a void, a refund)
     → cash out → close with a counted difference → the manager accepts. Every Z-report figure is summed again here."""
     Group.objects.get_or_create(name="manager")[0].user_set.add(
@@ -316,7 +316,8 @@ def test_a_shift_end_to_end_every_z_report_figure_matches_the_tables(main_regist
     assert "Z-report" in text and "R$136.00" in text and "-R$7.00" in text
     assert z_report_pdf(report).startswith(b"%PDF")
     directive = Directive.objects.get(topic="shift.z_report")
-    ZReportEmailHandler().handle(message=directive, ctx={})
+    with django_capture_on_commit_callbacks(execute=True):  # the mail goes out once the run commits
+        ZReportEmailHandler().handle(message=directive, ctx={})
     assert len(mail.outbox) == 1 and mail.outbox[0].to == ["boss@example.com"]
     assert "129.00" in mail.outbox[0].body and mail.outbox[0].attachments[0][2] == "application/pdf"
 
@@ -335,3 +336,70 @@ def test_the_z_report_reads_in_a_fixed_number_of_queries(main_register):
         bill = counter_bill(channel, lines=2)
         PaymentService.tender(bill.ref, method=("cash", "card", "pix")[index % 3], reference="R", idempotency_key=f"p{index}")
     assert queries() == empty == 10
+
+
+def closed_shift_with_a_manager():
+    Register.objects.get_or_create(code="main", defaults={"name": "Main"})
+    boss = User.objects.create_user("boss", email="boss@example.com")
+    boss.groups.add(Group.objects.get_or_create(name="manager")[0])
+    shift = ShiftService.open("main", opening_float_q=1000, actor="user:ana")
+    ShiftService.close(shift.pk, counted_q=1000, actor="user:ana")
+    return shift, Directive.objects.get(topic="shift.z_report")
+
+
+def emailed(shift):
+    return list(ShiftEvent.objects.filter(shift=shift, type__startswith="z_report_").order_by("id").values_list("type", flat=True))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_z_report_email_goes_out_once_however_often_its_directive_runs():
+    from unittest import mock
+
+    from omniman import engine
+
+    shift, directive = closed_shift_with_a_manager()
+    (claimed,) = engine.claim(topics=["shift.z_report"], start=True)
+    # While the first run works, the row is presumed dead, re-queued and claimed again (attempt 2): the first run's
+    # handler runs to its end, then its done mark is fenced out and the run rolls back.
+    Directive.objects.filter(pk=directive.pk).update(status="queued")
+    (newer,) = engine.claim(topics=["shift.z_report"], start=True)
+    with mock.patch.object(ZReportEmailHandler, "handle", autospec=True, side_effect=ZReportEmailHandler.handle) as handle:
+        assert engine.execute(claimed) == "fenced"
+    assert handle.call_count == 1
+    assert len(mail.outbox) == 0 and emailed(shift) == []  # a run that did not commit sent nothing
+    assert engine.execute(newer) == "done"
+    assert len(mail.outbox) == 1 and emailed(shift) == ["z_report_emailed"]
+    assert mail.outbox[0].extra_headers["Message-ID"] == ShiftEvent.objects.get(shift=shift, type="z_report_emailed").payload["message_id"]
+    # Delivered again (a worker that died before it reported), and a second directive for the same shift: no-ops.
+    Directive.objects.filter(pk=directive.pk).update(status="queued")
+    (again,) = engine.claim(topics=["shift.z_report"])
+    assert engine.execute(again) == "done"
+    Directive.objects.enqueue("shift.z_report", {"shift_id": shift.pk}, dedupe_key=f"shift.z_report:{shift.pk}")
+    assert engine.process(topics=["shift.z_report"]).claimed == 1
+    assert len(mail.outbox) == 1 and emailed(shift) == ["z_report_emailed"]
+    assert set(Directive.objects.filter(topic="shift.z_report").values_list("status", flat=True)) == {"done"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refused_z_report_email_is_recorded_and_sent_by_a_new_directive_once():
+    from unittest import mock
+
+    from django.core.mail.backends.locmem import EmailBackend
+
+    from omniman import engine
+
+    shift, directive = closed_shift_with_a_manager()
+    with mock.patch.object(EmailBackend, "send_messages", side_effect=ConnectionRefusedError("smtp down")):
+        assert engine.process(topics=["shift.z_report"]).outcomes == [(directive.pk, "done")]
+    assert len(mail.outbox) == 0 and emailed(shift) == ["z_report_emailed", "z_report_email_failed"]
+    failed = ShiftEvent.objects.get(shift=shift, type="z_report_email_failed")
+    assert failed.payload["failures"] == 1 and "smtp down" in failed.payload["error"] and failed.payload["retried"]
+    retry = Directive.objects.get(topic="shift.z_report", status="queued")
+    assert retry.pk != directive.pk and retry.available_at > directive.created_at
+    assert engine.process(topics=["shift.z_report"]).claimed == 0  # not due yet (backoff)
+    Directive.objects.filter(pk=retry.pk).update(available_at=retry.created_at)
+    assert engine.process(topics=["shift.z_report"]).outcomes == [(retry.pk, "done")]
+    assert len(mail.outbox) == 1 and emailed(shift) == ["z_report_emailed", "z_report_email_failed", "z_report_emailed"]
+    Directive.objects.filter(pk=retry.pk).update(status="queued")
+    engine.process(topics=["shift.z_report"])
+    assert len(mail.outbox) == 1
