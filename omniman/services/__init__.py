@@ -26,7 +26,7 @@ from omniman.services.ops import MAX_NAME_LENGTH, MAX_SKU_LENGTH, OPS, RESERVED_
 from omniman.services.orders import OrderService, apply_auto_transition, lock_order
 from omniman.services.reports import (
     REPORTS, Column, Period, Report, adjustments_by_actor, kitchen_times, sales_by_category, sales_by_channel, sales_by_day,
-    kpi_summary, sales_by_hour, sales_by_method, sales_by_product, sales_by_staff, sales_summary,
+    kpi_summaries, kpi_summary, sales_by_hour, sales_by_method, sales_by_product, sales_by_staff, sales_summary,
 )
 from omniman.services.reports import period as report_period
 from omniman.services.reports import report as build_report
@@ -90,6 +90,7 @@ __all__ = [
     "REPORTS",  # name -> selector
     "build_report",  # the report called name over a period (not_found)
     "kpi_summary",  # the report cards' figures of sales_summary, in SQL aggregates
+    "kpi_summaries",  # kpi_summary of several periods (a period and the previous one) in the same queries
     "sales_summary",  # the period's money: day_totals over a date range (fixed query count)
     "sales_by_hour",
     "sales_by_day",

@@ -319,34 +319,63 @@ def kpi_summary(p: Period) -> dict[str, Any]:
     """The figures of :func:`sales_summary` the report pages' cards show — ``sales_q``, ``bills``, ``average_q``,
     ``tips_q``, ``refunds_q``, ``discounts_q`` — with the same values, in 6 queries of SQL aggregates: only the bills
     with adjustments and (on PostgreSQL) only the orders with a discount (or from before adjustments) are read."""
-    bills = _closed_bills(p)
-    closed = bills.order_by().aggregate(n=Count("id"), total=Sum("total_q"))
-    tips = _payments(p, bills).order_by().aggregate(tip=Sum("tip_q"))
-    refunds_q = int(_refunds(p).order_by().aggregate(amount=Sum("amount_q"))["amount"] or 0)
-    discounts_q = 0
-    for adjustments in bills.exclude(adjustments=[]).values_list("adjustments", flat=True):
-        for adjustment in adjustments or []:
-            if adjustment.get("kind") == "discount":
-                discounts_q -= int(adjustment.get("amount_q") or 0)
+    return kpi_summaries(p)[0]
+
+
+def kpi_summaries(*periods: Period) -> list[dict[str, Any]]:
+    """:func:`kpi_summary` of each period (all of one channel and register, as a period and its ``previous()``), in
+    the same 6 queries whatever their number: each figure is aggregated per period (``FILTER``) over the rows of
+    the span that covers them all (a cancelled order is one in a cancel status of the span's channels)."""
+    if not periods:
+        return []
+    if len({(q.channel, q.register) for q in periods}) > 1:
+        raise ValueError("kpi_summaries: the periods must share their channel and register")
+    span = replace(periods[0], start=min(q.start for q in periods), end=max(q.end for q in periods))
+    ranges = [q.bounds() for q in periods]
+    bills = _closed_bills(span)
+
+    def per_period(prefix: str, field: str, aggregate, value: str):
+        return {f"{prefix}{i}": aggregate(value, filter=Q(**{f"{field}__gte": start, f"{field}__lt": end}))
+                for i, (start, end) in enumerate(ranges)}
+
+    closed = bills.order_by().aggregate(**per_period("n", "settled_at", Count, "id"),
+                                        **per_period("total", "settled_at", Sum, "total_q"))
+    tips = _payments(span, bills).order_by().aggregate(**per_period("tip", "bill__settled_at", Sum, "tip_q"))
+    refunds = _refunds(span).order_by().aggregate(**per_period("amount", "created_at", Sum, "amount_q"))
+
+    def which(moment) -> list[int]:
+        return [i for i, (start, end) in enumerate(ranges) if start <= moment < end]
+
+    discounts = [0] * len(periods)
+    for settled_at, adjustments in bills.exclude(adjustments=[]).values_list("settled_at", "adjustments"):
+        taken = -sum(int(a.get("amount_q") or 0) for a in adjustments or [] if a.get("kind") == "discount")
+        for i in which(settled_at):
+            discounts[i] += taken
     rows = _discounted(_live_orders(bills)).annotate(
         _adjustments=KeyTransform("adjustments", "snapshot"),
         _stored=KeyTransform("totals", KeyTransform("data", "snapshot")),
-    ).values_list("total_q", "_adjustments", "_stored")
-    for total_q, adjustments, stored in rows:
+    ).values_list("bill__settled_at", "total_q", "_adjustments", "_stored")
+    for settled_at, total_q, adjustments, stored in rows:
         if adjustments is not None:
             applied = adjustments if isinstance(adjustments, list) else []
-            discounts_q -= sum(int(a.get("amount_q") or 0) for a in applied if a.get("kind") == "discount")
+            taken = -sum(int(a.get("amount_q") or 0) for a in applied if a.get("kind") == "discount")
         else:
-            discounts_q += int(totals_over(stored, int(total_q)).get("discount_q") or 0)
-    count, gross_q = int(closed["n"] or 0), int(closed["total"] or 0)
-    return {
-        "bills": count,
-        "sales_q": gross_q - refunds_q,
-        "average_q": (gross_q - refunds_q) // count if count else 0,
-        "tips_q": int(tips["tip"] or 0),
-        "refunds_q": refunds_q,
-        "discounts_q": discounts_q,
-    }
+            taken = int(totals_over(stored, int(total_q)).get("discount_q") or 0)
+        for i in which(settled_at):
+            discounts[i] += taken
+    out = []
+    for i in range(len(periods)):
+        count, gross_q = int(closed[f"n{i}"] or 0), int(closed[f"total{i}"] or 0)
+        refunds_q = int(refunds[f"amount{i}"] or 0)
+        out.append({
+            "bills": count,
+            "sales_q": gross_q - refunds_q,
+            "average_q": (gross_q - refunds_q) // count if count else 0,
+            "tips_q": int(tips[f"tip{i}"] or 0),
+            "refunds_q": refunds_q,
+            "discounts_q": discounts[i],
+        })
+    return out
 
 
 # -- reports: rows with their previous period --------------------------------------------

@@ -15,7 +15,7 @@ from omniman.services import (
     REPORTS, Period, build_report, day_totals, kitchen_times, report_period, sales_by_category, sales_by_channel,
     sales_by_day, sales_by_hour, sales_by_method, sales_by_product, sales_by_staff, sales_summary,
 )
-from omniman.services.reports import adjustments_by_actor, kpi_summary, percentile
+from omniman.services.reports import adjustments_by_actor, kpi_summaries, kpi_summary, percentile
 from tests.report_data import Book, a_week, channels, sell
 
 pytestmark = [pytest.mark.django_db, pytest.mark.contrib("omniman.contrib.payment")]
@@ -141,6 +141,7 @@ def test_each_report_runs_a_fixed_number_of_queries():
     assert {name: counted(build, WEEK) for name, build in REPORTS.items()} == expected
     assert counted(sales_summary, WEEK) == 7
     assert counted(kpi_summary, WEEK) == 6
+    assert counted(lambda p: kpi_summaries(p, p.previous(), Period(p.start, p.start)), WEEK) == 6
 
 
 def test_the_kpi_summary_is_the_summarys_card_figures(two_weeks):
@@ -148,6 +149,13 @@ def test_the_kpi_summary_is_the_summarys_card_figures(two_weeks):
     for p in (WEEK, WEEK.previous(), Period(WEEK.start, WEEK.end, channel="counter"), Period(WEEK.start, WEEK.end, register="nope")):
         summary = sales_summary(p)
         assert kpi_summary(p) == {key: summary[key] for key in keys}
+    # Several periods in the same queries: each the same as alone (a period, the one before, one inside it).
+    for p in (WEEK, Period(WEEK.start, WEEK.end, channel="counter")):
+        periods = (p, p.previous(), Period(p.start + timedelta(days=2), p.start + timedelta(days=3), channel=p.channel))
+        assert kpi_summaries(*periods) == [kpi_summary(q) for q in periods]
+        assert kpi_summaries(*periods)[1]["bills"] > 0
+    with pytest.raises(ValueError):
+        kpi_summaries(WEEK, Period(WEEK.start, WEEK.end, channel="counter"))
 
 
 def test_kitchen_times_are_the_same_in_sql_and_in_python(two_weeks):
@@ -159,6 +167,23 @@ def test_kitchen_times_are_the_same_in_sql_and_in_python(two_weeks):
         in_database = reports._kitchen(p)
         with mock.patch.object(reports, "connection", mock.Mock(vendor="sqlite")):
             assert reports._kitchen(p) == in_database
+
+
+def test_product_names_are_the_latest_sold_the_same_in_sql_and_in_python(two_weeks):
+    """PostgreSQL takes each SKU's latest name by one index probe (``_names``); other databases read the items: the
+    same names. A SKU sold under a new name takes it; an unknown SKU has none."""
+    from unittest import mock
+
+    from omniman.models import OrderItem
+    from omniman.services import reports
+
+    latest = OrderItem.objects.filter(sku="BURG").order_by("-id").first()
+    OrderItem._base_manager.filter(pk=latest.pk).update(name="Burger (new recipe)")  # as if sold last under that name
+    skus = ["BURG", "CAP", "ESP", "NOPE"]
+    in_database = reports._names(skus)
+    assert in_database == {"BURG": "Burger (new recipe)", "CAP": "Cappuccino", "ESP": "Espresso"}
+    with mock.patch.object(reports, "connection", mock.Mock(vendor="sqlite")):
+        assert reports._names(skus) == in_database
 
 
 def test_the_period_and_its_errors():
