@@ -1,4 +1,4 @@
-"""PostgreSQL: two partial indexes for the manager's reports (issue #18), so a month's report reads only the rows that
+"""PostgreSQL: four indexes for the manager's reports (issue #18), so a month's report reads only the rows that
 can matter instead of every order's snapshot.
 
 - ``omniman_order_discounted`` — the orders whose snapshot holds a ``discount`` adjustment, or no adjustments at all
@@ -10,6 +10,9 @@ can matter instead of every order's snapshot.
   ``settled_at``: the reports read only those bills' adjustments.
 - ``omniman_orderitem_sku_latest`` — ``(sku, id)``: the product report's names (the latest name each SKU was sold
   under) in one index probe per SKU, not a read of every item ever sold of those SKUs (which grows with the history).
+- ``omniman_orderevent_kitchen_to`` — the kitchen's bumps by order and the status they moved to: the kitchen report
+  reads only the bumps to a station's done status (``_kitchen_sql``), not every event of every order of the period
+  (a month: 2,626 buffers instead of 17,210). Only ``kitchen.bumped`` rows are in it.
 
 The predicates are the reports' own filters, written as Django writes them, so the planner can prove them. Built
 ``CONCURRENTLY`` (writes to the orders go on meanwhile: the migration is not atomic). Other databases: nothing.
@@ -24,6 +27,7 @@ INDEXES = {
     ),
     "omniman_bill_adjusted": ("omniman_bill", "(settled_at) WHERE NOT (adjustments = '[]'::jsonb)"),
     "omniman_orderitem_sku_latest": ("omniman_orderitem", "(sku, id)"),
+    "omniman_orderevent_kitchen_to": ("omniman_orderevent", "(order_id, (payload ->> 'to')) WHERE type = 'kitchen.bumped'"),
 }
 
 

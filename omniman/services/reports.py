@@ -771,7 +771,7 @@ def _kitchen_sql(orders, done_by_channel: dict[int, str]) -> dict[str, dict[str,
             SELECT (item.value)::bigint AS item_id, e.payload ->> 'to' AS status, MIN(e.created_at) AS at
             FROM omniman_orderevent e CROSS JOIN LATERAL jsonb_array_elements_text(
                 CASE WHEN jsonb_typeof(e.payload -> 'items') = 'array' THEN e.payload -> 'items' ELSE '[]'::jsonb END) AS item
-            WHERE e.type = %s AND e.order_id IN (SELECT id FROM orders) AND e.payload ->> 'to' IN (SELECT status FROM done)
+            WHERE e.type = %s AND e.order_id IN (SELECT id FROM orders) AND e.payload ->> 'to' = ANY(%s)
             GROUP BY 1, 2
         ),
         fired AS (
@@ -794,7 +794,7 @@ def _kitchen_sql(orders, done_by_channel: dict[int, str]) -> dict[str, dict[str,
         FROM timed GROUP BY station
     """
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*order_params, *done_params, KITCHEN_BUMPED, KITCHEN_FIRED])
+        cursor.execute(sql, [*order_params, *done_params, KITCHEN_BUMPED, sorted(set(done_by_channel.values())), KITCHEN_FIRED])
         rows = cursor.fetchall()
     return {station: {"items": count, "done": done, "p50": _round(p50), "p90": _round(p90)}
             for station, count, done, p50, p90 in rows}
