@@ -9,8 +9,8 @@ from there: one query per request instead of two. Nothing is cached across
 requests, so a revoked token or a removed role counts from the next request.
 
 That query runs on every API request, so it is written once per process (its
-SQL from the models' table and column names, the database's own converters for
-each column) instead of being built and compiled by the ORM each time: the ORM
+SQL from the models' table and column names, read by
+:class:`omniman.models.ModelRows`) instead of being built and compiled by the ORM each time: the ORM
 spent about 3 ms of CPU per request on it (``benchmarks/profile_api.py``,
 ``cProfile``), more than the rest of a check-less ``open`` request. Only the
 SQL text is kept; the rows are read fresh on every request.
@@ -23,67 +23,39 @@ from django.db import connections, router
 from rest_framework import authentication
 from rest_framework.authtoken.models import Token
 
+from omniman.models import ModelRows
 from omniman.roles import MANAGER, ROLES
 
 
-def _converters(field, connection) -> list:
-    """What the ORM applies to a column's value as read (``SQLCompiler.get_converters``)."""
-    column = field.get_col(field.model._meta.db_table)
-    return [*connection.ops.get_db_converters(column), *column.get_db_converters(connection)]
-
-
-def _statement(connection) -> tuple[str, tuple, tuple, list, list]:
-    """The token-with-user-and-roles query for one connection: SQL, token fields, user fields, their converters.
+def _statement(connection) -> tuple[str, ModelRows, ModelRows]:
+    """The token-with-user-and-roles query for one connection, and the readers of its token and user columns.
 
     Kept on the connection object (one per database and thread), whose
-    operations the converters belong to.
+    operations convert the values read.
     """
     statement = getattr(connection, "_omniman_token_statement", None)
     if statement is None:
-        statement = connection._omniman_token_statement = _build_statement(connection)
+        qn = connection.ops.quote_name
+        user_model = get_user_model()
+        tokens, users = ModelRows.of(Token, connection, "t"), ModelRows.of(user_model, connection, "u")
+        memberships = user_model.groups.through._meta
+        group = user_model.groups.field.related_model._meta
+        member_user = qn(memberships.get_field(user_model._meta.model_name).column)
+        member_group = qn(memberships.get_field(group.model_name).column)
+        roles = [
+            f"EXISTS(SELECT 1 FROM {qn(memberships.db_table)} m INNER JOIN {qn(group.db_table)} g "
+            f"ON m.{member_group} = g.{qn(group.pk.column)} "
+            f"WHERE m.{member_user} = u.{qn(user_model._meta.pk.column)} AND g.{qn(group.get_field('name').column)} = %s)"
+            for _ in ROLES
+        ]
+        user_fk = Token._meta.get_field("user")
+        sql = (
+            f"SELECT {tokens.columns}, {users.columns}, {', '.join(roles)} FROM {qn(Token._meta.db_table)} t "
+            f"INNER JOIN {qn(user_model._meta.db_table)} u ON t.{qn(user_fk.column)} = u.{qn(user_fk.target_field.column)} "
+            f"WHERE t.{qn(Token._meta.pk.column)} = %s"
+        )
+        statement = connection._omniman_token_statement = (sql, tokens, users)
     return statement
-
-
-def _build_statement(connection) -> tuple[str, tuple, tuple, list, list]:
-    qn = connection.ops.quote_name
-    user_model = get_user_model()
-    token_fields = tuple(Token._meta.concrete_fields)
-    user_fields = tuple(user_model._meta.concrete_fields)
-    memberships = user_model.groups.through._meta
-    group = user_model.groups.field.related_model._meta
-    member_user = qn(memberships.get_field(user_model._meta.model_name).column)
-    member_group = qn(memberships.get_field(group.model_name).column)
-    columns = [f"t.{qn(f.column)}" for f in token_fields] + [f"u.{qn(f.column)}" for f in user_fields]
-    roles = [
-        f"EXISTS(SELECT 1 FROM {qn(memberships.db_table)} m INNER JOIN {qn(group.db_table)} g "
-        f"ON m.{member_group} = g.{qn(group.pk.column)} "
-        f"WHERE m.{member_user} = u.{qn(user_model._meta.pk.column)} AND g.{qn(group.get_field('name').column)} = %s)"
-        for _ in ROLES
-    ]
-    user_fk = Token._meta.get_field("user")
-    sql = (
-        f"SELECT {', '.join(columns + roles)} FROM {qn(Token._meta.db_table)} t "
-        f"INNER JOIN {qn(user_model._meta.db_table)} u ON t.{qn(user_fk.column)} = u.{qn(user_fk.target_field.column)} "
-        f"WHERE t.{qn(Token._meta.pk.column)} = %s"
-    )
-    return (
-        sql,
-        token_fields,
-        user_fields,
-        [_converters(f, connection) for f in token_fields],
-        [_converters(f, connection) for f in user_fields],
-    )
-
-
-def _convert(values, fields, converters, connection) -> list:
-    out = []
-    for value, field, field_converters in zip(values, fields, converters):
-        if field_converters:
-            column = field.get_col(field.model._meta.db_table)
-            for converter in field_converters:
-                value = converter(value, column, connection)
-        out.append(value)
-    return out
 
 
 class _TokensWithRoles:
@@ -106,24 +78,15 @@ class _TokensWithRoles:
         def get(*, key: str) -> Token:
             alias = router.db_for_read(Token)
             connection = connections[alias]
-            sql, token_fields, user_fields, token_converters, user_converters = _statement(connection)
+            sql, tokens, users = _statement(connection)
             with connection.cursor() as cursor:
                 cursor.execute(sql, [*ROLES, key])
                 row = cursor.fetchone()
             if row is None:
                 raise Token.DoesNotExist
-            n_token, n_user = len(token_fields), len(user_fields)
-            token = Token.from_db(
-                alias,
-                [f.attname for f in token_fields],
-                _convert(row[:n_token], token_fields, token_converters, connection),
-            )
-            user = get_user_model().from_db(
-                alias,
-                [f.attname for f in user_fields],
-                _convert(row[n_token : n_token + n_user], user_fields, user_converters, connection),
-            )
-            roles = {role for role, member in zip(ROLES, row[n_token + n_user :]) if member}
+            token = tokens.load(alias, row[: len(tokens)])
+            user = users.load(alias, row[len(tokens) : len(tokens) + len(users)])
+            roles = {role for role, member in zip(ROLES, row[len(tokens) + len(users) :]) if member}
             if user.is_superuser:
                 roles.add(MANAGER)
             user._omniman_roles = roles  # what roles_of() reads (it would otherwise query the groups)
