@@ -19,7 +19,11 @@ connection) — and prints, per order and per request kind:
 
 CPU time is what a request costs whatever else runs; the load changes only
 how long it waits. ``PROFILE_CPROFILE=1`` adds a ``cProfile`` of the counter
-orders (the top functions by cumulative and by own time).
+orders, timed in process time (the top functions by cumulative and by own
+time; ``PROFILE_OUT=<file>`` also saves it for ``pstats``);
+``PROFILE_SQL=1`` prints the statements of one order of each channel.
+It creates its test database from ``DATABASE_URL``'s name (``test_<name>``):
+give it a name no running test suite uses.
 """
 
 from __future__ import annotations
