@@ -10,6 +10,12 @@ GUNICORN_MAX_REQUESTS (1000)        restart a worker after this many requests (0
 FORWARDED_ALLOW_IPS (127.0.0.1)     proxies whose X-Forwarded-* headers are trusted ("*" when only the proxy can reach us)
 LOG_FORMAT (plain)                  "json": access and error logs as JSON lines, like the app's (omniman.logs)
 
+Each sync worker serves one request at a time on one database connection,
+kept across requests (CONN_MAX_AGE, 60 s by default with DEBUG off; with
+gthread workers one per thread): a worker never opens a PostgreSQL connection
+per request. Connections to PostgreSQL = workers × threads per instance (plus
+the directive workers); past what the server allows, put PgBouncer in between.
+
 The access log goes to stdout and records the path without its query string
 (it may carry tokens); errors go to stderr.
 """

@@ -249,10 +249,14 @@ WSGI_APPLICATION = "config.wsgi.application"
 ASGI_APPLICATION = "config.asgi.application"
 
 # Database: DATABASE_URL (dj-database-url syntax); SQLite file by default.
+# Persistent connections in production (CONN_MAX_AGE seconds, 60 with DEBUG off):
+# a new PostgreSQL connection per request costs a backend process and its cold
+# caches (docs/deployment/performance.rst, "The REST API"). 0 closes each one
+# at the end of its request (the development default).
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
-        conn_max_age=env_int("CONN_MAX_AGE", 0),
+        conn_max_age=env_int("CONN_MAX_AGE", 0 if DEBUG else 60),
         # With persistent connections: check one before reusing it, so a database restart
         # costs no request an error once the database is back.
         conn_health_checks=True,

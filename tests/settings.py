@@ -11,6 +11,11 @@ INSTALLED_APPS = [*INSTALLED_APPS, "tests.testapp"]  # noqa: F405
 # Tests run directives explicitly (engine.process) unless a test turns dispatch on.
 OMNIMAN = {**OMNIMAN, "DISPATCH_ON_COMMIT": []}  # noqa: F405
 
+# Each request's connection closed at its end, as before production defaulted to persistent
+# connections (CONN_MAX_AGE=60 with DEBUG off): test threads and live servers leave none open.
+# The persistent path is exercised where it matters (test_database_restart.py's gunicorn).
+DATABASES["default"]["CONN_MAX_AGE"] = env_int("CONN_MAX_AGE", 0)  # noqa: F405
+
 # A production-grade key and hosts, so the startup checks pass as they would in production.
 SECRET_KEY = "tests-only-" + "k3y-f0r-the-test-suite-n0t-for-any-real-deployment-0123456789"
 ALLOWED_HOSTS = ["localhost", "127.0.0.1", "testserver"]

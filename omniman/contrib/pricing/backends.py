@@ -21,13 +21,18 @@ class CatalogPricingBackend:
     """A channel's active price list price wins; else the catalog product's ``price_q``; else ``None``.
 
     ``get_prices`` costs one query for the price lists and, for the SKUs no
-    list prices, one ``get_catalog().get_many`` call.
+    list prices, one ``get_catalog().get_many`` call (none when given the
+    catalog's ``items``).
     """
 
     def get_price(self, sku: str, channel: Any) -> int | None:
         return self.get_prices([sku], channel).get(sku)
 
-    def get_prices(self, skus: Iterable[str], channel: Any) -> dict[str, int]:
+    def get_prices(
+        self, skus: Iterable[str], channel: Any, *, items: dict[str, Any] | None = None
+    ) -> dict[str, int]:
+        """Each SKU's price; ``items``, the catalog's ``get_many`` answer for all of ``skus`` when the caller has
+        read it already, stands in for the catalog read."""
         wanted = {sku for sku in skus if isinstance(sku, str) and sku}
         if not wanted:
             return {}
@@ -43,7 +48,10 @@ class CatalogPricingBackend:
                 prices.setdefault(sku, price_q)
         missing = wanted - prices.keys()
         if missing:
-            for sku, item in get_catalog().get_many(sorted(missing)).items():
+            found = items if items is not None else get_catalog().get_many(sorted(missing))
+            for sku, item in found.items():
+                if sku not in missing:
+                    continue
                 if item.price_q is not None:
                     prices[sku] = item.price_q
         return prices

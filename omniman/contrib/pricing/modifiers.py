@@ -14,6 +14,7 @@ from typing import Any
 from omniman.contrib.catalog import get_catalog
 from omniman.contrib.catalog import modifiers as line_modifiers
 from omniman.contrib.pricing import get_pricing_backend, pricing_config
+from omniman.contrib.pricing.backends import CatalogPricingBackend
 from omniman.exceptions import OmnimanError, ValidationError
 from omniman.models import Channel
 from omniman.monetary import monetary_mult, parse_price_q, parse_qty
@@ -86,7 +87,8 @@ def prepare_prices(*, channel: Channel, session: Any, ctx: dict[str, Any]) -> Pr
 
     One ``PricingBackend.get_prices`` call (two queries with the default
     backend) plus one catalog ``get_many`` when some line has no name of its
-    own; shared by the pricing modifiers through ``ctx``.
+    own — with the default backend that one read also stands for the
+    backend's (two queries in all); shared by the pricing modifiers through ``ctx``.
     """
     if not is_priced(channel, session):
         return None
@@ -103,15 +105,22 @@ def prepare_prices(*, channel: Channel, session: Any, ctx: dict[str, Any]) -> Pr
     ):
         return loaded
     prices: dict[str, int] = {}
+    catalog = get_catalog()
+    backend = get_pricing_backend()
+    items = None
+    if unnamed and skus and type(backend).get_prices is CatalogPricingBackend.get_prices:
+        # The names and the prices no list gives come from the same catalog rows: read them once.
+        items = catalog.get_many(sorted(skus))
     if skus:
-        for sku, price in get_pricing_backend().get_prices(sorted(skus), channel).items():
+        extra = {"items": items} if items is not None else {}
+        for sku, price in backend.get_prices(sorted(skus), channel, **extra).items():
             # A price the kernel would refuse (negative, a float, too large) is no price.
             if sku in skus and isinstance(price, int) and parse_price_q(price) is not None:
                 prices[sku] = price
     names = {}
-    catalog = get_catalog()
     if unnamed:
-        names = {sku: item.name for sku, item in catalog.get_many(sorted(unnamed)).items() if item.name}
+        named = items if items is not None else catalog.get_many(sorted(unnamed))
+        names = {sku: item.name for sku, item in named.items() if sku in unnamed and item.name}
     line_skus = sorted({line["sku"] for line in session.lines})
     option_groups = getattr(catalog, "option_groups_many", None)
     groups = dict(option_groups(line_skus)) if option_groups is not None and line_skus else {}

@@ -25,10 +25,10 @@ from omniman import conf, texts
 from omniman.contrib.catalog import get_catalog
 from omniman.contrib.stock import get_stock_backend
 from omniman.contrib.stock.protocols import UNLIMITED, Hold, StockBackend
-from omniman.exceptions import DirectiveError
+from omniman.exceptions import DirectiveError, SessionError
 from omniman.models import Channel, Order, Session
 from omniman.monetary import qty_to_str
-from omniman.services import SessionWriteService, apply_auto_transition, lock_order
+from omniman.services import SessionWriteService, apply_auto_transition, find_session, lock_order
 
 # Issue texts, stored with their ids (omniman.texts) so each screen shows them in its language.
 ONLY_AVAILABLE = gettext_noop("%(name)s: only %(available)s of %(requested)s available.")
@@ -81,11 +81,10 @@ class StockHoldHandler:
         payload = message.payload or {}
         _required(payload, "session_key", "channel_code", "rev")
         check_code = payload.get("check_code") or "stock"
-        session = (
-            Session.objects.select_related("channel")
-            .filter(session_key=payload["session_key"], channel__code=payload["channel_code"])
-            .first()
-        )
+        try:
+            session = find_session(payload["session_key"], payload["channel_code"])
+        except SessionError:
+            session = None
         if session is None or not session.is_open or session.rev != payload["rev"]:
             logger.info("stock check skipped: the session moved on", extra={"session_key": payload["session_key"], "rev": payload["rev"]})
             return

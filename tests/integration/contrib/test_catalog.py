@@ -150,6 +150,29 @@ def test_get_many_is_one_query_and_skips_what_it_cannot_sell(menu):
     assert get_catalog().get_many([]) == {}
 
 
+def test_get_many_answers_as_the_orm_query_it_replaces(menu):
+    """``get_many``'s SQL is written by hand (it runs on every modify and commit): the ORM's answer, field for field."""
+    from omniman.contrib.catalog.backends import FIELDS, _item
+    from omniman.contrib.catalog.models import OptionGroup
+
+    required = OptionGroup.objects.create(code="doneness", name="Doneness", min_choices=1)
+    optional = OptionGroup.objects.create(code="extras", name="Extras", min_choices=0)
+    retired = OptionGroup.objects.create(code="retired", name="Retired", min_choices=1, is_active=False)
+    menu["CAKE"].option_groups.add(required, optional)
+    menu["CARROT"].option_groups.add(optional, retired)
+    menu["COKE"].option_groups.add(retired)
+    catalog = ModelCatalogBackend()
+    every = sorted(menu) + ["NOPE"]
+    orm = {row["sku"]: _item(row) for row in catalog._active().filter(sku__in=every).values(*FIELDS)}
+    assert catalog.get_many(every) == orm
+    assert (orm["CAKE"].has_options, orm["CAKE"].forced) == (True, True)
+    assert (orm["CARROT"].has_options, orm["CARROT"].forced) == (True, False)
+    assert (orm["COKE"].has_options, orm["COKE"].forced) == (False, False)
+    assert orm["MARKET"].price_q is None and orm["WATER"].category == ""
+    for size in range(1, len(every) + 1):  # one statement per number of SKUs: each one right
+        assert catalog.get_many(every[:size]) == {sku: orm[sku] for sku in every[:size] if sku in orm}
+
+
 def test_alternatives_are_active_and_in_display_order(menu):
     assert skus(get_catalog().alternatives("CAKE")) == ["CARROT", "CAKE-SLICE"]
     assert get_catalog().alternatives("COKE") == []

@@ -1,0 +1,83 @@
+"""What one API order costs on the demo's counter channel, in statements and commits (issue 19).
+
+The three requests of ``benchmarks/bench_api.py`` — open, modify (three
+lines, two of them stock-tracked), commit with an idempotency key — on the
+channel ``seed_demo`` makes, with the checks the project runs in the request
+(``DISPATCH_ON_COMMIT``: the stock hold after the modify, the ticket number
+after the commit). The counts are those of ``docs/deployment/performance.rst``
+(*The REST API*); a change that adds a statement or a commit to an order shows
+here first. Counted as Django counts them (BEGIN, COMMIT and savepoints
+included).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from omniman.contrib.stock.models import StockHold
+from omniman.models import Order, Session
+from tests.integration.api.conftest import make_user, token_client
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.contrib(
+        "omniman.contrib.catalog", "omniman.contrib.pricing", "omniman.contrib.stock", "omniman.contrib.refs"
+    ),
+]
+
+LINES = [("PDQ", 2), ("CRO", 1), ("ESP", 1)]  # benchmarks/bench_api.py's order: PDQ and CRO are stock-tracked
+
+# Statements (open, modify, commit) and commits per counter order, as measured; the same on both databases.
+STATEMENTS = {"open": 7, "modify": 26, "commit": 36}
+COMMITS = {"open": 1, "modify": 2, "commit": 3}
+
+
+@pytest.fixture
+def counter(settings):
+    call_command("seed_demo", "--no-users", verbosity=0)
+    Session.objects.all().delete()  # the demo's open baskets
+    settings.OMNIMAN = {**settings.OMNIMAN, "DISPATCH_ON_COMMIT": ["stock.hold", "pricing.check", "refs.assign_ticket"]}
+    return token_client(make_user("counter-manager", "manager"))
+
+
+def place(client) -> dict[str, tuple[int, int]]:
+    counts = {}
+
+    def post(kind: str, path: str, body: dict) -> dict:
+        with CaptureQueriesContext(connection) as ctx:
+            response = client.post(path, body, format="json")
+        assert response.status_code in (200, 201), (kind, response.content)
+        sql = [q["sql"] for q in ctx.captured_queries]
+        counts[kind] = (len(sql), sum(q.strip().upper() == "COMMIT" for q in sql))
+        return response.json()
+
+    opened = post("open", "/api/sessions/", {"channel_code": "counter"})
+    ops = [{"op": "add_line", "sku": sku, "qty": qty, "unit_price_q": 500} for sku, qty in LINES]
+    modified = post(
+        "modify",
+        f"/api/sessions/{opened['session_key']}/modify/",
+        {"channel_code": "counter", "ops": ops, "expected_rev": opened["rev"]},
+    )
+    session = Session.objects.get(session_key=modified["session_key"])
+    assert session.data["checks"]["stock"]["status"] == "ok"  # the hold ran in the request, after its commit
+    committed = post(
+        "commit",
+        f"/api/sessions/{opened['session_key']}/commit/",
+        {"channel_code": "counter", "idempotency_key": uuid.uuid4().hex},
+    )
+    order = Order.objects.get(ref=committed["order_ref"])
+    assert order.events.filter(type="ticket.assigned").exists()  # the ticket number was dispatched in the request
+    assert StockHold.objects.filter(reference=opened["session_key"]).count() == 2
+    return counts
+
+
+def test_a_counter_order_costs_its_statements_and_commits(counter):
+    place(counter)  # the first order warms per-process statements (token, session, catalog SQL)
+    counts = place(counter)
+    assert {kind: n for kind, (n, _) in counts.items()} == STATEMENTS
+    assert {kind: c for kind, (_, c) in counts.items()} == COMMITS
