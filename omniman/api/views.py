@@ -231,7 +231,8 @@ class SessionModifyView(APIView):
         session = ModifyService.modify_session(
             key, payload["channel_code"], ops, ctx={"actor": who}, expected_rev=payload.get("expected_rev")
         )
-        return _session_response(session)
+        # The checks this change ran in the request (DISPATCH_ON_COMMIT) are in the answer.
+        return _session_response(SessionService.as_checked(session))
 
 
 class SessionCommitView(APIView):

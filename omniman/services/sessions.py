@@ -144,6 +144,28 @@ class SessionService:
         return SessionService.open_session(channel_code, actor=actor)
 
     @staticmethod
+    def as_checked(session: Session, *, reread=None) -> Session:
+        """The session as its checks left it, for a change's answer (the API's modify, the POS's tap).
+
+        A change's checks may run in its own request, right after it commits
+        (``DISPATCH_ON_COMMIT``: the stock hold, pricing): they write the
+        session's check results and issues, not its rev, so the object the
+        change returned no longer shows them. While a required check is
+        missing or stale on that object, the session is read again
+        (``reread(session)``, else :func:`find_session`): one query, only on
+        channels with checks. A check a worker runs later is still pending in
+        what is read: the answer says so.
+        """
+        if session.pk is None or not any(check.blocks_commit for check in session.check_states()):
+            return session
+        if reread is not None:
+            return reread(session) or session
+        try:
+            return find_session(session.session_key, session.channel.code)
+        except SessionError:
+            return session
+
+    @staticmethod
     @transaction.atomic
     def recheck(session_key: str, channel_code: str, *, expected_rev: int | None = None) -> list[Directive]:
         """(Re-)enqueue the channel's check directives for the session's current rev.

@@ -261,18 +261,15 @@ def _respond(
 
 
 def _checked(session: Session) -> Session:
-    """The session as its checks left it, for a change's answer.
+    """The session as its checks left it (``SessionService.as_checked``), read again as the screen reads it.
 
-    A change's checks run in its own request, right after it commits
-    (``DISPATCH_ON_COMMIT``: the stock hold, pricing): they write the session's
-    check results, not its rev, so the session read again here is what the
-    screen shows — the item and its stock answer in one round trip. A check
-    that runs elsewhere (a worker's topic) is still pending: the answer's
-    footer asks for it (``follow_checks``: ``check_now`` with ``auto=1``).
+    The item and its stock answer in one round trip; a check that runs
+    elsewhere (a worker's topic) is still pending: the answer's footer asks
+    for it (``follow_checks``: ``check_now`` with ``auto=1``).
     """
-    if session.pk is None or not any(check.blocks_commit for check in session.check_states()):
-        return session
-    return selectors.session_on_screen(session.channel.code, session.session_key) or session
+    return SessionService.as_checked(
+        session, reread=lambda stale: selectors.session_on_screen(stale.channel.code, stale.session_key)
+    )
 
 
 # Above this many changed lines the whole cart is the smaller answer.
