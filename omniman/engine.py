@@ -16,6 +16,10 @@ At least once, never twice at the same time:
 * **stuck** — rows ``running`` for longer than
   ``DIRECTIVE_STUCK_AFTER_SECONDS`` (a crashed worker) are re-queued by the
   next pass, or ``failed`` when they have no attempts left;
+* **database-only batches** — directives of ``database_only`` handlers are
+  claimed and marked ``done`` by the first statement of a batch transaction
+  that runs their handlers and commits once (:func:`_run_claimed_batch`):
+  one row version each; a worker that dies mid-batch leaves them ``queued``;
 * **lost connection** — a run cut off by the database going away is not a
   handler failure: :func:`execute` re-raises, and the :class:`Worker`
   reconnects and gives the rows it held back (:func:`requeue_interrupted`)
@@ -190,8 +194,8 @@ def claim(
             f"WITH claimed AS ({sql}) SELECT {columns} FROM claimed UNION ALL "
             f"SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL WHERE EXISTS ("
             f"SELECT 1 FROM {table} WHERE status = %s AND available_at <= %s "
-            f"AND topic IN ({', '.join(['%s'] * len(peek))}))"
-        )
+            f"AND topic IN ({', '.join(['%s'] * len(peek))}) ORDER BY available_at, id LIMIT 1)"
+        )  # the ORDER BY keeps the look on the due index (without it the planner may scan the table)
         params += [Directive.Status.QUEUED, now, *peek]
         rows = list(Directive.objects.raw(sql, params))
         claimed = [row for row in rows if row.pk is not None]
@@ -411,9 +415,12 @@ def process(
     requeue: bool = True,
     held: list[Directive] | None = None,
 ) -> PassResult:
-    """One pass: re-queue stuck rows (unless ``requeue`` is false), then claim and run up to ``limit`` due directives.
+    """One pass: re-queue stuck rows (unless ``requeue`` is false), then claim and run up to ``limit`` due
+    directives of ordinary (and ``own_transaction``) handlers, then up to ``limit`` of ``database_only`` ones.
 
-    The claim is committed first (the rows are ``running``, ``started_at`` is the
+    The database-only ones (:func:`claims_in_batch`) are claimed inside their
+    batch transaction (:func:`_run_claimed_batch`), and only if the first
+    claim's statement saw one due (its ``peek``). For the others the claim is committed first (the rows are ``running``, ``started_at`` is the
     claim's time), so a worker killed mid-pass leaves them for the stuck pass.
     Then the claimed directives run in **batch transactions**: each handler in a
     savepoint followed by its fenced ``done``; a handler that fails rolls back to
