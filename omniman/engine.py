@@ -520,15 +520,18 @@ def _run_claimed_batch(topics: list[str], limit: int, result: PassResult, should
     ran: list[tuple[Directive, str]] = []
     failed: _HandlerFailed | None = None
     committing = False
+    pace_key = tuple(topics)
     try:
         with transaction.atomic():
-            claimed = claim(topics=topics, limit=limit, done=True)
+            claimed = claim(topics=topics, limit=_batch_size(pace_key, limit), done=True)
             result.claimed += len(claimed)
+            started = time.monotonic()
             try:
                 ran = _run_batch_handlers(claimed, should_stop, max_attempts, careful=False)
             except _HandlerFailed as exc:
                 failed = exc
                 raise
+            _record_pace(pace_key, time.monotonic() - started, sum(outcome == "done" for _, outcome in ran))
             committing = True
     except _HandlerFailed:
         pass
@@ -545,6 +548,27 @@ def _run_claimed_batch(topics: list[str], limit: int, result: PassResult, should
             logger.info("directive done", extra={"directive": directive.pk, "topic": directive.topic, "attempt": directive.attempts})
     # Rows another worker took between the two attempts of a redone batch: not run here.
     result.released += len(claimed) - len(ran)
+
+
+# Seconds per directive of the last database-only batches, by topics (this process's own worker).
+_BATCH_PACE: dict[tuple[str, ...], float] = {}
+
+
+def _batch_size(key: tuple[str, ...], limit: int) -> int:
+    """How many rows a database-only batch claims: ``limit``, or fewer when its handlers have been slow
+    enough that ``limit`` of them would pass ``BATCH_MAX_SECONDS`` — the rows past the bound would only be
+    given back (a second row version each) and claimed again."""
+    pace = _BATCH_PACE.get(key)
+    if not pace:
+        return limit
+    return max(1, min(limit, int(BATCH_MAX_SECONDS / pace) + 1))
+
+
+def _record_pace(key: tuple[str, ...], seconds: float, ran: int) -> None:
+    if ran:
+        pace = seconds / ran
+        previous = _BATCH_PACE.get(key)
+        _BATCH_PACE[key] = pace if previous is None else 0.5 * previous + 0.5 * pace
 
 
 def _run_batch_handlers(
