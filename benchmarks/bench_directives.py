@@ -50,7 +50,8 @@ if allowed) it counts the records on the system's own tables and indexes,
 those of the transactions that wrote them, and their commits (the server may
 be shared: its WAL is one stream for all databases); a temporary replication
 slot keeps that WAL until it is read. Without the extension it is the LSN
-difference.
+difference. ``--wal-detail`` also prints each system's WAL per job by record
+type and relation.
 
 The machine is small (2 cores) and may be shared: before each timed run the
 benchmark waits (``--quiet-wait``, default up to 120 s) for the CPUs to be
