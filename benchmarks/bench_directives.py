@@ -630,7 +630,9 @@ def walinspect() -> bool:
     return WALINSPECT[0]
 
 
-def wal_bytes(system: System, lsn0: str, lsn1: str, detail: dict[str, list[int]] | None = None) -> float:
+def wal_bytes(
+    system: System, lsn0: str, lsn1: str, detail: dict[str, list[int]] | None = None, *, skip_xid: int | None = None
+) -> float:
     """WAL written between ``lsn0`` and ``lsn1`` for ``system``'s tables, in bytes.
 
     The PostgreSQL server may be shared, and its WAL is one stream for all its
@@ -656,7 +658,7 @@ def wal_bytes(system: System, lsn0: str, lsn1: str, detail: dict[str, list[int]]
         "SELECT xid::text::bigint, resource_manager, record_length + fpi_length, description, block_ref, record_type "
         "FROM pg_get_wal_records_info(%s::pg_lsn, LEAST(%s::pg_lsn, pg_current_wal_flush_lsn()))", [lsn0, lsn1]
     )
-    xids = {xid for xid, _, _, _, blocks, _ in rows if xid and blocks and ours.search(blocks)}
+    xids = {xid for xid, _, _, _, blocks, _ in rows if xid and xid != skip_xid and blocks and ours.search(blocks)}
     total = 0
 
     def count(kind: str, size: int) -> None:
@@ -666,6 +668,8 @@ def wal_bytes(system: System, lsn0: str, lsn1: str, detail: dict[str, list[int]]
             entry[1] += 1
 
     for xid, manager, size, description, blocks, record_type in rows:
+        if skip_xid is not None and xid == skip_xid:
+            continue  # the load's own records (its commit), not the drain's
         found = ours.search(blocks) if blocks else None
         if found:
             total += size
@@ -691,22 +695,26 @@ def phase_drain(system: System, n: int, count: int, opts, logdir: Path, notes: l
         # Every system starts from a checkpoint: full-page images in its WAL come from its own
         # writes, not from where the server's checkpoint cycle happened to be.
         q("CHECKPOINT")
+        slot = reserve_wal()  # keeps the drain's WAL until it is read (a shared server recycles it)
         with transaction.atomic():
             system.bulk_load(n)
             # In the same transaction (ANALYZE counts its own uncommitted rows): without
             # statistics a freshly truncated table gets sort-everything plans, and a
             # one-job-per-fetch worker then pays O(N) per job.
             system.analyze()
+            # From here, just before the load commits: the workers start at that commit (NOTIFY), and
+            # an LSN read after it would miss their first jobs. The load's own records (its commit) are
+            # left out by its transaction id.
+            load_xid = int(q("SELECT pg_current_xact_id()::text::bigint %% 4294967296")[0][0])
+            lsn0 = wal_lsn()
         t0 = time.time()
-        slot = reserve_wal()  # keeps the drain's WAL until it is read (a shared server recycles it)
         try:
-            lsn0 = wal_lsn()  # after the load's commit: the drain's WAL only
             wait_done(system, n, opts.phase_timeout, workers)
             lsn1 = wal_lsn()
             rate = n / (system.last_done() - t0)
             try:
                 detail = WAL_DETAIL.setdefault((system.name, count), {}) if opts.wal_detail else None
-                WAL.setdefault((system.name, count), []).append(wal_bytes(system, lsn0, lsn1, detail) / n)
+                WAL.setdefault((system.name, count), []).append(wal_bytes(system, lsn0, lsn1, detail, skip_xid=load_xid) / n)
                 if detail is not None:
                     detail.setdefault("jobs", [0, 0])[1] += n
             except Exception as exc:  # noqa: BLE001 - the WAL is gone: say so, keep the rate
@@ -972,7 +980,7 @@ def main(argv=None) -> int:
     print("ratios are omniman ÷ the other: above 1× is better for throughput, below 1× is better for WAL and latency.")
     if WALINSPECT and WALINSPECT[0]:
         print("WAL per job: the drain's WAL records for the system's own tables (pg_walinspect: their blocks, their writing transactions "
-              "and commits), from the load's commit to the last job done, ÷ jobs; each drain starts after a CHECKPOINT.")
+              "and commits), from just before the load's commit (its own records left out) to the last job done, ÷ jobs; each drain starts after a CHECKPOINT.")
     else:
         print("WAL per job: pg_current_wal_insert_lsn() difference from the load's commit to the last job done, ÷ jobs (pg_walinspect "
               "unavailable: everything the server wrote meanwhile, other databases' work included); each drain starts after a CHECKPOINT.")
