@@ -50,7 +50,8 @@ if allowed) it counts the records on the system's own tables and indexes,
 those of the transactions that wrote them, and their commits (the server may
 be shared: its WAL is one stream for all databases); a temporary replication
 slot keeps that WAL until it is read. Without the extension it is the LSN
-difference.
+difference. ``--wal-detail`` also prints each system's WAL per job by record
+type and relation.
 
 The machine is small (2 cores) and may be shared: before each timed run the
 benchmark waits (``--quiet-wait``, default up to 120 s) for the CPUs to be
@@ -590,6 +591,8 @@ def phase_enqueue(system: System, n: int, timeout: float) -> float:
 
 
 WAL: dict[tuple[str, int], list[float]] = {}  # (system, workers) → WAL bytes per job, one per drain run
+# (system, workers) → {record kind: [bytes, records]} summed over its drain runs (--wal-detail)
+WAL_DETAIL: dict[tuple[str, int], dict[str, list[int]]] = {}
 
 
 def wal_lsn() -> str:
@@ -627,7 +630,9 @@ def walinspect() -> bool:
     return WALINSPECT[0]
 
 
-def wal_bytes(system: System, lsn0: str, lsn1: str) -> float:
+def wal_bytes(
+    system: System, lsn0: str, lsn1: str, detail: dict[str, list[int]] | None = None, *, skip_xid: int | None = None
+) -> float:
     """WAL written between ``lsn0`` and ``lsn1`` for ``system``'s tables, in bytes.
 
     The PostgreSQL server may be shared, and its WAL is one stream for all its
@@ -644,26 +649,39 @@ def wal_bytes(system: System, lsn0: str, lsn1: str) -> float:
         time.sleep(0.05)  # pg_walinspect reads flushed WAL only
     db = q("SELECT oid FROM pg_database WHERE datname = current_database()")[0][0]
     tables = system.tables()
-    nodes = [row[0] for row in q(
-        "SELECT relfilenode FROM pg_class WHERE relfilenode <> 0 AND (oid = ANY(%s::regclass[]) "
+    relations = dict(q(
+        "SELECT relfilenode, relname FROM pg_class WHERE relfilenode <> 0 AND (oid = ANY(%s::regclass[]) "
         "OR oid IN (SELECT indexrelid FROM pg_index WHERE indrelid = ANY(%s::regclass[])) "
-        "OR oid IN (SELECT reltoastrelid FROM pg_class WHERE oid = ANY(%s::regclass[])))", [tables, tables, tables])]
-    ours = re.compile(r"rel \d+/%d/(?:%s)\b" % (db, "|".join(map(str, nodes))))
+        "OR oid IN (SELECT reltoastrelid FROM pg_class WHERE oid = ANY(%s::regclass[])))", [tables, tables, tables]))
+    ours = re.compile(r"rel \d+/%d/(%s)\b" % (db, "|".join(map(str, relations))))
     rows = q(
-        "SELECT xid::text::bigint, resource_manager, record_length + fpi_length, description, block_ref "
+        "SELECT xid::text::bigint, resource_manager, record_length + fpi_length, description, block_ref, record_type "
         "FROM pg_get_wal_records_info(%s::pg_lsn, LEAST(%s::pg_lsn, pg_current_wal_flush_lsn()))", [lsn0, lsn1]
     )
-    xids = {xid for xid, _, _, _, blocks in rows if xid and blocks and ours.search(blocks)}
+    xids = {xid for xid, _, _, _, blocks, _ in rows if xid and xid != skip_xid and blocks and ours.search(blocks)}
     total = 0
-    for xid, manager, size, description, blocks in rows:
-        if blocks and ours.search(blocks):
+
+    def count(kind: str, size: int) -> None:
+        if detail is not None:
+            entry = detail.setdefault(kind, [0, 0])
+            entry[0] += size
+            entry[1] += 1
+
+    for xid, manager, size, description, blocks, record_type in rows:
+        if skip_xid is not None and xid == skip_xid:
+            continue  # the load's own records (its commit), not the drain's
+        found = ours.search(blocks) if blocks else None
+        if found:
             total += size
+            count(f"{manager}/{record_type} {relations[int(found.group(1))]}", size)
         elif manager == "Transaction":
             match = re.search(r"subxacts:([\d ]+)", description or "")
             if xid in xids or (match and xids.intersection(int(x) for x in match.group(1).split())):
                 total += size
+                count(f"{manager}/{record_type}", size)
         elif xid and xid in xids:
             total += size
+            count(f"{manager}/{record_type} (other relations)", size)
     return float(total)
 
 
@@ -677,21 +695,28 @@ def phase_drain(system: System, n: int, count: int, opts, logdir: Path, notes: l
         # Every system starts from a checkpoint: full-page images in its WAL come from its own
         # writes, not from where the server's checkpoint cycle happened to be.
         q("CHECKPOINT")
+        slot = reserve_wal()  # keeps the drain's WAL until it is read (a shared server recycles it)
         with transaction.atomic():
             system.bulk_load(n)
             # In the same transaction (ANALYZE counts its own uncommitted rows): without
             # statistics a freshly truncated table gets sort-everything plans, and a
             # one-job-per-fetch worker then pays O(N) per job.
             system.analyze()
+            # From here, just before the load commits: the workers start at that commit (NOTIFY), and
+            # an LSN read after it would miss their first jobs. The load's own records (its commit) are
+            # left out by its transaction id.
+            load_xid = int(q("SELECT pg_current_xact_id()::text::bigint %% 4294967296")[0][0])
+            lsn0 = wal_lsn()
         t0 = time.time()
-        slot = reserve_wal()  # keeps the drain's WAL until it is read (a shared server recycles it)
         try:
-            lsn0 = wal_lsn()  # after the load's commit: the drain's WAL only
             wait_done(system, n, opts.phase_timeout, workers)
             lsn1 = wal_lsn()
             rate = n / (system.last_done() - t0)
             try:
-                WAL.setdefault((system.name, count), []).append(wal_bytes(system, lsn0, lsn1) / n)
+                detail = WAL_DETAIL.setdefault((system.name, count), {}) if opts.wal_detail else None
+                WAL.setdefault((system.name, count), []).append(wal_bytes(system, lsn0, lsn1, detail, skip_xid=load_xid) / n)
+                if detail is not None:
+                    detail.setdefault("jobs", [0, 0])[1] += n
             except Exception as exc:  # noqa: BLE001 - the WAL is gone: say so, keep the rate
                 notes.append(f"WAL per job / {system.name} with {count} worker(s): not measured ({type(exc).__name__}: {str(exc)[:120]})")
         finally:
@@ -833,6 +858,8 @@ def parse_args(argv=None):
     parser.add_argument("--procrastinate-concurrency", type=int, default=1, help="procrastinate worker --concurrency (default 1)")
     parser.add_argument("--db-worker-interval", type=float, default=0.1,
                         help="db_worker --interval, its idle poll in seconds (default 0.1; the library's own default is 1)")
+    parser.add_argument("--wal-detail", action="store_true",
+                        help="also print each drain's WAL per job by record type and relation (pg_walinspect)")
     parser.add_argument("--check", action="store_true",
                         help="exit 1 if Omniman misses a target (drain ≥ 4× the faster peer at every worker count, ≥ 2,000 jobs/s with 2 workers, "
                              "WAL per job ≤ the bare loop's, p99 < 250 ms)")
@@ -953,10 +980,18 @@ def main(argv=None) -> int:
     print("ratios are omniman ÷ the other: above 1× is better for throughput, below 1× is better for WAL and latency.")
     if WALINSPECT and WALINSPECT[0]:
         print("WAL per job: the drain's WAL records for the system's own tables (pg_walinspect: their blocks, their writing transactions "
-              "and commits), from the load's commit to the last job done, ÷ jobs; each drain starts after a CHECKPOINT.")
+              "and commits), from just before the load's commit (its own records left out) to the last job done, ÷ jobs; each drain starts after a CHECKPOINT.")
     else:
         print("WAL per job: pg_current_wal_insert_lsn() difference from the load's commit to the last job done, ÷ jobs (pg_walinspect "
               "unavailable: everything the server wrote meanwhile, other databases' work included); each drain starts after a CHECKPOINT.")
+    if WAL_DETAIL:
+        print("WAL per job by record type (bytes / records per job, all drain runs of the system):")
+        for (name, workers), kinds in sorted(WAL_DETAIL.items()):
+            jobs = kinds.get("jobs", [0, 0])[1] or 1
+            print(f"  {name}, {workers} worker{'s' if workers > 1 else ''}:")
+            for kind, (size, records) in sorted(kinds.items(), key=lambda item: -item[1][0]):
+                if kind != "jobs":
+                    print(f"    {kind:<60} {size / jobs:8.1f} B  {records / jobs:6.2f}")
     if opts.repeat > 1:
         print("runs (jobs/s, in order):")
         for metric, runs in all_runs.items():

@@ -16,6 +16,10 @@ At least once, never twice at the same time:
 * **stuck** — rows ``running`` for longer than
   ``DIRECTIVE_STUCK_AFTER_SECONDS`` (a crashed worker) are re-queued by the
   next pass, or ``failed`` when they have no attempts left;
+* **database-only batches** — directives of ``database_only`` handlers are
+  claimed and marked ``done`` by the first statement of a batch transaction
+  that runs their handlers and commits once (:func:`_run_claimed_batch`):
+  one row version each; a worker that dies mid-batch leaves them ``queued``;
 * **lost connection** — a run cut off by the database going away is not a
   handler failure: :func:`execute` re-raises, and the :class:`Worker`
   reconnects and gives the rows it held back (:func:`requeue_interrupted`)
@@ -40,7 +44,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.db import InterfaceError, OperationalError, connection, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from omniman import conf, registry
@@ -126,7 +130,13 @@ def requeue_stuck() -> tuple[int, int]:
 
 
 def claim(
-    *, topics: Iterable[str] | None = None, limit: int = 50, ids: Iterable[int] | None = None, start: bool = False
+    *,
+    topics: Iterable[str] | None = None,
+    limit: int = 50,
+    ids: Iterable[int] | None = None,
+    start: bool = False,
+    done: bool = False,
+    peek: Iterable[str] = (),
 ) -> list[Directive]:
     """Mark up to ``limit`` due, queued rows of runnable topics ``running`` and return them.
 
@@ -134,13 +144,25 @@ def claim(
     RETURNING …`` statement: in autocommit it is its own transaction (no
     ``BEGIN``/``COMMIT`` round trips). ``start`` stamps ``started_at`` in it
     (a run that starts at once); otherwise each run stamps its own start.
+
+    ``done`` marks the rows ``done`` instead (``started_at`` stamped,
+    ``last_error`` cleared): the claim of a batch that runs its handlers in the
+    caller's open transaction and commits once (:func:`_run_claimed_batch`) —
+    one row version per directive. Never in autocommit: the rows would be
+    ``done`` before their handlers ran.
+
+    ``peek`` (topics): also tell whether a row of those topics is due — on
+    PostgreSQL in the same statement — by setting the returned list's
+    ``peeked`` attribute (see :func:`process`).
     """
     runnable = _runnable_topics(topics)
+    peek = list(peek)
     if not runnable or limit <= 0:
-        return []
+        return _Claimed([], peeked=_due_exists(peek)) if peek else []
     table = Directive._meta.db_table
     now = timezone.now()
-    params: list = [Directive.Status.RUNNING, now if start else None, now, Directive.Status.QUEUED, now]
+    status = Directive.Status.DONE if done else Directive.Status.RUNNING
+    params: list = [status, now if (start or done) else None, now, Directive.Status.QUEUED, now]
     topic_marks = ", ".join(["%s"] * len(runnable))
     params.extend(runnable)
     id_filter = ""
@@ -159,16 +181,47 @@ def claim(
     # On PostgreSQL the due ids are an array computed once (an InitPlan), then found by primary key:
     # with "id IN (subquery)" the planner may hash-join the subquery against a scan of the whole table.
     which = f"id = ANY(ARRAY({due}))" if connection.vendor == "postgresql" else f"id IN ({due})"
+    clear = ", last_error = ''" if done else ""
+    columns = "id, topic, payload, attempts, available_at, started_at, dedupe_key, created_at"
     sql = (
-        f"UPDATE {table} SET status = %s, attempts = attempts + 1, started_at = %s, updated_at = %s "
-        f"WHERE {which} "
-        f"RETURNING id, topic, payload, attempts, available_at, started_at, dedupe_key, created_at"
+        f"UPDATE {table} SET status = %s, attempts = attempts + 1, started_at = %s, updated_at = %s{clear} "
+        f"WHERE {which} RETURNING {columns}"
     )
-    claimed = list(Directive.objects.raw(sql, params))
+    peeked = None
+    if peek and connection.vendor == "postgresql":
+        # One statement: the claim, and one more row (its id NULL) if a row of the peeked topics is due.
+        sql = (
+            f"WITH claimed AS ({sql}) SELECT {columns} FROM claimed UNION ALL "
+            f"SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL WHERE EXISTS ("
+            f"SELECT 1 FROM {table} WHERE status = %s AND available_at <= %s "
+            f"AND topic IN ({', '.join(['%s'] * len(peek))}) ORDER BY available_at, id LIMIT 1)"
+        )  # the ORDER BY keeps the look on the due index (without it the planner may scan the table)
+        params += [Directive.Status.QUEUED, now, *peek]
+        rows = list(Directive.objects.raw(sql, params))
+        claimed = [row for row in rows if row.pk is not None]
+        peeked = len(claimed) < len(rows)
+    else:
+        claimed = list(Directive.objects.raw(sql, params))
+        if peek:
+            peeked = _due_exists(peek)
     for directive in claimed:
-        directive.status = Directive.Status.RUNNING
+        directive.status = status
     claimed.sort(key=lambda d: (d.available_at, d.pk))
-    return claimed
+    return _Claimed(claimed, peeked=peeked) if peek else claimed
+
+
+class _Claimed(list):
+    """Claimed rows, and whether a row of the peeked topics was due (:func:`claim`'s ``peek``)."""
+
+    def __init__(self, rows, *, peeked: bool):
+        super().__init__(rows)
+        self.peeked = peeked
+
+
+def _due_exists(topics: list[str]) -> bool:
+    return Directive.objects.filter(
+        status=Directive.Status.QUEUED, available_at__lte=timezone.now(), topic__in=topics
+    ).exists()
 
 
 def _fence(directive: Directive):
@@ -336,6 +389,24 @@ def runs_in_batch(handler) -> bool:
     return not getattr(handler, "own_transaction", False)
 
 
+def claims_in_batch(handler) -> bool:
+    """Whether a handler's directives are claimed inside the batch transaction (``database_only = True``).
+
+    Such a handler says its effects are **all in the database** (rolled back
+    with the batch, nothing sent outside) and that it is **quick**: the worker
+    claims its due rows and marks them ``done`` in one statement inside the
+    batch transaction, runs the handlers, and commits once — one row version
+    and a share of one commit per directive, no committed ``running`` claim.
+    A worker that dies mid-batch takes the claim down with its effects: the
+    rows are ``queued`` again at once, with the attempt not counted. That is
+    why only such handlers qualify: a handler with outside effects (a payment,
+    an email, a printer) or a slow one (it holds the batch's locks while it
+    runs, and a run that kills its worker would be retried with no attempt
+    ever recorded) keeps the committed ``running`` claim.
+    """
+    return bool(getattr(handler, "database_only", False)) and runs_in_batch(handler)
+
+
 def process(
     *,
     topics: Iterable[str] | None = None,
@@ -344,9 +415,12 @@ def process(
     requeue: bool = True,
     held: list[Directive] | None = None,
 ) -> PassResult:
-    """One pass: re-queue stuck rows (unless ``requeue`` is false), then claim and run up to ``limit`` due directives.
+    """One pass: re-queue stuck rows (unless ``requeue`` is false), then claim and run up to ``limit`` due
+    directives of ordinary (and ``own_transaction``) handlers, then up to ``limit`` of ``database_only`` ones.
 
-    The claim is committed first (the rows are ``running``, ``started_at`` is the
+    The database-only ones (:func:`claims_in_batch`) are claimed inside their
+    batch transaction (:func:`_run_claimed_batch`), and only if the first
+    claim's statement saw one due (its ``peek``). For the others the claim is committed first (the rows are ``running``, ``started_at`` is the
     claim's time), so a worker killed mid-pass leaves them for the stuck pass.
     Then the claimed directives run in **batch transactions**: each handler in a
     savepoint followed by its fenced ``done``; a handler that fails rolls back to
@@ -364,7 +438,24 @@ def process(
     result = PassResult()
     if requeue:
         result.stuck_requeued, result.stuck_failed = requeue_stuck()
-    claimed = claim(topics=topics, limit=limit, start=True)
+    runnable = _runnable_topics(topics)
+    in_batch = [topic for topic in runnable if claims_in_batch(registry.get_directive_handler(topic))]
+    others = [topic for topic in runnable if topic not in in_batch]
+    batch_due = bool(in_batch)
+    if others:
+        claimed = claim(topics=others, limit=limit, start=True, peek=in_batch)
+        if in_batch:
+            batch_due = claimed.peeked
+        _run_committed_claims(claimed, result, held, should_stop)
+    if batch_due and not should_stop():
+        _run_claimed_batch(in_batch, limit, result, should_stop)
+    return result
+
+
+def _run_committed_claims(
+    claimed: list[Directive], result: PassResult, held: list[Directive] | None, should_stop: Callable[[], bool]
+) -> None:
+    """Run rows whose ``running`` claim is committed: in batch transactions, or alone (``own_transaction``)."""
     result.claimed = len(claimed)
     if held is None:
         held = []
@@ -393,7 +484,213 @@ def process(
     except BaseException:
         batch.abandon()
         raise
-    return result
+
+
+class _HandlerFailed(Exception):
+    """A handler of a batch claimed in its transaction raised (or left it marked for rollback)."""
+
+    def __init__(self, directive: Directive, error: BaseException):
+        super().__init__(f"{type(error).__name__}: {error}")
+        self.directive, self.error = directive, error
+
+
+def _run_claimed_batch(topics: list[str], limit: int, result: PassResult, should_stop: Callable[[], bool]) -> None:
+    """Claim up to ``limit`` due directives of ``database_only`` topics, run them, commit once.
+
+    **Optimistic**: one transaction; its first statement claims the rows and
+    marks them ``done`` (``attempts + 1``, ``FOR UPDATE SKIP LOCKED``), the
+    handlers run back to back with no savepoint, then the commit — a directive
+    costs one row version, its handler's own statements and a share of two.
+    If a handler raises, everything rolls back (the claim too: the rows are
+    ``queued`` as before) and the batch runs **carefully**: the same rows are
+    claimed again in a new transaction, each handler runs in its own savepoint,
+    a handler that raises rolls back to it and its row is updated for retry
+    (backoff, ``last_error``) or ``failed`` in the same transaction; the
+    handler that failed first is not run again, its failure is recorded. The
+    batch stops taking directives after ``BATCH_MAX_SECONDS``,
+    ``BATCH_MAX_SAVEPOINTS`` or a stop signal: the rows it did not run are
+    given back (``queued``, their attempt as before) before it commits.
+
+    No fence is needed: until the commit the rows are locked by this
+    transaction and nobody else can take them; if the process dies, the claim
+    dies with the effects. A lost connection is re-raised (nothing to give back).
+    """
+    max_attempts = int(conf.get("DIRECTIVE_MAX_ATTEMPTS"))
+    claimed: list[Directive] = []
+    ran: list[tuple[Directive, str]] = []
+    failed: _HandlerFailed | None = None
+    committing = False
+    pace_key = tuple(topics)
+    try:
+        with transaction.atomic():
+            claimed = claim(topics=topics, limit=_batch_size(pace_key, limit), done=True)
+            result.claimed += len(claimed)
+            started = time.monotonic()
+            try:
+                ran = _run_batch_handlers(claimed, should_stop, max_attempts, careful=False)
+            except _HandlerFailed as exc:
+                failed = exc
+                raise
+            _record_pace(pace_key, time.monotonic() - started, sum(outcome == "done" for _, outcome in ran))
+            committing = True
+    except _HandlerFailed:
+        pass
+    except Exception as exc:
+        if not committing or (isinstance(exc, DATABASE_ERRORS) and _connection_lost(connection.connection, exc)):
+            raise
+        ran = _run_one_by_one(claimed, exc)  # the commit was refused: nothing stayed, each runs alone
+    if failed is not None:
+        logger.info("batch rolled back (%s); running its directives again, each in a savepoint", type(failed.error).__name__)
+        ran = _run_claimed_carefully(claimed, failed, topics, should_stop, max_attempts)
+    for directive, outcome in ran:
+        result.add(directive.pk, outcome)
+        if outcome == "done":
+            logger.info("directive done", extra={"directive": directive.pk, "topic": directive.topic, "attempt": directive.attempts})
+    # Rows another worker took between the two attempts of a redone batch: not run here.
+    result.released += len(claimed) - len(ran)
+
+
+# Seconds per directive of the last database-only batches, by topics (this process's own worker).
+_BATCH_PACE: dict[tuple[str, ...], float] = {}
+
+
+def _batch_size(key: tuple[str, ...], limit: int) -> int:
+    """How many rows a database-only batch claims: ``limit``, or fewer when its handlers have been slow
+    enough that ``limit`` of them would pass ``BATCH_MAX_SECONDS`` — the rows past the bound would only be
+    given back (a second row version each) and claimed again."""
+    pace = _BATCH_PACE.get(key)
+    if not pace:
+        return limit
+    return max(1, min(limit, int(BATCH_MAX_SECONDS / pace) + 1))
+
+
+def _record_pace(key: tuple[str, ...], seconds: float, ran: int) -> None:
+    if ran:
+        pace = seconds / ran
+        previous = _BATCH_PACE.get(key)
+        _BATCH_PACE[key] = pace if previous is None else 0.5 * previous + 0.5 * pace
+
+
+def _run_batch_handlers(
+    claimed: list[Directive], should_stop: Callable[[], bool], max_attempts: int, *, careful: bool, failed: _HandlerFailed | None = None
+) -> list[tuple[Directive, str]]:
+    """Run the handlers of rows claimed ``done`` in the open transaction; their outcomes.
+
+    Optimistic (``careful`` false): back to back, the first failure raises
+    :class:`_HandlerFailed`. Careful: each in a savepoint, a failure rolls back
+    to it and re-marks its row for retry; ``failed``'s directive is not run,
+    its failure is recorded. Rows not run (the batch's bounds, a stop) are
+    given back, and reported ``released``.
+    """
+    deadline = time.monotonic() + BATCH_MAX_SECONDS
+    savepoints_at = connection.savepoint_state
+    ran: list[tuple[Directive, str]] = []
+    for index, directive in enumerate(claimed):
+        bounded = time.monotonic() >= deadline or connection.savepoint_state - savepoints_at >= BATCH_MAX_SAVEPOINTS
+        if index and (bounded or should_stop()):
+            _give_back_in_batch(claimed[index:])
+            ran += [(rest, "released") for rest in claimed[index:]]
+            break
+        handler = registry.get_directive_handler(directive.topic)
+        if failed is not None and directive.pk == failed.directive.pk:
+            ran.append((directive, _mark_failure_in_batch(directive, failed.error, max_attempts)))
+            continue
+        ctx = {"attempt": directive.attempts, "max_attempts": max_attempts, "actor": f"directive:{directive.topic}"}
+        raw = connection.connection
+        if not careful:
+            try:
+                handler.handle(message=directive, ctx=ctx)
+                if connection.needs_rollback:
+                    raise _LeftForRollback("the handler left the transaction marked for rollback")
+            except Exception as exc:
+                if isinstance(exc, DATABASE_ERRORS) and _connection_lost(raw, exc):
+                    raise
+                raise _HandlerFailed(directive, exc) from exc
+            ran.append((directive, "done"))
+            continue
+        try:
+            with transaction.atomic():  # its savepoint: a failure undoes its writes and on_commit callbacks
+                handler.handle(message=directive, ctx=ctx)
+                if connection.needs_rollback:
+                    raise _LeftForRollback("the handler left the transaction marked for rollback")
+        except Exception as exc:
+            if isinstance(exc, DATABASE_ERRORS) and _connection_lost(raw, exc):
+                raise
+            ran.append((directive, _mark_failure_in_batch(directive, exc, max_attempts)))
+            continue
+        ran.append((directive, "done"))
+    return ran
+
+
+def _run_claimed_carefully(
+    claimed: list[Directive], failed: _HandlerFailed, topics: list[str], should_stop: Callable[[], bool], max_attempts: int
+) -> list[tuple[Directive, str]]:
+    """The careful run of a batch whose optimistic attempt failed (see :func:`_run_claimed_batch`)."""
+    ids = [directive.pk for directive in claimed]
+    committing = False
+    again: list[Directive] = []
+    try:
+        with transaction.atomic():
+            again = claim(topics=topics, ids=ids, limit=len(ids), done=True)  # what another worker did not take meanwhile
+            ran = _run_batch_handlers(again, should_stop, max_attempts, careful=True, failed=failed)
+            committing = True
+    except Exception as exc:
+        if not committing or (isinstance(exc, DATABASE_ERRORS) and _connection_lost(connection.connection, exc)):
+            raise
+        return _run_one_by_one(again, exc)
+    return ran
+
+
+def _give_back_in_batch(directives: list[Directive]) -> None:
+    """Rows claimed ``done`` in the open transaction that will not run in it: ``queued`` again, attempt as before."""
+    Directive.objects.filter(pk__in=[directive.pk for directive in directives]).update(
+        status=Directive.Status.QUEUED, attempts=F("attempts") - 1, started_at=None, updated_at=timezone.now()
+    )
+    for directive in directives:
+        directive.status, directive.attempts, directive.started_at = Directive.Status.QUEUED, directive.attempts - 1, None
+
+
+def _failure_fields(directive: Directive, exc: BaseException, max_attempts: int) -> tuple[str, dict]:
+    """The outcome (``retried`` or ``failed``) and the row's fields after ``directive``'s run raised ``exc``."""
+    now = timezone.now()
+    detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)[-3:])
+    error = f"{type(exc).__name__}: {exc}\n\n{detail}"[:MAX_ERROR_LENGTH]
+    if directive.attempts >= max_attempts:
+        return "failed", {"status": Directive.Status.FAILED, "last_error": error, "updated_at": now}
+    return "retried", {
+        "status": Directive.Status.QUEUED,
+        "last_error": error,
+        "available_at": now + timedelta(seconds=backoff_seconds(directive.attempts)),
+        "updated_at": now,
+    }
+
+
+def _mark_failure_in_batch(directive: Directive, exc: BaseException, max_attempts: int) -> str:
+    """A row claimed ``done`` in the open transaction whose handler raised: retry (backoff) or ``failed``, in the batch."""
+    outcome, fields = _failure_fields(directive, exc, max_attempts)
+    Directive.objects.filter(pk=directive.pk).update(**fields)
+    directive.status = fields["status"]
+    log = logger.error if outcome == "failed" else logger.warning
+    log(
+        "directive %s", outcome,
+        extra={"directive": directive.pk, "topic": directive.topic, "attempt": directive.attempts, "error": f"{type(exc).__name__}: {exc}"},
+    )
+    return outcome
+
+
+def _run_one_by_one(directives: list[Directive], why: BaseException) -> list[tuple[Directive, str]]:
+    """A batch's commit was refused, so nothing of it stayed: each directive runs alone, in one
+    transaction of its own (as a request's dispatch does), its failure recorded with its attempt."""
+    logger.warning(
+        "batch commit refused (%s); running its %d directives one by one", type(why).__name__, len(directives),
+        extra={"error": f"{type(why).__name__}: {why}"[:500]},
+    )
+    ran = []
+    for directive in directives:
+        handler = registry.get_directive_handler(directive.topic)
+        outcome = _dispatch_in_one_transaction(directive.pk, directive.topic, handler) if handler is not None else None
+        ran.append((directive, outcome or "released"))  # None: another worker took it meanwhile
+    return ran
 
 
 class _Redo(Exception):

@@ -5,6 +5,7 @@ class NoopHandler:
     """Omniman directive handler that does nothing (the work every system runs)."""
 
     topic = "bench.noop"
+    database_only = True  # no effect at all, none outside the database: claimed inside the batch transaction
 
     def handle(self, *, message, ctx) -> None:
         return None

@@ -54,4 +54,46 @@ class AlwaysFails:
         raise ConnectionError(f"gateway unreachable (attempt {ctx['attempt']})")
 
 
-HANDLERS = [Record(), SleepAfterWrite(), AlwaysFails()]
+class RecordInBatch(Record):
+    """``Record``, declared ``database_only``: claimed and marked done inside the engine's batch transaction."""
+
+    topic = "test.record-batch"
+    database_only = True
+
+
+class FailsInBatch(AlwaysFails):
+    """``AlwaysFails``, declared ``database_only``."""
+
+    topic = "test.fail-batch"
+    database_only = True
+    runs: list[tuple[int, int]] = []
+
+
+class SleepInBatch:
+    """``database_only``: writes its row, then sleeps ``payload["sleep"]`` seconds when it runs in the
+    process ``payload["sleep_in_pid"]`` (a worker the test kills mid-handler)."""
+
+    topic = "test.sleep-batch"
+    database_only = True
+
+    def handle(self, *, message, ctx):
+        from tests.testapp.models import Execution
+
+        Execution.objects.create(directive_id=message.pk, attempt=ctx["attempt"], worker_pid=os.getpid())
+        if message.payload.get("sleep_in_pid") == os.getpid():
+            time.sleep(float(message.payload.get("sleep", 30)))
+
+
+class EnqueueInBatch:
+    """``database_only``: enqueues one ``test.record-batch`` directive per run (a handler that enqueues)."""
+
+    topic = "test.enqueue-batch"
+    database_only = True
+
+    def handle(self, *, message, ctx):
+        from omniman.models import Directive
+
+        Directive.objects.enqueue(RecordInBatch.topic, {"from": message.pk})
+
+
+HANDLERS = [Record(), SleepAfterWrite(), AlwaysFails(), RecordInBatch(), FailsInBatch(), SleepInBatch(), EnqueueInBatch()]

@@ -38,6 +38,7 @@ class PricingCheckHandler:
     """
 
     topic = CHECK_TOPIC
+    database_only = True  # writes the check's result, quick: claimed inside the engine's batch transaction
 
     def handle(self, *, message: Any, ctx: dict[str, Any]) -> None:
         payload = message.payload or {}

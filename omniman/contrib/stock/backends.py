@@ -185,6 +185,10 @@ def _held(skus: Iterable[str], *, exclude_reference: str = "") -> dict[str, Deci
 class DatabaseStockBackend:
     """Stock levels and holds in this database."""
 
+    # Its writes are rows of this database, undone with a rolled-back transaction: the stock
+    # handlers may then be claimed inside the directive engine's batch (``database_only``).
+    database_only = True
+
     def check_availability(
         self, skus_qty: Mapping[str, Decimal], *, reference: str = "", lock: bool = True
     ) -> dict[str, Decimal]:

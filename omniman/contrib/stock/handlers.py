@@ -58,6 +58,16 @@ def _wanted(lines: list[dict[str, Any]]) -> dict[str, Decimal]:
     return dict(wanted)
 
 
+class _StockDirectiveHandler:
+    """What the stock handlers share: they are ``database_only`` (claimed inside the directive engine's
+    batch transaction, see :func:`omniman.engine.claims_in_batch`) when the stock backend keeps its
+    levels and holds in this database; a backend that calls an outside system keeps them out."""
+
+    @property
+    def database_only(self) -> bool:
+        return bool(getattr(get_stock_backend(), "database_only", False))
+
+
 def _text(qty: Decimal) -> str:
     return qty_to_str(qty) if qty else "0"
 
@@ -65,7 +75,7 @@ def _text(qty: Decimal) -> str:
 # -- stock.hold ----------------------------------------------------------------
 
 
-class StockHoldHandler:
+class StockHoldHandler(_StockDirectiveHandler):
     """The stock check: hold what the session's lines need, report what is short.
 
     Payload ``{"session_key", "channel_code", "rev", "check_code"}``. A session
@@ -278,7 +288,7 @@ def stock_released(order: Order, *, actor: str, holds: list, restored: dict[str,
     )
 
 
-class StockCommitHandler:
+class StockCommitHandler(_StockDirectiveHandler):
     """After the commit: the sold units leave the stock, once.
 
     Payload ``{"order_ref", "channel_code", "session_key"}``. Takes the order's
@@ -316,7 +326,7 @@ def _fulfill_holds(backend: StockBackend, reference: str) -> list[int]:
     return [hold.id for hold in backend.holds_for_reference(reference) if backend.fulfill_hold(hold.id)]
 
 
-class StockReleaseHandler:
+class StockReleaseHandler(_StockDirectiveHandler):
     """On cancellation (``order_flow.on_enter``): free the holds, put sold units back, once.
 
     Payload ``{"order_ref", "from", "to"}``. Releases the session's active
@@ -340,7 +350,7 @@ class StockReleaseHandler:
         stock_released(order, actor=actor, holds=released, restored=restored)
 
 
-class StockReleaseSessionHandler:
+class StockReleaseSessionHandler(_StockDirectiveHandler):
     """When a session is abandoned (channel ``config["on_abandon"]``): free its holds at once.
 
     Payload ``{"session_key", "channel_code"}``. Releasing is idempotent: a
