@@ -79,8 +79,10 @@ def leave_out_database_independent_tests(config, items):
 
 
 def leave_out_browser_tests(config, items):
-    """``OMNIMAN_TEST_BROWSER_ELSEWHERE=1`` (``scripts/test.py --browser-once``'s PostgreSQL pass, the SQLite
-    pass running them): deselect the browser tests (``e2e``), except those marked ``postgres``, which only PostgreSQL runs.
+    """``OMNIMAN_TEST_BROWSER_ELSEWHERE=1`` (scripts/test.py's PostgreSQL pass, after the SQLite pass ran them):
+    deselect the browser tests (``e2e``), except those marked ``postgres``, which only PostgreSQL runs.
+
+    The browser tests run on one database per CI run to keep ``.ci/run`` within 15 minutes (scripts/test.py says why).
     """
     kept, left_out = [], []
     for item in items:
