@@ -28,10 +28,11 @@ in turn (each still over --workers processes); --workers 0 runs each in one proc
 The browser tests (tests/e2e, marked e2e) run on ONE database when both passes run: in the
 SQLite pass; the PostgreSQL pass keeps only those marked postgres (OMNIMAN_TEST_BROWSER_ELSEWHERE,
 tests/conftest.py). Why: parallelism alone did not bring .ci/run within its 15 minutes. A full
-run with the browser tests in both passes used 22.4 CPU-minutes in its own processes plus the
-PostgreSQL server's share (up to 9 more): at least 13 minutes of two fully busy CPUs, before any
-wait, and four browsers at once made the browser tests' 3-second live-update checks miss under
-load. The browser tests check the pages and their scripts, which the database does not change;
+run with the browser tests in both passes used 22.4 CPU-minutes in its own processes (the
+PostgreSQL server's on top): over 11 minutes of two fully busy CPUs before any wait; on the
+shared 2-core machine it took 34 minutes, and four browsers at once made 3-second live-update
+checks miss. With them in one pass: 15.6 CPU-minutes, 10 minutes wall (the .venv built too).
+The browser tests check the pages and their scripts, which the database does not change;
 what PostgreSQL changes (row locks, stale revisions, concurrency) its integration tests cover,
 and a browser test that needs it is marked postgres and stays in that pass.
 --browser-on-both runs them in both passes; --postgres-only runs them all on PostgreSQL.
