@@ -27,10 +27,13 @@ def registry_state():
 DATABASE_FIXTURES = {"db", "transactional_db", "django_db_reset_sequences", "django_db_serialized_rollback", "live_server"}
 
 
+@pytest.hookimpl(trylast=True)  # after tests/e2e/conftest.py has marked its tests e2e
 def pytest_collection_modifyitems(config, items):
     skip_without_contrib_apps(items)
     if os.environ.get("OMNIMAN_TEST_DATABASE_ONLY") == "1":
         leave_out_database_independent_tests(config, items)
+    if os.environ.get("OMNIMAN_TEST_BROWSER_ELSEWHERE") == "1":
+        leave_out_browser_tests(config, items)
     if connection.vendor == "postgresql":
         return
     skip = pytest.mark.skip(
@@ -70,6 +73,21 @@ def leave_out_database_independent_tests(config, items):
         independent = not uses_database(item) and item.get_closest_marker("postgres") is None
         independent = independent and item.get_closest_marker("deploy") is None
         (left_out if independent else kept).append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept
+
+
+def leave_out_browser_tests(config, items):
+    """``OMNIMAN_TEST_BROWSER_ELSEWHERE=1`` (scripts/test.py's PostgreSQL pass, after the SQLite pass ran them):
+    deselect the browser tests (``e2e``), except those marked ``postgres``, which only PostgreSQL runs.
+
+    The browser tests run on one database per CI run to keep ``.ci/run`` within 15 minutes (scripts/test.py says why).
+    """
+    kept, left_out = [], []
+    for item in items:
+        browser_only_here = item.get_closest_marker("e2e") is not None and item.get_closest_marker("postgres") is None
+        (left_out if browser_only_here else kept).append(item)
     if left_out:
         config.hook.pytest_deselected(items=left_out)
         items[:] = kept
