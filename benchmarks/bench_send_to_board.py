@@ -32,6 +32,7 @@ import os
 import random
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -102,7 +103,11 @@ def setup() -> None:
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
+    from omniman.contrib.stock.models import StockLevel
+
     call_command("seed_demo", stdout=io.StringIO())
+    # The demo's stock of a dish is a few dozen: a run sends 90 rounds, and a sold-out dish disables Send.
+    StockLevel.objects.filter(track=True).update(on_hand=Decimal(10**8))
     for username in ("pos", "kitchen"):
         user = get_user_model().objects.get(username=username)
         user.set_password(PASSWORD)
@@ -150,6 +155,8 @@ def measure(base: str, port: int, poll_ms: int, rounds: list[int]) -> dict:
             time.sleep(random.uniform(0, 1.5))  # anywhere in the boards' poll cycle
             clicked = pos.evaluate(CLICK_SEND)
             if clicked is None:
+                pos.screenshot(path="/tmp/send_missing.png")
+                print(pos.inner_text("main")[:2000])
                 sys.exit("the Send button is missing or disabled")
             order = None
             deadline = time.monotonic() + 10
