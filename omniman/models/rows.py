@@ -60,4 +60,53 @@ class ModelRows:
         return self.model.from_db(alias, self.attnames, values)
 
 
-__all__ = ["ModelRows"]
+def first_with_channel(model: type[Model], where: tuple[tuple[str, str], ...], params: list[Any], *, lock: bool) -> Any:
+    """``model.objects.select_related("channel").filter(…).first()`` (``select_for_update(of=("self",))`` when
+    ``lock``) as SQL written once per connection; ``None`` when no row matches.
+
+    ``where`` names the equality conditions in ``params``' order, each as
+    ``("row", field)`` on ``model`` or ``("channel", field)`` on its channel:
+    the session a service reads by key and channel code, the order a
+    post-commit handler locks by ref. A lock outside a transaction is refused
+    as the ORM refuses it.
+    """
+    from django.db import connections, router
+    from django.db.transaction import TransactionManagementError
+
+    from omniman.models.channel import Channel
+
+    alias = router.db_for_write(model) if lock else router.db_for_read(model)
+    connection = connections[alias]
+    if lock and connection.features.has_select_for_update and connection.get_autocommit():
+        raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
+    statements = connection.__dict__.setdefault("_omniman_first_with_channel", {})
+    key = (model, where, lock)
+    statement = statements.get(key)
+    if statement is None:
+        qn = connection.ops.quote_name
+        rows, channels = ModelRows.of(model, connection, "r"), ModelRows.of(Channel, connection, "c")
+        tables = {"row": ("r", model), "channel": ("c", Channel)}
+        conditions = " AND ".join(
+            f"{tables[side][0]}.{qn(tables[side][1]._meta.get_field(name).column)} = %s" for side, name in where
+        )
+        sql = (
+            f"SELECT {rows.columns}, {channels.columns} FROM {qn(model._meta.db_table)} r "
+            f"INNER JOIN {qn(Channel._meta.db_table)} c "
+            f"ON r.{qn(model._meta.get_field('channel').column)} = c.{qn(Channel._meta.pk.column)} "
+            f"WHERE {conditions} LIMIT 1"
+        )
+        if lock and connection.features.has_select_for_update:
+            sql += " FOR UPDATE OF r" if connection.features.has_select_for_update_of else " FOR UPDATE"
+        statement = statements[key] = (sql, rows, channels)
+    sql, rows, channels = statement
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    instance = rows.load(alias, row[: len(rows)])
+    model._meta.get_field("channel").set_cached_value(instance, channels.load(alias, row[len(rows) :]))
+    return instance
+
+
+__all__ = ["ModelRows", "first_with_channel"]

@@ -6,13 +6,11 @@ import json
 import secrets
 from typing import Any
 
-from django.db import connections, router
-from django.db.transaction import TransactionManagementError
 from django.utils.translation import gettext as _
 
 from omniman import conf
 from omniman.exceptions import SessionError, ValidationError
-from omniman.models import Channel, ModelRows, Session
+from omniman.models import Channel, Session, first_with_channel
 
 # Unambiguous upper-case alphabet for human-facing references (no 0/O, 1/I/L).
 REF_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
@@ -50,45 +48,14 @@ def find_session(session_key: str, channel_code: str, *, lock: bool = False) -> 
     return session
 
 
-def _session_sql(connection, *, lock: bool) -> tuple[str, ModelRows, ModelRows]:
-    """``Session.objects.select_related("channel").filter(session_key=…, channel__code=…)[:1]``
-    (``select_for_update(of=("self",))`` when locking) as SQL, kept per connection.
-
-    Every modify, check and commit runs it (often twice); the ORM spent about
-    1 ms of CPU building and compiling it each time (``benchmarks/profile_api.py``).
-    """
-    statements = connection.__dict__.setdefault("_omniman_session_sql", {})
-    statement = statements.get(lock)
-    if statement is None:
-        qn = connection.ops.quote_name
-        sessions, channels = ModelRows.of(Session, connection, "s"), ModelRows.of(Channel, connection, "c")
-        channel_fk = Session._meta.get_field("channel")
-        sql = (
-            f"SELECT {sessions.columns}, {channels.columns} FROM {qn(Session._meta.db_table)} s "
-            f"INNER JOIN {qn(Channel._meta.db_table)} c ON s.{qn(channel_fk.column)} = c.{qn(Channel._meta.pk.column)} "
-            f"WHERE s.{qn(Session._meta.get_field('session_key').column)} = %s "
-            f"AND c.{qn(Channel._meta.get_field('code').column)} = %s LIMIT 1"
-        )
-        if lock and connection.features.has_select_for_update:
-            sql += " FOR UPDATE OF s" if connection.features.has_select_for_update_of else " FOR UPDATE"
-        statement = statements[lock] = (sql, sessions, channels)
-    return statement
-
-
 def _read_session(session_key: str, channel_code: str, *, lock: bool) -> Session | None:
-    alias = router.db_for_write(Session) if lock else router.db_for_read(Session)
-    connection = connections[alias]
-    if lock and connection.features.has_select_for_update and connection.get_autocommit():
-        raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
-    sql, sessions, channels = _session_sql(connection, lock=lock)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [session_key, channel_code])
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    session = sessions.load(alias, row[: len(sessions)])
-    Session._meta.get_field("channel").set_cached_value(session, channels.load(alias, row[len(sessions) :]))
-    return session
+    # ``Session.objects.select_related("channel").filter(session_key=…, channel__code=…).first()``, as SQL kept
+    # per connection: every modify, check and commit runs it (often twice), and the ORM spent about 1 ms of CPU
+    # building and compiling it each time (``benchmarks/profile_api.py``).
+    return first_with_channel(Session, _SESSION_WHERE, [session_key, channel_code], lock=lock)
+
+
+_SESSION_WHERE = (("row", "session_key"), ("channel", "code"))
 
 
 def require_open(session: Session, error_class=SessionError) -> None:

@@ -6,14 +6,13 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from django.db import connections, router, transaction
-from django.db.transaction import TransactionManagementError
+from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from omniman.exceptions import InvalidTransition, OmnimanError
 from omniman.flow import TIMESTAMPED_STATUSES
-from omniman.models import Channel, Directive, ModelRows, Order
+from omniman.models import Directive, Order, first_with_channel
 from omniman.services import events
 from omniman.signals import order_status_changed
 
@@ -96,36 +95,11 @@ def lock_order(order_ref: str | None = None, *, missing: OmnimanError | None = N
 def _lock_order_by_ref(order_ref: str) -> Order | None:
     """``Order.objects.select_related("channel").select_for_update(of=("self",)).filter(ref=…).first()`` as SQL.
 
-    Written once per connection (:class:`omniman.models.ModelRows`): the ORM
+    Written once per connection (:func:`omniman.models.first_with_channel`): the ORM
     spent more CPU building this query than the database answering it, on
     every post-commit directive (``benchmarks/profile_api.py``).
     """
-    alias = router.db_for_write(Order)
-    connection = connections[alias]
-    if connection.features.has_select_for_update and connection.get_autocommit():
-        raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
-    statement = connection.__dict__.get("_omniman_lock_order_sql")
-    if statement is None:
-        qn = connection.ops.quote_name
-        orders, channels = ModelRows.of(Order, connection, "o"), ModelRows.of(Channel, connection, "c")
-        channel_fk = Order._meta.get_field("channel")
-        sql = (
-            f"SELECT {orders.columns}, {channels.columns} FROM {qn(Order._meta.db_table)} o "
-            f"INNER JOIN {qn(Channel._meta.db_table)} c ON o.{qn(channel_fk.column)} = c.{qn(Channel._meta.pk.column)} "
-            f"WHERE o.{qn(Order._meta.get_field('ref').column)} = %s LIMIT 1"
-        )
-        if connection.features.has_select_for_update:
-            sql += " FOR UPDATE OF o" if connection.features.has_select_for_update_of else " FOR UPDATE"
-        statement = connection._omniman_lock_order_sql = (sql, orders, channels)
-    sql, orders, channels = statement
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [order_ref])
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    order = orders.load(alias, row[: len(orders)])
-    Order._meta.get_field("channel").set_cached_value(order, channels.load(alias, row[len(orders) :]))
-    return order
+    return first_with_channel(Order, (("row", "ref"),), [order_ref], lock=True)
 
 
 def apply_auto_transition(order: Order, key: str, *, actor: str) -> Order | None:
