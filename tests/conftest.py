@@ -23,6 +23,14 @@ def registry_state():
     registry.restore(saved)
 
 
+@pytest.fixture(autouse=True)
+def fresh_batch_pace(monkeypatch):
+    """Batch sizes the engine learnt from an earlier test's handlers (slow under load) do not carry over."""
+    from omniman import engine
+
+    monkeypatch.setattr(engine, "_BATCH_PACE", {})
+
+
 # Fixtures through which a test reaches the database (pytest-django blocks it for every other test).
 DATABASE_FIXTURES = {"db", "transactional_db", "django_db_reset_sequences", "django_db_serialized_rollback", "live_server"}
 
