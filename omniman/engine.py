@@ -38,7 +38,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -333,28 +333,10 @@ def _connection_lost(raw, exc: BaseException) -> bool:
 
 
 def _record_failure(directive: Directive, exc: BaseException) -> str:
-    now = timezone.now()
-    max_attempts = int(conf.get("DIRECTIVE_MAX_ATTEMPTS"))
-    detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)[-3:])
-    error = f"{type(exc).__name__}: {exc}\n\n{detail}"[:MAX_ERROR_LENGTH]
-    if directive.attempts >= max_attempts:
-        outcome = "failed"
-        fields = {"status": Directive.Status.FAILED, "last_error": error, "updated_at": now}
-    else:
-        outcome = "retried"
-        fields = {
-            "status": Directive.Status.QUEUED,
-            "last_error": error,
-            "available_at": now + timedelta(seconds=backoff_seconds(directive.attempts)),
-            "updated_at": now,
-        }
+    outcome, fields = _failure_fields(directive, exc, int(conf.get("DIRECTIVE_MAX_ATTEMPTS")))
     if not _fence(directive).update(**fields):
         return "fenced"
-    log = logger.error if outcome == "failed" else logger.warning
-    log(
-        "directive %s", outcome,
-        extra={"directive": directive.pk, "topic": directive.topic, "attempt": directive.attempts, "error": f"{type(exc).__name__}: {exc}"},
-    )
+    _log_failure(directive, outcome, exc)
     return outcome
 
 
@@ -597,25 +579,17 @@ def _run_batch_handlers(
             continue
         ctx = {"attempt": directive.attempts, "max_attempts": max_attempts, "actor": f"directive:{directive.topic}"}
         raw = connection.connection
-        if not careful:
-            try:
-                handler.handle(message=directive, ctx=ctx)
-                if connection.needs_rollback:
-                    raise _LeftForRollback("the handler left the transaction marked for rollback")
-            except Exception as exc:
-                if isinstance(exc, DATABASE_ERRORS) and _connection_lost(raw, exc):
-                    raise
-                raise _HandlerFailed(directive, exc) from exc
-            ran.append((directive, "done"))
-            continue
         try:
-            with transaction.atomic():  # its savepoint: a failure undoes its writes and on_commit callbacks
+            # Careful: its savepoint, so a failure undoes its writes and on_commit callbacks alone.
+            with transaction.atomic() if careful else nullcontext():
                 handler.handle(message=directive, ctx=ctx)
                 if connection.needs_rollback:
                     raise _LeftForRollback("the handler left the transaction marked for rollback")
         except Exception as exc:
             if isinstance(exc, DATABASE_ERRORS) and _connection_lost(raw, exc):
                 raise
+            if not careful:
+                raise _HandlerFailed(directive, exc) from exc
             ran.append((directive, _mark_failure_in_batch(directive, exc, max_attempts)))
             continue
         ran.append((directive, "done"))
@@ -665,16 +639,20 @@ def _failure_fields(directive: Directive, exc: BaseException, max_attempts: int)
     }
 
 
-def _mark_failure_in_batch(directive: Directive, exc: BaseException, max_attempts: int) -> str:
-    """A row claimed ``done`` in the open transaction whose handler raised: retry (backoff) or ``failed``, in the batch."""
-    outcome, fields = _failure_fields(directive, exc, max_attempts)
-    Directive.objects.filter(pk=directive.pk).update(**fields)
-    directive.status = fields["status"]
+def _log_failure(directive: Directive, outcome: str, exc: BaseException) -> None:
     log = logger.error if outcome == "failed" else logger.warning
     log(
         "directive %s", outcome,
         extra={"directive": directive.pk, "topic": directive.topic, "attempt": directive.attempts, "error": f"{type(exc).__name__}: {exc}"},
     )
+
+
+def _mark_failure_in_batch(directive: Directive, exc: BaseException, max_attempts: int) -> str:
+    """A row claimed ``done`` in the open transaction whose handler raised: retry (backoff) or ``failed``, in the batch."""
+    outcome, fields = _failure_fields(directive, exc, max_attempts)
+    Directive.objects.filter(pk=directive.pk).update(**fields)
+    directive.status = fields["status"]
+    _log_failure(directive, outcome, exc)
     return outcome
 
 
@@ -1040,25 +1018,12 @@ def _dispatch_in_one_transaction(directive_id: int, topic: str, handler) -> str 
 def _record_dispatch_failure(directive: Directive, exc: BaseException) -> str:
     """A one-transaction dispatch failed: its claim rolled back with it (the row is ``queued`` with the
     attempt before); count the attempt and record the failure as :func:`_record_failure` does."""
-    now = timezone.now()
-    max_attempts = int(conf.get("DIRECTIVE_MAX_ATTEMPTS"))
-    detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)[-3:])
-    error = f"{type(exc).__name__}: {exc}\n\n{detail}"[:MAX_ERROR_LENGTH]
-    fields = {"attempts": directive.attempts, "started_at": directive.started_at, "last_error": error, "updated_at": now}
-    if directive.attempts >= max_attempts:
-        outcome = "failed"
-        fields["status"] = Directive.Status.FAILED
-    else:
-        outcome = "retried"
-        fields["available_at"] = now + timedelta(seconds=backoff_seconds(directive.attempts))
+    outcome, fields = _failure_fields(directive, exc, int(conf.get("DIRECTIVE_MAX_ATTEMPTS")))
+    fields.update(attempts=directive.attempts, started_at=directive.started_at)
     fence = Directive.objects.filter(pk=directive.pk, status=Directive.Status.QUEUED, attempts=directive.attempts - 1)
     if not fence.update(**fields):
         return "fenced"  # a worker took it meanwhile
-    log = logger.error if outcome == "failed" else logger.warning
-    log(
-        "directive %s", outcome,
-        extra={"directive": directive.pk, "topic": directive.topic, "attempt": directive.attempts, "error": f"{type(exc).__name__}: {exc}"},
-    )
+    _log_failure(directive, outcome, exc)
     return outcome
 
 
