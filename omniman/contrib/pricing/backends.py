@@ -25,6 +25,9 @@ class CatalogPricingBackend:
     catalog's ``items``).
     """
 
+    # get_prices takes the catalog's answer as ``items=`` (the pricing modifiers pass it when they read it anyway).
+    takes_catalog_items = True
+
     def get_price(self, sku: str, channel: Any) -> int | None:
         return self.get_prices([sku], channel).get(sku)
 

@@ -14,7 +14,6 @@ from typing import Any
 from omniman.contrib.catalog import get_catalog
 from omniman.contrib.catalog import modifiers as line_modifiers
 from omniman.contrib.pricing import get_pricing_backend, pricing_config
-from omniman.contrib.pricing.backends import CatalogPricingBackend
 from omniman.exceptions import OmnimanError, ValidationError
 from omniman.models import Channel
 from omniman.monetary import monetary_mult, parse_price_q, parse_qty
@@ -108,7 +107,7 @@ def prepare_prices(*, channel: Channel, session: Any, ctx: dict[str, Any]) -> Pr
     catalog = get_catalog()
     backend = get_pricing_backend()
     items = None
-    if unnamed and skus and type(backend).get_prices is CatalogPricingBackend.get_prices:
+    if unnamed and skus and getattr(backend, "takes_catalog_items", False):
         # The names and the prices no list gives come from the same catalog rows: read them once.
         items = catalog.get_many(sorted(skus))
     if skus:
