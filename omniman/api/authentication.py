@@ -23,7 +23,7 @@ from django.db import connections, router
 from rest_framework import authentication
 from rest_framework.authtoken.models import Token
 
-from omniman.models import ModelRows
+from omniman.models import ModelRows, kept_per_connection
 from omniman.roles import MANAGER, ROLES
 
 
@@ -33,8 +33,8 @@ def _statement(connection) -> tuple[str, ModelRows, ModelRows]:
     Kept on the connection object (one per database and thread), whose
     operations convert the values read.
     """
-    statement = getattr(connection, "_omniman_token_statement", None)
-    if statement is None:
+
+    def build() -> tuple[str, ModelRows, ModelRows]:
         qn = connection.ops.quote_name
         user_model = get_user_model()
         tokens, users = ModelRows.of(Token, connection, "t"), ModelRows.of(user_model, connection, "u")
@@ -54,8 +54,9 @@ def _statement(connection) -> tuple[str, ModelRows, ModelRows]:
             f"INNER JOIN {qn(user_model._meta.db_table)} u ON t.{qn(user_fk.column)} = u.{qn(user_fk.target_field.column)} "
             f"WHERE t.{qn(Token._meta.pk.column)} = %s"
         )
-        statement = connection._omniman_token_statement = (sql, tokens, users)
-    return statement
+        return sql, tokens, users
+
+    return kept_per_connection(connection, "token_with_roles", build)
 
 
 class _TokensWithRoles:

@@ -43,11 +43,7 @@ class ModelRows:
     @classmethod
     def of(cls, model: type[Model], connection: Any, table_alias: str) -> ModelRows:
         """The reader for ``model`` on ``connection`` (one per connection object: its operations convert)."""
-        readers = connection.__dict__.setdefault("_omniman_model_rows", {})
-        reader = readers.get((model, table_alias))
-        if reader is None:
-            reader = readers[(model, table_alias)] = cls(model, connection, table_alias)
-        return reader
+        return kept_per_connection(connection, ("rows", model, table_alias), lambda: cls(model, connection, table_alias))
 
     def load(self, alias: str, values: Any) -> Model:
         """The instance of one row's values (in :attr:`columns`' order), as ``Model.from_db`` makes it."""
@@ -58,6 +54,15 @@ class ModelRows:
                 value = converter(value, column, self.connection)
             values[index] = value
         return self.model.from_db(alias, self.attnames, values)
+
+
+def kept_per_connection(connection: Any, key: Any, build: Any) -> Any:
+    """``build()`` once per connection object and ``key``: the SQL text (and readers) of a hot query, whose quoting
+    and converters are that connection's. Only statements are kept, never rows."""
+    kept = connection.__dict__.setdefault("_omniman_statements", {})
+    if key not in kept:
+        kept[key] = build()
+    return kept[key]
 
 
 def first_with_channel(model: type[Model], where: tuple[tuple[str, str], ...], params: list[Any], *, lock: bool) -> Any:
@@ -79,10 +84,8 @@ def first_with_channel(model: type[Model], where: tuple[tuple[str, str], ...], p
     connection = connections[alias]
     if lock and connection.features.has_select_for_update and connection.get_autocommit():
         raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
-    statements = connection.__dict__.setdefault("_omniman_first_with_channel", {})
-    key = (model, where, lock)
-    statement = statements.get(key)
-    if statement is None:
+
+    def build() -> tuple[str, ModelRows, ModelRows]:
         qn = connection.ops.quote_name
         rows, channels = ModelRows.of(model, connection, "r"), ModelRows.of(Channel, connection, "c")
         tables = {"row": ("r", model), "channel": ("c", Channel)}
@@ -97,7 +100,9 @@ def first_with_channel(model: type[Model], where: tuple[tuple[str, str], ...], p
         )
         if lock and connection.features.has_select_for_update:
             sql += " FOR UPDATE OF r" if connection.features.has_select_for_update_of else " FOR UPDATE"
-        statement = statements[key] = (sql, rows, channels)
+        return sql, rows, channels
+
+    statement = kept_per_connection(connection, ("first_with_channel", model, where, lock), build)
     sql, rows, channels = statement
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -109,4 +114,4 @@ def first_with_channel(model: type[Model], where: tuple[tuple[str, str], ...], p
     return instance
 
 
-__all__ = ["ModelRows", "first_with_channel"]
+__all__ = ["ModelRows", "first_with_channel", "kept_per_connection"]

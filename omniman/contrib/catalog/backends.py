@@ -7,6 +7,7 @@ from django.db.models import Case, Exists, F, IntegerField, OuterRef, Q, Value, 
 
 from omniman.contrib.catalog.models import Category, Option, OptionGroup, Product
 from omniman.contrib.catalog.protocols import CatalogCategory, CatalogItem, CatalogOption, CatalogOptionGroup
+from omniman.models import kept_per_connection
 
 FIELDS = ("sku", "name", "category__code", "price_q", "station", "barcode", "is_active", "has_options", "forced")
 
@@ -23,9 +24,9 @@ def _item(row: dict) -> CatalogItem:
         price_q=row["price_q"],
         station=row["station"],
         barcode=row["barcode"],
-        is_active=row["is_active"],
-        has_options=row["has_options"],
-        forced=row["forced"],
+        is_active=bool(row["is_active"]),  # hand-written SQL on SQLite reads 0/1
+        has_options=bool(row["has_options"]),
+        forced=bool(row["forced"]),
     )
 
 
@@ -38,9 +39,8 @@ def _get_many_sql(connection, count: int) -> str:
     fraction of it. The text is kept per connection (its quoting) and number of
     SKUs (up to 64); the rows are read on every call.
     """
-    cached = connection.__dict__.setdefault("_omniman_catalog_get_many", {})
-    sql = cached.get(count) if count <= 64 else None
-    if sql is None:
+
+    def build() -> str:
         qn = connection.ops.quote_name
         product, category, group = Product._meta, Category._meta, OptionGroup._meta
         link = Product.option_groups.through._meta
@@ -59,16 +59,15 @@ def _get_many_sql(connection, count: int) -> str:
         columns.append(f"c.{qn(category.get_field('code').column)}")
         columns += [f"p.{qn(product.get_field(name).column)}" for name in ("price_q", "station", "barcode", "is_active")]
         columns += [groups(), groups(f" AND g.{qn(group.get_field('min_choices').column)} > 0")]
-        sql = (
+        return (
             f"SELECT {', '.join(columns)} FROM {qn(product.db_table)} p "
             f"LEFT OUTER JOIN {qn(category.db_table)} c ON p.{category_fk} = c.{qn(category.pk.column)} "
             f"WHERE p.{qn(product.get_field('is_active').column)} "
             f"AND (p.{category_fk} IS NULL OR c.{qn(category.get_field('is_active').column)}) "
             f"AND p.{qn(product.get_field('sku').column)} IN ({', '.join(['%s'] * count)})"
         )
-        if count <= 64:
-            cached[count] = sql
-    return sql
+
+    return kept_per_connection(connection, ("catalog.get_many", count), build) if count <= 64 else build()
 
 
 class ModelCatalogBackend:
@@ -115,20 +114,7 @@ class ModelCatalogBackend:
         with connection.cursor() as cursor:
             cursor.execute(_get_many_sql(connection, len(wanted)), wanted)
             rows = cursor.fetchall()
-        return {
-            sku: CatalogItem(
-                sku=sku,
-                name=name,
-                category=category or "",
-                price_q=price_q,
-                station=station,
-                barcode=barcode,
-                is_active=bool(is_active),
-                has_options=bool(has_options),
-                forced=bool(forced),
-            )
-            for sku, name, category, price_q, station, barcode, is_active, has_options, forced in rows
-        }
+        return {row[0]: _item(dict(zip(FIELDS, row))) for row in rows}  # the SQL selects FIELDS, in order
 
     def list_categories(self) -> list[CatalogCategory]:
         return [
