@@ -8,13 +8,20 @@ other benchmarks do):
 It migrates a scratch database, seeds the demo's catalog and channels
 (``seed_demo --no-users``, stock levels raised so that no order runs short),
 creates a ``manager`` with a token, then starts gunicorn (``config.wsgi``, 2 sync
-workers, DEBUG off, persistent database connections) on a free port against
-that database. The load generator is a pool of ``BENCH_CLIENTS`` Python threads
-(default 8) on the same machine, each placing orders over HTTP for
-``BENCH_SECONDS`` (default 20) after a 3 s warm-up: open a session
-(``POST /api/sessions/``), add three lines in one ``modify`` (``expected_rev``),
-commit (``POST …/commit/`` with an idempotency key). Each request is a new
-connection (gunicorn's sync workers close after every response).
+workers, DEBUG off, persistent database connections, no access log) on a free
+port against that database. The load generator (``benchmarks/loadgen.py``) is
+one asyncio event loop in this process running ``BENCH_CLIENTS`` clients
+(default 8), each placing orders back to back over HTTP for ``BENCH_SECONDS``
+(default 20) after a 3 s warm-up: open a session (``POST /api/sessions/``),
+add three lines in one ``modify`` (``expected_rev``), commit (``POST
+…/commit/`` with an idempotency key). Requests are bytes built once per
+order; of each answer it reads the status line and ``Content-Length``, takes
+the session key and ``rev`` from the open's body and checks the commit's
+``order_ref``. Each request is a new TCP connection, as a browser or an
+integrator without keep-alive would make (gunicorn's sync workers close after
+every response). ``BENCH_THREADS=N`` runs gunicorn's gthread worker (2 workers
+× N threads, ``GUNICORN_THREADS`` in production) and ``BENCH_KEEPALIVE=1`` then
+keeps each client's connection open between requests.
 
 Two channels, measured on the same server in the same run:
 
@@ -34,23 +41,33 @@ orders per second, the p50 / p99 of each call in milliseconds, how many
 orders failed (none should), and the ratio to the check-less channel; the
 machine reference (``sum(range(10**6))``, best of 5) is printed before and
 after, since the machine is shared.
+
+And for each phase, **where the CPU went**, in milliseconds per committed
+order (user + system time from ``/proc``, read at the start and the end of the
+timed window): the load generator (this process), gunicorn (master and
+workers), the PostgreSQL backends connected to the scratch database, the
+server's shared processes (WAL writer, checkpointer…), the rest of the
+machine ("other": the kernel's interrupts, and whatever else runs — on a
+shared machine, other people's work), the machine total from ``/proc/stat``,
+and the cores' idle share. With 2 cores, 100 orders/s needs a machine total
+≤ 20 ms per order; if the cores sit idle while the rate stays low, the limit
+is latency or locks, not CPU.
 """
 
 from __future__ import annotations
 
-import http.client
+import asyncio
 import json
 import os
+import re
 import secrets
 import socket
 import statistics
 import subprocess
-import tempfile
 import sys
-import threading
+import tempfile
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -63,6 +80,7 @@ import django  # noqa: E402
 
 django.setup()
 
+from benchmarks.loadgen import Breakdown, Connection, CpuMeter, Snapshot, post  # noqa: E402
 from benchmarks.scratch import run_on_scratch_database  # noqa: E402
 
 from django.db import connection  # noqa: E402
@@ -72,6 +90,7 @@ SECONDS = float(os.environ.get("BENCH_SECONDS", "20"))
 WARMUP_SECONDS = 3.0
 WORKERS = 2
 THREADS = int(os.environ.get("BENCH_THREADS", "1"))  # > 1: gunicorn's gthread worker (GUNICORN_THREADS in production)
+KEEPALIVE = os.environ.get("BENCH_KEEPALIVE", "") not in {"", "0"}  # reuse connections (the gthread worker keeps them)
 HOST = "127.0.0.1"
 EMPTY_CONFIG = Path(tempfile.gettempdir()) / "omniman-bench-api-gunicorn.conf.py"
 
@@ -79,6 +98,8 @@ EMPTY_CONFIG = Path(tempfile.gettempdir()) / "omniman-bench-api-gunicorn.conf.py
 def main() -> None:
     if connection.vendor != "postgresql":
         sys.exit(f"bench_api needs PostgreSQL (DATABASE_URL=postgres://…); this is {connection.vendor}.")
+    if KEEPALIVE and THREADS <= 1:
+        sys.exit("BENCH_KEEPALIVE needs BENCH_THREADS > 1: gunicorn's sync worker closes every connection.")
     run_on_scratch_database(run)
 
 
@@ -92,6 +113,13 @@ def database_url() -> str:
     s = connection.settings_dict
     auth = s["USER"] + (f":{s['PASSWORD']}" if s["PASSWORD"] else "")
     return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+def maintenance_dsn() -> str:
+    """The same server's ``postgres`` database: the CPU meter's connection stays off the benchmark's database."""
+    s = connection.settings_dict
+    auth = s["USER"] + (f":{s['PASSWORD']}" if s["PASSWORD"] else "")
+    return f"postgresql://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/postgres"
 
 
 # The three lines of each order, per channel: the counter's are the demo's products (two stock-tracked).
@@ -162,49 +190,61 @@ def start_gunicorn(port: int) -> subprocess.Popen:
     sys.exit("gunicorn did not start within 30 s")
 
 
-class Client:
-    def __init__(self, port: int, token: str):
-        self.port = port
-        self.headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
+SESSION_KEY = re.compile(rb'"session_key":\s*"([^"]+)"')
+REV = re.compile(rb'"rev":\s*(\d+)')  # the session's own rev comes before its checks' (the serializer's field order)
+ORDER_REF = re.compile(rb'"order_ref":\s*"[^"]+"')
 
-    def post(self, path: str, body: dict) -> tuple[float, int, dict]:
-        start = time.perf_counter()
-        conn = http.client.HTTPConnection(HOST, self.port, timeout=30)
-        try:
-            conn.request("POST", path, json.dumps(body), self.headers)
-            response = conn.getresponse()
-            payload = json.loads(response.read() or b"{}")
-        finally:
-            conn.close()
-        return (time.perf_counter() - start) * 1000, response.status, payload
+
+class Orders:
+    """The requests of one order on one channel, as bytes: only the session key, rev and idempotency key vary."""
+
+    def __init__(self, port: int, token: str, channel: str):
+        self.port = port
+        self.channel = channel
+        self.headers = (
+            f"Authorization: Token {token}\r\nContent-Type: application/json\r\n"
+            + ("" if KEEPALIVE else "Connection: close\r\n")
+        ).encode()
+        self.open = post(HOST, port, "/api/sessions/", self.headers, json.dumps({"channel_code": channel}).encode())
+        ops = [{"op": "add_line", "sku": sku, "qty": qty, "unit_price_q": 500} for sku, qty in LINES[channel]]
+        self.modify_ops = json.dumps({"channel_code": channel, "ops": ops})[:-1]  # closed with the expected_rev
+
+    def modify(self, key: str, rev: int) -> bytes:
+        body = f'{self.modify_ops}, "expected_rev": {rev}}}'.encode()
+        return post(HOST, self.port, f"/api/sessions/{key}/modify/", self.headers, body)
+
+    def commit(self, key: str) -> bytes:
+        body = f'{{"channel_code": "{self.channel}", "idempotency_key": "{uuid.uuid4().hex}"}}'.encode()
+        return post(HOST, self.port, f"/api/sessions/{key}/commit/", self.headers, body)
 
 
 FAILURES: list[str] = []
 
 
-def place_order(client: Client, channel: str) -> dict[str, float] | None:
+async def place_order(conn: Connection, orders: Orders) -> dict[str, float] | None:
     """Open, add three lines, commit; the milliseconds of each call, or ``None`` if one failed."""
     times = {}
-    ms, status, body = client.post("/api/sessions/", {"channel_code": channel})
-    times["open"] = ms
-    if status != 201:
-        FAILURES.append(f"open {status} {str(body)[:200]}")
-        return None
-    key = body["session_key"]
-    ops = [{"op": "add_line", "sku": sku, "qty": qty, "unit_price_q": 500} for sku, qty in LINES[channel]]
-    ms, status, body = client.post(
-        f"/api/sessions/{key}/modify/", {"channel_code": channel, "ops": ops, "expected_rev": body["rev"]}
-    )
-    times["modify"] = ms
-    if status != 200:
-        FAILURES.append(f"modify {status} {str(body)[:200]}")
-        return None
-    ms, status, body = client.post(
-        f"/api/sessions/{key}/commit/", {"channel_code": channel, "idempotency_key": uuid.uuid4().hex}
-    )
-    times["commit"] = ms
-    if status != 201:
-        FAILURES.append(f"commit {status} {str(body)[:200]}")
+    try:
+        ms, status, body = await conn.request(orders.open)
+        times["open"] = ms
+        key, rev = SESSION_KEY.search(body), REV.search(body)
+        if status != 201 or not key or not rev:
+            FAILURES.append(f"open {status} {body[:200]!r}")
+            return None
+        key = key.group(1).decode()
+        ms, status, body = await conn.request(orders.modify(key, int(rev.group(1))))
+        times["modify"] = ms
+        if status != 200:
+            FAILURES.append(f"modify {status} {body[:200]!r}")
+            return None
+        ms, status, body = await conn.request(orders.commit(key))
+        times["commit"] = ms
+        if status != 201 or not ORDER_REF.search(body):
+            FAILURES.append(f"commit {status} {body[:200]!r}")
+            return None
+    except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+        conn.close()
+        FAILURES.append(f"{('open', 'modify', 'commit')[len(times)]} {type(exc).__name__}: {exc}")
         return None
     return times
 
@@ -214,46 +254,64 @@ def percentile(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
 
-def measure(client: Client, channel: str, clients: int, seconds: float) -> tuple[list[dict[str, float]], int]:
-    """Place orders from ``clients`` threads for ``seconds`` after the warm-up: the timings, the failures."""
+async def measure(
+    orders: Orders, meter: CpuMeter, clients: int, seconds: float
+) -> tuple[list[dict[str, float]], int, Breakdown]:
+    """Place orders from ``clients`` clients for ``seconds`` after the warm-up: timings, failures, CPU per order.
+
+    An order is timed if it began after the warm-up and ended in the window; the
+    CPU is divided by the orders whose commit was answered in the window.
+    """
     results: list[dict[str, float]] = []
     failures = 0
-    lock = threading.Lock()
+    committed_in_window = 0
     measure_from = time.monotonic() + WARMUP_SECONDS
     stop_at = measure_from + seconds
 
-    def worker() -> None:
-        nonlocal failures
-        while True:
-            began = time.monotonic()
-            if began >= stop_at:
-                return
-            times = place_order(client, channel)
-            with lock:
-                if began >= measure_from and time.monotonic() <= stop_at:
+    async def client() -> None:
+        nonlocal failures, committed_in_window
+        conn = Connection(HOST, orders.port, KEEPALIVE)
+        try:
+            while True:
+                began = time.monotonic()
+                if began >= stop_at:
+                    return
+                times = await place_order(conn, orders)
+                ended = time.monotonic()
+                if times is not None and measure_from <= ended <= stop_at:
+                    committed_in_window += 1
+                if began >= measure_from and ended <= stop_at:
                     if times is None:
                         failures += 1
                     else:
                         results.append(times)
+        finally:
+            conn.close()
 
-    with ThreadPoolExecutor(clients) as pool:
-        for _ in range(clients):
-            pool.submit(worker)
-    return results, failures
+    async def cpu() -> tuple[Snapshot, Snapshot]:
+        await asyncio.sleep(measure_from - time.monotonic())
+        before = meter.snapshot()
+        await asyncio.sleep(stop_at - time.monotonic())
+        after = meter.snapshot()
+        return before, after
+
+    *_, (before, after) = await asyncio.gather(*(client() for _ in range(clients)), cpu())
+    return results, failures, CpuMeter.breakdown(before, after, committed_in_window)
 
 
-def report(title: str, results: list[dict[str, float]], failures: int, seconds: float) -> dict[str, float]:
+def report(title: str, results: list[dict[str, float]], failures: int, cpu: Breakdown, seconds: float) -> dict[str, float]:
     print(f"\n{title}")
     print(f"  committed orders: {len(results)} in {seconds:.0f} s; failed: {failures}")
     rate = len(results) / seconds
     print(f"  throughput: {rate:.1f} committed orders/s (open + modify + commit, 3 requests each)")
-    figures = {"rate": rate, "p99": 0.0}
+    figures = {"rate": rate, "p99": 0.0, "cpu": cpu.total}
     for call in ("open", "modify", "commit"):
         samples = [r[call] for r in results] or [0.0]
         p99 = percentile(samples, 0.99)
         figures[call] = statistics.median(samples)
         figures["p99"] = max(figures["p99"], p99)
         print(f"  {call:<7} p50 {statistics.median(samples):6.1f} ms   p99 {p99:6.1f} ms   n={len(samples)}")
+    print(cpu.line())
     return figures
 
 
@@ -267,26 +325,40 @@ def run() -> None:
     token = setup()
     port = free_port()
     server = start_gunicorn(port)
+    load = os.getloadavg()
     before = reference_ms()
     figures = {}
+    meter = CpuMeter(server.pid, maintenance_dsn(), connection.settings_dict["NAME"])
     try:
-        client = Client(port, token)
         for channel in ("counter", "bench"):
-            single = measure(client, channel, 1, SECONDS / 2)
-            loaded = measure(client, channel, CLIENTS, SECONDS)
+            orders = Orders(port, token, channel)
+            single = asyncio.run(measure(orders, meter, 1, SECONDS / 2))
+            loaded = asyncio.run(measure(orders, meter, CLIENTS, SECONDS))
             figures[channel] = (single, loaded)
     finally:
+        meter.close()
         server.terminate()
         server.wait(timeout=30)
     after = reference_ms()
     kind = f"gthread workers × {THREADS} threads" if THREADS > 1 else "sync workers"
-    print(f"database: PostgreSQL; gunicorn {WORKERS} {kind} (config.wsgi, DEBUG off); load generator on the same machine")
+    connections = "kept alive per client" if KEEPALIVE else "a new TCP connection per request"
+    print(
+        f"database: PostgreSQL; gunicorn {WORKERS} {kind} (config.wsgi, DEBUG off, no access log); "
+        f"load generator: asyncio, {connections}, on the same machine"
+    )
     print(f"machine reference (sum(range(10**6)), best of 5): {before:.1f} ms before, {after:.1f} ms after")
+    print(
+        "load average (1, 5, 15 min): "
+        + " ".join(f"{v:.1f}" for v in load)
+        + " before, "
+        + " ".join(f"{v:.1f}" for v in os.getloadavg())
+        + " after"
+    )
     summary = {}
     for channel, label in (("counter", "demo counter channel, with its stock check"), ("bench", "check-less channel (reference)")):
         single, loaded = figures[channel]
         report(f"{channel} ({label}) — one client ({SECONDS / 2:.0f} s): latency without queueing", *single, SECONDS / 2)
-        summary[channel] = report(f"{channel} ({label}) — {CLIENTS} client threads ({SECONDS:.0f} s): throughput", *loaded, SECONDS)
+        summary[channel] = report(f"{channel} ({label}) — {CLIENTS} clients ({SECONDS:.0f} s): throughput", *loaded, SECONDS)
     counter, bench = summary["counter"], summary["bench"]
     ratio = counter["rate"] / bench["rate"] if bench["rate"] else 0.0
     print(f"\ncounter / check-less: {ratio:.2f}x the throughput")
@@ -294,6 +366,11 @@ def run() -> None:
     print(
         f"target (counter, {CLIENTS} clients): >= {TARGET_ORDERS_PER_SECOND:.0f} orders/s and every call's p99 <= "
         f"{TARGET_P99_MS:.0f} ms: {counter['rate']:.1f} orders/s, worst p99 {counter['p99']:.1f} ms: {'PASS' if ok else 'FAIL'}"
+    )
+    cores = os.cpu_count() or 1
+    print(
+        f"CPU budget for the target on {cores} cores: {cores * 1000 / TARGET_ORDERS_PER_SECOND:.0f} ms per order for the "
+        f"whole machine; the counter run spent {counter['cpu']:.1f} ms"
     )
     if FAILURES:
         print(f"first failures ({len(FAILURES)}):", *FAILURES[:5], sep="\n  ")
