@@ -51,7 +51,11 @@ machine ("other": the kernel's interrupts, and whatever else runs — on a
 shared machine, other people's work), the machine total from ``/proc/stat``,
 and the cores' idle share. With 2 cores, 100 orders/s needs a machine total
 ≤ 20 ms per order; if the cores sit idle while the rate stays low, the limit
-is latency or locks, not CPU.
+is latency or locks, not CPU. The one-client phase also prints what its
+latency allows: a sync worker places orders one after another, waiting for
+PostgreSQL (and the WAL flush of each commit) in between, so 2 sync workers
+place at most 2 × 1000 / (one order's milliseconds) orders per second however
+idle the cores are.
 """
 
 from __future__ import annotations
@@ -299,7 +303,9 @@ async def measure(
     return results, failures, CpuMeter.breakdown(before, after, committed_in_window)
 
 
-def report(title: str, results: list[dict[str, float]], failures: int, cpu: Breakdown, seconds: float) -> dict[str, float]:
+def report(
+    title: str, results: list[dict[str, float]], failures: int, cpu: Breakdown, seconds: float, single: bool = False
+) -> dict[str, float]:
     print(f"\n{title}")
     print(f"  committed orders: {len(results)} in {seconds:.0f} s; failed: {failures}")
     rate = len(results) / seconds
@@ -312,6 +318,16 @@ def report(title: str, results: list[dict[str, float]], failures: int, cpu: Brea
         figures["p99"] = max(figures["p99"], p99)
         print(f"  {call:<7} p50 {statistics.median(samples):6.1f} ms   p99 {p99:6.1f} ms   n={len(samples)}")
     print(cpu.line())
+    if single and results:
+        # One client: each order's wall time in the server, without queueing. Each sync worker places
+        # orders one after another, waiting for PostgreSQL (and its WAL flush at each commit) in between.
+        order_ms = statistics.fmean(sum(r.values()) for r in results)
+        in_flight = min(CLIENTS, WORKERS * THREADS)
+        print(
+            f"  one order takes {order_ms:.1f} ms end to end: {in_flight} in flight at a time "
+            f"({WORKERS} workers × {THREADS} thread{'s' if THREADS > 1 else ''}) place at most "
+            f"{in_flight * 1000 / order_ms:.0f} orders/s at this latency, whatever the CPU"
+        )
     return figures
 
 
@@ -357,7 +373,7 @@ def run() -> None:
     summary = {}
     for channel, label in (("counter", "demo counter channel, with its stock check"), ("bench", "check-less channel (reference)")):
         single, loaded = figures[channel]
-        report(f"{channel} ({label}) — one client ({SECONDS / 2:.0f} s): latency without queueing", *single, SECONDS / 2)
+        report(f"{channel} ({label}) — one client ({SECONDS / 2:.0f} s): latency without queueing", *single, SECONDS / 2, single=True)
         summary[channel] = report(f"{channel} ({label}) — {CLIENTS} clients ({SECONDS:.0f} s): throughput", *loaded, SECONDS)
     counter, bench = summary["counter"], summary["bench"]
     ratio = counter["rate"] / bench["rate"] if bench["rate"] else 0.0

@@ -18,7 +18,11 @@ connection) — and prints, per order and per request kind:
   machine and its processes are readable, else "n/a").
 
 CPU time is what a request costs whatever else runs; the load changes only
-how long it waits. ``PROFILE_CPROFILE=1`` adds a ``cProfile`` of the counter
+how long it waits. What this leaves out — gunicorn's HTTP handling, the
+load generator, the kernel — ``bench_api.py`` prints for each of its runs
+(CPU per order of the client, gunicorn, PostgreSQL and the machine), and
+``bench_gunicorn.py`` measures gunicorn's share alone (a fraction of a
+millisecond per request). ``PROFILE_CPROFILE=1`` adds a ``cProfile`` of the counter
 orders, timed in process time (the top functions by cumulative and by own
 time; ``PROFILE_OUT=<file>`` also saves it for ``pstats``);
 ``PROFILE_SQL=1`` prints the statements of one order of each channel.
