@@ -34,8 +34,8 @@ Two channels, measured on the same server in the same run:
 * ``bench`` — a channel with no checks and no post-commit directives: the
   kernel and HTTP alone, the reference the counter is compared to.
 
-For each: one client thread for ``BENCH_SECONDS / 2`` (the latency of each
-call without queueing), then ``BENCH_CLIENTS`` threads (the throughput, with
+For each: one client for ``BENCH_SECONDS / 2`` (the latency of each
+call without queueing), then ``BENCH_CLIENTS`` clients (the throughput, with
 the latency a client sees when the workers are busy). Each prints committed
 orders per second, the p50 / p99 of each call in milliseconds, how many
 orders failed (none should), and the ratio to the check-less channel; the
