@@ -272,6 +272,17 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         **DATABASES["default"].get("OPTIONS", {}),
     }
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool("DATABASE_PREPARED_STATEMENTS", True):
+    # Prepared statements: parameters travel apart from the SQL (server-side binding) and a
+    # statement a connection runs a second time is prepared once, so PostgreSQL stops parsing and
+    # planning it on every request (about 40 % of its CPU per API order; docs/deployment/performance.rst).
+    # DATABASE_PREPARED_STATEMENTS=0 turns them off: PgBouncer in transaction mode before 1.21 cannot
+    # keep them (docs/deployment/production.rst). Options given in the URL's query string win.
+    DATABASES["default"]["OPTIONS"] = {
+        "server_side_binding": True,
+        "prepare_threshold": 2,
+        **DATABASES["default"].get("OPTIONS", {}),
+    }
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

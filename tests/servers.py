@@ -107,7 +107,14 @@ class ThrowawayPostgres:
 
 
 class PgBouncer:
-    """PgBouncer in transaction pooling mode on a spare port, in front of ``host:port`` (every database)."""
+    """PgBouncer in transaction pooling mode on a spare port, in front of ``host:port`` (every database).
+
+    ``CLIENT_ENV`` is what a process behind it sets, as ``docs/deployment/production.rst`` tells a
+    deployment to: no prepared statements, which transaction pooling before PgBouncer 1.21 (Debian 12
+    ships 1.18) cannot keep.
+    """
+
+    CLIENT_ENV = {"DATABASE_PREPARED_STATEMENTS": "0"}
 
     def __init__(self, host: str, port: int, *, user: str = "postgres", password: str = "", pool_size: int = 10) -> None:
         self.binary = pgbouncer_binary()

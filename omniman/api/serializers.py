@@ -531,14 +531,20 @@ class TotalsSerializer(serializers.Serializer):
     adjustments = AdjustmentSerializer(many=True)
 
 
+# The type of each scalar of TotalsSerializer, in its order: read once from its declared fields
+# (building the serializer on every answer copied all its fields, the adjustments' too).
+TOTALS_KINDS: tuple[tuple[str, type], ...] = tuple(
+    (name, int if isinstance(field, serializers.IntegerField) else str)
+    for name, field in TotalsSerializer._declared_fields.items()
+    if name != "adjustments"
+)
+
+
 def typed_totals(totals: dict[str, Any]) -> dict[str, Any]:
     """``Session.totals``/``Order.totals`` as the schema types them (an old order's stored summary may hold anything)."""
     typed: dict[str, Any] = {"items_q": int(totals["items_q"]) if isinstance(totals.get("items_q"), int) else totals["total_q"]}
-    for name, field in TotalsSerializer().fields.items():
-        if name == "adjustments":
-            continue
+    for name, kind in TOTALS_KINDS:
         value = totals.get(name)
-        kind = int if isinstance(field, serializers.IntegerField) else str
         if isinstance(value, kind) and not isinstance(value, bool):
             typed[name] = value
     typed.setdefault("discount_q", 0)
@@ -587,6 +593,49 @@ class SessionDetailSerializer(SessionSerializer):
 
     def get_issues(self, session: Session) -> list[dict[str, Any]]:
         return session.issues
+
+
+_INSTANT = serializers.DateTimeField(read_only=True)  # stateless: renders in the active timezone at each call
+
+
+def _choice(value: Any) -> Any:
+    """A model choice as ``ChoiceField`` renders a valid one: its value as text."""
+    return value if value in ("", None) else str(value)
+
+
+def _instant(value: Any) -> str | None:
+    return None if value is None else _INSTANT.to_representation(value)
+
+
+def session_detail(session: Session) -> dict[str, Any]:
+    """``SessionDetailSerializer(session).data``, without building the serializer.
+
+    The answer of every session request (open, modify, resolve…): a
+    ``ModelSerializer`` re-derived and deep-copied its 18 fields per request.
+    Same keys, order, types and values as the serializer, which stays the
+    schema (``tests/integration/api/test_session_answer.py`` compares both).
+    """
+    data = session.data or {}
+    return {
+        "session_key": str(session.session_key),
+        "channel_code": str(session.channel.code),
+        "handle_type": None if session.handle_type is None else str(session.handle_type),
+        "handle_ref": None if session.handle_ref is None else str(session.handle_ref),
+        "state": _choice(session.state),
+        "pricing_policy": _choice(session.pricing_policy),
+        "edit_policy": _choice(session.edit_policy),
+        "rev": None if session.rev is None else int(session.rev),
+        "total_q": None if session.total_q is None else int(session.total_q),
+        "items_count": session.items_count,
+        "opened_at": _instant(session.opened_at),
+        "updated_at": _instant(session.updated_at),
+        "committed_at": _instant(session.committed_at),
+        "items": [dict(line, qty=str(line["qty"])) for line in session.lines],
+        "totals": typed_totals(session.totals),
+        "data": {k: v for k, v in data.items() if k not in RESERVED_DATA_KEYS},
+        "checks": session.checks,
+        "issues": session.issues,
+    }
 
 
 class OrderItemSerializer(serializers.ModelSerializer):

@@ -46,6 +46,7 @@ from omniman.api.serializers import (
     SessionQuerySerializer,
     SessionSerializer,
     TransitionRequestSerializer,
+    session_detail,
 )
 from omniman.approvals import verify_pin
 from omniman.roles import roles_of
@@ -99,7 +100,8 @@ def _body(serializer_class, request) -> dict[str, Any]:
 
 
 def _session_response(session, *, status_code: int = status.HTTP_200_OK) -> Response:
-    return Response(SessionDetailSerializer(session).data, status=status_code)
+    """The session as ``SessionDetailSerializer`` shows it (its schema), built by ``session_detail``."""
+    return Response(session_detail(session), status=status_code)
 
 
 # -- root and unknown paths -----------------------------------------------------------

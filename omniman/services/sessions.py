@@ -82,16 +82,21 @@ class SessionService:
                 edit_policy=channel.edit_policy,
                 data=initial_data,
             )
-            try:
-                with transaction.atomic():
-                    session.save(force_insert=True)
-            except IntegrityError:
-                # Someone opened the same handle (or key) first: theirs is the session.
-                existing = _existing_session(channel, handle_type, handle_ref, session_key)
-                if existing is None:
-                    raise
-                existing.created = False
-                return existing
+            if not (handle_ref or session_key):
+                # Nothing to race on: a new key of its own (a clash is an error, as it would be after
+                # a savepoint), so no savepoint around the insert.
+                session.save(force_insert=True)
+            else:
+                try:
+                    with transaction.atomic():
+                        session.save(force_insert=True)
+                except IntegrityError:
+                    # Someone opened the same handle (or key) first: theirs is the session.
+                    existing = _existing_session(channel, handle_type, handle_ref, session_key)
+                    if existing is None:
+                        raise
+                    existing.created = False
+                    return existing
             session.created = True
             if items:
                 ops = [{**item, "op": "add_line"} for item in items]

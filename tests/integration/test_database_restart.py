@@ -158,11 +158,11 @@ def wait_for(predicate, timeout: float, message: str):
     raise AssertionError(message())
 
 
-def run_restart(postgres: ThrowawayPostgres, *, app_url: str, listen_url: str) -> dict:
-    """Worker + web on ``app_url``; load; restart PostgreSQL; drain; return what was seen."""
+def run_restart(postgres: ThrowawayPostgres, *, app_url: str, listen_url: str, app_env: dict | None = None) -> dict:
+    """Worker + web on ``app_url`` (with ``app_env``); load; restart PostgreSQL; drain; return what was seen."""
     with psycopg.connect(postgres.url(DATABASE), autocommit=True) as conn:
         conn.execute("TRUNCATE omniman_directive, testapp_execution, omniman_workerheartbeat")
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "DATABASE_URL": app_url, "LOG_LEVEL": "WARNING"}
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "DATABASE_URL": app_url, "LOG_LEVEL": "WARNING", **(app_env or {})}
     worker = subprocess.Popen(
         [sys.executable, str(ROOT / "manage.py"), "process_directives", "--watch", "--interval", "30", "-v", "0"],
         cwd=ROOT, env={**env, "OMNIMAN_DIRECTIVE_LISTEN_URL": listen_url}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -267,7 +267,9 @@ def test_postgres_restarts_under_a_busy_worker_and_web_behind_pgbouncer(postgres
     bouncer = PgBouncer("127.0.0.1", postgres.port)
     bouncer.start(DATABASE)
     try:
-        seen = run_restart(postgres, app_url=bouncer.url(DATABASE), listen_url=postgres.url(DATABASE))
+        seen = run_restart(
+            postgres, app_url=bouncer.url(DATABASE), listen_url=postgres.url(DATABASE), app_env=PgBouncer.CLIENT_ENV
+        )
     finally:
         bouncer.stop()
     assert_survived(seen)

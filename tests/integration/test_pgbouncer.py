@@ -52,7 +52,8 @@ def assert_each_done_once(total: int) -> None:
 def test_a_worker_behind_pgbouncer_listens_on_the_direct_url(bouncer):
     name = connection.settings_dict["NAME"]
     worker = start_worker(
-        "--watch", "--interval", "30", DATABASE_URL=bouncer.url(name), OMNIMAN_DIRECTIVE_LISTEN_URL=database_url()
+        "--watch", "--interval", "30", DATABASE_URL=bouncer.url(name), OMNIMAN_DIRECTIVE_LISTEN_URL=database_url(),
+        **PgBouncer.CLIENT_ENV,
     )
     try:
         wait_for(lambda: WorkerHeartbeat.objects.exists(), timeout=20, message="the worker never started")
@@ -77,7 +78,8 @@ def test_a_worker_behind_pgbouncer_listens_on_the_direct_url(bouncer):
 
 def test_a_worker_behind_pgbouncer_without_listen_polls(bouncer):
     worker = start_worker(
-        "--watch", "--interval", "0.3", DATABASE_URL=bouncer.url(connection.settings_dict["NAME"]), OMNIMAN_DIRECTIVE_LISTEN_URL="off"
+        "--watch", "--interval", "0.3", DATABASE_URL=bouncer.url(connection.settings_dict["NAME"]), OMNIMAN_DIRECTIVE_LISTEN_URL="off",
+        **PgBouncer.CLIENT_ENV,
     )
     try:
         Directive.objects.bulk_create([Directive(topic="test.record", payload={"n": n}) for n in range(200)])

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
-from django.db import DatabaseError
+from django.db import DatabaseError, connection
 from django.test import override_settings
 from django.utils import timezone
 
@@ -27,7 +27,9 @@ REPO = Path(__file__).resolve().parents[2]
 STRONG_KEY = "x7Jq2mP9vL4wR8tK1nB6cF3hD5gZ0sA-yE_uI9oQ2pW4rT6eY8uI0oP1aS3dF5gH"
 pytestmark = pytest.mark.django_db
 
-BASE_ENV_DROPPED = ("DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "DJANGO_SETTINGS_MODULE", "LOG_FORMAT")
+BASE_ENV_DROPPED = (
+    "DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "DJANGO_SETTINGS_MODULE", "LOG_FORMAT", "DATABASE_PREPARED_STATEMENTS",
+)
 
 
 def run_project(code: str, **env: str) -> subprocess.CompletedProcess:
@@ -144,6 +146,29 @@ def test_proxy_ssl_header_is_read_from_the_environment():
     assert run_project(code).stdout.strip() == "None"
     assert run_project(code, SECURE_PROXY_SSL_HEADER="X-Forwarded-Proto").stdout.strip() == "('HTTP_X_FORWARDED_PROTO', 'https')"
     assert run_project(code, SECURE_PROXY_SSL_HEADER="X-Scheme,on").stdout.strip() == "('HTTP_X_SCHEME', 'on')"
+
+
+def test_postgresql_prepares_statements_unless_turned_off():
+    code = (
+        "from django.conf import settings; o = settings.DATABASES['default'].get('OPTIONS', {}); "
+        "print(o.get('server_side_binding'), o.get('prepare_threshold'))"
+    )
+    postgres = "postgres://omniman@db.internal:5432/omniman"
+    assert run_project(code, DATABASE_URL=postgres).stdout.strip() == "True 2"
+    for off in ("0", "off", "false"):
+        assert run_project(code, DATABASE_URL=postgres, DATABASE_PREPARED_STATEMENTS=off).stdout.strip() == "None None"
+    assert run_project(code, DATABASE_URL="sqlite:////tmp/omniman-settings.sqlite3").stdout.strip() == "None None"
+
+
+@pytest.mark.postgres
+def test_the_suite_runs_with_prepared_statements_on_postgresql():
+    """tests.settings keeps the production default: a statement run twice on a connection is prepared there."""
+    with connection.cursor() as cursor:
+        for _ in range(3):
+            cursor.execute("SELECT %s::integer + 41", [1])
+            assert cursor.fetchone() == (42,)
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement = 'SELECT $1::integer + 41'")
+        assert cursor.fetchone() == (1,)
 
 
 def test_production_serves_hashed_compressed_static_files_and_tests_do_not():

@@ -5,6 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from omniman import registry
 from omniman.exceptions import IssueResolveError, OmnimanError, SessionError, ValidationError
@@ -60,6 +62,35 @@ def test_open_with_an_explicit_key():
     with pytest.raises(SessionError) as err:
         SessionService.open_session(make_channel().code, session_key="web-basket-42")
     assert err.value.code == "session_key_conflict"
+
+
+def _savepoints(ctx) -> int:
+    return sum("SAVEPOINT" in q["sql"].upper() for q in ctx.captured_queries)
+
+
+def test_open_pays_a_savepoint_only_when_there_is_a_handle_or_key_to_race_on():
+    channel = make_channel()
+    with CaptureQueriesContext(connection) as plain:
+        session = SessionService.open_session(channel.code)
+    with CaptureQueriesContext(connection) as handled:
+        SessionService.open_session(channel.code, handle_type="table", handle_ref="9")
+    with CaptureQueriesContext(connection) as keyed:
+        SessionService.open_session(channel.code, session_key="web-basket-43")
+    assert session.created and Session.objects.filter(pk=session.pk, state="open").exists()
+    # SAVEPOINT + RELEASE around the insert: the race guard of a handle (or a given key) only.
+    assert _savepoints(handled) == _savepoints(plain) + 2
+    assert _savepoints(keyed) == _savepoints(plain) + 2
+
+
+def test_a_generated_key_that_clashes_is_an_error_that_writes_nothing(monkeypatch):
+    channel = make_channel()
+    taken = SessionService.open_session(channel.code)
+    monkeypatch.setattr("omniman.services.sessions.new_session_key", lambda: taken.session_key)
+    before = DbState()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        SessionService.open_session(channel.code, data={"customer": "Bia"})
+    before.assert_unchanged()
+    assert Session.objects.get(session_key=taken.session_key).data == taken.data
 
 
 def test_open_with_items_on_a_locked_external_channel():
