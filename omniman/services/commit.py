@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from omniman import conf
 from omniman.exceptions import CommitError, IdempotencyError, OmnimanError, ValidationError
-from omniman.models import Directive, IdempotencyKey, Order, OrderItem, Session
+from omniman.flow import TIMESTAMPED_STATUSES
+from omniman.models import Directive, IdempotencyKey, Order, OrderEvent, OrderItem, Session
+from omniman.models.rows import ModelRows, kept_per_connection
 from omniman.monetary import is_currency
 from omniman.models.order import SNAPSHOT_VERSION
 from omniman.services import events, kitchen, pipeline
-from omniman.services._common import find_session, lock_session, random_code, require_open
-from omniman.services.orders import apply_transition, enqueue_on_enter
+from omniman.services._common import lock_session, random_code, require_open
+from omniman.services.orders import on_enter_directives, require_transition
 from omniman.services.sessions import require_rev
-from omniman.signals import order_created
+from omniman.signals import order_created, order_status_changed
 
 logger = logging.getLogger("omniman.services")
 
@@ -43,96 +46,200 @@ class CommitService:
         that moved on since the caller read it raises ``SessionError("stale_rev")``.
 
         A replay of a finished key returns the first result with
-        ``"idempotent": True``. The key is claimed in its own short
-        transaction, so a concurrent request with the same key sees
-        ``in_progress`` instead of waiting.
+        ``"idempotent": True``. One transaction: the session is locked, then
+        the key is read (a replay, a conflict or a live ``in_progress`` key
+        answers there), and the key is written ``done`` with the result next
+        to the order (:func:`_keep_result`). A concurrent duplicate waits on
+        the session's lock and then finds the key ``done``. A failed commit
+        marks its key ``failed`` afterwards (:func:`_fail_key`).
         """
         if not isinstance(idempotency_key, str) or not idempotency_key.strip():
             raise ValidationError("missing_idempotency_key", context={"field": "idempotency_key"})
         if len(idempotency_key) > 255:
             raise ValidationError("invalid_field", _("idempotency_key is at most 255 characters."), {"field": "idempotency_key"})
-        find_session(session_key, channel_code)  # not_found / channel_not_found before a key is claimed
-        scope = f"commit:{channel_code}"
-        claimed = _claim_key(scope, idempotency_key, fingerprint=session_key)
-        if isinstance(claimed, dict):
-            return {**claimed, "idempotent": True}
+        key = _Key(f"commit:{channel_code}", idempotency_key, session_key)
+        owned = False  # set once the key lets this commit run: a failure after that marks it failed
         try:
             with transaction.atomic():
-                result = _commit(
-                    session_key, channel_code, idempotency_key, ctx=dict(ctx or {}), actor=actor, expected_rev=expected_rev
-                )
-                IdempotencyKey.objects.filter(pk=claimed.pk).update(
-                    status=IdempotencyKey.Status.DONE,
-                    response_code=CREATED,
-                    response_body=result,
-                    updated_at=timezone.now(),
-                )
+                session = lock_session(session_key, channel_code)  # not_found / channel_not_found: no key is written
+                cached = _read_key(key)
+                if cached is not None:
+                    return {**cached, "idempotent": True}
+                owned = True
+                result = _commit(session, key, ctx=dict(ctx or {}), actor=actor, expected_rev=expected_rev)
+        except _Replay as replay:
+            return {**replay.result, "idempotent": True}
         except OmnimanError as exc:
-            _fail_key(claimed, {"error": exc.as_dict()})
+            if owned and not _answered_by_key(exc):
+                _fail_key(key, {"error": exc.as_dict()})
             raise
         except BaseException as exc:
-            _fail_key(claimed, {"error": {"code": "internal_error", "message": type(exc).__name__, "context": {}}})
+            if owned:
+                _fail_key(key, {"error": {"code": "internal_error", "message": type(exc).__name__, "context": {}}})
             raise
         return {**result, "idempotent": False}
 
 
-def _claim_key(scope: str, key: str, *, fingerprint: str) -> IdempotencyKey | dict[str, Any]:
-    """Own the key (``in_progress``), or return the cached result of a finished one."""
-    now = timezone.now()
-    expires_at = now + timedelta(hours=conf.get("IDEMPOTENCY_TTL_HOURS"))
-    try:
-        with transaction.atomic():
-            return IdempotencyKey.objects.create(
-                scope=scope, key=key, fingerprint=fingerprint, status=IdempotencyKey.Status.IN_PROGRESS, expires_at=expires_at
-            )
-    except IntegrityError:
-        pass
-    row = IdempotencyKey.objects.filter(scope=scope, key=key).first()
-    if row is None:  # deleted by cleanup in between: claim afresh
-        return _claim_key(scope, key, fingerprint=fingerprint)
-    lease = timedelta(seconds=conf.get("IDEMPOTENCY_LEASE_SECONDS"))
+# -- the idempotency key ------------------------------------------------------------------------
+#
+# Read once the session is locked, written once with the result, both in the order's transaction.
+# The session's lock serialises every commit of one session, so a duplicate of a commit (same key,
+# same session) reads the key after the first one committed: ``done``, its result. A key used for
+# two sessions at once is settled by the key's unique index when the second writes it: it waits for
+# the first, finds its row, and its whole transaction rolls back (``conflict``). No row is ever
+# committed ``in_progress`` any more; one left by an earlier version is honoured (and its lease).
+
+
+@dataclass(frozen=True)
+class _Key:
+    scope: str
+    key: str
+    fingerprint: str  # the session key
+
+
+class _Replay(Exception):
+    """The key turned out ``done`` when its result was written: roll back and answer the cached result."""
+
+    def __init__(self, result: dict[str, Any]):
+        super().__init__("replay")
+        self.result = result
+
+
+def _read_key(key: _Key) -> dict[str, Any] | None:
+    """The cached result of a finished key; ``None`` when this commit may run (a new, failed or expired key)."""
+    return _answer(key, _key_row(key), timezone.now())
+
+
+def _answer(key: _Key, row: IdempotencyKey | None, now: datetime) -> dict[str, Any] | None:
+    if row is None:
+        return None
     expired = row.expires_at <= now
-    if not expired and row.fingerprint != fingerprint:
+    if not expired and row.fingerprint != key.fingerprint:
         raise IdempotencyError(
             "conflict",
             _("This idempotency key was used to commit another session."),
-            {"scope": scope, "key": key},
+            {"scope": key.scope, "key": key.key},
         )
-    if row.status == IdempotencyKey.Status.DONE and not expired:
+    if expired:
+        return None
+    if row.status == IdempotencyKey.Status.DONE:
         return dict(row.response_body or {})
-    if row.status == IdempotencyKey.Status.IN_PROGRESS and not expired and row.updated_at > now - lease:
-        raise CommitError("in_progress", context={"scope": scope, "key": key})
-    # Failed, expired, or an in-progress claim whose request died: take it over,
-    # unless another retry took it over first (the conditional UPDATE decides).
-    taken = (
-        IdempotencyKey.objects.filter(pk=row.pk, status=row.status, updated_at=row.updated_at)
-        .update(
-            status=IdempotencyKey.Status.IN_PROGRESS,
-            fingerprint=fingerprint,
-            response_code=None,
-            response_body=None,
-            expires_at=expires_at,
-            updated_at=now,
+    if row.status == IdempotencyKey.Status.IN_PROGRESS and row.updated_at > now - _lease():
+        raise CommitError("in_progress", context={"scope": key.scope, "key": key.key})
+    return None  # failed, or an in-progress claim whose request died: taken over
+
+
+def _answered_by_key(exc: OmnimanError) -> bool:
+    """The key's own answers (``conflict``, ``in_progress``): they leave the key as it is."""
+    return isinstance(exc, IdempotencyError) or (isinstance(exc, CommitError) and exc.code == "in_progress")
+
+
+def _lease() -> timedelta:
+    return timedelta(seconds=conf.get("IDEMPOTENCY_LEASE_SECONDS"))
+
+
+def _keep_result(key: _Key, result: dict[str, Any]) -> None:
+    """Write the key ``done`` with ``result``, in the order's transaction (one upsert).
+
+    The row is inserted, or a row this commit may take over (failed, expired,
+    a dead ``in_progress``) is updated; any other row is what a concurrent
+    commit wrote since :func:`_read_key`, and this one gives way: the key's
+    answer is raised and the transaction rolls back.
+    """
+    for _ in range(2):
+        if _write_key(key, IdempotencyKey.Status.DONE, CREATED, result):
+            return
+        cached = _answer(key, _key_row(key), timezone.now())
+        if cached is not None:
+            raise _Replay(cached)
+    raise CommitError("in_progress", context={"scope": key.scope, "key": key.key})  # pragma: no cover  (the row kept changing)
+
+
+def _fail_key(key: _Key, body: dict[str, Any]) -> None:
+    """After a failed commit (rolled back): the key ``failed`` with the error, unless another commit owns it now."""
+    _write_key(key, IdempotencyKey.Status.FAILED, None, body)
+
+
+def _key_row(key: _Key) -> IdempotencyKey | None:
+    connection = connections[router.db_for_write(IdempotencyKey)]
+
+    def build() -> tuple[str, ModelRows]:
+        qn = connection.ops.quote_name
+        rows = ModelRows.of(IdempotencyKey, connection, "k")
+        meta = IdempotencyKey._meta
+        sql = (
+            f"SELECT {rows.columns} FROM {qn(meta.db_table)} k "
+            f"WHERE k.{qn(meta.get_field('scope').column)} = %s AND k.{qn(meta.get_field('key').column)} = %s"
         )
-    )
-    if not taken:
-        raise CommitError("in_progress", context={"scope": scope, "key": key})
-    row.refresh_from_db()
-    return row
+        return sql, rows
+
+    sql, rows = kept_per_connection(connection, ("commit.key_row",), build)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [key.scope, key.key])
+        row = cursor.fetchone()
+    return None if row is None else rows.load(connection.alias, row)
 
 
-def _fail_key(row: IdempotencyKey, body: dict[str, Any]) -> None:
-    IdempotencyKey.objects.filter(pk=row.pk, status=IdempotencyKey.Status.IN_PROGRESS).update(
-        status=IdempotencyKey.Status.FAILED, response_body=body, updated_at=timezone.now()
-    )
+def _write_key(key: _Key, status: str, response_code: int | None, body: dict[str, Any]) -> bool:
+    """Insert the key's row, or take over a row this commit may take over; ``False`` if the row is another's.
+
+    One ``INSERT … ON CONFLICT (scope, key) DO UPDATE … WHERE`` (PostgreSQL
+    and SQLite): the ``WHERE`` is :func:`_answer`'s "taken over" — expired, or
+    this session's ``failed`` or dead ``in_progress`` row.
+    """
+    connection = connections[router.db_for_write(IdempotencyKey)]
+    meta = IdempotencyKey._meta
+    names = ("scope", "key", "fingerprint", "status", "response_code", "response_body", "expires_at", "created_at", "updated_at")
+
+    def build() -> str:
+        qn = connection.ops.quote_name
+        table = qn(meta.db_table)
+        column = {name: qn(meta.get_field(name).column) for name in names}
+        updated = ("fingerprint", "status", "response_code", "response_body", "expires_at", "updated_at")
+        return (
+            f"INSERT INTO {table} ({', '.join(column[name] for name in names)}) VALUES ({', '.join(['%s'] * len(names))}) "
+            f"ON CONFLICT ({column['scope']}, {column['key']}) DO UPDATE SET "
+            f"{', '.join(f'{column[name]} = excluded.{column[name]}' for name in updated)} "
+            f"WHERE {table}.{column['expires_at']} <= %s OR ({table}.{column['fingerprint']} = excluded.{column['fingerprint']} "
+            f"AND ({table}.{column['status']} = %s OR ({table}.{column['status']} = %s AND {table}.{column['updated_at']} <= %s))) "
+            f"RETURNING {qn(meta.pk.column)}"
+        )
+
+    sql = kept_per_connection(connection, ("commit.write_key",), build)
+    now = timezone.now()
+    values = {
+        "scope": key.scope,
+        "key": key.key,
+        "fingerprint": key.fingerprint,
+        "status": status,
+        "response_code": response_code,
+        "response_body": body,
+        "expires_at": now + timedelta(hours=conf.get("IDEMPOTENCY_TTL_HOURS")),
+        "created_at": now,
+        "updated_at": now,
+    }
+    params = [meta.get_field(name).get_db_prep_save(values[name], connection) for name in names]
+    at = meta.get_field("updated_at")
+    params += [
+        at.get_db_prep_save(now, connection),
+        IdempotencyKey.Status.FAILED,
+        IdempotencyKey.Status.IN_PROGRESS,
+        at.get_db_prep_save(now - _lease(), connection),
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone() is not None
+
+
+# -- the commit ---------------------------------------------------------------------------------
 
 
 def _commit(
-    session_key: str, channel_code: str, idempotency_key: str, *, ctx: dict[str, Any], actor: str, expected_rev: int | None
+    session: Session, key: _Key, *, ctx: dict[str, Any], actor: str, expected_rev: int | None
 ) -> dict[str, Any]:
-    session = lock_session(session_key, channel_code)
     require_open(session, CommitError)
     require_rev(session, expected_rev)
+    session_key = session.session_key
     if not session.lines:
         raise CommitError("empty_session", context={"session_key": session_key})
     channel = session.channel
@@ -172,22 +279,41 @@ def _commit(
         "edit_policy": session.edit_policy,
         "total_q": session.total_q,
         "currency": channel.currency,
-        "session_key": session.session_key,
+        "session_key": session_key,
         "handle_type": session.handle_type,
         "handle_ref": session.handle_ref,
         "committed_at": now.isoformat(),
     }
-    order = _create_order(
+    order = Order(
+        ref=_new_ref(0),
         channel=channel,
-        session_key=session.session_key,
+        session_key=session_key,
         handle_type=session.handle_type,
         handle_ref=session.handle_ref,
+        current_handle_ref=session.handle_ref,
         external_ref=str(session.data.get("external_ref") or ctx.get("external_ref") or "")[:128],
         status=flow.initial_status,
         snapshot=snapshot,
         currency=channel.currency,
         total_q=session.total_q,
+        created_at=now,
+        updated_at=now,
     )
+    # The order is written once, already in its ``auto_transitions.on_create`` status (stamped), with the
+    # events of both moves; ``apply_transition``'s rules hold: a flow whose on_create is not allowed fails
+    # every commit (strict, unlike the handlers' ``apply_auto_transition``).
+    on_create = flow.auto_transitions.get("on_create")
+    moved = bool(on_create and on_create != order.status)
+    created = events.created_event(
+        order, actor=actor, session_key=session_key, rev=session.rev, items_count=len(lines), status=order.status
+    )
+    initial = order.status
+    if moved:
+        require_transition(order, on_create)
+        order.status = on_create
+        if on_create in TIMESTAMPED_STATUSES:
+            setattr(order, f"{on_create}_at", now)
+    _insert_order(order)
     order_items = OrderItem.objects.bulk_create(
         [
             OrderItem(
@@ -204,39 +330,58 @@ def _commit(
         ]
     )
     kitchen.create_items(order, order_items)
-    events.order_created(order, actor=actor, session_key=session.session_key, rev=session.rev, items_count=len(lines))
-    events.prices_overridden(order, lines)
-    events.adjustments_applied(order, session.adjustments)
+    written = [created, *events.price_override_events(order, lines), *events.adjustment_events(order, session.adjustments)]
+    moved_event = None
+    if moved:
+        reason = "auto_transitions.on_create"
+        moved_event = events.status_changed_event(order, actor=actor, from_status=initial, to_status=on_create, reason=reason)
+        if kitchen.follows_status(order, on_create):
+            # The kitchen's post_save receiver moves or voids the new items: the event is saved on its own.
+            OrderEvent.objects.bulk_create(written)
+            moved_event.save(force_insert=True)
+            written = []
+        else:
+            written.append(moved_event)
+    OrderEvent.objects.bulk_create(written)
 
     session.state = Session.State.COMMITTED
     session.committed_at = now
-    session.commit_token = idempotency_key
+    session.commit_token = key.key
     session.save(update_fields=["state", "committed_at", "commit_token", "updated_at"])
 
-    for topic in channel.post_commit_directives:
-        Directive.objects.enqueue(
-            topic,
-            {"order_ref": order.ref, "channel_code": channel.code, "session_key": session.session_key},
-            dedupe_key=f"{order.ref}:{topic}",
-        )
-    enqueue_on_enter(order, None, order.status, entry="created")
-    on_create = flow.auto_transitions.get("on_create")
-    if on_create and on_create != order.status:
-        # Strict, unlike the handlers' apply_auto_transition: a flow whose on_create is not allowed fails every commit.
-        apply_transition(order, on_create, actor=actor, reason="auto_transitions.on_create")
+    directives = [
+        (topic, {"order_ref": order.ref, "channel_code": channel.code, "session_key": session_key}, f"{order.ref}:{topic}")
+        for topic in channel.post_commit_directives
+    ]
+    directives += on_enter_directives(order, None, initial, entry="created")
+    if moved_event is not None:
+        directives += on_enter_directives(order, initial, on_create, entry=str(moved_event.pk))
+    Directive.objects.enqueue_many(directives)
 
-    transaction.on_commit(lambda: order_created.send(sender=Order, order=order))
-    logger.info(
-        "session committed",
-        extra={"session_key": session_key, "order_ref": order.ref, "channel": channel.code, "actor": actor},
-    )
-    return {
+    result = {
         "order_ref": order.ref,
         "order_id": order.pk,
         "status": order.status,
         "total_q": order.total_q,
         "items_count": len(lines),
     }
+    _keep_result(key, result)
+
+    transaction.on_commit(lambda: order_created.send(sender=Order, order=order))
+    if moved:
+        transaction.on_commit(
+            lambda: order_status_changed.send(sender=Order, order=order, from_status=initial, to_status=on_create)
+        )
+    logger.info(
+        "session committed",
+        extra={"session_key": session_key, "order_ref": order.ref, "channel": channel.code, "actor": actor},
+    )
+    if moved:
+        logger.info(
+            "order status changed",
+            extra={"order_ref": order.ref, "channel": channel.code, "actor": actor, "from": initial, "to": on_create},
+        )
+    return result
 
 
 def _require_checks(session: Session) -> None:
@@ -263,18 +408,45 @@ def _require_checks(session: Session) -> None:
             )
 
 
-def _create_order(**fields: Any) -> Order:
-    """Insert the order under a fresh ``ref``, retrying on the (rare) collision."""
+def _new_ref(attempt: int) -> str:
     prefix = conf.get("ORDER_REF_PREFIX")
     day = timezone.localdate().strftime("%Y%m%d")
-    attempt = 0
-    while True:
-        order = Order(ref=f"{prefix}{day}-{random_code(6 if attempt < 3 else 10)}", **fields)
-        try:
-            with transaction.atomic():
-                order.save(force_insert=True)
-            return order
-        except IntegrityError:
-            attempt += 1
-            if attempt > 5 or not Order.objects.filter(ref=order.ref).exists():
-                raise
+    return f"{prefix}{day}-{random_code(6 if attempt < 3 else 10)}"
+
+
+def _insert_order(order: Order) -> None:
+    """Insert the order under a fresh ``ref`` (its own if it has one), another on the (rare) collision.
+
+    One ``INSERT … ON CONFLICT (ref) DO NOTHING RETURNING id`` per try (PostgreSQL
+    and SQLite): a taken ref returns no row, no savepoint needed; any other
+    violation (a second order of the session) raises. Written as SQL once per
+    connection, with the columns' own conversions (as ``Model.save()``); the
+    timestamps are the commit's (``created_at == updated_at`` == the status stamp).
+    """
+    connection = connections[router.db_for_write(Order)]
+    meta = Order._meta
+    fields = [field for field in meta.concrete_fields if not field.primary_key]
+
+    def build() -> str:
+        qn = connection.ops.quote_name
+        return (
+            f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(field.column) for field in fields)}) "
+            f"VALUES ({', '.join(['%s'] * len(fields))}) "
+            f"ON CONFLICT ({qn(meta.get_field('ref').column)}) DO NOTHING RETURNING {qn(meta.pk.column)}"
+        )
+
+    sql = kept_per_connection(connection, ("commit.insert_order",), build)
+    for attempt in range(6):
+        if attempt:
+            order.ref = _new_ref(attempt)
+        params = [field.get_db_prep_save(getattr(order, field.attname), connection) for field in fields]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+        if row is not None:
+            order.pk = row[0]
+            order._state.adding = False
+            order._state.db = connection.alias
+            order._loaded_status = order.status
+            return
+    raise IntegrityError(f"no free order ref after {attempt + 1} tries")

@@ -510,6 +510,19 @@ def on_order_event(sender, instance: OrderEvent, created: bool, **kwargs) -> Non
         _on_order_event(instance)
 
 
+def follows_status(order: Order, status: str) -> bool:
+    """Might a ``status_changed`` of ``order`` into ``status`` move or void its items (:func:`on_order_event`)?
+
+    ``False`` when ``status`` is neither the flow's cancel status nor an order
+    status of an item status (``kitchen_flow.order_statuses``): then the event
+    needs no ``post_save``, and a commit writes its ``on_create`` move's event in
+    one ``INSERT`` with the order's others.
+    """
+    if status == order.channel.order_flow.cancel_status:
+        return True
+    return status in order.channel.kitchen_flow.order_statuses.values()
+
+
 def _on_order_event(instance: OrderEvent) -> None:
     if instance.type == ITEM_VOIDED:
         payload = instance.payload or {}

@@ -117,14 +117,7 @@ def apply_auto_transition(order: Order, key: str, *, actor: str) -> Order | None
 
 def apply_transition(order: Order, new_status: str, *, actor: str, reason: str = "") -> Order:
     """Change the status of a locked order; stamp, audit and enqueue ``on_enter``."""
-    flow = order.channel.order_flow
-    if not flow.can(order.status, new_status):
-        raise InvalidTransition(
-            "invalid_transition",
-            _("Order %(order_ref)s cannot go from %(order_status)s to %(new_status)s.")
-            % {"order_ref": order.ref, "order_status": repr(order.status), "new_status": repr(new_status)},
-            {"order_ref": order.ref, "from": order.status, "to": new_status, "allowed": flow.allowed_from(order.status)},
-        )
+    require_transition(order, new_status)
     previous = order.status
     order.status = new_status
     fields = ["status", "updated_at"]
@@ -148,13 +141,29 @@ def apply_transition(order: Order, new_status: str, *, actor: str, reason: str =
     return order
 
 
+def require_transition(order: Order, new_status: str) -> None:
+    """``InvalidTransition("invalid_transition")`` unless the order's flow allows its move to ``new_status``."""
+    flow = order.channel.order_flow
+    if not flow.can(order.status, new_status):
+        raise InvalidTransition(
+            "invalid_transition",
+            _("Order %(order_ref)s cannot go from %(order_status)s to %(new_status)s.")
+            % {"order_ref": order.ref, "order_status": repr(order.status), "new_status": repr(new_status)},
+            {"order_ref": order.ref, "from": order.status, "to": new_status, "allowed": flow.allowed_from(order.status)},
+        )
+
+
 def enqueue_on_enter(order: Order, previous: str | None, status: str, *, entry: str) -> list[Directive]:
     """The ``on_enter`` topics of ``status``; ``entry`` tells one entry into it from another."""
     return [
-        Directive.objects.enqueue(
-            topic,
-            {"order_ref": order.ref, "from": previous, "to": status},
-            dedupe_key=f"{order.ref}:{status}:{topic}:{entry}",
-        )
+        Directive.objects.enqueue(topic, payload, dedupe_key=dedupe_key)
+        for topic, payload, dedupe_key in on_enter_directives(order, previous, status, entry=entry)
+    ]
+
+
+def on_enter_directives(order: Order, previous: str | None, status: str, *, entry: str) -> list[tuple[str, dict[str, Any], str]]:
+    """What :func:`enqueue_on_enter` enqueues, as ``(topic, payload, dedupe_key)``: for ``Directive.objects.enqueue_many``."""
+    return [
+        (topic, {"order_ref": order.ref, "from": previous, "to": status}, f"{order.ref}:{status}:{topic}:{entry}")
         for topic in order.channel.order_flow.topics_on_enter(status)
     ]

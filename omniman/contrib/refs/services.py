@@ -5,15 +5,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
+from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, router, transaction
+from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 
 from omniman.contrib.refs.exceptions import RefError
 from omniman.contrib.refs.models import Ref, TicketSequence
-from omniman.models import Channel, Order, Session
-from omniman.services import lock_order
+from omniman.models import Channel, Order, OrderEvent, Session, kept_per_connection
 
 logger = logging.getLogger("omniman.refs")
 
@@ -130,51 +131,33 @@ class RefService:
     # -- pickup tickets -----------------------------------------------------------------
 
     @staticmethod
-    @transaction.atomic
     def next_ticket(channel_code: str, *, day: date | None = None) -> int:
         """The next pickup number of ``channel_code`` for ``day`` (default: today), from 1.
 
-        The (scope, day) counter row is locked (``select_for_update``) for the
-        rest of the caller's transaction, so concurrent callers get distinct,
-        consecutive numbers; the first caller of the day creates the row, and
-        a loser of that race retries on the winner's row.
+        One statement: the (scope, day) counter row is inserted at 1 or bumped
+        (``INSERT … ON CONFLICT DO UPDATE SET last = last + 1 RETURNING last``),
+        and stays locked for the rest of the caller's transaction, so
+        concurrent callers get distinct, consecutive numbers.
         """
         if not channel_code:
             raise RefError("invalid_ref", "A ticket needs a channel code.", {"channel_code": channel_code})
-        day = day or timezone.localdate()
-        scope = ticket_scope(channel_code)
-        for _ in range(5):
-            counter = TicketSequence.objects.select_for_update().filter(scope=scope, day=day).first()
-            if counter is None:
-                try:
-                    with transaction.atomic():
-                        counter = TicketSequence.objects.create(scope=scope, day=day, last=0)
-                except IntegrityError:
-                    continue  # another transaction created it first: lock theirs
-            counter.last += 1
-            counter.save(update_fields=["last", "updated_at"])
-            return counter.last
-        raise RefError("invalid_ref", "Could not take a ticket number.", {"channel_code": channel_code})  # pragma: no cover
+        return int(_bump_ticket(ticket_scope(channel_code), day or timezone.localdate()) or 0)  # never None unguarded
 
     @staticmethod
-    @transaction.atomic
     def assign_ticket(order_ref: str, *, actor: str = "system") -> int:
         """The order's pickup number, taken once: later calls return the same number.
 
-        Locks the order, looks for its ``ticket.assigned`` event, else takes
-        the next number of the order's channel for the day the order was
-        created, writes the ``pickup:<channel>:<day>`` ref and the event.
+        Locks the order; takes the next number of the order's channel for the
+        day the order was created unless the order has its ``ticket.assigned``
+        event (then its number is returned); writes the
+        ``pickup:<channel>:<day>`` ref and the event. In the caller's
+        transaction if there is one (the directive engine's), without a
+        savepoint; else in its own.
         """
-        order = lock_order(order_ref, missing=RefError("order_not_found", f"No order {order_ref!r}.", {"order_ref": order_ref}))
-        assigned = order.events.filter(type=TICKET_ASSIGNED).values_list("payload", flat=True).first()
-        if assigned is not None:
-            return int(assigned["ticket"])
-        day = timezone.localdate(order.created_at)
-        number = RefService.next_ticket(order.channel.code, day=day)
-        Ref.objects.create(scope=pickup_scope(order.channel.code, day), key=str(number), order_ref=order.ref)
-        order.emit_event(TICKET_ASSIGNED, actor=actor, payload={"ticket": number, "day": day.isoformat()})
-        logger.info("pickup ticket assigned", extra={"order_ref": order.ref, "ticket": number})
-        return number
+        if transaction.get_connection(router.db_for_write(Order)).in_atomic_block:
+            return _assign_ticket(order_ref, actor=actor)
+        with transaction.atomic(using=router.db_for_write(Order)):
+            return _assign_ticket(order_ref, actor=actor)
 
     @staticmethod
     def tickets_for(order_refs: Iterable[str]) -> dict[str, int]:
@@ -236,6 +219,102 @@ def _merge(ref: Ref, current_order: str, *, session_key: str, order_ref: str) ->
     if changed:
         ref.save(update_fields=changed)
     return ref
+
+
+def _assign_ticket(order_ref: str, *, actor: str) -> int:
+    """Four statements: lock the order (its id, creation time and channel), bump the day's counter unless the
+    order already has its ticket, insert the ref and the event (``benchmarks/profile_api.py``: the handler runs
+    after every commit of a channel with pickup numbers)."""
+    locked = _lock_order(order_ref)
+    if locked is None:
+        raise RefError("order_not_found", f"No order {order_ref!r}.", {"order_ref": order_ref})
+    order_id, created_at, channel_code = locked
+    day = timezone.localdate(created_at)
+    # Read after the lock: a concurrent assignment of this order committed its event before letting go of it.
+    number = _bump_ticket(ticket_scope(channel_code), day, unless_assigned=order_id)
+    if number is None:
+        assigned = (
+            OrderEvent.objects.filter(order_id=order_id, type=TICKET_ASSIGNED)
+            .order_by("created_at", "id")
+            .values_list("payload", flat=True)
+            .first()
+        )
+        return int(assigned["ticket"])
+    Ref.objects.create(scope=pickup_scope(channel_code, day), key=str(number), order_ref=order_ref)
+    OrderEvent.objects.create(order_id=order_id, type=TICKET_ASSIGNED, actor=actor, payload={"ticket": number, "day": day.isoformat()})
+    logger.info("pickup ticket assigned", extra={"order_ref": order_ref, "ticket": number})
+    return number
+
+
+def _lock_order(order_ref: str) -> tuple[int, datetime, str] | None:
+    """``(id, created_at, channel code)`` of the order, its row locked (``FOR UPDATE OF``); SQL written once per connection."""
+    connection = connections[router.db_for_write(Order)]
+    if connection.features.has_select_for_update and connection.get_autocommit():
+        raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
+    created_field = Order._meta.get_field("created_at")
+
+    def build() -> tuple[str, Any, list[Any]]:
+        qn = connection.ops.quote_name
+        order, channel = Order._meta, Channel._meta
+        sql = (
+            f"SELECT o.{qn(order.pk.column)}, o.{qn(created_field.column)}, c.{qn(channel.get_field('code').column)} "
+            f"FROM {qn(order.db_table)} o INNER JOIN {qn(channel.db_table)} c "
+            f"ON o.{qn(order.get_field('channel').column)} = c.{qn(channel.pk.column)} "
+            f"WHERE o.{qn(order.get_field('ref').column)} = %s"
+        )
+        if connection.features.has_select_for_update:
+            sql += " FOR UPDATE OF o" if connection.features.has_select_for_update_of else " FOR UPDATE"
+        column = created_field.get_col(order.db_table)
+        return sql, column, [*connection.ops.get_db_converters(column), *column.get_db_converters(connection)]
+
+    sql, column, converters = kept_per_connection(connection, ("refs.lock_order",), build)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [order_ref or ""])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    created_at = row[1]
+    for converter in converters:
+        created_at = converter(created_at, column, connection)
+    return row[0], created_at, row[2]
+
+
+def _bump_ticket(scope: str, day: date, *, unless_assigned: int | None = None) -> int | None:
+    """The (scope, day) counter inserted at 1 or bumped, in one statement; its new ``last``.
+
+    With ``unless_assigned`` (an order id), nothing happens and ``None`` is
+    returned when that order already has its ``ticket.assigned`` event (the
+    ``INSERT … SELECT … WHERE NOT EXISTS`` proposes no row).
+    """
+    connection = connections[router.db_for_write(TicketSequence)]
+    guarded = unless_assigned is not None
+
+    def build() -> str:
+        qn = connection.ops.quote_name
+        meta, event = TicketSequence._meta, OrderEvent._meta
+        table = qn(meta.db_table)
+        scope_col, day_col, last, updated = (qn(meta.get_field(name).column) for name in ("scope", "day", "last", "updated_at"))
+        where = "WHERE 1 = 1"  # SQLite needs a WHERE to tell the SELECT's end from ON CONFLICT
+        if guarded:
+            where = (
+                f"WHERE NOT EXISTS (SELECT 1 FROM {qn(event.db_table)} e WHERE e.{qn(event.get_field('order').column)} = %s "
+                f"AND e.{qn(event.get_field('type').column)} = %s)"
+            )
+        return (
+            f"INSERT INTO {table} ({scope_col}, {day_col}, {last}, {updated}) SELECT %s, %s, 1, %s {where} "
+            f"ON CONFLICT ({scope_col}, {day_col}) DO UPDATE SET {last} = {table}.{last} + 1, {updated} = excluded.{updated} "
+            f"RETURNING {last}"
+        )
+
+    sql = kept_per_connection(connection, ("refs.bump_ticket", guarded), build)
+    meta = TicketSequence._meta
+    params = [scope, meta.get_field("day").get_db_prep_save(day, connection), meta.get_field("updated_at").get_db_prep_save(timezone.now(), connection)]
+    if guarded:
+        params += [unless_assigned, TICKET_ASSIGNED]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return None if row is None else int(row[0])
 
 
 __all__ = ["RefService", "Locator", "ticket_scope", "pickup_scope", "TICKET_ASSIGNED"]

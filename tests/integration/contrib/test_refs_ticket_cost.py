@@ -1,0 +1,71 @@
+"""What a pickup number costs (issue 19): ``refs.assign_ticket`` runs after every commit of a ticket channel.
+
+Counted as Django counts them: the order's lock, the counter's bump (one
+upsert, skipped when the order has its number), the ref, the event; no
+savepoint inside the caller's transaction (the directive engine's).
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from omniman.contrib.refs.models import Ref, TicketSequence
+from omniman.contrib.refs.services import RefService
+from omniman.models import Order, OrderEvent
+from tests.factories import commit, create_session_at, make_channel
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _order(code: str = "counter") -> Order:
+    channel = make_channel(code, config={"post_commit_directives": ["refs.assign_ticket"]})
+    return Order.objects.get(ref=commit(create_session_at(channel))["order_ref"])
+
+
+def _statements(ctx) -> list[str]:
+    return [q["sql"].split()[0].upper() for q in ctx.captured_queries]
+
+
+def test_a_ticket_in_the_callers_transaction_is_four_statements_and_no_savepoint():
+    order = _order()
+    with transaction.atomic(), CaptureQueriesContext(connection) as ctx:
+        assert RefService.assign_ticket(order.ref, actor="directive:refs.assign_ticket") == 1
+    assert _statements(ctx) == ["SELECT", "INSERT", "INSERT", "INSERT"]  # lock, counter upsert, ref, event
+    day = timezone.localdate(order.created_at)
+    assert list(TicketSequence.objects.values_list("scope", "day", "last")) == [("pickup:counter", day, 1)]
+    assert list(Ref.objects.values_list("scope", "key", "order_ref", "session_key")) == [
+        (f"pickup:counter:{day.isoformat()}", "1", order.ref, "")
+    ]
+    event = OrderEvent.objects.get(order=order, type="ticket.assigned")
+    assert (event.actor, event.payload) == ("directive:refs.assign_ticket", {"ticket": 1, "day": day.isoformat()})
+
+
+def test_on_its_own_it_opens_its_transaction():
+    order = _order()
+    with CaptureQueriesContext(connection) as ctx:
+        assert RefService.assign_ticket(order.ref) == 1
+    statements = _statements(ctx)
+    assert statements[0] == "BEGIN" and statements[-1] == "COMMIT" and len(statements) == 6
+
+
+def test_an_order_with_its_number_keeps_it_and_the_counter_does_not_move():
+    first, second = _order(), None
+    assert RefService.assign_ticket(first.ref) == 1
+    second = Order.objects.get(ref=commit(create_session_at(first.channel))["order_ref"])
+    with transaction.atomic(), CaptureQueriesContext(connection) as ctx:
+        assert RefService.assign_ticket(first.ref) == 1
+    assert _statements(ctx) == ["SELECT", "INSERT", "SELECT"]  # lock, the upsert that proposes no row, the event
+    assert TicketSequence.objects.get().last == 1
+    assert RefService.assign_ticket(second.ref) == 2  # the next order gets the next number, none was skipped
+    assert OrderEvent.objects.filter(type="ticket.assigned").count() == 2 and Ref.objects.count() == 2
+
+
+def test_next_ticket_is_one_statement():
+    with CaptureQueriesContext(connection) as ctx:
+        assert RefService.next_ticket("drive") == 1
+        assert RefService.next_ticket("drive") == 2
+    assert _statements(ctx) == ["INSERT", "INSERT"]
+    assert TicketSequence.objects.get().last == 2
