@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from omniman import conf
+from omniman import conf, engine
 from omniman.exceptions import CommitError, IdempotencyError, OmnimanError, ValidationError
 from omniman.models import Directive, IdempotencyKey, Order, OrderItem, Session
 from omniman.monetary import is_currency
@@ -57,7 +57,8 @@ class CommitService:
         if isinstance(claimed, dict):
             return {**claimed, "idempotent": True}
         try:
-            with transaction.atomic():
+            # The post-commit directives of database-only handlers (the ticket number) run in this transaction.
+            with transaction.atomic(), engine.dispatch_before_commit():
                 result = _commit(
                     session_key, channel_code, idempotency_key, ctx=dict(ctx or {}), actor=actor, expected_rev=expected_rev
                 )

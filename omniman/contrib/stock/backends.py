@@ -45,6 +45,17 @@ def _hold(row: StockHold) -> Hold:
     )
 
 
+def _own_transaction():
+    """A transaction for a method's locks when the caller has none; inside the caller's, nothing of its own.
+
+    The locks last until the caller's transaction ends either way; a savepoint
+    there would only add a ``SAVEPOINT``/``RELEASE`` round trip pair and
+    protect nothing (an error leaves the method, and the caller's transaction
+    decides: the stock handlers run in the directive's savepoint).
+    """
+    return nullcontext() if transaction.get_connection().in_atomic_block else transaction.atomic()
+
+
 def _lock_levels(skus: Iterable[str], *, lock: bool = True) -> dict[str, StockLevel]:
     """The ``StockLevel`` rows of ``skus``, locked in SKU order (call inside a transaction)."""
     rows = StockLevel.objects.filter(sku__in=sorted(set(skus))).order_by("sku")
@@ -196,7 +207,7 @@ class DatabaseStockBackend:
         if not skus:
             return {}
         # Without the lock it is a plain read (no transaction, no savepoint): an advisory answer.
-        with transaction.atomic() if lock else nullcontext():
+        with _own_transaction() if lock else nullcontext():
             levels = _lock_levels(skus, lock=lock)
             tracked = [sku for sku, level in levels.items() if level.track]
             held = _held(tracked, exclude_reference=reference) if tracked else {}
@@ -221,7 +232,7 @@ class DatabaseStockBackend:
             raise ValidationError("missing_field", "A hold needs a reference.", {"field": "reference"})
         if not wanted:
             return []
-        with transaction.atomic():
+        with _own_transaction():
             levels = _lock_levels(wanted)
             tracked = [sku for sku, level in levels.items() if level.track]
             held = _held(tracked) if tracked else {}
@@ -243,7 +254,7 @@ class DatabaseStockBackend:
         if not reference:
             raise ValidationError("missing_field", "A hold needs a reference.", {"field": "reference"})
         wanted = {sku: Decimal(qty) for sku, qty in skus_qty.items()}
-        with transaction.atomic():
+        with _own_transaction():
             # Stock rows first (one query, SKU order), then the hold rows: the order every caller uses.
             levels = _lock_levels(wanted) if wanted else {}
             tracked = [sku for sku, level in levels.items() if level.track]
@@ -269,11 +280,11 @@ class DatabaseStockBackend:
         return bool(changed)
 
     def release_holds_for_reference(self, reference: str) -> list[int]:
-        with transaction.atomic():
+        with _own_transaction():
             return _finish_for_reference(reference, StockHold.Status.RELEASED)
 
     def fulfill_holds_for_reference(self, reference: str) -> list[int]:
-        with transaction.atomic():
+        with _own_transaction():
             return _finish_for_reference(reference, StockHold.Status.FULFILLED, order=("sku", "pk"))
 
     def holds_for_reference(self, reference: str) -> list[Hold]:
@@ -282,7 +293,7 @@ class DatabaseStockBackend:
 
     def record_sale(self, order_ref: str, skus_qty: Mapping[str, Decimal], *, actor: str = "") -> dict[str, Decimal]:
         wanted = {sku: Decimal(qty) for sku, qty in skus_qty.items() if Decimal(qty) > 0}
-        with transaction.atomic():
+        with _own_transaction():
             levels = _lock_levels(wanted)
             done = set(
                 StockMovement.objects.filter(reference=order_ref, reason=StockMovement.Reason.COMMIT).values_list("sku", flat=True)
@@ -292,7 +303,7 @@ class DatabaseStockBackend:
         return taken
 
     def restore_sale(self, order_ref: str, *, actor: str = "") -> dict[str, Decimal]:
-        with transaction.atomic():
+        with _own_transaction():
             sold = dict(
                 StockMovement.objects.filter(reference=order_ref, reason=StockMovement.Reason.COMMIT).values_list("sku", "delta")
             )
