@@ -147,14 +147,16 @@ class SessionService:
     def as_checked(session: Session, *, reread=None) -> Session:
         """The session as its checks left it, for a change's answer (the API's modify, the POS's tap).
 
-        A change's checks may run in its own request, right after it commits
-        (``DISPATCH_ON_COMMIT``: the stock hold, pricing): they write the
-        session's check results and issues, not its rev, so the object the
-        change returned no longer shows them. While a required check is
-        missing or stale on that object, the session is read again
-        (``reread(session)``, else :func:`find_session`): one query, only on
-        channels with checks. A check a worker runs later is still pending in
-        what is read: the answer says so.
+        A change's checks may run in its own request (``DISPATCH_ON_COMMIT``):
+        in its transaction, on the session it returns (the stock hold writes its
+        result on that object: nothing to read), or right after it commits (a
+        handler with outside effects, or one that wrote its result on a copy of
+        its own): they write the session's check results and issues, not its
+        rev, so the object the change returned may not show them. While a
+        required check is missing or stale on that object, the session is read
+        again (``reread(session)``, else :func:`find_session`): one query, only
+        on channels with checks. A check a worker runs later is still pending
+        in what is read: the answer says so.
         """
         if session.pk is None or not any(check.blocks_commit for check in session.check_states()):
             return session
