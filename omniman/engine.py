@@ -933,12 +933,155 @@ def dispatch_is_held() -> bool:
     return _dispatch_held.get()
 
 
+class BeforeCommit:
+    """The open :func:`dispatch_before_commit` block: the directives it runs at its end, and what it shares.
+
+    ``share(**objects)`` hands the block's handlers rows the enqueuing
+    transaction has locked and holds in memory (``ctx["locked"]``, by name), so
+    they need not read them again. ``outcomes`` lists ``(directive id,
+    outcome)`` once the block has run them: ``done``, ``retried``, ``failed``
+    or ``skipped`` (its row gone with a rolled-back savepoint, or not due yet).
+    """
+
+    def __init__(self):
+        self.pending: list[tuple[Directive, object]] = []
+        self.shared: dict[str, object] = {}
+        self.outcomes: list[tuple[int, str]] = []
+
+    def share(self, **objects) -> None:
+        self.shared.update(objects)
+
+    def _run(self) -> None:
+        pending, self.pending = self.pending, []
+        if not pending or connection.needs_rollback:
+            return  # nothing to run, or a transaction that can only roll back
+        max_attempts = int(conf.get("DIRECTIVE_MAX_ATTEMPTS"))
+        release = None
+        token = _before_commit.set(None)  # what the handlers enqueue takes the after-commit way
+        try:
+            for directive, handler in pending:
+                outcome, release = _run_before_commit(directive, handler, self.shared, max_attempts, release=release)
+                self.outcomes.append((directive.pk, outcome))
+        finally:
+            _before_commit.reset(token)
+        # The last savepoint is not released: the commit ends it with the transaction (one round trip less).
+
+
+_before_commit: ContextVar[BeforeCommit | None] = ContextVar("omniman_before_commit", default=None)
+
+
+@contextmanager
+def dispatch_before_commit() -> Iterator[BeforeCommit]:
+    """Run the ``DISPATCH_ON_COMMIT`` directives enqueued in this block before the transaction commits.
+
+    Open it inside the service's ``transaction.atomic()``. A directive enqueued
+    in the block whose topic is in ``DISPATCH_ON_COMMIT`` and whose handler is
+    ``database_only`` (:func:`claims_in_batch`: its effects are rows of this
+    database, quick) gets no after-commit dispatch: at the block's normal exit
+    each runs in a savepoint of its own — one statement opens the savepoint and
+    marks the row ``done`` (``attempts`` 1, ``started_at``), then the handler
+    runs — all in the service's transaction, which commits it with the
+    service's own work: one commit instead of two, no claim of its own.
+
+    A handler that raises (or leaves the transaction marked for rollback) is
+    rolled back to its savepoint, with its ``done`` mark and its ``on_commit``
+    callbacks; the directive stays ``queued`` for the workers with the failure
+    recorded as the engine records failures (``attempts``, ``last_error``,
+    backoff, or ``failed`` after the last attempt), the objects it was shared are
+    read again, and the service's own work still commits. Nothing runs if the
+    block raises, nor inside :func:`dispatch_held`. Other handlers
+    (``own_transaction``, or not ``database_only``) keep the after-commit
+    :func:`dispatch`. At least once: a process that dies before the commit
+    takes the directive row down with the change that enqueued it.
+
+    Handlers get ``ctx["locked"]``: the objects the service shared with
+    :meth:`BeforeCommit.share` (rows it holds locked, as this transaction left
+    them). A handler that changes one writes its row and the object alike.
+    Directives its handlers enqueue take the after-commit way.
+    """
+    if not connection.in_atomic_block:
+        raise transaction.TransactionManagementError("dispatch_before_commit() runs inside transaction.atomic()")
+    block = BeforeCommit()
+    token = _before_commit.set(block)
+    try:
+        yield block
+    finally:
+        _before_commit.reset(token)
+    block._run()  # only at a normal exit: an exception leaves the block above
+
+
+# Open a directive's savepoint and mark it done (claimed from queued, due) in one round trip.
+_BEFORE_COMMIT_DONE_SQL = (
+    "UPDATE {table} SET status = 'done', attempts = attempts + 1, started_at = %s, updated_at = %s, last_error = '' "
+    "WHERE id = %s AND status = 'queued' AND available_at <= %s"
+)
+
+
+def _run_before_commit(directive: Directive, handler, shared: dict, max_attempts: int, *, release: str | None) -> tuple[str, str | None]:
+    """Run one directive in the enqueuing transaction, in a savepoint; ``(outcome, the savepoint left open)``."""
+    raw = connection.connection
+    connection.savepoint_state += 1
+    sid = f"omniman_b{connection.savepoint_state}"
+    ops = connection.ops
+    statements = [ops.savepoint_commit_sql(release)] if release else []
+    statements += [ops.savepoint_create_sql(sid), _BEFORE_COMMIT_DONE_SQL.format(table=Directive._meta.db_table)]
+    now = timezone.now()
+    if not _execute_last(statements, [now, now, directive.pk, now]):
+        return "skipped", sid  # rolled back with a savepoint of the service, or not due yet: nothing to do
+    directive.status, directive.attempts, directive.started_at = Directive.Status.DONE, directive.attempts + 1, now
+    ctx = {
+        "attempt": directive.attempts,
+        "max_attempts": max_attempts,
+        "actor": f"directive:{directive.topic}",
+        "locked": shared,
+    }
+    connection.savepoint_ids.append(sid)  # on_commit callbacks registered by the handler belong to it
+    try:
+        try:
+            handler.handle(message=directive, ctx=ctx)
+            if connection.needs_rollback:
+                raise _LeftForRollback("the handler left the transaction marked for rollback")
+        except Exception as exc:  # the handler failed: undo its writes, record it, the service goes on
+            if isinstance(exc, DATABASE_ERRORS) and _connection_lost(raw, exc):
+                raise
+            connection.needs_rollback = False  # what the savepoint's rollback undoes (a nested atomic asked for it)
+            connection.savepoint_rollback(sid)  # also drops the on_commit callbacks it registered
+            return _record_failure_before_commit(directive, exc, shared, max_attempts), sid
+    finally:
+        connection.savepoint_ids.remove(sid)
+    logger.info("directive done", extra={"directive": directive.pk, "topic": directive.topic, "attempt": directive.attempts})
+    return "done", sid
+
+
+def _record_failure_before_commit(directive: Directive, exc: BaseException, shared: dict, max_attempts: int) -> str:
+    """The handler's run rolled back (the row is ``queued`` with no attempt): count it, record the failure,
+    and read the shared objects again (the handler may have changed them in memory)."""
+    outcome, fields = _failure_fields(directive, exc, max_attempts)
+    fields.update(attempts=directive.attempts, started_at=directive.started_at)
+    Directive.objects.filter(pk=directive.pk, status=Directive.Status.QUEUED).update(**fields)
+    directive.status = fields["status"]
+    for obj in shared.values():
+        refresh = getattr(obj, "refresh_from_db", None)
+        if refresh is not None:
+            refresh()
+    _log_failure(directive, outcome, exc)
+    return outcome
+
+
 def _dispatch_on_commit(sender, directive: Directive, **kwargs) -> None:
-    """``DISPATCH_ON_COMMIT`` topics run right after the enqueuing transaction commits
-    (never inside ``dispatch_held()``). Connected to ``signals.directive_enqueued``."""
-    if directive.topic in (conf.get("DISPATCH_ON_COMMIT") or ()) and not dispatch_is_held():
-        pk, topic = directive.pk, directive.topic
-        transaction.on_commit(lambda: dispatch(pk, topic=topic))
+    """``DISPATCH_ON_COMMIT`` topics run right after the enqueuing transaction commits (never inside
+    ``dispatch_held()``), or before it commits inside :func:`dispatch_before_commit` when their handler
+    is ``database_only``. Connected to ``signals.directive_enqueued``."""
+    if directive.topic not in (conf.get("DISPATCH_ON_COMMIT") or ()) or dispatch_is_held():
+        return
+    block = _before_commit.get()
+    if block is not None:
+        handler = registry.get_directive_handler(directive.topic)
+        if handler is not None and claims_in_batch(handler):
+            block.pending.append((directive, handler))
+            return
+    pk, topic = directive.pk, directive.topic
+    transaction.on_commit(lambda: dispatch(pk, topic=topic))
 
 
 directive_enqueued.connect(_dispatch_on_commit, dispatch_uid="omniman.engine.dispatch_on_commit")
@@ -1329,4 +1472,4 @@ def _close_quietly(conn) -> None:
         conn.connection = None
 
 
-__all__ = ["PassResult", "backoff_seconds", "claim", "dispatch", "execute", "process", "process_once", "release", "requeue_interrupted", "requeue_stuck", "Listener", "Worker"]
+__all__ = ["BeforeCommit", "PassResult", "backoff_seconds", "claim", "dispatch", "dispatch_before_commit", "dispatch_held", "execute", "process", "process_once", "release", "requeue_interrupted", "requeue_stuck", "Listener", "Worker"]

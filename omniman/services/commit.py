@@ -11,7 +11,7 @@ from django.db import IntegrityError, connections, router, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from omniman import conf
+from omniman import conf, engine
 from omniman.exceptions import CommitError, IdempotencyError, OmnimanError, ValidationError
 from omniman.flow import TIMESTAMPED_STATUSES
 from omniman.models import Directive, IdempotencyKey, Order, OrderEvent, OrderItem, Session
@@ -60,7 +60,8 @@ class CommitService:
         key = _Key(f"commit:{channel_code}", idempotency_key, session_key)
         owned = False  # set once the key lets this commit run: a failure after that marks it failed
         try:
-            with transaction.atomic():
+            # The post-commit directives of database-only handlers (the ticket number) run in this transaction.
+            with transaction.atomic(), engine.dispatch_before_commit():
                 session = lock_session(session_key, channel_code)  # not_found / channel_not_found: no key is written
                 cached = _read_key(key)
                 if cached is not None:

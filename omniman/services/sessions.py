@@ -6,12 +6,12 @@ import logging
 from datetime import datetime, timezone as dt_timezone
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
-from omniman import registry
+from omniman import engine, registry
 from omniman.exceptions import IssueResolveError, OmnimanError, SessionError, ValidationError
 from omniman.models import Channel, Directive, Session
 from omniman.services import pipeline
@@ -152,14 +152,16 @@ class SessionService:
     def as_checked(session: Session, *, reread=None) -> Session:
         """The session as its checks left it, for a change's answer (the API's modify, the POS's tap).
 
-        A change's checks may run in its own request, right after it commits
-        (``DISPATCH_ON_COMMIT``: the stock hold, pricing): they write the
-        session's check results and issues, not its rev, so the object the
-        change returned no longer shows them. While a required check is
-        missing or stale on that object, the session is read again
-        (``reread(session)``, else :func:`find_session`): one query, only on
-        channels with checks. A check a worker runs later is still pending in
-        what is read: the answer says so.
+        A change's checks may run in its own request (``DISPATCH_ON_COMMIT``):
+        in its transaction, on the session it returns (the stock hold writes its
+        result on that object: nothing to read), or right after it commits (a
+        handler with outside effects, or one that wrote its result on a copy of
+        its own): they write the session's check results and issues, not its
+        rev, so the object the change returned may not show them. While a
+        required check is missing or stale on that object, the session is read
+        again (``reread(session)``, else :func:`find_session`): one query, only
+        on channels with checks. A check a worker runs later is still pending
+        in what is read: the answer says so.
         """
         if session.pk is None or not any(check.blocks_commit for check in session.check_states()):
             return session
@@ -271,7 +273,6 @@ def _existing_session(channel: Channel, handle_type: str, handle_ref: str, sessi
 
 class ModifyService:
     @staticmethod
-    @transaction.atomic
     def modify_session(
         session_key: str,
         channel_code: str,
@@ -285,12 +286,21 @@ class ModifyService:
         With ``expected_rev``, a session that moved on since the caller read it
         raises ``SessionError("stale_rev")`` and nothing is applied. A parked
         session is resumed by the change (``data["parked"]`` back to ``False``).
+
+        The checks it enqueues whose topics are in ``DISPATCH_ON_COMMIT`` and
+        whose handlers are ``database_only`` (the stock hold, pricing) run in
+        its transaction, on the session it holds locked
+        (:func:`omniman.engine.dispatch_before_commit`): the session returned
+        carries their results. A check that fails leaves its directive queued
+        for the workers; the change itself still commits.
         """
         ctx = dict(ctx or {})
-        session = lock_session(session_key, channel_code)
-        require_open(session)
-        require_rev(session, expected_rev)
-        session = pipeline.modify(session, _resuming(session, ops), ctx=ctx)
+        with transaction.atomic(), engine.dispatch_before_commit() as checks:
+            session = lock_session(session_key, channel_code)
+            require_open(session)
+            require_rev(session, expected_rev)
+            session = pipeline.modify(session, _resuming(session, ops), ctx=ctx)
+            checks.share(session=session)
         logger.info(
             "session modified",
             extra={
@@ -327,7 +337,6 @@ def _as_rev(value: Any) -> int:
 
 class SessionWriteService:
     @staticmethod
-    @transaction.atomic
     def write_check(
         session_key: str,
         channel_code: str,
@@ -337,46 +346,64 @@ class SessionWriteService:
         result: Any,
         status: str = "ok",
         issues: list[dict[str, Any]] | None = None,
+        session: Session | None = None,
     ) -> bool:
         """Record a check's outcome for ``expected_rev``; ``False`` (and no write) if the session moved on.
 
         The check's issues replace the issues of the same source; a result's
         ``expires_at`` (ISO 8601) is kept on the check so the commit can refuse
         an expired hold. ``rev`` never changes here.
+
+        ``session``: the session itself, when the caller holds it locked in its
+        open transaction (a check handler that locked it first, or ran in the
+        transaction that changed it): it is not read again, and the object
+        carries the check once written (one ``UPDATE``).
         """
         if not isinstance(check_code, str) or not check_code:
             raise ValidationError("missing_field", _("check_code is required."), {"field": "check_code"})
         expected_rev = _as_rev(expected_rev)
-        session = lock_session(session_key, channel_code)
-        if session.state != Session.State.OPEN or session.rev != expected_rev:
-            return False
-        ensure_json(result, "result")
-        normalized = [_normalize_issue(issue, check_code, index) for index, issue in enumerate(issues or [])]
-        entry: dict[str, Any] = {
-            "rev": expected_rev,
-            "status": status,
-            "result": result,
-            "checked_at": timezone.now().isoformat(),
-        }
-        expires_at = result.get("expires_at") if isinstance(result, dict) else None
-        if expires_at:
-            parsed = parse_datetime(str(expires_at)) if not isinstance(expires_at, datetime) else expires_at
-            if parsed is None:
-                raise ValidationError("invalid_field", _("expires_at must be ISO 8601."), {"field": "expires_at"})
-            if timezone.is_naive(parsed):
-                parsed = timezone.make_aware(parsed, dt_timezone.utc)
-            entry["expires_at"] = parsed.isoformat()
-        data = session.data
-        data.setdefault("checks", {})[check_code] = entry
-        kept = [issue for issue in data.get("issues", []) if issue.get("source") != check_code]
-        taken = {issue["id"] for issue in kept}
-        for issue in normalized:
-            while issue["id"] in taken:
-                issue["id"] += "+"
-            taken.add(issue["id"])
-        data["issues"] = kept + normalized
-        session.save(update_fields=["data", "updated_at"])
-        return True
+        if session is None:
+            with transaction.atomic():
+                return _write_check(lock_session(session_key, channel_code), check_code, expected_rev, result, status, issues)
+        if session.session_key != session_key or session.channel.code != channel_code:
+            raise ValueError("write_check: the session given is not the one addressed")
+        if not connection.in_atomic_block:
+            raise transaction.TransactionManagementError("write_check(session=...) needs the transaction that locked it")
+        return _write_check(session, check_code, expected_rev, result, status, issues)
+
+
+def _write_check(
+    session: Session, check_code: str, expected_rev: int, result: Any, status: str, issues: list[dict[str, Any]] | None
+) -> bool:
+    if session.state != Session.State.OPEN or session.rev != expected_rev:
+        return False
+    ensure_json(result, "result")
+    normalized = [_normalize_issue(issue, check_code, index) for index, issue in enumerate(issues or [])]
+    entry: dict[str, Any] = {
+        "rev": expected_rev,
+        "status": status,
+        "result": result,
+        "checked_at": timezone.now().isoformat(),
+    }
+    expires_at = result.get("expires_at") if isinstance(result, dict) else None
+    if expires_at:
+        parsed = parse_datetime(str(expires_at)) if not isinstance(expires_at, datetime) else expires_at
+        if parsed is None:
+            raise ValidationError("invalid_field", _("expires_at must be ISO 8601."), {"field": "expires_at"})
+        if timezone.is_naive(parsed):
+            parsed = timezone.make_aware(parsed, dt_timezone.utc)
+        entry["expires_at"] = parsed.isoformat()
+    data = session.data
+    data.setdefault("checks", {})[check_code] = entry
+    kept = [issue for issue in data.get("issues", []) if issue.get("source") != check_code]
+    taken = {issue["id"] for issue in kept}
+    for issue in normalized:
+        while issue["id"] in taken:
+            issue["id"] += "+"
+        taken.add(issue["id"])
+    data["issues"] = kept + normalized
+    session.save(update_fields=["data", "updated_at"])
+    return True
 
 
 def _normalize_issue(issue: Any, check_code: str, index: int) -> dict[str, Any]:

@@ -18,13 +18,14 @@ from contextlib import nullcontext
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from django.db import transaction
-from django.db.models import F, Sum
+from django.db import connections, router, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from omniman.contrib.stock.models import StockHold, StockLevel, StockMovement
 from omniman.contrib.stock.protocols import UNLIMITED, Hold, HoldReplacement
 from omniman.exceptions import OmnimanError, ValidationError
+from omniman.models import ModelRows, kept_per_connection
 from omniman.monetary import parse_qty
 
 ZERO = Decimal("0")
@@ -45,12 +46,74 @@ def _hold(row: StockHold) -> Hold:
     )
 
 
+def _own_transaction():
+    """A transaction for a method's locks when the caller has none; inside the caller's, nothing of its own.
+
+    The locks last until the caller's transaction ends either way; a savepoint
+    there would only add a ``SAVEPOINT``/``RELEASE`` round trip pair and
+    protect nothing (an error leaves the method, and the caller's transaction
+    decides: the stock handlers run in the directive's savepoint).
+    """
+    return nullcontext() if transaction.get_connection().in_atomic_block else transaction.atomic()
+
+
+# The three reads of every stock check — the SKUs' levels, the other sessions' live holds, the session's own
+# holds — as SQL written once per connection (and SKU count): the ORM spent more CPU building and compiling
+# them than the database spent running them (``benchmarks/profile_api.py``).
+
+
+def _marks(count: int) -> str:
+    return ", ".join(["%s"] * count)
+
+
 def _lock_levels(skus: Iterable[str], *, lock: bool = True) -> dict[str, StockLevel]:
     """The ``StockLevel`` rows of ``skus``, locked in SKU order (call inside a transaction)."""
-    rows = StockLevel.objects.filter(sku__in=sorted(set(skus))).order_by("sku")
-    if lock:
-        rows = rows.select_for_update()
-    return {level.sku: level for level in rows}
+    skus = sorted(set(skus))
+    if not skus:
+        return {}
+    connection = connections[router.db_for_write(StockLevel) if lock else router.db_for_read(StockLevel)]
+    locking = lock and connection.features.has_select_for_update
+    if locking and connection.get_autocommit():
+        raise transaction.TransactionManagementError("select_for_update cannot be used outside of a transaction.")
+    rows = ModelRows.of(StockLevel, connection, "l")
+
+    def build() -> str:
+        qn = connection.ops.quote_name
+        sku = f"l.{qn(StockLevel._meta.get_field('sku').column)}"
+        return (
+            f"SELECT {rows.columns} FROM {qn(StockLevel._meta.db_table)} l WHERE {sku} IN ({_marks(len(skus))}) "
+            f"ORDER BY {sku}{' FOR UPDATE' if locking else ''}"
+        )
+
+    sql = kept_per_connection(connection, ("stock.levels", len(skus), locking), build) if len(skus) <= 64 else build()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, skus)
+        found = cursor.fetchall()
+    return {level.sku: level for level in (rows.load(connection.alias, values) for values in found)}
+
+
+def _own_active_holds(reference: str) -> list[StockHold]:
+    """``reference``'s active holds, locked, oldest first (call inside a transaction)."""
+    connection = connections[router.db_for_write(StockHold)]
+    locking = connection.features.has_select_for_update
+    if locking and connection.get_autocommit():
+        raise transaction.TransactionManagementError("select_for_update cannot be used outside of a transaction.")
+    rows = ModelRows.of(StockHold, connection, "h")
+
+    def build() -> str:
+        qn = connection.ops.quote_name
+        column = {name: f"h.{qn(StockHold._meta.get_field(name).column)}" for name in ("reference", "status")}
+        return (
+            f"SELECT {rows.columns} FROM {qn(StockHold._meta.db_table)} h "
+            f"WHERE {column['reference']} = %s AND {column['status']} = %s "
+            f"ORDER BY h.{qn(StockHold._meta.pk.column)}{' FOR UPDATE' if locking else ''}"
+        )
+
+    sql = kept_per_connection(connection, ("stock.own_holds", locking), build)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [reference, StockHold.Status.ACTIVE])
+        found = cursor.fetchall()
+    return [rows.load(connection.alias, values) for values in found]
 
 
 def _available(skus: Iterable[str], levels: Mapping[str, StockLevel], held: Mapping[str, Decimal]) -> dict[str, Decimal]:
@@ -138,9 +201,7 @@ def _apply_hold_deltas(
     transaction, after locking the SKUs' levels.
     """
     now = timezone.now()
-    current = list(
-        StockHold.objects.filter(reference=reference, status=StockHold.Status.ACTIVE).select_for_update().order_by("pk")
-    )
+    current = _own_active_holds(reference)
     keep: dict[str, StockHold] = {}
     change: dict[str, StockHold] = {}
     drop: list[int] = []
@@ -176,10 +237,39 @@ def _apply_hold_deltas(
 
 def _held(skus: Iterable[str], *, exclude_reference: str = "") -> dict[str, Decimal]:
     """Units held by live (active, unexpired) holds, per SKU."""
-    holds = StockHold.objects.filter(sku__in=list(skus), status=StockHold.Status.ACTIVE, expires_at__gt=timezone.now())
-    if exclude_reference:
-        holds = holds.exclude(reference=exclude_reference)
-    return {row["sku"]: row["total"] for row in holds.values("sku").annotate(total=Sum("qty")).order_by()}
+    skus = list(skus)
+    if not skus:
+        return {}
+    connection = connections[router.db_for_read(StockHold)]
+    excluding = bool(exclude_reference)
+
+    def build() -> tuple[str, object, list]:
+        qn = connection.ops.quote_name
+        column = {name: f"h.{qn(StockHold._meta.get_field(name).column)}" for name in ("sku", "qty", "status", "expires_at", "reference")}
+        qty = StockHold._meta.get_field("qty").get_col(StockHold._meta.db_table)
+        other = f" AND {column['reference']} <> %s" if excluding else ""
+        sql = (
+            f"SELECT {column['sku']}, SUM({column['qty']}) FROM {qn(StockHold._meta.db_table)} h "
+            f"WHERE {column['sku']} IN ({_marks(len(skus))}) AND {column['status']} = %s "
+            f"AND {column['expires_at']} > %s{other} GROUP BY {column['sku']}"
+        )
+        # The quantity's converters (SQLite sums decimals as floats): what the ORM applies to the column.
+        return sql, qty, [*connection.ops.get_db_converters(qty), *qty.get_db_converters(connection)]
+
+    key = ("stock.held", len(skus), excluding)
+    sql, qty, converters = kept_per_connection(connection, key, build) if len(skus) <= 64 else build()
+    params = [*skus, StockHold.Status.ACTIVE, connection.ops.adapt_datetimefield_value(timezone.now())]
+    if excluding:
+        params.append(exclude_reference)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        found = cursor.fetchall()
+    held = {}
+    for sku, total in found:
+        for converter in converters:
+            total = converter(total, qty, connection)
+        held[sku] = total
+    return held
 
 
 class DatabaseStockBackend:
@@ -196,7 +286,7 @@ class DatabaseStockBackend:
         if not skus:
             return {}
         # Without the lock it is a plain read (no transaction, no savepoint): an advisory answer.
-        with transaction.atomic() if lock else nullcontext():
+        with _own_transaction() if lock else nullcontext():
             levels = _lock_levels(skus, lock=lock)
             tracked = [sku for sku, level in levels.items() if level.track]
             held = _held(tracked, exclude_reference=reference) if tracked else {}
@@ -221,7 +311,7 @@ class DatabaseStockBackend:
             raise ValidationError("missing_field", "A hold needs a reference.", {"field": "reference"})
         if not wanted:
             return []
-        with transaction.atomic():
+        with _own_transaction():
             levels = _lock_levels(wanted)
             tracked = [sku for sku, level in levels.items() if level.track]
             held = _held(tracked) if tracked else {}
@@ -243,7 +333,7 @@ class DatabaseStockBackend:
         if not reference:
             raise ValidationError("missing_field", "A hold needs a reference.", {"field": "reference"})
         wanted = {sku: Decimal(qty) for sku, qty in skus_qty.items()}
-        with transaction.atomic():
+        with _own_transaction():
             # Stock rows first (one query, SKU order), then the hold rows: the order every caller uses.
             levels = _lock_levels(wanted) if wanted else {}
             tracked = [sku for sku, level in levels.items() if level.track]
@@ -269,11 +359,11 @@ class DatabaseStockBackend:
         return bool(changed)
 
     def release_holds_for_reference(self, reference: str) -> list[int]:
-        with transaction.atomic():
+        with _own_transaction():
             return _finish_for_reference(reference, StockHold.Status.RELEASED)
 
     def fulfill_holds_for_reference(self, reference: str) -> list[int]:
-        with transaction.atomic():
+        with _own_transaction():
             return _finish_for_reference(reference, StockHold.Status.FULFILLED, order=("sku", "pk"))
 
     def holds_for_reference(self, reference: str) -> list[Hold]:
@@ -282,7 +372,7 @@ class DatabaseStockBackend:
 
     def record_sale(self, order_ref: str, skus_qty: Mapping[str, Decimal], *, actor: str = "") -> dict[str, Decimal]:
         wanted = {sku: Decimal(qty) for sku, qty in skus_qty.items() if Decimal(qty) > 0}
-        with transaction.atomic():
+        with _own_transaction():
             levels = _lock_levels(wanted)
             done = set(
                 StockMovement.objects.filter(reference=order_ref, reason=StockMovement.Reason.COMMIT).values_list("sku", flat=True)
@@ -292,7 +382,7 @@ class DatabaseStockBackend:
         return taken
 
     def restore_sale(self, order_ref: str, *, actor: str = "") -> dict[str, Decimal]:
-        with transaction.atomic():
+        with _own_transaction():
             sold = dict(
                 StockMovement.objects.filter(reference=order_ref, reason=StockMovement.Reason.COMMIT).values_list("sku", "delta")
             )

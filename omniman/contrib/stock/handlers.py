@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -81,8 +80,18 @@ class StockHoldHandler(_StockDirectiveHandler):
     Payload ``{"session_key", "channel_code", "rev", "check_code"}``. A session
     that moved past ``rev`` (or closed) is left alone: a newer check is queued.
     The session's holds are made those of its current lines (one per SKU; the
-    database backend changes only the SKUs whose quantity changed), and the outcome is written with ``write_check(expected_rev=rev)``; if
-    the session moved on in between, the hold changes roll back with it.
+    database backend changes only the SKUs whose quantity changed), and the
+    outcome is written with ``write_check(expected_rev=rev)``.
+
+    **Lock order: the session, then the stock levels, then the holds**, on
+    every path. Run by a worker (or dispatched after a commit), the handler
+    locks the session row first, so the session cannot move on while it holds.
+    Run in the transaction that changed the session
+    (:func:`omniman.engine.dispatch_before_commit`, ``ctx["locked"]["session"]``),
+    it takes that session as it is — locked, in memory, at its rev — without
+    reading it again, and writes the check on that object too. An inline check
+    and a worker's check of one session take their locks in the same order:
+    they wait for each other, they cannot deadlock.
     """
 
     topic = "stock.hold"
@@ -91,20 +100,30 @@ class StockHoldHandler(_StockDirectiveHandler):
         payload = message.payload or {}
         _required(payload, "session_key", "channel_code", "rev")
         check_code = payload.get("check_code") or "stock"
-        try:
-            session = find_session(payload["session_key"], payload["channel_code"])
-        except SessionError:
-            session = None
+        session = _locked_session(payload["session_key"], payload["channel_code"], ctx)
         if session is None or not session.is_open or session.rev != payload["rev"]:
             logger.info("stock check skipped: the session moved on", extra={"session_key": payload["session_key"], "rev": payload["rev"]})
             return
         backend = get_stock_backend()
         if _already_checked(session, check_code, backend):
             return
-        with transaction.atomic():
-            if not hold_and_check(session, check_code=check_code, backend=backend):
-                # The session changed while we held: undo the holds, the newer check will redo them.
-                transaction.set_rollback(True)
+        if not hold_and_check(session, check_code=check_code, backend=backend, locked=True):
+            # Not with the session locked at this rev: fail, so the hold changes roll back with this run.
+            raise DirectiveError(
+                "check_not_written", "write_check refused the stock check of a locked session.",
+                {"session_key": session.session_key, "rev": session.rev},
+            )
+
+
+def _locked_session(session_key: str, channel_code: str, ctx: dict[str, Any]) -> Session | None:
+    """The session, locked in this transaction: the one the enqueuing transaction holds (``ctx["locked"]``), or locked here."""
+    shared = (ctx.get("locked") or {}).get("session")
+    if isinstance(shared, Session) and shared.session_key == session_key and shared.channel.code == channel_code:
+        return shared
+    try:
+        return find_session(session_key, channel_code, lock=True)
+    except SessionError:
+        return None
 
 
 def _already_checked(session: Session, check_code: str, backend: StockBackend) -> bool:
@@ -119,11 +138,16 @@ def _already_checked(session: Session, check_code: str, backend: StockBackend) -
     return live == set(result["holds"])
 
 
-def hold_and_check(session: Session, *, check_code: str = "stock", backend: StockBackend | None = None) -> bool:
+def hold_and_check(
+    session: Session, *, check_code: str = "stock", backend: StockBackend | None = None, locked: bool = False
+) -> bool:
     """Replace the session's holds for its current lines and write the check; ``write_check``'s answer.
 
     Call it inside a transaction (the availability stays locked until it ends).
-    Its number of queries does not depend on the number of lines or SKUs.
+    ``locked``: the caller holds ``session`` locked in it (the session before
+    the stock, the handler's lock order): the check is written on that object,
+    without reading the session again. Its number of queries does not depend on
+    the number of lines or SKUs.
     """
     backend = backend or get_stock_backend()
     reference = session.session_key
@@ -158,6 +182,7 @@ def hold_and_check(session: Session, *, check_code: str = "stock", backend: Stoc
         result=result,
         status="issues" if issues else "ok",
         issues=issues,
+        session=session if locked else None,
     )
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import threading
+import time
 from datetime import timedelta
 from decimal import Decimal
 
@@ -397,7 +399,9 @@ def test_a_check_for_an_old_revision_writes_nothing_and_holds_nothing():
     assert active_holds() == [("BEANS", Decimal(2))]
 
 
-def test_when_the_session_moves_on_during_the_check_the_hold_changes_roll_back(monkeypatch):
+def test_a_check_whose_write_is_refused_fails_and_its_hold_changes_roll_back(monkeypatch):
+    """The handler locks the session before the stock, so write_check cannot find it moved on; if it
+    refuses anyway, the run fails (the directive is retried) and nothing of it stays."""
     level("BEANS", 5)
     session = open_basket(stock_channel(), ("BEANS", "1"))
     run("stock.hold")
@@ -409,14 +413,16 @@ def test_when_the_session_moves_on_during_the_check_the_hold_changes_roll_back(m
 
     calls = []
 
-    def moved_on(*args, **kwargs):  # as if a modification landed between our read and our write
-        calls.append(kwargs["expected_rev"])
+    def refused(*args, **kwargs):
+        calls.append((kwargs["expected_rev"], kwargs["session"].rev))
         return False
 
-    monkeypatch.setattr(handlers.SessionWriteService, "write_check", moved_on)
-    run_handler(directive)
-    assert calls == [2]
-    assert list(StockHold.objects.values_list("pk", "status")) == [(kept.pk, "active")]  # released, then restored
+    monkeypatch.setattr(handlers.SessionWriteService, "write_check", refused)
+    with pytest.raises(OmnimanError) as caught:
+        run_handler(directive)
+    assert caught.value.code == "check_not_written"
+    assert calls == [(2, 2)]  # given the session it locked, at the directive's rev
+    assert list(StockHold.objects.values_list("pk", "qty", "status")) == [(kept.pk, Decimal(1), "active")]  # as before
     assert "stock" not in fresh(session).data["checks"]
 
 
@@ -835,3 +841,172 @@ def test_a_catalog_backend_of_its_own_is_asked_for_alternatives_sku_by_sku():
     assert [(issue["sku"], issue["actions"][-1]["id"]) for issue in issues] == [
         ("BEANS", "replace:BEANS-B"), ("TEA", "replace:TEA-B"), ("BEANS", "replace:BEANS-B")
     ]
+
+
+# -- the check in the modify's transaction (engine.dispatch_before_commit) ------------------------
+
+DISPATCH_HOLD = {"DISPATCH_ON_COMMIT": ["stock.hold"]}
+
+
+def _set_qty(session, qty, **kwargs):
+    return ModifyService.modify_session(
+        session.session_key, session.channel.code, [{"op": "set_qty", "line_id": session.lines[0]["line_id"], "qty": qty}], **kwargs
+    )
+
+
+def _checked_basket(*items):
+    """A basket whose first check (rev 1) ran: rev 1, its holds active, the check ok."""
+    level("BEANS", 5)
+    session = open_basket(stock_channel(), *items)
+    run("stock.hold")
+    return fresh(session)
+
+
+def test_a_modify_runs_its_stock_check_in_its_transaction_and_answers_with_it():
+    session = _checked_basket(("BEANS", "1"))
+    with override_settings(OMNIMAN=DISPATCH_HOLD), CaptureQueriesContext(connection) as queries:
+        changed = _set_qty(session, "3")
+    # The object returned carries the check: no read after the change (the API's answer, the POS's tap).
+    assert changed.rev == 2 and changed.data["checks"]["stock"]["rev"] == 2
+    assert changed.data["checks"]["stock"]["status"] == "ok"
+    assert fresh(session).data == changed.data
+    directive = Directive.objects.get(topic="stock.hold", payload__rev=2)
+    assert (directive.status, directive.attempts, directive.last_error) == ("done", 1, "")
+    assert directive.started_at is not None
+    assert active_holds() == [("BEANS", Decimal(3))]
+    sql = [query["sql"] for query in queries.captured_queries]
+    session_table = Session._meta.db_table
+    assert sum(q.startswith("SELECT") and f'FROM "{session_table}"' in q for q in sql) == 1, sql  # locked once, never re-read
+    assert sum(q.upper() == "COMMIT" for q in sql) == 1
+    assert not any(q.startswith("RELEASE") for q in sql)  # no savepoint pair that protects nothing
+    # BEGIN, lock, sold-out list, UPDATE session, INSERT directive, its savepoint + done mark, levels, holds
+    # of others, own holds, UPDATE hold, UPDATE session (the check), COMMIT; SQLite opens the savepoint apart.
+    assert len(sql) == (12 if connection.vendor == "postgresql" else 13), sql
+
+
+def test_a_failing_inline_check_leaves_the_change_committed_and_its_directive_queued(monkeypatch):
+    session = _checked_basket(("BEANS", "1"))
+    [kept] = StockHold.objects.filter(status="active")
+
+    def unavailable(self, *args, **kwargs):
+        StockHold.objects.update(qty=Decimal(4))  # a write of the check's, undone with it
+        raise RuntimeError("stock service down")
+
+    monkeypatch.setattr(DatabaseStockBackend, "replace_holds", unavailable)
+    with override_settings(OMNIMAN=DISPATCH_HOLD):
+        changed = _set_qty(session, "2")
+    # The change committed; the answer shows the check pending, as the row is.
+    stored = fresh(session)
+    assert stored.rev == changed.rev == 2 and stored.lines[0]["qty"] == "2"
+    assert changed.data["checks"] == stored.data["checks"] == {}
+    directive = Directive.objects.get(topic="stock.hold", payload__rev=2)
+    assert (directive.status, directive.attempts) == ("queued", 1)
+    assert directive.last_error.startswith("RuntimeError: stock service down")
+    assert directive.available_at > timezone.now()
+    assert list(StockHold.objects.values_list("pk", "qty", "status")) == [(kept.pk, Decimal(1), "active")]
+    # The workers take it from there.
+    monkeypatch.undo()
+    Directive.objects.filter(pk=directive.pk).update(available_at=timezone.now())
+    run("stock.hold")
+    assert fresh(session).data["checks"]["stock"]["rev"] == 2
+    assert active_holds() == [("BEANS", Decimal(2))]
+
+
+def test_a_refused_modify_enqueues_nothing_and_checks_nothing():
+    session = _checked_basket(("BEANS", "1"))
+    before = (fresh(session).data, list(StockHold.objects.values_list("pk", "qty", "status", "updated_at")))
+    with override_settings(OMNIMAN=DISPATCH_HOLD), pytest.raises(OmnimanError) as caught:
+        _set_qty(session, "2", expected_rev=0)
+    assert caught.value.code == "stale_rev"
+    assert fresh(session).rev == 1
+    assert (fresh(session).data, list(StockHold.objects.values_list("pk", "qty", "status", "updated_at"))) == before
+    assert list(Directive.objects.values_list("payload__rev", "status")) == [(1, "done")]
+
+
+def test_a_stock_backend_with_outside_effects_is_checked_after_the_commit(monkeypatch):
+    from omniman.contrib.stock import handlers
+
+    session = _checked_basket(("BEANS", "1"))
+    monkeypatch.setattr(handlers._StockDirectiveHandler, "database_only", False)  # as an ERP backend says
+    seen = []
+    monkeypatch.setattr(
+        handlers.StockHoldHandler, "handle",
+        lambda self, *, message, ctx, _handle=handlers.StockHoldHandler.handle: (seen.append(connection.in_atomic_block), _handle(self, message=message, ctx=ctx)),
+    )
+    with override_settings(OMNIMAN=DISPATCH_HOLD):
+        changed = _set_qty(session, "2")
+    assert changed.data["checks"] == {}  # not in the change's transaction…
+    assert fresh(session).data["checks"]["stock"]["rev"] == 2  # …but right after its commit
+    assert Directive.objects.get(topic="stock.hold", payload__rev=2).status == "done"
+    assert seen == [True]  # (in the dispatch's own transaction)
+    assert active_holds() == [("BEANS", Decimal(2))]
+
+
+def test_a_modify_inside_dispatch_held_leaves_its_check_queued():
+    session = _checked_basket(("BEANS", "1"))
+    with override_settings(OMNIMAN=DISPATCH_HOLD), engine.dispatch_held():
+        changed = _set_qty(session, "2")
+    assert changed.data["checks"] == fresh(session).data["checks"] == {}
+    assert Directive.objects.get(topic="stock.hold", payload__rev=2).status == "queued"
+    assert active_holds() == [("BEANS", Decimal(1))]
+
+
+@pytest.mark.postgres
+def test_an_inline_check_and_a_workers_check_of_one_session_wait_for_each_other_without_deadlock(monkeypatch):
+    """Lock order: the session, then the levels, then the holds — on both paths.
+
+    A worker takes the queued check of rev 1 while a modify (rev 2) holds the
+    session locked and is about to run its own check in its transaction. The
+    modify waits until the worker is blocked on a lock, then locks the levels.
+    Had the worker locked the levels first (and the session only to write its
+    check), the two would deadlock; it waits for the session instead, and finds
+    it moved on.
+    """
+    from omniman.contrib.stock import backends
+
+    level("BEANS", 5)
+    session = open_basket(stock_channel(), ("BEANS", "1"))  # rev 1: its check queued, for the worker
+    old = Directive.objects.get(topic="stock.hold", payload__rev=1)
+    modify_holds_session = threading.Event()
+    lock_levels = backends._lock_levels
+    inline = threading.local()
+
+    def lock_levels_when_the_worker_waits(skus, **kwargs):
+        if getattr(inline, "modify", False):
+            modify_holds_session.set()
+            _wait_for_a_lock_wait()
+        return lock_levels(skus, **kwargs)
+
+    monkeypatch.setattr(backends, "_lock_levels", lock_levels_when_the_worker_waits)
+
+    def work(index):
+        if index == 0:
+            inline.modify = True
+            with override_settings(OMNIMAN=DISPATCH_HOLD):
+                return _set_qty(session, "2").data["checks"]["stock"]["rev"]
+        assert modify_holds_session.wait(timeout=20)
+        return str(engine.process(topics=["stock.hold"]))
+
+    results = run_together(work, 2)
+    assert results[0] == ("ok", 2)
+    assert results[1][0] == "ok" and "done 1" in results[1][1]
+    old.refresh_from_db()
+    assert (old.status, old.attempts, old.last_error) == ("done", 1, "")  # it found the session moved on
+    new = Directive.objects.get(topic="stock.hold", payload__rev=2)
+    assert (new.status, new.attempts, new.last_error) == ("done", 1, "")
+    assert fresh(session).data["checks"]["stock"]["rev"] == 2
+    assert active_holds() == [("BEANS", Decimal(2))]
+
+
+def _wait_for_a_lock_wait(timeout: float = 10.0) -> None:
+    """Until another backend of this database waits on a lock (or ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+            )
+            if cursor.fetchone()[0]:
+                return
+            time.sleep(0.02)
