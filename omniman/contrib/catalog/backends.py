@@ -30,7 +30,7 @@ def _item(row: dict) -> CatalogItem:
     )
 
 
-def _get_many_sql(connection, count: int) -> str:
+def products_sql(connection, count: int, *, listed_only: bool = True) -> str:
     """``_active().filter(sku__in=…).values(*FIELDS)`` as SQL, written from the models' names.
 
     ``get_many`` runs on every modify (prices, names) and commit (stations):
@@ -38,6 +38,11 @@ def _get_many_sql(connection, count: int) -> str:
     two ``EXISTS`` each time (``benchmarks/profile_api.py``), the database a
     fraction of it. The text is kept per connection (its quoting) and number of
     SKUs (up to 64); the rows are read on every call.
+
+    ``listed_only=False`` (the pricing app's read, ``CatalogPricingBackend.read_for_lines``):
+    every active product, in an inactive category too, with one more column
+    after ``FIELDS``, ``listed`` (what ``get_many`` would answer it) — what
+    ``option_groups_many`` needs is an active product, not a listed one.
     """
 
     def build() -> str:
@@ -55,19 +60,41 @@ def _get_many_sql(connection, count: int) -> str:
                 f"WHERE l.{link_product} = p.{qn(product.pk.column)} AND g.{qn(group.get_field('is_active').column)}{extra})"
             )
 
+        listed = f"(p.{category_fk} IS NULL OR c.{qn(category.get_field('is_active').column)})"
         columns = [f"p.{qn(product.get_field(name).column)}" for name in ("sku", "name")]
         columns.append(f"c.{qn(category.get_field('code').column)}")
         columns += [f"p.{qn(product.get_field(name).column)}" for name in ("price_q", "station", "barcode", "is_active")]
         columns += [groups(), groups(f" AND g.{qn(group.get_field('min_choices').column)} > 0")]
+        if not listed_only:
+            columns.append(listed)
         return (
             f"SELECT {', '.join(columns)} FROM {qn(product.db_table)} p "
             f"LEFT OUTER JOIN {qn(category.db_table)} c ON p.{category_fk} = c.{qn(category.pk.column)} "
             f"WHERE p.{qn(product.get_field('is_active').column)} "
-            f"AND (p.{category_fk} IS NULL OR c.{qn(category.get_field('is_active').column)}) "
-            f"AND p.{qn(product.get_field('sku').column)} IN ({', '.join(['%s'] * count)})"
+            + (f"AND {listed} " if listed_only else "")
+            + f"AND p.{qn(product.get_field('sku').column)} IN ({', '.join(['%s'] * count)})"
         )
 
-    return kept_per_connection(connection, ("catalog.get_many", count), build) if count <= 64 else build()
+    return kept_per_connection(connection, ("catalog.products", count, listed_only), build) if count <= 64 else build()
+
+
+def _stations_sql(connection, count: int) -> str:
+    """The SKUs and stations of ``get_many``'s products that have a station: its rows without the ``EXISTS``."""
+
+    def build() -> str:
+        qn = connection.ops.quote_name
+        product, category = Product._meta, Category._meta
+        category_fk = qn(product.get_field("category").column)
+        station = f"p.{qn(product.get_field('station').column)}"
+        return (
+            f"SELECT p.{qn(product.get_field('sku').column)}, {station} FROM {qn(product.db_table)} p "
+            f"LEFT OUTER JOIN {qn(category.db_table)} c ON p.{category_fk} = c.{qn(category.pk.column)} "
+            f"WHERE p.{qn(product.get_field('is_active').column)} "
+            f"AND (p.{category_fk} IS NULL OR c.{qn(category.get_field('is_active').column)}) "
+            f"AND {station} <> '' AND p.{qn(product.get_field('sku').column)} IN ({', '.join(['%s'] * count)})"
+        )
+
+    return kept_per_connection(connection, ("catalog.stations", count), build) if count <= 64 else build()
 
 
 class ModelCatalogBackend:
@@ -112,9 +139,22 @@ class ModelCatalogBackend:
         wanted = sorted(set(skus))
         connection = connections[router.db_for_read(Product)]
         with connection.cursor() as cursor:
-            cursor.execute(_get_many_sql(connection, len(wanted)), wanted)
+            cursor.execute(products_sql(connection, len(wanted)), wanted)
             rows = cursor.fetchall()
         return {row[0]: _item(dict(zip(FIELDS, row))) for row in rows}  # the SQL selects FIELDS, in order
+
+    def stations_many(self, skus: list[str]) -> dict[str, str]:
+        """The kitchen station of each SKU ``get_many`` answers with one (one statement, its rows without
+        the option groups' ``EXISTS``). A subclass that overrides ``get_many`` is asked through it instead."""
+        if type(self).get_many is not ModelCatalogBackend.get_many:
+            return {sku: item.station for sku, item in self.get_many(skus).items() if item.station}
+        if not skus:
+            return {}
+        wanted = sorted(set(skus))
+        connection = connections[router.db_for_read(Product)]
+        with connection.cursor() as cursor:
+            cursor.execute(_stations_sql(connection, len(wanted)), wanted)
+            return dict(cursor.fetchall())
 
     def list_categories(self) -> list[CatalogCategory]:
         return [

@@ -71,4 +71,8 @@ class CatalogBackend(Protocol):
         A backend may also define ``option_groups_many(skus) -> {sku: [CatalogOptionGroup, …]}``
         (each product's active option groups with their active options, in display
         order); without it no product has options.
+
+        A backend may also define ``stations_many(skus) -> {sku: station}`` (the
+        kitchen stations of the products ``get_many`` answers, those without one
+        left out); the commit's station source uses it when present, else ``get_many``.
         """

@@ -146,12 +146,21 @@ def add_line_op(item: CatalogItem, qty: Any = "1", modifiers: list[dict[str, Any
 
 
 class CatalogStationSource:
-    """The kitchen station of each SKU, from the catalog (the registry's ``StationSource``: one query)."""
+    """The kitchen station of each SKU, from the catalog (the registry's ``StationSource``: one query).
+
+    The catalog's ``stations_many(skus) -> {sku: station}`` when it has one (the
+    model catalog's: one statement without the option groups' ``EXISTS``, on
+    every commit), else the stations of its ``get_many``.
+    """
 
     def stations_for(self, skus: list[str]) -> dict[str, str]:
         from omniman.contrib.catalog import get_catalog
 
-        return {sku: entry.station for sku, entry in get_catalog().get_many(sorted(set(skus))).items() if entry.station}
+        catalog, wanted = get_catalog(), sorted(set(skus))
+        many = getattr(catalog, "stations_many", None)
+        if many is not None:
+            return {sku: station for sku, station in many(wanted).items() if station}
+        return {sku: entry.station for sku, entry in catalog.get_many(wanted).items() if entry.station}
 
 
 class CatalogCategorySource:

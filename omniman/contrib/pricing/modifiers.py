@@ -87,7 +87,14 @@ def prepare_prices(*, channel: Channel, session: Any, ctx: dict[str, Any]) -> Pr
     One ``PricingBackend.get_prices`` call (two queries with the default
     backend) plus one catalog ``get_many`` when some line has no name of its
     own — with the default backend that one read also stands for the
-    backend's (two queries in all); shared by the pricing modifiers through ``ctx``.
+    backend's (two queries in all) — and the products' option groups
+    (``option_groups_many``); shared by the pricing modifiers through ``ctx``.
+
+    A backend with ``read_for_lines(skus, channel, *, catalog)`` (the default
+    one, on the model catalog) answers the prices, the catalog's rows and
+    which products have option groups in one statement: the option groups are
+    then read only for those products (no statement when none has any). When
+    it answers ``None`` (another catalog, an overridden read), the reads above.
     """
     if not is_priced(channel, session):
         return None
@@ -106,13 +113,21 @@ def prepare_prices(*, channel: Channel, session: Any, ctx: dict[str, Any]) -> Pr
     prices: dict[str, int] = {}
     catalog = get_catalog()
     backend = get_pricing_backend()
-    items = None
-    if unnamed and skus and getattr(backend, "takes_catalog_items", False):
+    line_skus = sorted({line["sku"] for line in session.lines})
+    option_groups = getattr(catalog, "option_groups_many", None)
+    read_for_lines = getattr(backend, "read_for_lines", None)
+    # The backend may read the prices, the catalog's rows and which products have options in one statement.
+    read = read_for_lines(sorted(skus), channel, catalog=catalog) if read_for_lines is not None and skus else None
+    items = read.items if read is not None else None
+    if read is None and unnamed and skus and getattr(backend, "takes_catalog_items", False):
         # The names and the prices no list gives come from the same catalog rows: read them once.
         items = catalog.get_many(sorted(skus))
     if skus:
-        extra = {"items": items} if items is not None else {}
-        for sku, price in backend.get_prices(sorted(skus), channel, **extra).items():
+        if read is not None:
+            found = read.prices
+        else:
+            found = backend.get_prices(sorted(skus), channel, **({"items": items} if items is not None else {}))
+        for sku, price in found.items():
             # A price the kernel would refuse (negative, a float, too large) is no price.
             if sku in skus and isinstance(price, int) and parse_price_q(price) is not None:
                 prices[sku] = price
@@ -120,8 +135,8 @@ def prepare_prices(*, channel: Channel, session: Any, ctx: dict[str, Any]) -> Pr
     if unnamed:
         named = items if items is not None else catalog.get_many(sorted(unnamed))
         names = {sku: item.name for sku, item in named.items() if sku in unnamed and item.name}
-    line_skus = sorted({line["sku"] for line in session.lines})
-    option_groups = getattr(catalog, "option_groups_many", None)
+    if read is not None:
+        line_skus = [sku for sku in line_skus if sku in read.optioned]  # the others have no option group
     groups = dict(option_groups(line_skus)) if option_groups is not None and line_skus else {}
     prepared = PreparedPrices(
         channel_id=channel.pk,
