@@ -250,7 +250,9 @@ def _held(skus: Iterable[str], *, exclude_reference: str = "") -> dict[str, Deci
         other = f" AND {column['reference']} <> %s" if excluding else ""
         sql = (
             f"SELECT {column['sku']}, SUM({column['qty']}) FROM {qn(StockHold._meta.db_table)} h "
-            f"WHERE {column['sku']} IN ({_marks(len(skus))}) AND {column['status']} = %s "
+            # The status as a literal, not a parameter: a prepared statement's generic plan can then use the
+            # partial index on active holds (stock_hold_active_sku); with a parameter it scans every hold ever made.
+            f"WHERE {column['sku']} IN ({_marks(len(skus))}) AND {column['status']} = '{StockHold.Status.ACTIVE.value}' "
             f"AND {column['expires_at']} > %s{other} GROUP BY {column['sku']}"
         )
         # The quantity's converters (SQLite sums decimals as floats): what the ORM applies to the column.
@@ -258,7 +260,7 @@ def _held(skus: Iterable[str], *, exclude_reference: str = "") -> dict[str, Deci
 
     key = ("stock.held", len(skus), excluding)
     sql, qty, converters = kept_per_connection(connection, key, build) if len(skus) <= 64 else build()
-    params = [*skus, StockHold.Status.ACTIVE, connection.ops.adapt_datetimefield_value(timezone.now())]
+    params = [*skus, connection.ops.adapt_datetimefield_value(timezone.now())]
     if excluding:
         params.append(exclude_reference)
     with connection.cursor() as cursor:

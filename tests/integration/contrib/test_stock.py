@@ -1012,3 +1012,33 @@ def _wait_for_a_lock_wait(timeout: float = 10.0) -> None:
             if cursor.fetchone()[0]:
                 return
             time.sleep(0.02)
+
+
+@pytest.mark.postgres
+def test_the_live_holds_read_uses_the_active_holds_index_in_a_prepared_generic_plan():
+    """A prepared statement's generic plan cannot match a partial index to a parameter: the status must be a literal."""
+    from omniman.contrib.stock.backends import _held
+
+    if not connection.settings_dict["OPTIONS"].get("server_side_binding"):
+        pytest.skip("prepared statements are off (DATABASE_PREPARED_STATEMENTS=0)")
+    level("BEANS", 10**6)
+    expires_at = timezone.now() + timedelta(minutes=15)
+    StockHold.objects.bulk_create(
+        StockHold(sku="BEANS", qty=Decimal(1), requested=Decimal(1), reference=f"S-{i}", status="fulfilled", expires_at=expires_at)
+        for i in range(3000)
+    )
+    StockHold.objects.create(sku="BEANS", qty=Decimal(2), requested=Decimal(2), reference="LIVE", expires_at=expires_at)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE omniman_stock_stockhold")
+        cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+    for _ in range(3):  # psycopg prepares a statement from its second run
+        assert _held(["BEANS"], exclude_reference="MINE") == {"BEANS": Decimal(2)}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT name FROM pg_prepared_statements WHERE statement LIKE %s AND statement LIKE %s",
+            ["%SUM(%", "%omniman_stock_stockhold%"],
+        )
+        [(name,)] = cursor.fetchall()
+        cursor.execute(f"EXPLAIN EXECUTE {name}('BEANS', now(), 'MINE')")
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "Seq Scan" not in plan and "Index Scan using stock_hold_active_" in plan, plan  # an index of active holds
