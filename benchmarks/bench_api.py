@@ -70,6 +70,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -132,6 +133,7 @@ LINES = {
     "bench": [("PDQ", 2), ("CRO", 1), ("ESP", 1)],
 }
 TARGET_ORDERS_PER_SECOND = 100.0
+ANALYZE_SECONDS = float(os.environ.get("BENCH_ANALYZE_SECONDS", "5"))
 TARGET_P99_MS = 100.0
 
 
@@ -337,10 +339,38 @@ def reference_ms() -> float:
     return min(timeit.repeat("sum(range(10**6))", number=5, repeat=5)) / 5 * 1000
 
 
+class AutoAnalyze(threading.Thread):
+    """What autovacuum's autoanalyze does on a live server, on this one where it is off: ``ANALYZE`` every
+    ``ANALYZE_SECONDS`` while the benchmark runs. The tables start empty and grow by thousands of rows a minute;
+    without fresh statistics PostgreSQL keeps the plans it made for empty tables (prepared statements' generic
+    plans, foreign-key checks) — sequential scans that grow with the run. Its backend is one of the benchmark
+    database's: its CPU counts in PostgreSQL's share."""
+
+    def __init__(self, dsn: str):
+        super().__init__(daemon=True)
+        self.dsn = dsn
+        self.stopped = threading.Event()
+        self.runs = 0
+
+    def run(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            while not self.stopped.wait(ANALYZE_SECONDS):
+                conn.execute("ANALYZE")
+                self.runs += 1
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join(timeout=30)
+
+
 def run() -> None:
     token = setup()
     port = free_port()
     server = start_gunicorn(port)
+    analyze = AutoAnalyze(database_url())
+    analyze.start()
     load = os.getloadavg()
     before = reference_ms()
     figures = {}
@@ -352,6 +382,7 @@ def run() -> None:
             loaded = asyncio.run(measure(orders, meter, CLIENTS, SECONDS))
             figures[channel] = (single, loaded)
     finally:
+        analyze.stop()
         meter.close()
         server.terminate()
         server.wait(timeout=30)
@@ -363,6 +394,7 @@ def run() -> None:
         f"load generator: asyncio, {connections}, on the same machine"
     )
     print(f"machine reference (sum(range(10**6)), best of 5): {before:.1f} ms before, {after:.1f} ms after")
+    print(f"ANALYZE every {ANALYZE_SECONDS:.0f} s during the run, as autovacuum would ({analyze.runs} runs)")
     print(
         "load average (1, 5, 15 min): "
         + " ".join(f"{v:.1f}" for v in load)

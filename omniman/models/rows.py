@@ -115,3 +115,33 @@ def first_with_channel(model: type[Model], where: tuple[tuple[str, str], ...], p
 
 
 __all__ = ["ModelRows", "first_with_channel", "kept_per_connection"]
+
+
+def save_fields(instance: Model, fields: Any) -> None:
+    """``instance.save(update_fields=fields)`` as an ``UPDATE`` written once per connection and field list.
+
+    The values go through each field's ``pre_save`` (``auto_now``) and
+    ``get_db_prep_save``, as ``Model.save()`` converts them; no ``pre_save``/
+    ``post_save`` signals are sent (the caller's model has no receivers). Like
+    ``save(update_fields=…)``, a row that is gone raises ``DatabaseError``. The
+    ORM spent more CPU compiling these updates than the database spent running them.
+    """
+    from django.db import DatabaseError, connections, router
+
+    model = type(instance)
+    connection = connections[router.db_for_write(model, instance=instance)]
+    names = tuple(dict.fromkeys(fields))
+    columns = [model._meta.get_field(name) for name in names]
+
+    def build() -> str:
+        qn = connection.ops.quote_name
+        assignments = ", ".join(f"{qn(field.column)} = %s" for field in columns)
+        return f"UPDATE {qn(model._meta.db_table)} SET {assignments} WHERE {qn(model._meta.pk.column)} = %s"
+
+    sql = kept_per_connection(connection, ("save_fields", model._meta.label, names), build)
+    params = [field.get_db_prep_save(field.pre_save(instance, False), connection) for field in columns]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, instance.pk])
+        if cursor.rowcount != 1:
+            raise DatabaseError("Save with update_fields did not affect any rows.")
+    instance._state.db = connection.alias

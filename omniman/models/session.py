@@ -13,6 +13,7 @@ from django.utils.dateparse import parse_datetime
 
 from omniman.adjustments import apply_adjustments
 from omniman.models.channel import Channel
+from omniman.models.rows import save_fields
 
 
 def copy_json(value: Any) -> Any:
@@ -224,4 +225,9 @@ class Session(models.Model):
         update_fields = kwargs.get("update_fields")
         if update_fields is not None and {"lines", "adjustments"} & set(update_fields):
             kwargs["update_fields"] = list(dict.fromkeys([*update_fields, "adjustments", "total_q"]))
+        if not args and set(kwargs) == {"update_fields"} and kwargs["update_fields"] and self.pk is not None:
+            # The services' updates (a modify, a check, a commit): one UPDATE kept per connection (no signals:
+            # nothing receives a session's). Inserts and other saves take the ORM's path.
+            save_fields(self, kwargs["update_fields"])
+            return
         super().save(*args, **kwargs)

@@ -59,3 +59,25 @@ def test_a_lock_outside_a_transaction_is_refused_as_the_orm_refuses_it():
         find_session(session.session_key, "shop", lock=True)
     with pytest.raises(TransactionManagementError):
         lock_order(order.ref)
+
+
+def test_a_sessions_update_is_one_statement_that_writes_what_the_orm_would():
+    from django.db import DatabaseError
+    from django.test.utils import CaptureQueriesContext
+
+    session = create_session_at(lines=2)
+    before = Session.objects.get(pk=session.pk).updated_at
+    session.data = {"checks": {}, "issues": [], "note": "Mesa 4 — sem cebola"}
+    session.lines = [{**session.lines[0], "qty": "3", "line_total_q": session.lines[0]["unit_price_q"] * 3}]
+    with CaptureQueriesContext(connection) as ran:
+        session.save(update_fields=["lines", "data", "updated_at"])
+    assert len(ran.captured_queries) == 1 and ran.captured_queries[0]["sql"].startswith("UPDATE")
+    saved = Session.objects.get(pk=session.pk)
+    assert saved.data == session.data and saved.lines == session.lines
+    assert saved.total_q == session.lines[0]["line_total_q"]  # adjustments and total_q are derived and written too
+    assert saved.updated_at > before and saved.updated_at == session.updated_at  # auto_now, as save() stamps it
+    assert saved.rev == session.rev and saved.state == session.state  # fields not named are left alone
+
+    Session.objects.filter(pk=session.pk).delete()
+    with pytest.raises(DatabaseError):
+        session.save(update_fields=["data"])
