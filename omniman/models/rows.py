@@ -145,3 +145,47 @@ def save_fields(instance: Model, fields: Any) -> None:
         if cursor.rowcount != 1:
             raise DatabaseError("Save with update_fields did not affect any rows.")
     instance._state.db = connection.alias
+
+
+def insert_rows(model: type[Model], objs: list[Model]) -> list[Model]:
+    """``model.objects.bulk_create(objs)`` for the hot paths, as one ``INSERT … RETURNING`` written once per
+    connection: the same rows, the same conversions (each field's ``pre_save`` and ``get_db_prep_save``), the
+    primary keys set on ``objs``, and no signals (``bulk_create`` sends none). On PostgreSQL several rows go
+    in as one array per column (``SELECT * FROM UNNEST(…)``, as Django's own bulk insert), so one statement
+    serves any number of rows; elsewhere one ``VALUES`` tuple per row. A database that cannot return the
+    new keys takes ``bulk_create``."""
+    from django.db import connections, router
+
+    objs = list(objs)
+    if not objs:
+        return objs
+    connection = connections[router.db_for_write(model)]
+    meta = model._meta
+    columns = [field for field in meta.concrete_fields if not field.primary_key]
+    unnest = connection.vendor == "postgresql" and len(objs) > 1
+    if not connection.features.can_return_rows_from_bulk_insert or (not unnest and len(objs) * len(columns) > 999):
+        return model.objects.bulk_create(objs)  # no keys returned, or more parameters than SQLite may take
+
+    def build() -> str:
+        qn = connection.ops.quote_name
+        names = ", ".join(qn(field.column) for field in columns)
+        returning = f" RETURNING {qn(meta.pk.column)}"
+        if unnest:
+            arrays = ", ".join(f"(%s)::{field.db_type(connection).split('(')[0]}[]" for field in columns)
+            return f"INSERT INTO {qn(meta.db_table)} ({names}) SELECT * FROM UNNEST({arrays}){returning}"
+        row = f"({', '.join(['%s'] * len(columns))})"
+        return f"INSERT INTO {qn(meta.db_table)} ({names}) VALUES {', '.join([row] * len(objs))}{returning}"
+
+    sql = kept_per_connection(connection, ("insert_rows", meta.label, "unnest" if unnest else len(objs)), build)
+    for obj in objs:  # a foreign key to an object saved since it was set (the order's events), as bulk_create
+        obj._prepare_related_fields_for_save(operation_name="insert_rows")
+    rows = [[field.get_db_prep_save(field.pre_save(obj, True), connection) for field in columns] for obj in objs]
+    params = [list(values) for values in zip(*rows)] if unnest else [value for row in rows for value in row]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        keys = [row[0] for row in cursor.fetchall()]
+    for obj, key in zip(objs, keys, strict=True):
+        obj.pk = key
+        obj._state.adding = False
+        obj._state.db = connection.alias
+    return objs

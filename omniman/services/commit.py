@@ -15,7 +15,7 @@ from omniman import conf, engine
 from omniman.exceptions import CommitError, IdempotencyError, OmnimanError, ValidationError
 from omniman.flow import TIMESTAMPED_STATUSES
 from omniman.models import Directive, IdempotencyKey, Order, OrderEvent, OrderItem, Session
-from omniman.models.rows import ModelRows, kept_per_connection
+from omniman.models.rows import ModelRows, insert_rows, kept_per_connection
 from omniman.monetary import is_currency
 from omniman.models.order import SNAPSHOT_VERSION
 from omniman.services import events, kitchen, pipeline
@@ -315,7 +315,8 @@ def _commit(
         if on_create in TIMESTAMPED_STATUSES:
             setattr(order, f"{on_create}_at", now)
     _insert_order(order)
-    order_items = OrderItem.objects.bulk_create(
+    order_items = insert_rows(
+        OrderItem,
         [
             OrderItem(
                 order=order,
@@ -338,12 +339,12 @@ def _commit(
         moved_event = events.status_changed_event(order, actor=actor, from_status=initial, to_status=on_create, reason=reason)
         if kitchen.follows_status(order, on_create):
             # The kitchen's post_save receiver moves or voids the new items: the event is saved on its own.
-            OrderEvent.objects.bulk_create(written)
+            insert_rows(OrderEvent, written)
             moved_event.save(force_insert=True)
             written = []
         else:
             written.append(moved_event)
-    OrderEvent.objects.bulk_create(written)
+    insert_rows(OrderEvent, written)
 
     session.state = Session.State.COMMITTED
     session.committed_at = now

@@ -81,3 +81,34 @@ def test_a_sessions_update_is_one_statement_that_writes_what_the_orm_would():
     Session.objects.filter(pk=session.pk).delete()
     with pytest.raises(DatabaseError):
         session.save(update_fields=["data"])
+
+
+@pytest.mark.parametrize("count", [1, 3])
+def test_rows_inserted_by_hand_equal_bulk_creates(count):
+    from decimal import Decimal
+
+    from django.test.utils import CaptureQueriesContext
+
+    from omniman.models import OrderItem
+    from omniman.models.rows import insert_rows
+
+    order = create_order_at(lines=1)
+
+    def items(prefix):
+        return [
+            OrderItem(order=order, line_id=f"{prefix}-{i}", sku=f"SKU{i}", name="Pão <b>de</b> queijo", qty=Decimal("1.5") + i,
+                      unit_price_q=700 + i, line_total_q=1050 + i, meta={"note": "sem sal", "i": i})
+            for i in range(count)
+        ]
+
+    with CaptureQueriesContext(connection) as ran:
+        mine = insert_rows(OrderItem, items("A"))
+    assert len(ran.captured_queries) == 1
+    theirs = OrderItem.objects.bulk_create(items("B"))
+    assert all(obj.pk is not None and not obj._state.adding for obj in mine)
+
+    def stored(objs):
+        return [{k: v for k, v in values(OrderItem.objects.get(pk=obj.pk)).items() if k not in ("id", "line_id")} for obj in objs]
+
+    assert stored(mine) == stored(theirs)
+    assert [OrderItem.objects.get(pk=obj.pk).line_id for obj in mine] == [f"A-{i}" for i in range(count)]  # keys in order

@@ -26,6 +26,7 @@ from omniman.contrib.stock.models import StockHold, StockLevel, StockMovement
 from omniman.contrib.stock.protocols import UNLIMITED, Hold, HoldReplacement
 from omniman.exceptions import OmnimanError, ValidationError
 from omniman.models import ModelRows, kept_per_connection
+from omniman.models.rows import insert_rows
 from omniman.monetary import parse_qty
 
 ZERO = Decimal("0")
@@ -156,7 +157,7 @@ def _insert_holds(
     ]
     if not rows:
         return []
-    rows = StockHold.objects.bulk_create(rows)
+    rows = insert_rows(StockHold, rows)
     if all(row.pk is not None for row in rows):
         return rows
     # A database that cannot return the ids of a bulk insert: read the new rows back (the newest per SKU).
