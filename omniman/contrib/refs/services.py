@@ -15,6 +15,7 @@ from django.utils import timezone
 from omniman.contrib.refs.exceptions import RefError
 from omniman.contrib.refs.models import Ref, TicketSequence
 from omniman.models import Channel, Order, OrderEvent, Session, kept_per_connection
+from omniman.models.rows import insert_rows
 
 logger = logging.getLogger("omniman.refs")
 
@@ -240,8 +241,9 @@ def _assign_ticket(order_ref: str, *, actor: str) -> int:
             .first()
         )
         return int(assigned["ticket"])
-    Ref.objects.create(scope=pickup_scope(channel_code, day), key=str(number), order_ref=order_ref)
-    OrderEvent.objects.create(order_id=order_id, type=TICKET_ASSIGNED, actor=actor, payload={"ticket": number, "day": day.isoformat()})
+    # Two single-row INSERTs kept per connection (no signal receiver watches these rows' creation).
+    insert_rows(Ref, [Ref(scope=pickup_scope(channel_code, day), key=str(number), order_ref=order_ref)])
+    insert_rows(OrderEvent, [OrderEvent(order_id=order_id, type=TICKET_ASSIGNED, actor=actor, payload={"ticket": number, "day": day.isoformat()})])
     logger.info("pickup ticket assigned", extra={"order_ref": order_ref, "ticket": number})
     return number
 
