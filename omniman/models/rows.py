@@ -9,7 +9,9 @@ connection from the models' table and column names; :class:`ModelRows` gives
 the select list for one model and turns the selected values into an instance
 with the database's and the fields' own converters (JSON, datetimes,
 SQLite's booleans…), exactly as a queryset would. Only SQL text is kept:
-every row is read from the database each time.
+every row is read from the database each time. The writes of the hot path
+go the same way: :func:`save_fields` (a ``save(update_fields=…)``) and
+:func:`insert_rows` (a ``bulk_create``).
 """
 
 from __future__ import annotations
