@@ -9,8 +9,8 @@ from omniman.models.kitchen import KitchenItem, SoldOut
 from omniman.models.operator_pin import OperatorPin
 from omniman.models.order import Order, OrderEvent, OrderItem
 from omniman.models.shifts import MAIN_REGISTER, CashMovement, Register, Shift, ShiftEvent
-from omniman.models.rows import ModelRows, first_with_channel, kept_per_connection
+from omniman.models.rows import ModelRows, first_with_channel, insert_rows, kept_per_connection, save_fields
 from omniman.models.session import CheckState, Session, empty_sessions
 from omniman.models.worker import WorkerHeartbeat
 
-__all__ = ["Channel", "Session", "CheckState", "Order", "OrderItem", "OrderEvent", "Directive", "IdempotencyKey", "WorkerHeartbeat", "Bill", "BillEvent", "Payment", "Refund", "OperatorPin", "FloorArea", "FloorTable", "TableMove", "GRID_COLUMNS", "GRID_ROWS", "empty_sessions", "KitchenItem", "SoldOut", "Register", "Shift", "CashMovement", "ShiftEvent", "MAIN_REGISTER", "ModelRows", "first_with_channel", "kept_per_connection"]
+__all__ = ["Channel", "Session", "CheckState", "Order", "OrderItem", "OrderEvent", "Directive", "IdempotencyKey", "WorkerHeartbeat", "Bill", "BillEvent", "Payment", "Refund", "OperatorPin", "FloorArea", "FloorTable", "TableMove", "GRID_COLUMNS", "GRID_ROWS", "empty_sessions", "KitchenItem", "SoldOut", "Register", "Shift", "CashMovement", "ShiftEvent", "MAIN_REGISTER", "ModelRows", "first_with_channel", "kept_per_connection", "insert_rows", "save_fields"]

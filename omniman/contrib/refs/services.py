@@ -14,8 +14,7 @@ from django.utils import timezone
 
 from omniman.contrib.refs.exceptions import RefError
 from omniman.contrib.refs.models import Ref, TicketSequence
-from omniman.models import Channel, Order, OrderEvent, Session, kept_per_connection
-from omniman.models.rows import insert_rows
+from omniman.models import Channel, Order, OrderEvent, Session, insert_rows, kept_per_connection
 
 logger = logging.getLogger("omniman.refs")
 

@@ -25,8 +25,7 @@ from django.utils import timezone
 from omniman.contrib.stock.models import StockHold, StockLevel, StockMovement
 from omniman.contrib.stock.protocols import UNLIMITED, Hold, HoldReplacement
 from omniman.exceptions import OmnimanError, ValidationError
-from omniman.models import ModelRows, kept_per_connection
-from omniman.models.rows import insert_rows
+from omniman.models import ModelRows, insert_rows, kept_per_connection
 from omniman.monetary import parse_qty
 
 ZERO = Decimal("0")
