@@ -85,7 +85,7 @@ import django  # noqa: E402
 
 django.setup()
 
-from benchmarks.loadgen import Breakdown, Connection, CpuMeter, Snapshot, post  # noqa: E402
+from benchmarks.loadgen import Breakdown, Connection, CpuMeter, Snapshot, post, wait_until_listening  # noqa: E402
 from benchmarks.scratch import run_on_scratch_database  # noqa: E402
 
 from django.db import connection  # noqa: E402
@@ -183,17 +183,7 @@ def start_gunicorn(port: int) -> subprocess.Popen:
         "--log-level", "warning",
     ]
     process = subprocess.Popen(command, cwd=REPO, env=env)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            sys.exit(f"gunicorn exited with {process.returncode}")
-        try:
-            with socket.create_connection((HOST, port), timeout=0.5):
-                return process
-        except OSError:
-            time.sleep(0.2)
-    process.terminate()
-    sys.exit("gunicorn did not start within 30 s")
+    return wait_until_listening(process, HOST, port)
 
 
 SESSION_KEY = re.compile(rb'"session_key":\s*"([^"]+)"')

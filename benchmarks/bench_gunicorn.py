@@ -42,7 +42,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from benchmarks.loadgen import Connection, CpuMeter, post  # noqa: E402
+from benchmarks.loadgen import Connection, CpuMeter, post, wait_until_listening  # noqa: E402
 
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "8"))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "8"))
@@ -86,17 +86,7 @@ def start(port: int, options: list[str]) -> subprocess.Popen:
         *options,
     ]
     process = subprocess.Popen(command, cwd=REPO)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            sys.exit(f"gunicorn exited with {process.returncode}")
-        try:
-            with socket.create_connection((HOST, port), timeout=0.5):
-                return process
-        except OSError:
-            time.sleep(0.2)
-    process.terminate()
-    sys.exit("gunicorn did not start within 30 s")
+    return wait_until_listening(process, HOST, port)
 
 
 async def measure(port: int, keepalive: bool, meter: CpuMeter):

@@ -83,6 +83,24 @@ def post(host: str, port: int, path: str, headers: bytes, body: bytes) -> bytes:
 # -- CPU accounting ------------------------------------------------------------------------------
 
 
+def wait_until_listening(process, host: str, port: int, seconds: float = 30):
+    """``process`` (a server just started) once it accepts connections on ``port``; exits if it dies or is too slow."""
+    import socket
+    import sys
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            sys.exit(f"the server exited with {process.returncode}")
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return process
+        except OSError:
+            time.sleep(0.2)
+    process.terminate()
+    sys.exit(f"the server did not start within {seconds:.0f} s")
+
+
 def process_cpu(pid: int | str, children: bool = False) -> float:
     """User + system CPU seconds of a process (and of its reaped children), 0.0 if it is gone or unreadable."""
     try:
