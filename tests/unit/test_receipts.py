@@ -97,7 +97,10 @@ def test_the_receipt_speaks_its_language():
 def pdf_text(pdf: bytes) -> str:
     """The text drawn by a PDF made by fpdf2 (its content streams, inflated)."""
     out = []
-    for stream in re.findall(rb"stream\r?\n(.*?)\r?\nendstream", pdf, re.S):
+    # Each stream's exact bytes by its /Length: compressed bytes may end in a CR or LF that a
+    # "stream … endstream" pattern would take for the line break around them.
+    for match in re.finditer(rb"/Length (\d+)\b[^>]*>>\s*stream\r?\n", pdf):
+        stream = pdf[match.end() : match.end() + int(match.group(1))]
         try:
             out.append(zlib.decompress(stream).decode("latin-1"))
         except zlib.error:
