@@ -31,6 +31,16 @@ def fresh_batch_pace(monkeypatch):
     monkeypatch.setattr(engine, "_BATCH_PACE", {})
 
 
+@pytest.fixture
+def unhurried_batches(monkeypatch):
+    """Batches end by their size, not by ``BATCH_MAX_SECONDS`` (0.1 s), which a loaded CI machine (three suites on
+    two cores) can pass with 20 no-op directives, ending a pass early: for tests that count a batch's statements.
+    The time bound has its own test (``test_directive_claimed_batch.py::test_the_time_bound_…``), which sets it."""
+    from omniman import engine
+
+    monkeypatch.setattr(engine, "BATCH_MAX_SECONDS", 60.0)
+
+
 # Fixtures through which a test reaches the database (pytest-django blocks it for every other test).
 DATABASE_FIXTURES = {"db", "transactional_db", "django_db_reset_sequences", "django_db_serialized_rollback", "live_server"}
 

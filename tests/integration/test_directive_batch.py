@@ -15,16 +15,8 @@ from omniman import engine, registry
 from omniman.models import Directive
 from tests.testapp.models import Execution
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def unhurried_batches(monkeypatch):
-    """A batch here ends by its size, not by ``BATCH_MAX_SECONDS`` (0.1 s): on a loaded CI machine (three
-    suites on two cores) 20 no-op directives can take longer and a pass then ends early. The time bound has
-    its own test (``test_directive_claimed_batch.py::test_the_time_bound_commits_what_ran_and_gives_back_the_rest``),
-    which sets it again."""
-    monkeypatch.setattr(engine, "BATCH_MAX_SECONDS", 60.0)
+# unhurried_batches (tests/conftest.py): a batch here ends by its size, not by the engine's time bound.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("unhurried_batches")]
 
 
 class Spy:
