@@ -85,7 +85,7 @@ import django  # noqa: E402
 
 django.setup()
 
-from benchmarks.loadgen import Breakdown, Connection, CpuMeter, Snapshot, post, wait_until_listening  # noqa: E402
+from benchmarks.loadgen import Breakdown, Connection, CpuMeter, Snapshot, interpreter, post, wait_until_listening  # noqa: E402
 from benchmarks.scratch import run_on_scratch_database  # noqa: E402
 
 from django.db import connection  # noqa: E402
@@ -383,6 +383,7 @@ def run() -> None:
         f"database: PostgreSQL; gunicorn {WORKERS} {kind} (config.wsgi, DEBUG off, no access log); "
         f"load generator: asyncio, {connections}, on the same machine"
     )
+    print(f"interpreter: {interpreter()}")
     print(f"machine reference (sum(range(10**6)), best of 5): {before:.1f} ms before, {after:.1f} ms after")
     print(f"ANALYZE every {ANALYZE_SECONDS:.0f} s during the run, as autovacuum would ({analyze.runs} runs)")
     print(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,6 +100,23 @@ def wait_until_listening(process, host: str, port: int, seconds: float = 30):
             time.sleep(0.2)
     process.terminate()
     sys.exit(f"the server did not start within {seconds:.0f} s")
+
+
+def interpreter() -> str:
+    """The Python that runs the server (this one: the benchmarks start gunicorn from this venv), and how it was built.
+
+    A ``--enable-shared`` build without ``--enable-optimizations`` (pyenv's default, this machine's ``python3``)
+    runs Django about a fifth slower than a PGO/LTO build with libpython linked in (the production image's
+    ``python:3.11-slim``; Debian's ``/usr/bin/python3.11``): the figures depend on it, so each run names it.
+    """
+    import sysconfig
+
+    args = sysconfig.get_config_var("CONFIG_ARGS") or ""
+    flags = [flag for flag in ("--enable-optimizations", "--with-lto") if flag in args]
+    with open("/proc/self/maps") as maps:
+        shared = "libpython" in maps.read()
+    build = "libpython shared" if shared else "libpython linked in"
+    return f"CPython {sys.version.split()[0]} ({sys.executable}; {build}; {' '.join(flags) or 'no --enable-optimizations'})"
 
 
 def process_cpu(pid: int | str, children: bool = False) -> float:
