@@ -6,11 +6,13 @@ import json
 import secrets
 from typing import Any
 
+from django.db import connections, router
+from django.db.transaction import TransactionManagementError
 from django.utils.translation import gettext as _
 
 from omniman import conf
 from omniman.exceptions import SessionError, ValidationError
-from omniman.models import Channel, Session, first_with_channel
+from omniman.models import Channel, ModelRows, Session, SoldOut, first_with_channel, kept_per_connection
 
 # Unambiguous upper-case alphabet for human-facing references (no 0/O, 1/I/L).
 REF_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
@@ -46,6 +48,53 @@ def find_session(session_key: str, channel_code: str, *, lock: bool = False) -> 
             {"session_key": session_key, "channel_code": channel_code},
         )
     return session
+
+
+def lock_session_with_sold_out(session_key: str, channel_code: str) -> tuple[Session, frozenset[str] | None]:
+    """``lock_session`` and the SKUs the kitchen marked sold out (``sold_out_skus()``), in one statement.
+
+    For a modification that adds a SKU (its ops refuse a sold-out one): on
+    PostgreSQL and SQLite the 86 list is a column of the session's lock
+    read (``ARRAY(SELECT sku FROM omniman_soldout WHERE sold_out)``), read
+    by that statement, never kept. Elsewhere, or when the read finds no
+    session (its error told as ``lock_session`` tells it), the list is
+    ``None``: the caller reads it (``pipeline.modify`` does).
+    """
+    alias = router.db_for_write(Session)
+    conn = connections[alias]
+    if conn.vendor not in ("postgresql", "sqlite") or router.db_for_read(SoldOut) != alias:
+        return lock_session(session_key, channel_code), None
+
+    def build() -> tuple[str, ModelRows, ModelRows]:
+        qn = conn.ops.quote_name
+        rows, channels = ModelRows.of(Session, conn, "r"), ModelRows.of(Channel, conn, "c")
+        meta, channel_meta, sold = Session._meta, Channel._meta, SoldOut._meta
+        sku = f"x.{qn(sold.get_field('sku').column)}"
+        listed = f"FROM {qn(sold.db_table)} x WHERE x.{qn(sold.get_field('sold_out').column)}"
+        skus = f"ARRAY(SELECT {sku} {listed})" if conn.vendor == "postgresql" else f"(SELECT json_group_array({sku}) {listed})"
+        sql = (
+            f"SELECT {rows.columns}, {channels.columns}, {skus} FROM {qn(meta.db_table)} r "
+            f"INNER JOIN {qn(channel_meta.db_table)} c "
+            f"ON r.{qn(meta.get_field('channel').column)} = c.{qn(channel_meta.pk.column)} "
+            f"WHERE r.{qn(meta.get_field('session_key').column)} = %s AND c.{qn(channel_meta.get_field('code').column)} = %s "
+            "LIMIT 1"
+        )
+        if conn.features.has_select_for_update:
+            sql += " FOR UPDATE OF r" if conn.features.has_select_for_update_of else " FOR UPDATE"
+        return sql, rows, channels
+
+    if conn.features.has_select_for_update and conn.get_autocommit():
+        raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
+    sql, rows, channels = kept_per_connection(conn, "sessions.lock_with_sold_out", build)
+    with conn.cursor() as cursor:
+        cursor.execute(sql, [session_key, channel_code])
+        row = cursor.fetchone()
+    if row is None:
+        return lock_session(session_key, channel_code), None  # tells channel_not_found / not_found (or finds it now)
+    session = rows.load(alias, row[: len(rows)])
+    Session._meta.get_field("channel").set_cached_value(session, channels.load(alias, row[len(rows) : -1]))
+    skus = row[-1]
+    return session, frozenset(json.loads(skus) if isinstance(skus, str) else skus or ())
 
 
 def _read_session(session_key: str, channel_code: str, *, lock: bool) -> Session | None:

@@ -20,7 +20,7 @@ from omniman.channel_config import service_charge_percent
 from omniman.exceptions import OmnimanError, ValidationError
 from omniman.models import Channel, Directive, Session
 from omniman.monetary import MAX_AMOUNT_Q, monetary_mult, parse_price_q, parse_qty
-from omniman.services.kitchen import load_sold_out
+from omniman.services.kitchen import SOLD_OUT_CTX_KEY, load_sold_out
 from omniman.services.ops import apply_ops
 
 
@@ -160,10 +160,29 @@ def sync_adjustments(session: Session) -> None:
     session.adjustments = kept
 
 
+# ``ctx`` key: the 86 list read in the statement that locked the session (``ModifyService``), taken by the
+# one ``modify`` it is passed to; without it ``modify`` reads the list itself.
+SOLD_OUT_READ = "_sold_out_read"
+
+
+def adds_skus(ops: Any) -> bool:
+    """Whether ``ops`` add a SKU to the session (``add_line``, ``replace_sku``): the ops that refuse a sold-out one."""
+    return isinstance(ops, list) and any(isinstance(op, dict) and op.get("op") in ("add_line", "replace_sku") for op in ops)
+
+
 def modify(session: Session, ops: Any, *, ctx: dict[str, Any], allow_locked: bool = False) -> Session:
-    """Run the whole pipeline on a locked, open session and save it (one UPDATE)."""
-    if isinstance(ops, list) and any(isinstance(op, dict) and op.get("op") in ("add_line", "replace_sku") for op in ops):
-        load_sold_out(ctx)  # the 86 list, read once for the ops that add a SKU (they refuse a sold-out one)
+    """Run the whole pipeline on a locked, open session and save it (one UPDATE).
+
+    ``ctx[SOLD_OUT_READ]``, when there, is the 86 list the caller read with the session's lock (in this
+    transaction, after no earlier change): the ops check against it instead of reading it again.
+    """
+    sold_out = ctx.pop(SOLD_OUT_READ, None)  # read with the session's lock, for this modification only
+    if adds_skus(ops):
+        # The 86 list, read once for the ops that add a SKU (they refuse a sold-out one).
+        if sold_out is None:
+            load_sold_out(ctx)
+        else:
+            ctx[SOLD_OUT_CTX_KEY] = frozenset(sold_out)
     apply_ops(session, ops, ctx=ctx, allow_locked=allow_locked)
     return rerun(session, ctx=ctx)
 

@@ -6,17 +6,19 @@ import logging
 from datetime import datetime, timezone as dt_timezone
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, connections, router, transaction
+from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
 from omniman import engine, registry
+from omniman.adjustments import apply_adjustments
 from omniman.exceptions import IssueResolveError, OmnimanError, SessionError, ValidationError
-from omniman.models import Channel, Directive, Session
+from omniman.models import Channel, Directive, ModelRows, Session, kept_per_connection
 from omniman.services import pipeline
 from omniman.services._common import (
-    ensure_data_size, ensure_json, find_session, lock_session, new_session_key, require_open,
+    ensure_data_size, ensure_json, find_session, lock_session, lock_session_with_sold_out, new_session_key, require_open,
 )
 from omniman.services.ops import RESERVED_DATA_KEYS
 from omniman.signals import session_abandoned
@@ -53,20 +55,11 @@ class SessionService:
         handle, exactly one caller sees ``True``), ``False`` when an existing
         session was returned.
         """
-        channel = Channel.objects.filter(code=channel_code, is_active=True).first()
-        if channel is None:
-            raise SessionError("channel_not_found", context={"channel_code": channel_code})
-        handle_type = (handle_type or "").strip()
-        handle_ref = str(handle_ref or "").strip()
-        if handle_ref and not handle_type:
-            raise ValidationError("missing_field", _("A handle_ref needs a handle_type."), {"field": "handle_type"})
-        if len(handle_type) > 32 or len(handle_ref) > 128:
-            raise ValidationError("invalid_field", _("The handle is too long."), {"field": "handle_ref"})
-        initial_data = _initial_data(data)
-        if items is not None and (not isinstance(items, (list, tuple)) or not all(isinstance(i, dict) for i in items)):
-            raise ValidationError("invalid_field", _("items must be a list of objects."), {"field": "items"})
-        if session_key is not None and (not isinstance(session_key, str) or not session_key.strip() or len(session_key) > 64):
-            raise ValidationError("invalid_field", _("session_key must be 1-64 characters."), {"field": "session_key"})
+        if session_key is None and items is None and not str(handle_ref or "").strip():
+            # A new basket: nothing to get, nothing to race on (a key of its own) and nothing to price.
+            return _open_basket(channel_code, handle_type=handle_type, data=data, actor=actor)
+        channel = _active_channel(channel_code)
+        handle_type, handle_ref, initial_data = _open_arguments(handle_type, handle_ref, data, items, session_key)
 
         with transaction.atomic():
             existing = _existing_session(channel, handle_type, handle_ref, session_key)
@@ -241,6 +234,114 @@ def _resuming(session: Session, ops: Any) -> Any:
     return [*ops, {"op": "set_data", "path": PARKED, "value": False}]
 
 
+def _active_channel(channel_code: str) -> Channel:
+    """The active channel ``channel_code`` names; ``SessionError("channel_not_found")`` otherwise."""
+    channel = Channel.objects.filter(code=channel_code, is_active=True).first()
+    if channel is None:
+        raise SessionError("channel_not_found", context={"channel_code": channel_code})
+    return channel
+
+
+def _open_arguments(
+    handle_type: Any, handle_ref: Any, data: Any, items: Any, session_key: Any
+) -> tuple[str, str, dict[str, Any]]:
+    """An open's handle (stripped) and initial data, checked; ``ValidationError`` for a bad argument."""
+    handle_type = (handle_type or "").strip()
+    handle_ref = str(handle_ref or "").strip()
+    if handle_ref and not handle_type:
+        raise ValidationError("missing_field", _("A handle_ref needs a handle_type."), {"field": "handle_type"})
+    if len(handle_type) > 32 or len(handle_ref) > 128:
+        raise ValidationError("invalid_field", _("The handle is too long."), {"field": "handle_ref"})
+    initial_data = _initial_data(data)
+    if items is not None and (not isinstance(items, (list, tuple)) or not all(isinstance(i, dict) for i in items)):
+        raise ValidationError("invalid_field", _("items must be a list of objects."), {"field": "items"})
+    if session_key is not None and (not isinstance(session_key, str) or not session_key.strip() or len(session_key) > 64):
+        raise ValidationError("invalid_field", _("session_key must be 1-64 characters."), {"field": "session_key"})
+    return handle_type, handle_ref, initial_data
+
+
+def _open_basket(channel_code: str, *, handle_type: Any, data: Any, actor: str) -> Session:
+    """``open_session`` without a handle, a key or items: a new session, inserted alone (no transaction of its own).
+
+    On PostgreSQL the channel's read and the insert are one statement
+    (:func:`_insert_basket`), autocommitted: a channel that is unknown or
+    inactive inserts nothing and is ``channel_not_found``, told before a bad
+    argument as the other opens tell it. The row is the one ``save()`` writes.
+    """
+    try:
+        handle_type, _handle_ref, initial_data = _open_arguments(handle_type, "", data, None, None)
+    except OmnimanError:
+        _active_channel(channel_code)  # an unknown channel is told first
+        raise
+    session = Session(session_key=new_session_key(), handle_type=handle_type, data=initial_data)
+    if not _insert_basket(session, channel_code):
+        channel = _active_channel(channel_code)
+        session.channel = channel
+        session.pricing_policy, session.edit_policy = channel.pricing_policy, channel.edit_policy
+        session.save(force_insert=True)
+    session.created = True
+    logger.info("session opened", extra={"session_key": session.session_key, "channel": channel_code, "actor": actor})
+    return session
+
+
+# The session's columns the channel fills in (its row, its policies): the rest are the new session's own values.
+_FROM_CHANNEL = {"channel": "id", "pricing_policy": "pricing_policy", "edit_policy": "edit_policy"}
+
+
+def _insert_basket(session: Session, channel_code: str) -> bool:
+    """Insert the unsaved ``session`` into the active channel ``channel_code`` in one statement, its channel's
+    row read by the same statement (``WITH c AS (SELECT … channel) , s AS (INSERT … SELECT … FROM c RETURNING id)
+    SELECT s.id, c.* …``), kept per connection. ``SessionError("channel_not_found")`` when it inserted nothing.
+
+    ``False`` (nothing done) where this cannot be one statement (a database other than PostgreSQL) or where
+    ``save()`` would do more (``pre_save``/``post_save`` receivers of sessions): the caller saves it.
+    """
+    alias = router.db_for_write(Session)
+    conn = connections[alias]
+    if conn.vendor != "postgresql" or pre_save.has_listeners(Session) or post_save.has_listeners(Session):
+        return False
+    meta, channel_meta = Session._meta, Channel._meta
+    own = [field for field in meta.concrete_fields if not field.primary_key and field.name not in _FROM_CHANNEL]
+
+    def build() -> tuple[str, ModelRows]:
+        qn = conn.ops.quote_name
+        channels = ModelRows.of(Channel, conn, "c")
+        names, values = [], []
+        for field in meta.concrete_fields:
+            if field.primary_key:
+                continue
+            names.append(qn(field.column))
+            if field.name in _FROM_CHANNEL:
+                values.append(f"c.{qn(channel_meta.get_field(_FROM_CHANNEL[field.name]).column)}")
+            else:
+                values.append("%s")
+        sql = (
+            f"WITH c AS (SELECT {channels.columns} FROM {qn(channel_meta.db_table)} c "
+            f"WHERE c.{qn(channel_meta.get_field('code').column)} = %s AND c.{qn(channel_meta.get_field('is_active').column)}), "
+            f"s AS (INSERT INTO {qn(meta.db_table)} ({', '.join(names)}) SELECT {', '.join(values)} FROM c "
+            f"RETURNING {qn(meta.pk.column)}) "
+            f"SELECT s.{qn(meta.pk.column)}, c.* FROM s CROSS JOIN c"
+        )
+        return sql, channels
+
+    sql, channels = kept_per_connection(conn, "sessions.insert_basket", build)
+    session.adjustments, totals = apply_adjustments(session.lines, session.adjustments or [])  # as save() derives them
+    session.total_q = totals["total_q"]
+    params = [field.get_db_prep_save(field.pre_save(session, True), conn) for field in own]
+    with conn.cursor() as cursor:
+        cursor.execute(sql, [channel_code, *params])
+        row = cursor.fetchone()
+    if row is None:
+        raise SessionError("channel_not_found", context={"channel_code": channel_code})
+    channel = channels.load(alias, row[1:])
+    session.pk = row[0]
+    session.channel = channel
+    session.pricing_policy, session.edit_policy = channel.pricing_policy, channel.edit_policy
+    session._state.adding = False
+    session._state.db = alias
+    return True
+
+
 def _initial_data(data: Any) -> dict[str, Any]:
     if data is None:
         return {}
@@ -296,7 +397,14 @@ class ModifyService:
         """
         ctx = dict(ctx or {})
         with transaction.atomic(), engine.dispatch_before_commit() as checks:
-            session = lock_session(session_key, channel_code)
+            ctx.pop(pipeline.SOLD_OUT_READ, None)  # only the list read here, never a caller's
+            if pipeline.adds_skus(ops):
+                # The kitchen's 86 list comes with the session's lock: one statement, read now, never kept.
+                session, sold_out = lock_session_with_sold_out(session_key, channel_code)
+                if sold_out is not None:
+                    ctx[pipeline.SOLD_OUT_READ] = sold_out
+            else:
+                session = lock_session(session_key, channel_code)
             require_open(session)
             require_rev(session, expected_rev)
             session = pipeline.modify(session, _resuming(session, ops), ctx=ctx)

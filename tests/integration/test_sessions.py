@@ -77,9 +77,12 @@ def test_open_pays_a_savepoint_only_when_there_is_a_handle_or_key_to_race_on():
     with CaptureQueriesContext(connection) as keyed:
         SessionService.open_session(channel.code, session_key="web-basket-43")
     assert session.created and Session.objects.filter(pk=session.pk, state="open").exists()
-    # SAVEPOINT + RELEASE around the insert: the race guard of a handle (or a given key) only.
-    assert _savepoints(handled) == _savepoints(plain) + 2
-    assert _savepoints(keyed) == _savepoints(plain) + 2
+    # A new basket is one autocommitted insert: no transaction of its own, so no savepoint even inside the
+    # test's transaction. A handle (or a given key) opens its transaction (a savepoint here) and puts
+    # SAVEPOINT + RELEASE around the insert: the race guard.
+    assert _savepoints(plain) == 0
+    assert _savepoints(handled) == 4
+    assert _savepoints(keyed) == 4
 
 
 def test_a_generated_key_that_clashes_is_an_error_that_writes_nothing(monkeypatch):

@@ -34,14 +34,16 @@ LINES = [("PDQ", 2), ("CRO", 1), ("ESP", 1)]  # benchmarks/bench_api.py's order:
 
 # Statements (open, modify, commit) and commits per counter order, as measured; the same on both databases (a
 # directive run before the commit opens its savepoint in a statement of its own: PostgreSQL's prepared statements
-# take one command at a time).
-# open: no savepoint without a handle. modify: the check runs in its transaction, on the session it holds (no
-# second transaction, no re-read; the answer carries the check). commit: the key read and upserted in its
+# take one command at a time), but for the open: one more on SQLite.
+# open: a new basket is one autocommitted statement (no BEGIN/COMMIT: counted as no commit) that reads the
+# channel and inserts the session on PostgreSQL; elsewhere the channel's read and the insert. modify: the kitchen's
+# 86 list is read by the statement that locks the session; the check runs in its transaction, on the session it
+# holds (no second transaction, no re-read; the answer carries the check). commit: the key read and upserted in its
 # transaction, the order inserted confirmed, its events in one INSERT, its directives in another, and the
 # ticket (the order's lock, the counter bump, the ref, the event) run before the COMMIT. The catalog's rows, prices
 # and option-group flags are one read (CatalogPricingBackend.read_for_lines).
-STATEMENTS = {"open": 5, "modify": 15, "commit": 19}
-COMMITS = {"open": 1, "modify": 1, "commit": 1}
+STATEMENTS = {"open": 2, "modify": 14, "commit": 19}  # issue 19's open slice: open 5 → 2, modify 15 → 14
+COMMITS = {"open": 0, "modify": 1, "commit": 1}
 
 
 @pytest.fixture
@@ -89,5 +91,6 @@ def place(client) -> dict[str, tuple[int, int]]:
 def test_a_counter_order_costs_its_statements_and_commits(counter):
     place(counter)  # the first order warms per-process statements (token, session, catalog SQL)
     counts = place(counter)
-    assert {kind: n for kind, (n, _) in counts.items()} == STATEMENTS
+    open_statements = STATEMENTS["open"] if connection.vendor == "postgresql" else STATEMENTS["open"] + 1
+    assert {kind: n for kind, (n, _) in counts.items()} == {**STATEMENTS, "open": open_statements}
     assert {kind: c for kind, (_, c) in counts.items()} == COMMITS
