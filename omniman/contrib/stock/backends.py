@@ -57,9 +57,9 @@ def _own_transaction():
     return nullcontext() if transaction.get_connection().in_atomic_block else transaction.atomic()
 
 
-# The three reads of every stock check — the SKUs' levels, the other sessions' live holds, the session's own
-# holds — as SQL written once per connection (and SKU count): the ORM spent more CPU building and compiling
-# them than the database spent running them (``benchmarks/profile_api.py``).
+# The reads of every stock check — the SKUs' levels, then the other sessions' live holds and the session's own
+# holds in one statement — as SQL written once per connection (and SKU count): the ORM spent more CPU building
+# and compiling them than the database spent running them (``benchmarks/profile_api.py``).
 
 
 def _marks(count: int) -> str:
@@ -114,6 +114,61 @@ def _own_active_holds(reference: str) -> list[StockHold]:
         cursor.execute(sql, [reference, StockHold.Status.ACTIVE])
         found = cursor.fetchall()
     return [rows.load(connection.alias, values) for values in found]
+
+
+def _held_and_own(skus: list[str], reference: str) -> tuple[dict[str, Decimal], list[StockHold]]:
+    """``_held(skus, exclude_reference=reference)`` and ``_own_active_holds(reference)`` in one statement.
+
+    Call it inside a transaction, after locking the SKUs' levels (:func:`_lock_levels`), in a statement of
+    its own: the levels' lock is what makes the sum complete (whoever adds a hold for these SKUs locks their
+    levels first), and a statement sees only what committed before it started — a sum read in the statement
+    that waited for the levels' lock could miss the holds of the transaction it waited for. Here the only lock
+    is on the session's own holds (``FOR UPDATE`` in the ``WITH`` query: PostgreSQL refuses it on a
+    ``UNION``), taken in id order as :func:`_own_active_holds` takes it; the others' sum locks nothing.
+    One ``UNION ALL``: the own rows (oldest first), then one row per SKU with live holds of other sessions,
+    its id ``NULL`` and its sum in ``qty``.
+    """
+    connection = connections[router.db_for_write(StockHold)]
+    locking = connection.features.has_select_for_update
+    if locking and connection.get_autocommit():
+        raise transaction.TransactionManagementError("select_for_update cannot be used outside of a transaction.")
+    rows = ModelRows.of(StockHold, connection, "h")
+
+    def build() -> str:
+        qn = connection.ops.quote_name
+        table = qn(StockHold._meta.db_table)
+        column = {field.name: f"h.{qn(field.column)}" for field in rows.fields}
+        pk = qn(StockHold._meta.pk.column)
+        active = f"'{StockHold.Status.ACTIVE.value}'"  # a literal: a generic plan can use the partial index (see _held)
+        # The sums' row has the own rows' shape: NULL for every column but the SKU and the quantity.
+        summed = ", ".join(
+            column["sku"] if field.name == "sku" else f"SUM({column['qty']})" if field.name == "qty" else "NULL"
+            for field in rows.fields
+        )
+        return (
+            f"WITH own AS (SELECT {rows.columns} FROM {table} h "
+            f"WHERE {column['reference']} = %s AND {column['status']} = {active} "
+            f"ORDER BY h.{pk}{' FOR UPDATE' if locking else ''}) "
+            f"SELECT * FROM own UNION ALL "
+            f"SELECT {summed} FROM {table} h "
+            f"WHERE {column['sku']} IN ({_marks(len(skus))}) AND {column['status']} = {active} "
+            f"AND {column['expires_at']} > %s AND {column['reference']} <> %s GROUP BY {column['sku']}"
+        )
+
+    sql = kept_per_connection(connection, ("stock.held_and_own", len(skus), locking), build) if len(skus) <= 64 else build()
+    params = [reference, *skus, connection.ops.adapt_datetimefield_value(timezone.now()), reference]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        found = cursor.fetchall()
+    held: dict[str, Decimal] = {}
+    own: list[StockHold] = []
+    for row in (rows.load(connection.alias, values) for values in found):
+        if row.pk is None:
+            held[row.sku] = row.qty
+        else:
+            own.append(row)
+    own.sort(key=lambda row: row.pk)  # a UNION promises no order: the WITH query's
+    return held, own
 
 
 def _available(skus: Iterable[str], levels: Mapping[str, StockLevel], held: Mapping[str, Decimal]) -> dict[str, Decimal]:
@@ -184,6 +239,7 @@ def _apply_hold_deltas(
     holding: Mapping[str, Decimal],
     wanted: Mapping[str, Decimal],
     *,
+    current: list[StockHold],
     line_ids: Mapping[str, str],
     expires_at: datetime,
 ) -> list[StockHold]:
@@ -197,11 +253,11 @@ def _apply_hold_deltas(
     every hold of the tab, and a tab tapped all evening keeps one row per SKU.
     Kept holds keep their expiry unless less than half of the time asked for
     (``expires_at`` − now) is left: then all of those are extended in one
-    ``UPDATE`` (at most once per half a time-to-live). Call it inside a
+    ``UPDATE`` (at most once per half a time-to-live). ``current``: the
+    reference's active holds, locked, oldest first. Call it inside a
     transaction, after locking the SKUs' levels.
     """
     now = timezone.now()
-    current = _own_active_holds(reference)
     keep: dict[str, StockHold] = {}
     change: dict[str, StockHold] = {}
     drop: list[int] = []
@@ -339,11 +395,14 @@ class DatabaseStockBackend:
             # Stock rows first (one query, SKU order), then the hold rows: the order every caller uses.
             levels = _lock_levels(wanted) if wanted else {}
             tracked = [sku for sku, level in levels.items() if level.track]
-            held = _held(tracked, exclude_reference=reference) if tracked else {}
+            # The others' live holds and this reference's own (locked): one read after the levels' lock.
+            held, current = _held_and_own(tracked, reference) if tracked else ({}, _own_active_holds(reference))
             available = _available(wanted, levels, held)
             holding = {sku: min(wanted[sku], available[sku]) for sku in tracked}
             holding = {sku: as_qty(qty) for sku, qty in holding.items() if qty > 0}
-            rows = _apply_hold_deltas(reference, holding, wanted, line_ids=line_ids or {}, expires_at=expires_at)
+            rows = _apply_hold_deltas(
+                reference, holding, wanted, current=current, line_ids=line_ids or {}, expires_at=expires_at
+            )
         return HoldReplacement(available=available, holds=[_hold(row) for row in rows])
 
     def release_hold(self, hold_id: int) -> bool:
