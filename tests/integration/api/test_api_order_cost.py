@@ -36,11 +36,12 @@ LINES = [("PDQ", 2), ("CRO", 1), ("ESP", 1)]  # benchmarks/bench_api.py's order:
 # directive run before the commit opens its savepoint in a statement of its own: PostgreSQL's prepared statements
 # take one command at a time).
 # open: no savepoint without a handle. modify: the check runs in its transaction, on the session it holds (no
-# second transaction, no re-read; the answer carries the check). commit: the key read and upserted in its
-# transaction, the order inserted confirmed, its events in one INSERT, its directives in another, and the
-# ticket (the order's lock, the counter bump, the ref, the event) run before the COMMIT. The catalog's rows, prices
-# and option-group flags are one read (CatalogPricingBackend.read_for_lines).
-STATEMENTS = {"open": 5, "modify": 15, "commit": 19}
+# second transaction, no re-read; the answer carries the check). commit: the key upserted in its transaction (not
+# read first: the upsert finds a key that is another's), the order inserted confirmed, its events in one INSERT,
+# its directives in another, and the ticket (the counter bump, the ref, the event; the order the commit holds is
+# shared with it, not locked again) run before the COMMIT — 17, was 19. The catalog's rows, prices and option-group
+# flags are one read (CatalogPricingBackend.read_for_lines).
+STATEMENTS = {"open": 5, "modify": 15, "commit": 17}
 COMMITS = {"open": 1, "modify": 1, "commit": 1}
 
 

@@ -12,9 +12,10 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from omniman.contrib.refs.handlers import AssignTicketHandler
 from omniman.contrib.refs.models import Ref, TicketSequence
 from omniman.contrib.refs.services import RefService
-from omniman.models import Order, OrderEvent
+from omniman.models import Directive, Order, OrderEvent
 from tests.factories import commit, create_session_at, make_channel
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -41,6 +42,41 @@ def test_a_ticket_in_the_callers_transaction_is_four_statements_and_no_savepoint
     ]
     event = OrderEvent.objects.get(order=order, type="ticket.assigned")
     assert (event.actor, event.payload) == ("directive:refs.assign_ticket", {"ticket": 1, "day": day.isoformat()})
+
+
+def test_the_order_the_callers_transaction_holds_is_not_locked_again():
+    order = Order.objects.select_related("channel").get(pk=_order().pk)
+    with transaction.atomic(), CaptureQueriesContext(connection) as ctx:
+        assert RefService.assign_ticket(order.ref, held=order) == 1
+    assert _statements(ctx) == ["INSERT", "INSERT", "INSERT"]  # counter upsert, ref, event: no lock
+    day = timezone.localdate(order.created_at)
+    assert list(Ref.objects.values_list("scope", "key", "order_ref")) == [(f"pickup:counter:{day.isoformat()}", "1", order.ref)]
+    assert OrderEvent.objects.get(order=order, type="ticket.assigned").payload == {"ticket": 1, "day": day.isoformat()}
+
+
+def test_the_handler_takes_the_shared_order_only_when_it_is_the_directives():
+    channel = make_channel("counter", config={"post_commit_directives": ["refs.assign_ticket"]})
+    one, two = (Order.objects.select_related("channel").get(ref=commit(create_session_at(channel))["order_ref"]) for _ in range(2))
+    handler = AssignTicketHandler()
+    with transaction.atomic(), CaptureQueriesContext(connection) as ctx:
+        handler.handle(message=Directive(topic=handler.topic, payload={"order_ref": one.ref}), ctx={"locked": {"order": two}})
+    assert _statements(ctx) == ["SELECT", "INSERT", "INSERT", "INSERT"]  # another order: this one is locked first
+    with transaction.atomic(), CaptureQueriesContext(connection) as ctx:
+        handler.handle(message=Directive(topic=handler.topic, payload={"order_ref": two.ref}), ctx={"locked": {"order": two}})
+    assert _statements(ctx) == ["INSERT", "INSERT", "INSERT"]
+    assert RefService.tickets_for([one.ref, two.ref]) == {one.ref: 1, two.ref: 2}
+
+
+def test_run_in_the_commits_transaction_it_reads_no_order(settings):
+    settings.OMNIMAN = {**settings.OMNIMAN, "DISPATCH_ON_COMMIT": ["refs.assign_ticket"]}
+    channel = make_channel("counter", config={"post_commit_directives": ["refs.assign_ticket"]})
+    session = create_session_at(channel)
+    with CaptureQueriesContext(connection) as ctx:
+        result = commit(session)
+    reads = [q["sql"] for q in ctx.captured_queries if q["sql"].upper().startswith("SELECT") and 'FROM "omniman_order"' in q["sql"]]
+    assert reads == []  # the commit shared the order it inserted (ctx["locked"]["order"])
+    assert Directive.objects.get(topic="refs.assign_ticket").status == "done"
+    assert RefService.ticket_for(result["order_ref"]) == 1
 
 
 def test_on_its_own_it_opens_its_transaction():
