@@ -121,3 +121,28 @@ def test_next_ticket_is_one_statement():
         assert RefService.next_ticket("drive") == 2
     assert _statements(ctx) == ["INSERT", "INSERT"]
     assert TicketSequence.objects.get().last == 2
+
+
+def test_a_ticket_that_fails_in_the_commit_rolls_back_alone_and_a_worker_assigns_it_later(settings, monkeypatch):
+    from omniman import engine
+    from omniman.contrib.refs import services as ref_services
+
+    settings.OMNIMAN = {**settings.OMNIMAN, "DISPATCH_ON_COMMIT": ["refs.assign_ticket"]}
+    channel = make_channel("counter", config={"post_commit_directives": ["refs.assign_ticket"]})
+
+    class Failing:
+        def info(self, *args, **kwargs):  # after the ticket's writes: they must roll back with the handler's savepoint
+            raise RuntimeError("after the writes")
+
+    monkeypatch.setattr(ref_services, "logger", Failing())
+    result = commit(create_session_at(channel))
+    order = Order.objects.get(ref=result["order_ref"])  # the commit itself went through, with the shared order
+    assert (Ref.objects.count(), TicketSequence.objects.count()) == (0, 0)
+    assert not OrderEvent.objects.filter(order=order, type="ticket.assigned").exists()
+    directive = Directive.objects.get(topic="refs.assign_ticket")
+    assert (directive.status, directive.attempts) == ("queued", 1) and "after the writes" in directive.last_error
+    monkeypatch.undo()
+    Directive.objects.filter(pk=directive.pk).update(available_at=timezone.now())
+    engine.process(topics=["refs.assign_ticket"])  # a worker: no shared order, it locks the order
+    assert RefService.ticket_for(order.ref) == 1
+    assert Directive.objects.get(pk=directive.pk).status == "done"
