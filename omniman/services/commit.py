@@ -46,12 +46,16 @@ class CommitService:
         that moved on since the caller read it raises ``SessionError("stale_rev")``.
 
         A replay of a finished key returns the first result with
-        ``"idempotent": True``. One transaction: the session is locked, then
-        the key is read (a replay, a conflict or a live ``in_progress`` key
-        answers there), and the key is written ``done`` with the result next
-        to the order (:func:`_keep_result`). A concurrent duplicate waits on
-        the session's lock and then finds the key ``done``. A failed commit
-        marks its key ``failed`` afterwards (:func:`_fail_key`).
+        ``"idempotent": True``. One transaction: the session is locked; an
+        open session is committed and the key written ``done`` with the result
+        next to the order in one upsert (:func:`_keep_result`: a key another
+        commit holds answers there — a conflict, a live ``in_progress`` — and
+        the transaction rolls back); a session no longer open has its key read
+        (a replay, or the key's answer, before the session's own error). A
+        concurrent duplicate waits on the session's lock and then finds the
+        session committed and the key ``done``. A failed commit marks its key
+        ``failed`` afterwards (:func:`_fail_key`), or, when the key is
+        another's, answers what the key answers.
         """
         if not isinstance(idempotency_key, str) or not idempotency_key.strip():
             raise ValidationError("missing_idempotency_key", context={"field": "idempotency_key"})
@@ -61,18 +65,22 @@ class CommitService:
         owned = False  # set once the key lets this commit run: a failure after that marks it failed
         try:
             # The post-commit directives of database-only handlers (the ticket number) run in this transaction.
-            with transaction.atomic(), engine.dispatch_before_commit():
+            with transaction.atomic(), engine.dispatch_before_commit() as block:
                 session = lock_session(session_key, channel_code)  # not_found / channel_not_found: no key is written
-                cached = _read_key(key)
-                if cached is not None:
-                    return {**cached, "idempotent": True}
+                if not session.is_open:  # a replay finds its session committed: its key answers
+                    cached = _read_key(key)
+                    if cached is not None:
+                        return {**cached, "idempotent": True}
                 owned = True
-                result = _commit(session, key, ctx=dict(ctx or {}), actor=actor, expected_rev=expected_rev)
+                result = _commit(session, key, block, ctx=dict(ctx or {}), actor=actor, expected_rev=expected_rev)
         except _Replay as replay:
             return {**replay.result, "idempotent": True}
         except OmnimanError as exc:
-            if owned and not _answered_by_key(exc):
-                _fail_key(key, {"error": exc.as_dict()})
+            if owned and not _answered_by_key(exc) and not _fail_key(key, {"error": exc.as_dict()}):
+                # The key is another commit's: its answer (conflict, in_progress, its result) comes first.
+                cached = _read_key(key)
+                if cached is not None:
+                    return {**cached, "idempotent": True}
             raise
         except BaseException as exc:
             if owned:
@@ -83,12 +91,17 @@ class CommitService:
 
 # -- the idempotency key ------------------------------------------------------------------------
 #
-# Read once the session is locked, written once with the result, both in the order's transaction.
-# The session's lock serialises every commit of one session, so a duplicate of a commit (same key,
-# same session) reads the key after the first one committed: ``done``, its result. A key used for
-# two sessions at once is settled by the key's unique index when the second writes it: it waits for
-# the first, finds its row, and its whole transaction rolls back (``conflict``). No row is ever
-# committed ``in_progress`` any more; one left by an earlier version is honoured (and its lease).
+# Written once with the result, in the order's transaction: one upsert, no read before it. The
+# session's lock serialises every commit of one session, so a duplicate of a commit (same key, same
+# session) finds the session committed, and only then reads the key: ``done``, its result. A key
+# another commit holds (another session's, a live ``in_progress``) is found by the upsert, which
+# proposes no row: the key is read then and answers, and the whole transaction rolls back. A key
+# used for two sessions at once is settled by the key's unique index when the second writes it: it
+# waits for the first, finds its row, and rolls back (``conflict``). A commit that fails on its own
+# (``stale_rev``, ``empty_session``…) marks the key ``failed`` with the same guarded upsert, and a
+# key that is another's answers instead: the key's answer comes first, as when it was read first.
+# No row is ever committed ``in_progress`` any more; one left by an earlier version is honoured
+# (and its lease).
 
 
 @dataclass(frozen=True)
@@ -143,9 +156,10 @@ def _keep_result(key: _Key, result: dict[str, Any]) -> None:
     """Write the key ``done`` with ``result``, in the order's transaction (one upsert).
 
     The row is inserted, or a row this commit may take over (failed, expired,
-    a dead ``in_progress``) is updated; any other row is what a concurrent
-    commit wrote since :func:`_read_key`, and this one gives way: the key's
-    answer is raised and the transaction rolls back.
+    a dead ``in_progress``) is updated; any other row is another commit's
+    (written before this one started, or concurrently), and this one gives
+    way: the key is read, its answer is raised and the transaction rolls back.
+    The normal path is this one statement: the key is not read first.
     """
     for _ in range(2):
         if _write_key(key, IdempotencyKey.Status.DONE, CREATED, result):
@@ -156,9 +170,9 @@ def _keep_result(key: _Key, result: dict[str, Any]) -> None:
     raise CommitError("in_progress", context={"scope": key.scope, "key": key.key})  # pragma: no cover  (the row kept changing)
 
 
-def _fail_key(key: _Key, body: dict[str, Any]) -> None:
-    """After a failed commit (rolled back): the key ``failed`` with the error, unless another commit owns it now."""
-    _write_key(key, IdempotencyKey.Status.FAILED, None, body)
+def _fail_key(key: _Key, body: dict[str, Any]) -> bool:
+    """After a failed commit (rolled back): the key ``failed`` with the error; ``False`` (nothing written) if it is another's."""
+    return _write_key(key, IdempotencyKey.Status.FAILED, None, body)
 
 
 def _key_row(key: _Key) -> IdempotencyKey | None:
@@ -236,7 +250,7 @@ def _write_key(key: _Key, status: str, response_code: int | None, body: dict[str
 
 
 def _commit(
-    session: Session, key: _Key, *, ctx: dict[str, Any], actor: str, expected_rev: int | None
+    session: Session, key: _Key, block: engine.BeforeCommit, *, ctx: dict[str, Any], actor: str, expected_rev: int | None
 ) -> dict[str, Any]:
     require_open(session, CommitError)
     require_rev(session, expected_rev)
@@ -315,6 +329,7 @@ def _commit(
         if on_create in TIMESTAMPED_STATUSES:
             setattr(order, f"{on_create}_at", now)
     _insert_order(order)
+    block.share(order=order)  # inserted by this transaction, so held: the ticket handler takes it as it is
     order_items = insert_rows(
         OrderItem,
         [

@@ -229,16 +229,61 @@ def test_a_failed_commit_marks_a_taken_over_key_failed_for_its_session():
     assert key.expires_at > timezone.now()
 
 
+def test_an_open_sessions_commit_reads_no_key_its_one_key_statement_is_the_upsert():
+    session = create_session_at(lines=1)
+    with CaptureQueriesContext(connection) as ctx:
+        result = commit(session, "once")
+    keys = [q["sql"].split()[0].upper() for q in ctx.captured_queries if "omniman_idempotencykey" in q["sql"]]
+    assert keys == ["INSERT"]  # no SELECT of the key before it: the upsert finds a key that is another's
+    key = IdempotencyKey.objects.get(key="once")
+    assert (key.status, key.fingerprint, key.response_body["order_ref"]) == ("done", session.session_key, result["order_ref"])
+
+
+@pytest.mark.parametrize("broken", ["empty_session", "stale_rev"])
+def test_a_key_of_another_session_answers_before_the_commits_own_error_and_nothing_is_marked(broken):
+    # The key is no longer read first: the commit's own error comes out first, its key's upsert finds the other
+    # session's row, and the key's answer is raised instead, as when the key was read before the commit.
+    channel = make_channel()
+    one = create_session_at(channel)
+    two = create_session_at(channel, lines=0 if broken == "empty_session" else 1)
+    commit(one, "shared")
+    before = IdempotencyKey.objects.values().get(key="shared")
+    state = DbState(two)
+    with pytest.raises(OmnimanError) as err:
+        commit(two, "shared", **({"expected_rev": two.rev + 1} if broken == "stale_rev" else {}))
+    assert err.value.code == "conflict"
+    state.assert_unchanged()
+    assert IdempotencyKey.objects.values().get(key="shared") == before
+    with pytest.raises(OmnimanError) as err:
+        commit(two, "mine", **({"expected_rev": two.rev + 1} if broken == "stale_rev" else {}))
+    assert err.value.code == broken  # with a key of its own, the commit's own error
+    assert IdempotencyKey.objects.get(key="mine").status == "failed"
+
+
+def test_a_live_in_progress_key_of_this_session_answers_before_the_commits_own_error():
+    channel = make_channel()
+    session = create_session_at(channel, lines=0)
+    _key_row(f"commit:{channel.code}", "busy", session.session_key, status="in_progress").save()
+    before = IdempotencyKey.objects.values().get(key="busy")
+    state = DbState(session)
+    with pytest.raises(CommitError) as err:
+        commit(session, "busy")
+    assert err.value.code == "in_progress"
+    state.assert_unchanged()
+    assert IdempotencyKey.objects.values().get(key="busy") == before
+
+
 def _land_before_the_write(monkeypatch, land):
-    """Run ``land()`` right after the commit read its key: another commit's key write arriving in between."""
-    read = commit_module._read_key
+    """Run ``land()`` right before the commit writes its key: another commit's key write arriving meanwhile
+    (after the commit locked its session and wrote its order, the key not read: an open session's commit reads
+    no key before its upsert)."""
+    keep = commit_module._keep_result
 
-    def read_then_land(key):
-        answer = read(key)
+    def land_then_keep(key, result):
         land()
-        return answer
+        return keep(key, result)
 
-    monkeypatch.setattr(commit_module, "_read_key", read_then_land)
+    monkeypatch.setattr(commit_module, "_keep_result", land_then_keep)
 
 
 def _key_row(scope: str, key: str, fingerprint: str, **fields):

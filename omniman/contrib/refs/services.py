@@ -144,7 +144,7 @@ class RefService:
         return int(_bump_ticket(ticket_scope(channel_code), day or timezone.localdate()) or 0)  # never None unguarded
 
     @staticmethod
-    def assign_ticket(order_ref: str, *, actor: str = "system") -> int:
+    def assign_ticket(order_ref: str, *, actor: str = "system", held: Order | None = None) -> int:
         """The order's pickup number, taken once: later calls return the same number.
 
         Locks the order; takes the next number of the order's channel for the
@@ -153,11 +153,15 @@ class RefService:
         ``pickup:<channel>:<day>`` ref and the event. In the caller's
         transaction if there is one (the directive engine's), without a
         savepoint; else in its own.
+
+        ``held``: the order itself, when the caller's transaction holds its row
+        (the commit that inserted it, :func:`omniman.engine.dispatch_before_commit`):
+        it is not read nor locked again (one statement less).
         """
         if transaction.get_connection(router.db_for_write(Order)).in_atomic_block:
-            return _assign_ticket(order_ref, actor=actor)
+            return _assign_ticket(order_ref, actor=actor, held=held)
         with transaction.atomic(using=router.db_for_write(Order)):
-            return _assign_ticket(order_ref, actor=actor)
+            return _assign_ticket(order_ref, actor=actor, held=held)
 
     @staticmethod
     def tickets_for(order_refs: Iterable[str]) -> dict[str, int]:
@@ -221,17 +225,27 @@ def _merge(ref: Ref, current_order: str, *, session_key: str, order_ref: str) ->
     return ref
 
 
-def _assign_ticket(order_ref: str, *, actor: str) -> int:
+def _assign_ticket(order_ref: str, *, actor: str, held: Order | None = None) -> int:
     """Four statements: lock the order (its id, creation time and channel), bump the day's counter unless the
     order already has its ticket, insert the ref and the event (``benchmarks/profile_api.py``: the handler runs
-    after every commit of a channel with pickup numbers)."""
-    locked = _lock_order(order_ref)
+    after every commit of a channel with pickup numbers). Three with the ``held`` order: no lock to take. On
+    PostgreSQL the bump, the ref and the event are one statement (:func:`_take_ticket`)."""
+    if held is not None and held.ref == order_ref:
+        locked = (held.pk, held.created_at, held.channel.code)  # the caller's transaction holds its row
+    else:
+        locked = _lock_order(order_ref)
     if locked is None:
         raise RefError("order_not_found", f"No order {order_ref!r}.", {"order_ref": order_ref})
     order_id, created_at, channel_code = locked
     day = timezone.localdate(created_at)
     # Read after the lock: a concurrent assignment of this order committed its event before letting go of it.
-    number = _bump_ticket(ticket_scope(channel_code), day, unless_assigned=order_id)
+    if connections[router.db_for_write(TicketSequence)].vendor == "postgresql":
+        number = _take_ticket(channel_code, day, order_id=order_id, order_ref=order_ref, actor=actor)
+        if number is not None:
+            logger.info("pickup ticket assigned", extra={"order_ref": order_ref, "ticket": number})
+            return number
+    else:
+        number = _bump_ticket(ticket_scope(channel_code), day, unless_assigned=order_id)
     if number is None:
         assigned = (
             OrderEvent.objects.filter(order_id=order_id, type=TICKET_ASSIGNED)
@@ -289,29 +303,74 @@ def _bump_ticket(scope: str, day: date, *, unless_assigned: int | None = None) -
     """
     connection = connections[router.db_for_write(TicketSequence)]
     guarded = unless_assigned is not None
+    sql = kept_per_connection(connection, ("refs.bump_ticket", guarded), lambda: _bump_sql(connection, guarded=guarded))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, _bump_params(connection, scope, day, unless_assigned))
+        row = cursor.fetchone()
+    return None if row is None else int(row[0])
+
+
+def _bump_sql(connection, *, guarded: bool) -> str:
+    """``INSERT … SELECT … ON CONFLICT (scope, day) DO UPDATE SET last = last + 1 RETURNING last`` (``guarded``: unless
+    the order has its event); parameters from :func:`_bump_params`."""
+    qn = connection.ops.quote_name
+    meta, event = TicketSequence._meta, OrderEvent._meta
+    table = qn(meta.db_table)
+    scope_col, day_col, last, updated = (qn(meta.get_field(name).column) for name in ("scope", "day", "last", "updated_at"))
+    where = "WHERE 1 = 1"  # SQLite needs a WHERE to tell the SELECT's end from ON CONFLICT
+    if guarded:
+        where = (
+            f"WHERE NOT EXISTS (SELECT 1 FROM {qn(event.db_table)} e WHERE e.{qn(event.get_field('order').column)} = %s "
+            f"AND e.{qn(event.get_field('type').column)} = %s)"
+        )
+    return (
+        f"INSERT INTO {table} ({scope_col}, {day_col}, {last}, {updated}) SELECT %s, %s, 1, %s {where} "
+        f"ON CONFLICT ({scope_col}, {day_col}) DO UPDATE SET {last} = {table}.{last} + 1, {updated} = excluded.{updated} "
+        f"RETURNING {last}"
+    )
+
+
+def _bump_params(connection, scope: str, day: date, unless_assigned: int | None) -> list[Any]:
+    meta = TicketSequence._meta
+    params = [scope, meta.get_field("day").get_db_prep_save(day, connection), meta.get_field("updated_at").get_db_prep_save(timezone.now(), connection)]
+    if unless_assigned is not None:
+        params += [unless_assigned, TICKET_ASSIGNED]
+    return params
+
+
+def _take_ticket(channel_code: str, day: date, *, order_id: int, order_ref: str, actor: str) -> int | None:
+    """PostgreSQL: the guarded counter bump, the ref and the ``ticket.assigned`` event in **one** statement; the number.
+
+    The bump is a data-modifying ``WITH``; the ref and the event are inserted
+    from its ``RETURNING`` row — the same rows :func:`_assign_ticket` writes
+    elsewhere in three statements (the event's payload built by
+    ``jsonb_build_object``). When the order already has its event the bump
+    proposes no row, nothing is written, and ``None`` is returned. SQL kept per
+    connection; no signal receiver watches these rows' creation.
+    """
+    connection = connections[router.db_for_write(TicketSequence)]
 
     def build() -> str:
         qn = connection.ops.quote_name
-        meta, event = TicketSequence._meta, OrderEvent._meta
-        table = qn(meta.db_table)
-        scope_col, day_col, last, updated = (qn(meta.get_field(name).column) for name in ("scope", "day", "last", "updated_at"))
-        where = "WHERE 1 = 1"  # SQLite needs a WHERE to tell the SELECT's end from ON CONFLICT
-        if guarded:
-            where = (
-                f"WHERE NOT EXISTS (SELECT 1 FROM {qn(event.db_table)} e WHERE e.{qn(event.get_field('order').column)} = %s "
-                f"AND e.{qn(event.get_field('type').column)} = %s)"
-            )
+        ref, event = Ref._meta, OrderEvent._meta
+        ref_columns = ", ".join(qn(ref.get_field(name).column) for name in ("scope", "key", "session_key", "order_ref", "created_at"))
+        event_columns = ", ".join(qn(event.get_field(name).column) for name in ("order", "type", "actor", "payload", "created_at"))
+        last = qn(TicketSequence._meta.get_field("last").column)
         return (
-            f"INSERT INTO {table} ({scope_col}, {day_col}, {last}, {updated}) SELECT %s, %s, 1, %s {where} "
-            f"ON CONFLICT ({scope_col}, {day_col}) DO UPDATE SET {last} = {table}.{last} + 1, {updated} = excluded.{updated} "
-            f"RETURNING {last}"
+            f"WITH n AS ({_bump_sql(connection, guarded=True)}), "
+            f"r AS (INSERT INTO {qn(ref.db_table)} ({ref_columns}) SELECT %s, n.{last}::text, '', %s, %s FROM n) "
+            f"INSERT INTO {qn(event.db_table)} ({event_columns}) "
+            f"SELECT %s, %s, %s, jsonb_build_object('ticket', n.{last}, 'day', %s::text), %s FROM n "
+            f"RETURNING (SELECT n.{last} FROM n)"
         )
 
-    sql = kept_per_connection(connection, ("refs.bump_ticket", guarded), build)
-    meta = TicketSequence._meta
-    params = [scope, meta.get_field("day").get_db_prep_save(day, connection), meta.get_field("updated_at").get_db_prep_save(timezone.now(), connection)]
-    if guarded:
-        params += [unless_assigned, TICKET_ASSIGNED]
+    sql = kept_per_connection(connection, ("refs.take_ticket",), build)
+    now = timezone.now()
+    ref_now = Ref._meta.get_field("created_at").get_db_prep_save(now, connection)
+    event_now = OrderEvent._meta.get_field("created_at").get_db_prep_save(now, connection)
+    params = _bump_params(connection, ticket_scope(channel_code), day, order_id)
+    params += [pickup_scope(channel_code, day), order_ref, ref_now]
+    params += [order_id, TICKET_ASSIGNED, actor, day.isoformat(), event_now]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
