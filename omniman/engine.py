@@ -49,6 +49,7 @@ from django.utils import timezone
 
 from omniman import conf, registry
 from omniman.models import Directive, WorkerHeartbeat
+from omniman.models.directive import DirectiveManager
 from omniman.models.worker import worker_name
 from omniman.signals import directive_enqueued
 
@@ -944,7 +945,8 @@ class BeforeCommit:
     """
 
     def __init__(self):
-        self.pending: list[tuple[Directive, object]] = []
+        # (directive, handler, marker): the marker of a row inserted done (see _BeforeCommitRuns), else None.
+        self.pending: list[tuple[Directive, object, _Marker | None]] = []
         self.shared: dict[str, object] = {}
         self.outcomes: list[tuple[int, str]] = []
 
@@ -953,21 +955,131 @@ class BeforeCommit:
 
     def _run(self) -> None:
         pending, self.pending = self.pending, []
-        if not pending or connection.needs_rollback:
-            return  # nothing to run, or a transaction that can only roll back
+        if not pending:
+            return
+        if connection.needs_rollback:  # a transaction that can only roll back (the rows inserted done with it)
+            _give_back(pending)
+            return
         max_attempts = int(conf.get("DIRECTIVE_MAX_ATTEMPTS"))
         release = None
         token = _before_commit.set(None)  # what the handlers enqueue takes the after-commit way
+        ran = 0
         try:
-            for directive, handler in pending:
-                outcome, release = _run_before_commit(directive, handler, self.shared, max_attempts, release=release)
+            for directive, handler, marker in pending:
+                ran += 1
+                outcome, release = _run_before_commit(directive, handler, marker, self.shared, max_attempts, release=release)
                 self.outcomes.append((directive.pk, outcome))
+        except BaseException:
+            _give_back(pending[ran:])
+            raise
         finally:
             _before_commit.reset(token)
         # The last savepoint is not released: the commit ends it with the transaction (one round trip less).
 
 
 _before_commit: ContextVar[BeforeCommit | None] = ContextVar("omniman_before_commit", default=None)
+# Rows inserted done that wait for their block's run, by (topic, dedupe key): the active rows of their keys.
+_waiting: ContextVar[dict[tuple[str, str], tuple[Directive, _Marker]] | None] = ContextVar("omniman_before_commit_waiting", default=None)
+
+
+class _Marker:
+    """A no-op ``on_commit`` callback registered where a row was inserted done: Django drops the callbacks of a
+    rolled-back savepoint, so while it is there, so is the row (:func:`_marker_stands`)."""
+
+    __slots__ = ()
+
+    def __call__(self) -> None:
+        pass
+
+
+def _marker_stands(marker: _Marker, *, take: bool = False) -> bool:
+    """Whether the savepoints ``marker`` was registered in still stand (not rolled back); ``take`` removes it."""
+    callbacks = connection.run_on_commit
+    for index in range(len(callbacks) - 1, -1, -1):
+        if callbacks[index][1] is marker:
+            if take:
+                del callbacks[index]
+            return True
+    return False
+
+
+def _stop_waiting(directive: Directive) -> None:
+    waiting = _waiting.get()
+    key = (directive.topic, directive.dedupe_key)
+    if waiting and directive.dedupe_key and waiting.get(key, (None,))[0] is directive:
+        del waiting[key]
+
+
+def _give_back(pending: list[tuple[Directive, object, _Marker | None]]) -> None:
+    """Rows inserted done whose run will not come (the block raised): ``queued`` again, as if enqueued the
+    ordinary way (announced to the workers, as the INSERT trigger announces a queued row) — unless the transaction can only roll back (then they go with it: every savepoint it can
+    roll back to was taken before they were inserted), or a savepoint's rollback took them already."""
+    rows = []
+    for directive, _, marker in pending:
+        if marker is not None and _marker_stands(marker, take=True):
+            _stop_waiting(directive)
+            rows.append(directive)
+    if not rows or connection.needs_rollback or _transaction_aborted():
+        return
+    Directive.objects.filter(pk__in=[directive.pk for directive in rows], status=Directive.Status.DONE).update(
+        status=Directive.Status.QUEUED, attempts=0, started_at=None, updated_at=timezone.now()
+    )
+    for directive in rows:
+        directive.status, directive.attempts, directive.started_at = Directive.Status.QUEUED, 0, None
+    if connection.vendor == "postgresql":  # what the INSERT trigger would have announced for a queued row
+        with connection.cursor() as cursor:
+            for topic in sorted({directive.topic for directive in rows}):
+                cursor.execute("SELECT pg_notify(%s, %s)", [NOTIFY_CHANNEL, topic])
+
+
+def _transaction_aborted() -> bool:
+    """PostgreSQL's transaction is in error (only a rollback, to a savepoint or whole, gets out of it)."""
+    raw = connection.connection
+    if connection.vendor != "postgresql" or raw is None:
+        return False
+    from psycopg import pq
+
+    return raw.info.transaction_status == pq.TransactionStatus.INERROR
+
+
+class _BeforeCommitRuns:
+    """The manager's side of :func:`dispatch_before_commit` (``models.directive.BeforeCommitRuns``).
+
+    A directive it ``takes`` (enqueued in an open block, due now, of a
+    ``DISPATCH_ON_COMMIT`` topic whose handler is ``database_only``, not
+    held) is inserted already ``done`` — ``attempts`` 1, ``started_at`` — and
+    handed to the block (``inserted``), which at its end only opens the
+    row's savepoint and runs the handler: the run writes nothing of its own.
+    Until then the row stands for the ``queued`` one: a dedupe key enqueued
+    again in this transaction answers it (``pending``).
+    """
+
+    def takes(self, topic: str) -> bool:
+        if _before_commit.get() is None or topic not in (conf.get("DISPATCH_ON_COMMIT") or ()) or dispatch_is_held():
+            return False
+        handler = registry.get_directive_handler(topic)
+        return handler is not None and claims_in_batch(handler)
+
+    def pending(self, topic: str, dedupe_key: str) -> Directive | None:
+        waiting = _waiting.get()
+        entry = waiting.get((topic, dedupe_key)) if waiting else None
+        if entry is None:
+            return None
+        if _marker_stands(entry[1]):
+            return entry[0]
+        del waiting[(topic, dedupe_key)]  # rolled back with a savepoint
+        return None
+
+    def inserted(self, directive: Directive) -> None:
+        block = _before_commit.get()
+        marker = _Marker()
+        transaction.on_commit(marker)
+        block.pending.append((directive, registry.get_directive_handler(directive.topic), marker))
+        if directive.dedupe_key:
+            _waiting.get()[(directive.topic, directive.dedupe_key)] = (directive, marker)
+
+
+DirectiveManager.before_commit = _BeforeCommitRuns()
 
 
 @contextmanager
@@ -977,19 +1089,24 @@ def dispatch_before_commit() -> Iterator[BeforeCommit]:
     Open it inside the service's ``transaction.atomic()``. A directive enqueued
     in the block whose topic is in ``DISPATCH_ON_COMMIT`` and whose handler is
     ``database_only`` (:func:`claims_in_batch`: its effects are rows of this
-    database, quick) gets no after-commit dispatch: at the block's normal exit
-    each runs in a savepoint of its own — one statement opens the savepoint and
-    marks the row ``done`` (``attempts`` 1, ``started_at``), then the handler
-    runs — all in the service's transaction, which commits it with the
-    service's own work: one commit instead of two, no claim of its own.
+    database, quick) gets no after-commit dispatch: its row is inserted already
+    ``done`` (``attempts`` 1, ``started_at``), and at the block's normal exit
+    each runs in a savepoint of its own — one statement opens it (and releases
+    the previous one), then the handler runs — all in the service's
+    transaction, which commits it with the service's own work: one commit
+    instead of two, no claim of its own, one write of its row. (A directive
+    enqueued with an ``available_at`` of its own is inserted ``queued``; its
+    run marks it ``done`` in its savepoint's statement, if it is due.)
 
     A handler that raises (or leaves the transaction marked for rollback) is
-    rolled back to its savepoint, with its ``done`` mark and its ``on_commit``
-    callbacks; the directive stays ``queued`` for the workers with the failure
-    recorded as the engine records failures (``attempts``, ``last_error``,
-    backoff, or ``failed`` after the last attempt), the objects it was shared are
-    read again, and the service's own work still commits. Nothing runs if the
-    block raises, nor inside :func:`dispatch_held`. Other handlers
+    rolled back to its savepoint, with its ``on_commit`` callbacks; the
+    directive is ``queued`` again for the workers with the failure recorded as
+    the engine records failures (``attempts``, ``last_error``, backoff, or
+    ``failed`` after the last attempt), the objects it was shared are read
+    again, and the service's own work still commits. Nothing runs if the block
+    raises (its rows inserted done are ``queued`` again, if the transaction is
+    to commit at all), nor inside :func:`dispatch_held`. A directive whose row a
+    savepoint's rollback took is ``skipped``. Other handlers
     (``own_transaction``, or not ``database_only``) keep the after-commit
     :func:`dispatch`. At least once: a process that dies before the commit
     takes the directive row down with the change that enqueued it.
@@ -1003,11 +1120,20 @@ def dispatch_before_commit() -> Iterator[BeforeCommit]:
         raise transaction.TransactionManagementError("dispatch_before_commit() runs inside transaction.atomic()")
     block = BeforeCommit()
     token = _before_commit.set(block)
+    waiting = _waiting.set({}) if _waiting.get() is None else None  # the outermost block's
     try:
-        yield block
+        try:
+            yield block
+        except BaseException:
+            pending, block.pending = block.pending, []
+            _give_back(pending)
+            raise
+        finally:
+            _before_commit.reset(token)
+        block._run()  # only at a normal exit: an exception leaves the block above
     finally:
-        _before_commit.reset(token)
-    block._run()  # only at a normal exit: an exception leaves the block above
+        if waiting is not None:
+            _waiting.reset(waiting)
 
 
 # Open a directive's savepoint and mark it done (claimed from queued, due) in one round trip.
@@ -1017,18 +1143,34 @@ _BEFORE_COMMIT_DONE_SQL = (
 )
 
 
-def _run_before_commit(directive: Directive, handler, shared: dict, max_attempts: int, *, release: str | None) -> tuple[str, str | None]:
-    """Run one directive in the enqueuing transaction, in a savepoint; ``(outcome, the savepoint left open)``."""
+def _run_before_commit(
+    directive: Directive, handler, marker: _Marker | None, shared: dict, max_attempts: int, *, release: str | None
+) -> tuple[str, str | None]:
+    """Run one directive in the enqueuing transaction, in a savepoint; ``(outcome, the savepoint left open)``.
+
+    A row inserted done (``marker``): one statement without parameters — one
+    round trip, prepared statements or not — releases ``release`` and opens the
+    savepoint. Otherwise the row is marked done in the savepoint's statement
+    (one round trip only where psycopg binds client-side)."""
     raw = connection.connection
-    connection.savepoint_state += 1
-    sid = f"omniman_b{connection.savepoint_state}"
     ops = connection.ops
     statements = [ops.savepoint_commit_sql(release)] if release else []
-    statements += [ops.savepoint_create_sql(sid), _BEFORE_COMMIT_DONE_SQL.format(table=Directive._meta.db_table)]
-    now = timezone.now()
-    if not _execute_last(statements, [now, now, directive.pk, now]):
-        return "skipped", sid  # rolled back with a savepoint of the service, or not due yet: nothing to do
-    directive.status, directive.attempts, directive.started_at = Directive.Status.DONE, directive.attempts + 1, now
+    if marker is not None:
+        if not _marker_stands(marker, take=True):
+            return "skipped", release  # rolled back with a savepoint of the service: nothing to do
+        _stop_waiting(directive)  # claimed: no longer the active row of its dedupe key
+        connection.savepoint_state += 1
+        sid = f"omniman_b{connection.savepoint_state}"
+        statements.append(ops.savepoint_create_sql(sid))
+        _execute_all(statements)
+    else:
+        connection.savepoint_state += 1
+        sid = f"omniman_b{connection.savepoint_state}"
+        statements += [ops.savepoint_create_sql(sid), _BEFORE_COMMIT_DONE_SQL.format(table=Directive._meta.db_table)]
+        now = timezone.now()
+        if not _execute_last(statements, [now, now, directive.pk, now]):
+            return "skipped", sid  # rolled back with a savepoint of the service, or not due yet: nothing to do
+        directive.status, directive.attempts, directive.started_at = Directive.Status.DONE, directive.attempts + 1, now
     ctx = {
         "attempt": directive.attempts,
         "max_attempts": max_attempts,
@@ -1053,12 +1195,24 @@ def _run_before_commit(directive: Directive, handler, shared: dict, max_attempts
     return "done", sid
 
 
+def _execute_all(statements: list[str]) -> None:
+    """Statements without parameters; on PostgreSQL in one round trip (psycopg sends a query without parameters
+    as a simple query, several commands in one, whether it binds client- or server-side)."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("; ".join(statements))
+            return
+        for statement in statements:
+            cursor.execute(statement)
+
+
 def _record_failure_before_commit(directive: Directive, exc: BaseException, shared: dict, max_attempts: int) -> str:
-    """The handler's run rolled back (the row is ``queued`` with no attempt): count it, record the failure,
-    and read the shared objects again (the handler may have changed them in memory)."""
+    """The handler's run rolled back to its savepoint (the row is as enqueued: inserted ``done`` with its attempt,
+    or ``queued`` without it): count the attempt, record the failure, and read the shared objects again (the
+    handler may have changed them in memory)."""
     outcome, fields = _failure_fields(directive, exc, max_attempts)
     fields.update(attempts=directive.attempts, started_at=directive.started_at)
-    Directive.objects.filter(pk=directive.pk, status=Directive.Status.QUEUED).update(**fields)
+    Directive.objects.filter(pk=directive.pk, status__in=(Directive.Status.QUEUED, Directive.Status.DONE)).update(**fields)
     directive.status = fields["status"]
     for obj in shared.values():
         refresh = getattr(obj, "refresh_from_db", None)
@@ -1072,13 +1226,15 @@ def _dispatch_on_commit(sender, directive: Directive, **kwargs) -> None:
     """``DISPATCH_ON_COMMIT`` topics run right after the enqueuing transaction commits (never inside
     ``dispatch_held()``), or before it commits inside :func:`dispatch_before_commit` when their handler
     is ``database_only``. Connected to ``signals.directive_enqueued``."""
+    if directive.status == Directive.Status.DONE:
+        return  # inserted done: its block runs it (_BeforeCommitRuns.inserted)
     if directive.topic not in (conf.get("DISPATCH_ON_COMMIT") or ()) or dispatch_is_held():
         return
     block = _before_commit.get()
     if block is not None:
         handler = registry.get_directive_handler(directive.topic)
         if handler is not None and claims_in_batch(handler):
-            block.pending.append((directive, handler))
+            block.pending.append((directive, handler, None))
             return
     pk, topic = directive.pk, directive.topic
     transaction.on_commit(lambda: dispatch(pk, topic=topic))

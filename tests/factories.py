@@ -94,12 +94,3 @@ class DbState:
         assert self._counts() == self.counts
         if self.session is not None:
             assert self._row() == self.row
-
-
-def joins_statements() -> bool:
-    """Whether the engine sends a directive's savepoint and its ``done`` mark in one round trip: psycopg binding
-    parameters client-side (PostgreSQL with ``DATABASE_PREPARED_STATEMENTS=0``); with prepared statements, and on
-    SQLite, each is a statement of its own."""
-    from django.db import connection
-
-    return connection.vendor == "postgresql" and not connection.settings_dict["OPTIONS"].get("server_side_binding")

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from django.db import IntegrityError, connections, models, transaction
 from django.db.models import Q
@@ -12,7 +12,23 @@ from omniman.signals import directive_enqueued
 ACTIVE_STATUSES = ("queued", "running")
 
 
+class BeforeCommitRuns(Protocol):
+    """What runs directives before their enqueuing transaction commits (``omniman.engine.dispatch_before_commit``),
+    as the manager asks it: a row it ``takes`` is inserted already ``done`` (``attempts`` 1, ``started_at``) — its
+    run writes nothing of its own — and handed to it once inserted; until it runs, it is the active row of its
+    dedupe key (``pending``), as the ``queued`` row it stands for would be."""
+
+    def takes(self, topic: str) -> bool: ...
+
+    def pending(self, topic: str, dedupe_key: str) -> Directive | None: ...
+
+    def inserted(self, directive: Directive) -> None: ...
+
+
 class DirectiveManager(models.Manager):
+    # Installed by omniman.engine (which imports this module, not the reverse).
+    before_commit: BeforeCommitRuns | None = None
+
     def enqueue(
         self,
         topic: str,
@@ -26,15 +42,31 @@ class DirectiveManager(models.Manager):
         With a ``dedupe_key``, a second enqueue of the same topic while one is
         queued or running returns the existing row (enforced by a partial
         unique index, so concurrent enqueues are safe too).
+
+        A directive that runs before the enqueuing transaction commits
+        (``engine.dispatch_before_commit``) is inserted already ``done``
+        (:class:`BeforeCommitRuns`). Its dedupe key is checked in the same
+        ``INSERT`` (``WHERE NOT EXISTS`` an active row: a ``done`` row is not in
+        the unique index) and, in this transaction, against the directives
+        still waiting for their run. An active duplicate that another
+        transaction has not committed yet is not waited for: both run (at least
+        once; the handlers are idempotent), and no second active row exists.
         """
         if not topic:
             raise ValueError("a directive needs a topic")
+        runs = self.before_commit
+        if runs is not None and dedupe_key:
+            pending = runs.pending(topic, dedupe_key)
+            if pending is not None:
+                return pending
         fields = {
             "topic": topic,
             "payload": payload or {},
             "dedupe_key": dedupe_key or "",
             "available_at": available_at or timezone.now(),
         }
+        if runs is not None and available_at is None and runs.takes(topic):
+            fields.update(status=Directive.Status.DONE, attempts=1, started_at=fields["available_at"])
         if not dedupe_key:
             directive = self.create(**fields)
         else:
@@ -68,6 +100,8 @@ class DirectiveManager(models.Manager):
         if len(items) < 2 or connection.vendor not in ("postgresql", "sqlite"):
             return [self.enqueue(topic, payload, dedupe_key=dedupe_key) for topic, payload, dedupe_key in items]
         now = timezone.now()
+        runs = self.before_commit
+        takes: dict[str, bool] = {}
         planned: list[Directive] = []  # one per item; a repeated (topic, dedupe_key) is the earlier object
         unique: list[Directive] = []
         by_key: dict[tuple[str, str], Directive] = {}
@@ -77,11 +111,19 @@ class DirectiveManager(models.Manager):
             directive = by_key.get((topic, dedupe_key)) if dedupe_key else None
             if directive is None:
                 directive = self.model(topic=topic, payload=payload or {}, dedupe_key=dedupe_key or "", available_at=now)
-                unique.append(directive)
+                if runs is not None and dedupe_key and runs.pending(topic, dedupe_key) is not None:
+                    pass  # its row waits for its run in this transaction: not inserted, enqueue() below answers it
+                else:
+                    if runs is not None:
+                        if topic not in takes:
+                            takes[topic] = runs.takes(topic)
+                        if takes[topic]:  # runs before the commit: inserted done (see enqueue)
+                            directive.status, directive.attempts, directive.started_at = Directive.Status.DONE, 1, now
+                    unique.append(directive)
                 if dedupe_key:
                     by_key[(topic, dedupe_key)] = directive
             planned.append(directive)
-        inserted = self._insert_all(unique)
+        inserted = self._insert_all(unique) if unique else set()
         result, announced = [], set()
         for (topic, payload, dedupe_key), directive in zip(items, planned):
             if id(directive) not in inserted:
@@ -103,11 +145,22 @@ class DirectiveManager(models.Manager):
             values += [field.get_db_prep_save(field.pre_save(directive, add=True), connection) for field in columns]
         row_sql = f"({', '.join(['%s'] * len(columns))})"
         topic, dedupe_key = quote(meta.get_field("topic").column), quote(meta.get_field("dedupe_key").column)
-        sql = (
-            f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(field.column) for field in columns)}) "
-            f"VALUES {', '.join([row_sql] * len(directives))} "
-            f"ON CONFLICT DO NOTHING RETURNING {quote(meta.pk.column)}, {topic}, {dedupe_key}"
-        )
+        names = ", ".join(quote(field.column) for field in columns)
+        if any(directive.status == Directive.Status.DONE and directive.dedupe_key for directive in directives):
+            # A row inserted done (it runs before the commit) is in no unique index: its dedupe is a NOT EXISTS.
+            status = quote(meta.get_field("status").column)
+            sql = (
+                f"WITH v ({names}) AS (VALUES {', '.join([row_sql] * len(directives))}) "
+                f"INSERT INTO {quote(meta.db_table)} ({names}) SELECT * FROM v "
+                f"WHERE v.{status} <> 'done' OR v.{dedupe_key} = '' OR NOT EXISTS ({_active_duplicate_sql(meta, quote, 'v')}) "
+                f"ON CONFLICT DO NOTHING RETURNING {quote(meta.pk.column)}, {topic}, {dedupe_key}"
+            )
+        else:
+            sql = (
+                f"INSERT INTO {quote(meta.db_table)} ({names}) "
+                f"VALUES {', '.join([row_sql] * len(directives))} "
+                f"ON CONFLICT DO NOTHING RETURNING {quote(meta.pk.column)}, {topic}, {dedupe_key}"
+            )
         with connection.cursor() as cursor:
             cursor.execute(sql, values)
             returned = cursor.fetchall()
@@ -134,7 +187,10 @@ class DirectiveManager(models.Manager):
         """
         connection = connections[self.db]
         directive = self.model(**fields)
+        done = directive.status == Directive.Status.DONE  # runs before the commit: in no unique index
         if connection.vendor not in ("postgresql", "sqlite"):
+            if done and self.filter(topic=directive.topic, dedupe_key=directive.dedupe_key, status__in=ACTIVE_STATUSES).exists():
+                return None
             try:
                 with transaction.atomic(using=self.db):
                     directive.save(using=self.db, force_insert=True)
@@ -145,10 +201,19 @@ class DirectiveManager(models.Manager):
         columns = [field for field in meta.concrete_fields if not field.primary_key]
         values = [field.get_db_prep_save(field.pre_save(directive, add=True), connection) for field in columns]
         quote = connection.ops.quote_name
-        sql = (
-            f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(field.column) for field in columns)}) "
-            f"VALUES ({', '.join(['%s'] * len(columns))}) ON CONFLICT DO NOTHING RETURNING {quote(meta.pk.column)}"
-        )
+        if done:
+            # One statement still: the row, unless an active one has its dedupe key.
+            sql = (
+                f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(field.column) for field in columns)}) "
+                f"SELECT {', '.join(['%s'] * len(columns))} WHERE NOT EXISTS ({_active_duplicate_sql(meta, quote, None)}) "
+                f"RETURNING {quote(meta.pk.column)}"
+            )
+            values += [directive.topic, directive.dedupe_key]
+        else:
+            sql = (
+                f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(field.column) for field in columns)}) "
+                f"VALUES ({', '.join(['%s'] * len(columns))}) ON CONFLICT DO NOTHING RETURNING {quote(meta.pk.column)}"
+            )
         with connection.cursor() as cursor:
             cursor.execute(sql, values)
             row = cursor.fetchone()
@@ -160,14 +225,28 @@ class DirectiveManager(models.Manager):
         return directive
 
 
+def _active_duplicate_sql(meta, quote, row: str | None) -> str:
+    """``SELECT 1`` of an active row with the dedupe key of ``row`` (a ``WITH`` table's alias), or of the two
+    parameters topic and dedupe key after the row's own (``row`` None). On the partial unique index's terms."""
+    table, topic, dedupe_key, status = (
+        quote(meta.db_table), quote(meta.get_field("topic").column), quote(meta.get_field("dedupe_key").column), quote(meta.get_field("status").column),
+    )
+    same = f"d.{topic} = {row}.{topic} AND d.{dedupe_key} = {row}.{dedupe_key}" if row else f"d.{topic} = %s AND d.{dedupe_key} = %s"
+    active = ", ".join(f"'{status_}'" for status_ in ACTIVE_STATUSES)
+    return f"SELECT 1 FROM {table} d WHERE {same} AND d.{dedupe_key} <> '' AND d.{status} IN ({active})"
+
+
 def _announce(directive: Directive) -> None:
     """Tell the engine a directive was enqueued (``signals.directive_enqueued``).
 
     The engine runs ``DISPATCH_ON_COMMIT`` topics right after the enqueuing
     transaction commits. ``--watch`` workers are woken by the database itself:
     on PostgreSQL an ``AFTER INSERT`` trigger (migration 0002) sends ``NOTIFY
-    omniman_directives``, delivered when the transaction commits.
+    omniman_directives``, delivered when the transaction commits. A row
+    inserted ``done`` is handed to the block that runs it first.
     """
+    if directive.status == Directive.Status.DONE:
+        DirectiveManager.before_commit.inserted(directive)
     directive_enqueued.send(sender=Directive, directive=directive)
 
 

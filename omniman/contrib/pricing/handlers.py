@@ -35,6 +35,10 @@ class PricingCheckHandler:
     "rev", "check_code"}``. The report goes through ``write_check(...,
     expected_rev=payload["rev"])``, so a run for an older ``rev`` — or a second
     run of the same directive — writes nothing new: the handler is idempotent.
+    Run in the transaction that changed the session
+    (:func:`omniman.engine.dispatch_before_commit`, ``ctx["locked"]["session"]``),
+    it takes that session as it is — locked, in memory, at its rev — without
+    reading it again, and writes the check on that object too.
     """
 
     topic = CHECK_TOPIC
@@ -51,11 +55,16 @@ class PricingCheckHandler:
             rev = int(payload["rev"])
         except (TypeError, ValueError):
             raise DirectiveError("invalid_payload", f"{self.topic}: rev must be an integer.", {"fields": ["rev"]}) from None
-        session = (
-            Session.objects.select_related("channel")
-            .filter(session_key=session_key, channel__code=channel_code)
-            .first()
-        )
+        shared = (ctx.get("locked") or {}).get("session")
+        if isinstance(shared, Session) and shared.session_key == session_key and shared.channel.code == channel_code:
+            session = shared  # locked by the transaction that changed it (engine.dispatch_before_commit): not read again
+        else:
+            shared = None
+            session = (
+                Session.objects.select_related("channel")
+                .filter(session_key=session_key, channel__code=channel_code)
+                .first()
+            )
         if session is None or session.state != Session.State.OPEN or session.rev != rev:
             logger.info(
                 "pricing check skipped: the session moved on",
@@ -71,6 +80,7 @@ class PricingCheckHandler:
             result={"lines": len(session.lines), "unpriced": [issue["line_id"] for issue in issues]},
             status="issues" if issues else "ok",
             issues=issues,
+            session=shared,
         )
 
 

@@ -595,3 +595,21 @@ def test_the_admin_refuses_a_negative_price_list_price_with_a_field_error(admin_
     formset = response.context["inline_admin_formsets"][0].formset
     assert [e.code for e in formset.forms[0].errors.as_data()["price_q"]] == ["min_value"]
     assert not PriceList.objects.exists() and not PriceListItem.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_check_run_in_the_modifys_transaction_takes_the_session_it_holds(menu, settings):
+    settings.OMNIMAN = {**settings.OMNIMAN, "DISPATCH_ON_COMMIT": ["pricing.check"]}
+    pos = make_channel("pos", config=CHECKED)
+    session = open_with(pos, {"sku": "BURGER"})
+    with CaptureQueriesContext(connection) as queries:
+        changed = modify(session, {"op": "add_line", "sku": "FISH", "qty": 1})
+    # The answer carries the check, written on the object the modify holds locked: no second read of the session.
+    check = changed.data["checks"]["pricing"]
+    fish = line(changed, "FISH")["line_id"]
+    assert (check["rev"], check["status"], check["result"]) == (changed.rev, "issues", {"lines": 2, "unpriced": [fish]})
+    assert Session.objects.get(pk=session.pk).data == changed.data
+    assert Directive.objects.get(topic="pricing.check", payload__rev=changed.rev).status == "done"
+    session_table = Session._meta.db_table
+    sql = [query["sql"] for query in queries.captured_queries]
+    assert sum(q.startswith("SELECT") and f'FROM "{session_table}"' in q for q in sql) == 1, sql  # the modify's lock
