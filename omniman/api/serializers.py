@@ -20,6 +20,8 @@ from omniman.services import MAX_NAME_LENGTH, MAX_SKU_LENGTH, RESERVED_DATA_KEYS
 MAX_OPS = 200
 MAX_ITEMS = 500
 MAX_REV = 2**31 - 1
+MAX_CHANNEL_CODE = 64
+MAX_IDEMPOTENCY_KEY = 255
 ORDER_ORDERINGS = ("-created_at", "created_at", "-updated_at", "updated_at")
 
 # -- errors -------------------------------------------------------------------
@@ -40,7 +42,7 @@ class ErrorSerializer(serializers.Serializer):
 
 def _channel_code(**kwargs) -> serializers.SlugField:
     return serializers.SlugField(
-        max_length=64, trim_whitespace=False,
+        max_length=MAX_CHANNEL_CODE, trim_whitespace=False,
         help_text="The channel's code (sessions are addressed by key and channel).", **kwargs,
     )
 
@@ -221,7 +223,7 @@ class IdempotencyKeyField(serializers.Field):
     def to_internal_value(self, data):
         if not isinstance(data, str):
             self.fail("invalid")
-        if len(data) > 255:
+        if len(data) > MAX_IDEMPOTENCY_KEY:
             self.fail("max_length")
         return data
 
@@ -279,15 +281,16 @@ class CommitRequestSerializer(serializers.Serializer):
 
 # -- the hot requests' fast path -------------------------------------------------
 # Open, modify and commit run on every order. A DRF serializer for their bodies costs a
-# deepcopy of its declared fields and a walk through DRF's field machinery (about 0.5 ms
-# of CPU per order, benchmarks/profile_api.py). ``fast_validated_data`` answers what the
+# deepcopy of its declared fields and a walk through DRF's field machinery (some 0.4 ms
+# of CPU per order alone, more within whole requests: docs/deployment/performance.rst,
+# h-apiframe). ``fast_validated_data`` answers what the
 # serializer's ``validated_data`` would be for the usual, valid bodies, and ``None`` for
 # anything it is not sure of: the caller then runs the serializer, so every error (its
 # code, message and fields) still comes from the serializer alone. What the fast path
 # takes, the serializer takes too, with equal validated data
 # (tests/unit/test_api_fast_validation.py compares both on generated bodies).
 
-_FAST_SLUG = re.compile(r"[-a-zA-Z0-9_]{1,64}")
+_FAST_SLUG = re.compile(rf"[-a-zA-Z0-9_]{{1,{MAX_CHANNEL_CODE}}}")
 _MISSING = object()
 
 
@@ -329,14 +332,19 @@ def _fast_entries(value: Any, *, min_length: int, max_length: int) -> list[dict[
     return entries
 
 
+_HANDLE_LENGTHS = {
+    name: OpenSessionRequestSerializer._declared_fields[name].max_length for name in ("handle_type", "handle_ref")
+}
+
+
 def _fast_open(data: dict[str, Any]) -> dict[str, Any] | None:
     channel_code = data.get("channel_code")
     if not _fast_slug(channel_code):
         return None
     payload: dict[str, Any] = {"channel_code": channel_code}
-    for name, max_length in (("handle_type", 32), ("handle_ref", 128)):
+    for name in ("handle_type", "handle_ref"):
         value = data.get(name, "")
-        if not _fast_text(value, max_length):
+        if not _fast_text(value, _HANDLE_LENGTHS[name]):
             return None
         payload[name] = value
     if "data" in data:
@@ -366,7 +374,7 @@ def _fast_modify(data: dict[str, Any]) -> dict[str, Any] | None:
 def _fast_commit(data: dict[str, Any]) -> dict[str, Any] | None:
     channel_code = data.get("channel_code")
     key = data.get("idempotency_key")
-    if not _fast_slug(channel_code) or type(key) is not str or len(key) > 255:
+    if not _fast_slug(channel_code) or type(key) is not str or len(key) > MAX_IDEMPOTENCY_KEY:
         return None
     payload: dict[str, Any] = {"channel_code": channel_code, "idempotency_key": key}
     return payload if _fast_rev(data, payload) else None
