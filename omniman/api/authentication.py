@@ -20,8 +20,7 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.db import connections, router
-from django.utils.translation import gettext_lazy as _
-from rest_framework import HTTP_HEADER_ENCODING, authentication, exceptions
+from rest_framework import authentication
 from rest_framework.authtoken.models import Token
 
 from omniman.models import ModelRows, kept_per_connection
@@ -96,35 +95,28 @@ class _TokensWithRoles:
             return token
 
 
+class _AuthorizationOnly:
+    """What DRF's ``get_authorization_header`` reads of a request: its ``headers``, here only ``Authorization``."""
+
+    __slots__ = ("headers",)
+
+    def __init__(self, header: str | None):
+        self.headers = {} if header is None else {"authorization": header}
+
+
 class TokenAuthentication(authentication.TokenAuthentication):
     """``Authorization: Token <key>``, as DRF's, with the user's roles read in the same query.
 
-    The header is read from ``request.META``, as DRF did before 3.15: DRF's
-    ``get_authorization_header`` now reads ``request.headers``, a copy of every
-    header Django builds on first use, which nothing else on an API request needs.
-    The answers (and DRF's messages) are DRF's.
+    DRF's ``get_authorization_header`` reads ``request.headers``, a copy of
+    every header Django builds on first use, which nothing else on an API
+    request needs: DRF's own checks and messages get the one header, read from
+    ``request.META`` (as DRF read it before 3.15).
     """
 
     model = _TokensWithRoles
 
     def authenticate(self, request):
-        auth = request.META.get("HTTP_AUTHORIZATION", b"")
-        if isinstance(auth, str):
-            auth = auth.encode(HTTP_HEADER_ENCODING)
-        auth = auth.split()
-        if not auth or auth[0].lower() != self.keyword.lower().encode():
-            return None
-        if len(auth) == 1:
-            raise exceptions.AuthenticationFailed(_("Invalid token header. No credentials provided."))
-        if len(auth) > 2:
-            raise exceptions.AuthenticationFailed(_("Invalid token header. Token string should not contain spaces."))
-        try:
-            token = auth[1].decode()
-        except UnicodeError:
-            raise exceptions.AuthenticationFailed(
-                _("Invalid token header. Token string should not contain invalid characters.")
-            ) from None
-        return self.authenticate_credentials(token)
+        return super().authenticate(_AuthorizationOnly(request.META.get("HTTP_AUTHORIZATION")))
 
 
 __all__ = ["TokenAuthentication"]
