@@ -218,6 +218,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": ["omniman.api.parsers.StrictJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # DRF's, with a shortcut for no Accept, */* or application/json (omniman/api/negotiation.py).
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "omniman.api.negotiation.ContentNegotiation",
     "DEFAULT_PAGINATION_CLASS": "omniman.api.pagination.Pagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "omniman.api.exceptions.exception_handler",

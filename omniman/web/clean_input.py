@@ -25,9 +25,9 @@ import re
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.urls import reverse
+from django.urls import get_resolver, get_script_prefix, get_urlconf, reverse
 from django.utils.html import format_html
-from django.utils.translation import gettext as _
+from django.utils.translation import get_language, gettext as _
 
 from omniman import conf
 
@@ -58,8 +58,24 @@ def bad_field(request: HttpRequest, *, form: bool = True) -> str | None:
     return None
 
 
+_api_prefix: tuple[object, str, str | None, str] | None = None  # the last (resolver, script prefix, language, prefix)
+
+
 def api_prefix() -> str:
-    return reverse("api:root")
+    """``reverse("api:root")``, reversed again only when what it depends on changes, not on every request.
+
+    The key is what ``reverse`` reads: the resolver (Django builds a new one when the URLconf changes: the
+    request's ``urlconf``, ``override_settings(ROOT_URLCONF=…)``, ``clear_url_caches()``), the script prefix
+    and the active language (translated paths). One entry: the last one seen.
+    """
+    global _api_prefix
+    key = (get_resolver(get_urlconf()), get_script_prefix(), get_language())
+    cached = _api_prefix
+    if cached is not None and cached[0] is key[0] and cached[1] == key[1] and cached[2] == key[2]:
+        return cached[3]
+    prefix = reverse("api:root")
+    _api_prefix = (*key, prefix)
+    return prefix
 
 
 def declared_length(request: HttpRequest) -> int:
