@@ -176,13 +176,25 @@ def test_watch_wakes_on_notify_not_on_the_interval():
     assert max(latencies) < 3.0, latencies  # polling would take up to 30 s
 
 
+def _handler_in_transaction(model) -> bool:
+    """A backend of this database sits in an open transaction whose last statement inserted into ``model``'s table."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT EXISTS(SELECT 1 FROM pg_stat_activity WHERE datname = current_database() "
+            "AND state = 'idle in transaction' AND query LIKE %s)",
+            [f'INSERT INTO "{model._meta.db_table}"%'],
+        )
+        return cursor.fetchone()[0]
+
+
 def test_sigterm_lets_the_directive_in_hand_finish():
     directive = Directive.objects.enqueue("test.sleep", {"sleep": 2, "slow_attempts": [1]})
     waiting = Directive.objects.enqueue("test.record", {}, available_at=timezone.now())
     worker = start_worker("--watch", "--limit", "10", "--interval", "0.2", "--topic", "test.sleep")
     try:
-        wait_for(lambda: Execution.objects.filter(directive_id=directive.pk).exists() or
-                 Directive.objects.filter(pk=directive.pk, started_at__isnull=False).exists(), timeout=20)
+        # In hand: the handler has written its row and sleeps in its transaction. (``started_at`` alone is not
+        # enough: the claim stamps it, and a SIGTERM between the claim and the handler gives the row back.)
+        wait_for(lambda: _handler_in_transaction(Execution), timeout=20)
         started = time.monotonic()
         code, output = stop(worker, signal.SIGTERM, timeout=20)
     finally:
