@@ -92,13 +92,19 @@ def _lock_levels(skus: Iterable[str], *, lock: bool = True) -> dict[str, StockLe
     return {level.sku: level for level in (rows.load(connection.alias, values) for values in found)}
 
 
-def _own_active_holds(reference: str) -> list[StockHold]:
-    """``reference``'s active holds, locked, oldest first (call inside a transaction)."""
+def _hold_reader():
+    """The holds' connection, whether it locks rows (``FOR UPDATE``), and the reader of their columns (alias ``h``);
+    a locking read outside a transaction is refused, as the ORM refuses it."""
     connection = connections[router.db_for_write(StockHold)]
     locking = connection.features.has_select_for_update
     if locking and connection.get_autocommit():
         raise transaction.TransactionManagementError("select_for_update cannot be used outside of a transaction.")
-    rows = ModelRows.of(StockHold, connection, "h")
+    return connection, locking, ModelRows.of(StockHold, connection, "h")
+
+
+def _own_active_holds(reference: str) -> list[StockHold]:
+    """``reference``'s active holds, locked, oldest first (call inside a transaction)."""
+    connection, locking, rows = _hold_reader()
 
     def build() -> str:
         qn = connection.ops.quote_name
@@ -128,11 +134,7 @@ def _held_and_own(skus: list[str], reference: str) -> tuple[dict[str, Decimal], 
     One ``UNION ALL``: the own rows (oldest first), then one row per SKU with live holds of other sessions,
     its id ``NULL`` and its sum in ``qty``.
     """
-    connection = connections[router.db_for_write(StockHold)]
-    locking = connection.features.has_select_for_update
-    if locking and connection.get_autocommit():
-        raise transaction.TransactionManagementError("select_for_update cannot be used outside of a transaction.")
-    rows = ModelRows.of(StockHold, connection, "h")
+    connection, locking, rows = _hold_reader()
 
     def build() -> str:
         qn = connection.ops.quote_name
