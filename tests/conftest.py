@@ -34,7 +34,8 @@ def fresh_batch_pace(monkeypatch):
 @pytest.fixture
 def unhurried_batches(monkeypatch):
     """Batches end by their size, not by ``BATCH_MAX_SECONDS`` (0.1 s), which a loaded CI machine (three suites on
-    two cores) can pass with 20 no-op directives, ending a pass early: for tests that count a batch's statements.
+    two cores) can pass with 20 no-op directives, ending a pass early: for tests that count a batch's statements
+    or expect one pass to run every due directive.
     The time bound has its own test (``test_directive_claimed_batch.py::test_the_time_bound_…``), which sets it."""
     from omniman import engine
 
